@@ -1,0 +1,103 @@
+//! Events: what subscribers of a running study hear (progress bars, dashboards, callbacks).
+//!
+//! They are derived from the study's [`Change`](crate::Change)s as a [`StudyView`](crate::StudyView)
+//! applies them, plus the start and the end of a run, so every subscriber sees them in the order
+//! the store recorded them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Params;
+
+/// Why a run of a study ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// `max_trials` trials exist.
+    MaxTrials,
+    MaxTime,
+    /// The best value reached the target.
+    TargetReached,
+    MaxFailures,
+    /// The sampler has no point left (an exhausted grid).
+    SpaceExhausted,
+    /// Someone asked the run to stop.
+    Stopped,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    StudyStarted {
+        study: String,
+    },
+    TrialStarted {
+        number: u64,
+        params: Params,
+    },
+    MetricReported {
+        number: u64,
+        step: u64,
+        value: f64,
+    },
+    TrialCompleted {
+        number: u64,
+        values: Vec<f64>,
+    },
+    TrialPruned {
+        number: u64,
+        step: Option<u64>,
+        reason: String,
+    },
+    TrialFailed {
+        number: u64,
+        error: String,
+    },
+    /// A new best trial (single objective), or a trial joined the Pareto front (several).
+    BestUpdated {
+        number: u64,
+        values: Vec<f64>,
+    },
+    /// After each finished trial: `finished` counts 1, 2, … up to `total` (the trial budget, if any).
+    StudyProgress {
+        finished: u64,
+        total: Option<u64>,
+        completed: u64,
+        pruned: u64,
+        failed: u64,
+        best: Option<f64>,
+    },
+    StudyCompleted {
+        study: String,
+        reason: StopReason,
+    },
+}
+
+/// The kind of an [`Event`], to subscribe to one kind only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    StudyStarted,
+    TrialStarted,
+    MetricReported,
+    TrialCompleted,
+    TrialPruned,
+    TrialFailed,
+    BestUpdated,
+    StudyProgress,
+    StudyCompleted,
+}
+
+impl Event {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::StudyStarted { .. } => EventKind::StudyStarted,
+            Event::TrialStarted { .. } => EventKind::TrialStarted,
+            Event::MetricReported { .. } => EventKind::MetricReported,
+            Event::TrialCompleted { .. } => EventKind::TrialCompleted,
+            Event::TrialPruned { .. } => EventKind::TrialPruned,
+            Event::TrialFailed { .. } => EventKind::TrialFailed,
+            Event::BestUpdated { .. } => EventKind::BestUpdated,
+            Event::StudyProgress { .. } => EventKind::StudyProgress,
+            Event::StudyCompleted { .. } => EventKind::StudyCompleted,
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Studies: what is optimized, and in which direction.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, SearchSpace};
+
+/// A study's identity in its store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StudyId(pub u64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Minimize,
+    Maximize,
+}
+
+impl Direction {
+    /// Whether `a` is strictly better than `b` in this direction.
+    pub fn better(self, a: f64, b: f64) -> bool {
+        match self {
+            Direction::Minimize => a < b,
+            Direction::Maximize => a > b,
+        }
+    }
+}
+
+/// One objective: the metric a trial reports, and whether to minimize or maximize it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
+    pub metric: String,
+    pub direction: Direction,
+}
+
+impl Objective {
+    pub fn minimize(metric: &str) -> Self {
+        Objective {
+            metric: metric.to_owned(),
+            direction: Direction::Minimize,
+        }
+    }
+    pub fn maximize(metric: &str) -> Self {
+        Objective {
+            metric: metric.to_owned(),
+            direction: Direction::Maximize,
+        }
+    }
+}
+
+/// What a study is: its name, objectives and declared search space. Stored once when the study
+/// is created; reopening a study with a different spec is refused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudySpec {
+    pub name: String,
+    pub objectives: Vec<Objective>,
+    #[serde(default)]
+    pub space: SearchSpace,
+}
+
+impl StudySpec {
+    pub fn new(name: &str, objectives: Vec<Objective>, space: SearchSpace) -> Self {
+        StudySpec {
+            name: name.to_owned(),
+            objectives,
+            space,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.name.trim().is_empty() {
+            return Err(Error::InvalidStudy("the study name is empty".into()));
+        }
+        if self.objectives.is_empty() {
+            return Err(Error::InvalidStudy(format!(
+                "study \"{}\" has no objective",
+                self.name
+            )));
+        }
+        for (i, o) in self.objectives.iter().enumerate() {
+            if self.objectives[..i].iter().any(|p| p.metric == o.metric) {
+                return Err(Error::InvalidStudy(format!(
+                    "objective \"{}\" appears twice",
+                    o.metric
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `a` Pareto-dominates `b`: no worse in every objective, strictly better in one.
+pub fn dominates(objectives: &[Objective], a: &[f64], b: &[f64]) -> bool {
+    let mut strictly = false;
+    for ((o, &x), &y) in objectives.iter().zip(a).zip(b) {
+        if o.direction.better(y, x) {
+            return false;
+        }
+        strictly |= o.direction.better(x, y);
+    }
+    strictly
+}

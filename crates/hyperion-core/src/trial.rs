@@ -1,0 +1,110 @@
+//! Trials: one evaluation of the objective at one point of the space.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Params;
+
+/// A trial's identity in its store (unique across studies). Users mostly see [`Trial::number`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TrialId(pub u64);
+
+/// Microseconds since the Unix epoch: portable, cheap to store and compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(since.as_micros() as u64)
+    }
+
+    /// Time from `earlier` to `self`; zero if `earlier` is later (clocks can step back).
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_micros(self.0.saturating_sub(earlier.0))
+    }
+}
+
+/// Where a trial is in its life. `Completed`, `Pruned` and `Failed` are final.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum TrialState {
+    /// Created with fixed params (enqueued), waiting for a worker to claim it.
+    Pending,
+    Running,
+    Completed,
+    /// Stopped early by a pruner (or by the objective) at `step`.
+    Pruned {
+        step: Option<u64>,
+        reason: String,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+impl TrialState {
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self,
+            TrialState::Completed | TrialState::Pruned { .. } | TrialState::Failed { .. }
+        )
+    }
+
+    /// Lowercase name: `pending`, `running`, `completed`, `pruned`, `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TrialState::Pending => "pending",
+            TrialState::Running => "running",
+            TrialState::Completed => "completed",
+            TrialState::Pruned { .. } => "pruned",
+            TrialState::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// Everything known about one trial.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    pub id: TrialId,
+    /// 0, 1, 2, … within its study, in order of creation; never reused.
+    pub number: u64,
+    pub state: TrialState,
+    pub params: Params,
+    /// One value per objective, set when the trial completes. Always finite.
+    pub values: Option<Vec<f64>>,
+    /// Intermediate objective values by step (`report`); a later report of a step replaces it.
+    pub intermediate: BTreeMap<u64, f64>,
+    pub user_attrs: BTreeMap<String, serde_json::Value>,
+    /// Lineage for schedulers (PBT): the trial this one continues from, and how many ancestors
+    /// it has.
+    pub parent: Option<u64>,
+    pub depth: u32,
+    /// The trial this one runs again (after a crash or a stale heartbeat).
+    pub retry_of: Option<u64>,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+impl Trial {
+    /// Running time: from start to finish, or to now while running.
+    pub fn duration(&self) -> Option<Duration> {
+        let start = self.started_at?;
+        Some(self.finished_at.unwrap_or_else(Timestamp::now).since(start))
+    }
+
+    /// The first objective's value, for single-objective studies.
+    pub fn value(&self) -> Option<f64> {
+        self.values.as_ref().and_then(|v| v.first().copied())
+    }
+
+    /// The latest intermediate value and its step.
+    pub fn last_report(&self) -> Option<(u64, f64)> {
+        self.intermediate.iter().next_back().map(|(&s, &v)| (s, v))
+    }
+}

@@ -1,0 +1,326 @@
+//! The study as a fold of its changes.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    Change, Distribution, Error, Event, LoggedChange, StudyId, StudySpec, Trial, TrialState,
+    dominates,
+};
+
+/// How many trials are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub pending: u64,
+    pub running: u64,
+    pub completed: u64,
+    pub pruned: u64,
+    pub failed: u64,
+}
+
+impl Counts {
+    pub fn finished(&self) -> u64 {
+        self.completed + self.pruned + self.failed
+    }
+    pub fn total(&self) -> u64 {
+        self.pending + self.running + self.finished()
+    }
+
+    fn slot(&mut self, state: &TrialState) -> &mut u64 {
+        match state {
+            TrialState::Pending => &mut self.pending,
+            TrialState::Running => &mut self.running,
+            TrialState::Completed => &mut self.completed,
+            TrialState::Pruned { .. } => &mut self.pruned,
+            TrialState::Failed { .. } => &mut self.failed,
+        }
+    }
+}
+
+/// A study's state, built by applying its changes in order, and kept up to date by applying
+/// only the changes after [`StudyView::cursor`]. Applying a change costs O(1), except a
+/// multi-objective completion, which costs O(size of the Pareto front).
+///
+/// Samplers read the history from here; the runtime refreshes it from the store.
+#[derive(Clone, Debug)]
+pub struct StudyView {
+    id: StudyId,
+    spec: StudySpec,
+    registered: BTreeMap<String, Distribution>,
+    /// Indexed by trial number.
+    trials: Vec<Trial>,
+    /// Numbers of completed trials, in order of completion.
+    completed: Vec<u64>,
+    cursor: u64,
+    counts: Counts,
+    best: Option<u64>,
+    pareto: Vec<u64>,
+    total: Option<u64>,
+}
+
+impl StudyView {
+    pub fn new(id: StudyId, spec: StudySpec) -> Self {
+        StudyView {
+            id,
+            spec,
+            registered: BTreeMap::new(),
+            trials: Vec::new(),
+            completed: Vec::new(),
+            cursor: 0,
+            counts: Counts::default(),
+            best: None,
+            pareto: Vec::new(),
+            total: None,
+        }
+    }
+
+    pub fn id(&self) -> StudyId {
+        self.id
+    }
+    pub fn spec(&self) -> &StudySpec {
+        &self.spec
+    }
+    /// Sequence number of the last change applied (0 before any).
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+    /// All trials, indexed by number.
+    pub fn trials(&self) -> &[Trial] {
+        &self.trials
+    }
+    pub fn trial(&self, number: u64) -> Option<&Trial> {
+        self.trials.get(number as usize)
+    }
+    /// Completed trials in order of completion.
+    pub fn completed(&self) -> impl ExactSizeIterator<Item = &Trial> + '_ {
+        self.completed.iter().map(|&n| &self.trials[n as usize])
+    }
+    /// The best completed trial of a single-objective study (the earliest among equals); `None`
+    /// with several objectives: see [`StudyView::pareto_front`].
+    pub fn best_trial(&self) -> Option<&Trial> {
+        self.best.and_then(|n| self.trial(n))
+    }
+    /// The completed trials that no other completed trial dominates.
+    pub fn pareto_front(&self) -> Vec<&Trial> {
+        match self.spec.objectives.len() {
+            1 => self.best_trial().into_iter().collect(),
+            _ => self
+                .pareto
+                .iter()
+                .map(|&n| &self.trials[n as usize])
+                .collect(),
+        }
+    }
+    /// The distribution of a declared or define-by-run parameter.
+    pub fn distribution(&self, name: &str) -> Option<&Distribution> {
+        match self.spec.space.get(name) {
+            Some(p) => Some(&p.distribution),
+            None => self.registered.get(name),
+        }
+    }
+    /// Define-by-run parameters and their distributions.
+    pub fn registered(&self) -> &BTreeMap<String, Distribution> {
+        &self.registered
+    }
+    /// The trial budget announced in progress events.
+    pub fn set_total(&mut self, total: Option<u64>) {
+        self.total = total;
+    }
+
+    /// Applies one change, appending the events it causes to `events`. A change at or before
+    /// the cursor is skipped, so re-reading an overlapping range is harmless.
+    pub fn apply(&mut self, logged: &LoggedChange, events: &mut Vec<Event>) -> Result<(), Error> {
+        if logged.seq <= self.cursor {
+            return Ok(());
+        }
+        if logged.seq != self.cursor + 1 {
+            return Err(self.inconsistent(format!(
+                "change {} follows change {}",
+                logged.seq, self.cursor
+            )));
+        }
+        let at = logged.at;
+        match &logged.change {
+            Change::TrialCreated {
+                id,
+                number,
+                state,
+                params,
+                parent,
+                depth,
+                retry_of,
+            } => {
+                if *number != self.trials.len() as u64 {
+                    return Err(self.inconsistent(format!(
+                        "trial {number} created after {} trials",
+                        self.trials.len()
+                    )));
+                }
+                let running = *state == TrialState::Running;
+                self.trials.push(Trial {
+                    id: *id,
+                    number: *number,
+                    state: state.clone(),
+                    params: params.clone(),
+                    values: None,
+                    intermediate: BTreeMap::new(),
+                    user_attrs: BTreeMap::new(),
+                    parent: *parent,
+                    depth: *depth,
+                    retry_of: *retry_of,
+                    created_at: at,
+                    started_at: running.then_some(at),
+                    finished_at: None,
+                });
+                *self.counts.slot(state) += 1;
+                if running {
+                    events.push(Event::TrialStarted {
+                        number: *number,
+                        params: params.clone(),
+                    });
+                }
+            }
+            Change::TrialStarted { number } => {
+                let trial = self.trial_mut(*number)?;
+                trial.state = TrialState::Running;
+                trial.started_at = Some(at);
+                let params = trial.params.clone();
+                self.counts.pending -= 1;
+                self.counts.running += 1;
+                events.push(Event::TrialStarted {
+                    number: *number,
+                    params,
+                });
+            }
+            Change::ParamRegistered { name, distribution } => {
+                self.registered.insert(name.clone(), distribution.clone());
+            }
+            Change::ParamSet {
+                number,
+                name,
+                value,
+            } => {
+                self.trial_mut(*number)?
+                    .params
+                    .insert(name.clone(), value.clone());
+            }
+            Change::MetricReported {
+                number,
+                step,
+                value,
+            } => {
+                self.trial_mut(*number)?.intermediate.insert(*step, *value);
+                events.push(Event::MetricReported {
+                    number: *number,
+                    step: *step,
+                    value: *value,
+                });
+            }
+            Change::UserAttrSet { number, key, value } => {
+                self.trial_mut(*number)?
+                    .user_attrs
+                    .insert(key.clone(), value.clone());
+            }
+            Change::TrialFinished {
+                number,
+                state,
+                values,
+            } => {
+                let trial = self.trial_mut(*number)?;
+                let before = std::mem::replace(&mut trial.state, state.clone());
+                trial.values = values.clone();
+                trial.finished_at = Some(at);
+                *self.counts.slot(&before) -= 1;
+                *self.counts.slot(state) += 1;
+                match state {
+                    TrialState::Completed => {
+                        let values = values.clone().unwrap_or_default();
+                        events.push(Event::TrialCompleted {
+                            number: *number,
+                            values: values.clone(),
+                        });
+                        self.completed.push(*number);
+                        if self.update_best(*number, &values) {
+                            events.push(Event::BestUpdated {
+                                number: *number,
+                                values,
+                            });
+                        }
+                    }
+                    TrialState::Pruned { step, reason } => events.push(Event::TrialPruned {
+                        number: *number,
+                        step: *step,
+                        reason: reason.clone(),
+                    }),
+                    TrialState::Failed { error } => events.push(Event::TrialFailed {
+                        number: *number,
+                        error: error.clone(),
+                    }),
+                    TrialState::Pending | TrialState::Running => {
+                        return Err(self
+                            .inconsistent(format!("trial {number} finished as {}", state.name())));
+                    }
+                }
+                events.push(Event::StudyProgress {
+                    finished: self.counts.finished(),
+                    total: self.total,
+                    completed: self.counts.completed,
+                    pruned: self.counts.pruned,
+                    failed: self.counts.failed,
+                    best: self.best_trial().and_then(Trial::value),
+                });
+            }
+        }
+        self.cursor = logged.seq;
+        Ok(())
+    }
+
+    /// Records a completion in the best trial or the Pareto front; true if it joined.
+    fn update_best(&mut self, number: u64, values: &[f64]) -> bool {
+        let objectives = &self.spec.objectives;
+        if values.len() != objectives.len() || values.iter().any(|v| !v.is_finite()) {
+            return false; // Stores refuse these; never let one become the best.
+        }
+        if objectives.len() == 1 {
+            let better = match self.best_trial().and_then(Trial::value) {
+                None => true,
+                Some(best) => objectives[0].direction.better(values[0], best),
+            };
+            if better {
+                self.best = Some(number);
+            }
+            return better;
+        }
+        let trials = &self.trials;
+        let value_of = |n: u64| trials[n as usize].values.as_deref().unwrap_or_default();
+        if self
+            .pareto
+            .iter()
+            .any(|&n| dominates(objectives, value_of(n), values))
+        {
+            return false;
+        }
+        self.pareto
+            .retain(|&n| !dominates(objectives, values, value_of(n)));
+        self.pareto.push(number);
+        true
+    }
+
+    fn trial_mut(&mut self, number: u64) -> Result<&mut Trial, Error> {
+        let len = self.trials.len();
+        self.trials.get_mut(number as usize).ok_or_else(|| {
+            Error::Inconsistent(format!(
+                "change for trial {number}, but only {len} trials exist"
+            ))
+        })
+    }
+
+    fn inconsistent(&self, what: String) -> Error {
+        Error::Inconsistent(format!("study \"{}\": {what}", self.spec.name))
+    }
+}
+
+#[cfg(test)]
+mod tests;
