@@ -109,7 +109,7 @@ impl FloatDistribution {
                 return Err(format!("step ({step}) must be > 0"));
             }
             let span = high - low;
-            if step > span {
+            if step > span * (1.0 + STEP_TOLERANCE) {
                 return Err(format!(
                     "step ({step}) is larger than the range {low}..{high}"
                 ));

@@ -114,6 +114,11 @@ impl SearchSpace {
         self.order.iter().map(|&i| &self.params[i])
     }
 
+    /// Indices into [`SearchSpace::params`] in sampling order.
+    pub fn sampling_indices(&self) -> &[usize] {
+        &self.order
+    }
+
     pub fn get(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
     }

@@ -1,1 +1,150 @@
+//! Samplers decide what to try: given a search space, a study's history and a trial number,
+//! they propose parameter values.
+//!
+//! A sampler is a pure function of `(seed, space, history, trial number)`: it never touches the
+//! store and keeps no state that matters, so a restarted process (or another worker) suggests
+//! exactly what the first one would have. Randomness comes from one portable stream per
+//! (seed, trial number) ([`stream`]), which makes suggestions independent of thread scheduling
+//! and identical on every machine. Position-based samplers (grid, Sobol) use the trial number as
+//! their cursor: numbers are unique and never reused in a study, so a reopened study continues
+//! where it stopped and concurrent workers never take the same point.
+//!
+//! ```
+//! use hyperion_core::{FloatDistribution, Objective, SearchSpace, StudyId, StudySpec, StudyView};
+//! use hyperion_samplers::{SampleContext, SamplerConfig};
+//!
+//! let space = SearchSpace::builder().param("x", FloatDistribution::new(-5.0, 5.0)).build()?;
+//! let view = StudyView::new(StudyId(1), StudySpec::new("demo", vec![Objective::minimize("y")], space.clone()));
+//! let sampler = SamplerConfig::Random.build(42)?;
+//! let ctx = SampleContext { view: &view, trial_number: 0 };
+//! let params = sampler.suggest(&space, &ctx)?.expect("random never runs out");
+//! assert!(params["x"].as_f64().unwrap().abs() <= 5.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod grid;
+mod random;
+mod sobol;
+mod unit;
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use hyperion_core::{Distribution, ParamValue, Params, SearchSpace, StudyView};
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
+
+pub use grid::GridSampler;
+pub use random::RandomSampler;
+pub use sobol::SobolSampler;
+pub use unit::from_unit;
+
+/// What a sampler knows when it suggests.
+#[derive(Clone, Copy, Debug)]
+pub struct SampleContext<'a> {
+    /// The study's history: trials, their params, values and states.
+    pub view: &'a StudyView,
+    /// The number of the trial being sampled (reserved by the store).
+    pub trial_number: u64,
+}
+
+/// Proposes parameters. Implementations must be deterministic in (their seed, the space, the
+/// context): the same inputs give the same values on any machine.
+pub trait Sampler: Send + Sync + Debug {
+    /// Values for every active parameter of `space` (inactive conditional ones are absent), or
+    /// `None` when the sampler has no point left to propose.
+    fn suggest(
+        &self,
+        space: &SearchSpace,
+        ctx: &SampleContext<'_>,
+    ) -> Result<Option<Params>, SamplerError>;
+
+    /// A value for one define-by-run parameter, not in the declared space. `distribution` is
+    /// valid.
+    fn suggest_param(
+        &self,
+        name: &str,
+        distribution: &Distribution,
+        ctx: &SampleContext<'_>,
+    ) -> Result<ParamValue, SamplerError>;
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SamplerError {
+    #[error("parameter \"{param}\": the {sampler} sampler needs it declared in the search space")]
+    NotDeclared {
+        param: String,
+        sampler: &'static str,
+    },
+    #[error("grid values of parameter \"{param}\": {reason}")]
+    InvalidGrid { param: String, reason: String },
+    #[error("the grid has more than {limit} points with conditional parameters; give fewer values")]
+    GridTooLarge { limit: usize },
+    #[error("invalid sampler configuration: {0}")]
+    Config(String),
+}
+
+/// Which sampler to use and its settings: the serde form a study file holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SamplerConfig {
+    /// Every combination, in declared order with the last parameter varying fastest.
+    Grid {
+        /// Points per float dimension, and the most values taken from an int range (default 5).
+        #[serde(default = "default_grid_points")]
+        points: usize,
+        /// Explicit grid values for some parameters; they override `points`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        values: BTreeMap<String, Vec<ParamValue>>,
+    },
+    Random,
+    /// Owen-scrambled Sobol quasi-random points.
+    Sobol,
+}
+
+fn default_grid_points() -> usize {
+    5
+}
+
+impl SamplerConfig {
+    pub fn grid() -> Self {
+        SamplerConfig::Grid {
+            points: default_grid_points(),
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// The sampler, with `seed` as the study's seed.
+    pub fn build(&self, seed: u64) -> Result<Box<dyn Sampler>, SamplerError> {
+        Ok(match self {
+            SamplerConfig::Grid { points, values } => {
+                Box::new(GridSampler::new(*points, values.clone())?)
+            }
+            SamplerConfig::Random => Box::new(RandomSampler::new(seed)),
+            SamplerConfig::Sobol => Box::new(SobolSampler::new(seed)),
+        })
+    }
+}
+
+/// The random stream for (study seed, trial number, salt): portable (Xoshiro256++ seeded by
+/// SplitMix64 mixing) and independent of everything else that happens in the process.
+pub fn stream(seed: u64, trial_number: u64, salt: u64) -> Xoshiro256PlusPlus {
+    let key = mix(mix(seed ^ 0x6879_7065_7269_6f6e) ^ trial_number) ^ salt;
+    Xoshiro256PlusPlus::seed_from_u64(mix(key))
+}
+
+/// A portable 64-bit hash of a parameter name (FNV-1a), to salt per-parameter streams.
+pub fn name_salt(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
