@@ -1,1 +1,249 @@
+//! The store keeps every fact of every study: here is a trial, keep it safe.
+//!
+//! [`Store`] is the contract every backend meets (in memory now; SQLite and PostgreSQL next).
+//! Each method is one transaction: it happens entirely or not at all, and concurrent callers —
+//! threads now, processes and machines later — see each other's writes in one order. Every
+//! write appends a [`Change`](hyperion_core::Change) to the study's log with the next sequence
+//! number, in the same transaction, so [`Store::changes_since`] lets a reader follow a study
+//! from a cursor and rebuild it exactly.
+//!
+//! Trial numbers are reserved atomically by [`Store::create_trial`], which asks the caller for
+//! the params of the number it reserved while it holds the study: the sampler sees its trial
+//! number, the trial budget is met exactly, and no half-created trial can exist.
+//!
+//! The [`conformance`] module is the test suite every backend runs unchanged
+//! ([`conformance_tests!`]).
+//!
+//! ```
+//! use hyperion_core::{Objective, Params, SearchSpace, StudySpec, TrialState};
+//! use hyperion_store::{Created, MemoryStore, NewTrial, Store};
+//!
+//! let store = MemoryStore::new();
+//! let study = store.create_study(&StudySpec::new("demo", vec![Objective::minimize("loss")], SearchSpace::default()))?;
+//! let Created::Trial(trial) = store.create_trial(study.id, &NewTrial::running(), None, &mut |_number| Some(Params::new()))? else {
+//!     unreachable!()
+//! };
+//! store.finish_trial(study.id, trial.number, TrialState::Completed, Some(vec![0.5]))?;
+//! assert_eq!(store.best_trial(study.id)?.unwrap().values, Some(vec![0.5]));
+//! # Ok::<(), hyperion_store::StoreError>(())
+//! ```
 
+pub mod conformance;
+mod memory;
+
+use std::fmt::Debug;
+
+use hyperion_core::{
+    Distribution, LoggedChange, ParamValue, Params, StudyId, StudySpec, Timestamp, Trial,
+    TrialState,
+};
+
+pub use memory::MemoryStore;
+
+/// A study as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StudyRecord {
+    pub id: StudyId,
+    pub spec: StudySpec,
+    pub created_at: Timestamp,
+}
+
+/// How to create a trial; its params come from the `propose` callback of
+/// [`Store::create_trial`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewTrial {
+    /// Whether the trial starts now, or waits to be claimed (enqueued).
+    pub pending: bool,
+    pub parent: Option<u64>,
+    pub depth: u32,
+    pub retry_of: Option<u64>,
+}
+
+impl NewTrial {
+    pub fn running() -> Self {
+        NewTrial::default()
+    }
+    pub fn pending() -> Self {
+        NewTrial {
+            pending: true,
+            ..NewTrial::default()
+        }
+    }
+}
+
+/// What [`Store::create_trial`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Created {
+    Trial(Trial),
+    /// The study already has `max_trials` trials; nothing was created.
+    LimitReached,
+    /// `propose` returned `None`; nothing was created and no number was used.
+    Declined,
+}
+
+/// The store contract. Every method is atomic; see the crate docs.
+pub trait Store: Send + Sync + Debug {
+    /// Creates a study, or returns the existing study of that name if its spec is the same.
+    /// A different spec under an existing name is [`StoreError::SpecMismatch`].
+    fn create_study(&self, spec: &StudySpec) -> Result<StudyRecord, StoreError>;
+
+    /// The study called `name`.
+    fn study(&self, name: &str) -> Result<StudyRecord, StoreError>;
+
+    /// Every study, by name.
+    fn studies(&self) -> Result<Vec<StudyRecord>, StoreError>;
+
+    /// Deletes a study with its trials and log.
+    fn delete_study(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Reserves the study's next trial number `n` (0, 1, 2, …) and creates the trial with the
+    /// params `propose(n)` returns. Nothing is created when the study already has `max_trials`
+    /// trials (counting every state) or when `propose` returns `None`. `propose` runs inside the
+    /// transaction: keep it short, and do not call the store from it.
+    fn create_trial(
+        &self,
+        study: StudyId,
+        new: &NewTrial,
+        max_trials: Option<u64>,
+        propose: &mut dyn FnMut(u64) -> Option<Params>,
+    ) -> Result<Created, StoreError>;
+
+    /// Moves the lowest-numbered pending trial to running and returns it; `None` if there is
+    /// none. Two callers never claim the same trial.
+    fn claim_pending(&self, study: StudyId) -> Result<Option<Trial>, StoreError>;
+
+    /// Sets a define-by-run parameter of a running trial. The first use of `name` in the study
+    /// registers `distribution` for it; a later use with another distribution is
+    /// [`StoreError::Param`] and changes nothing.
+    fn set_param(
+        &self,
+        study: StudyId,
+        number: u64,
+        name: &str,
+        value: &ParamValue,
+        distribution: &Distribution,
+    ) -> Result<(), StoreError>;
+
+    /// Records an intermediate value of a running trial (finite); a repeated step replaces it.
+    fn report(&self, study: StudyId, number: u64, step: u64, value: f64) -> Result<(), StoreError>;
+
+    fn set_user_attr(
+        &self,
+        study: StudyId,
+        number: u64,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+
+    /// Moves a running (or pending) trial to a final state. `Completed` needs `values`, one
+    /// finite value per objective; the other states take `None`. A trial already finished is
+    /// [`StoreError::NotRunning`] and keeps its first result.
+    fn finish_trial(
+        &self,
+        study: StudyId,
+        number: u64,
+        state: TrialState,
+        values: Option<Vec<f64>>,
+    ) -> Result<Trial, StoreError>;
+
+    /// The study's logged changes with a sequence number above `cursor`, in order.
+    fn changes_since(&self, study: StudyId, cursor: u64) -> Result<Vec<LoggedChange>, StoreError>;
+
+    fn trial(&self, study: StudyId, number: u64) -> Result<Trial, StoreError>;
+
+    /// All trials of the study, by number.
+    fn trials(&self, study: StudyId) -> Result<Vec<Trial>, StoreError>;
+
+    /// The best completed trial of a single-objective study (the earliest among equals).
+    fn best_trial(&self, study: StudyId) -> Result<Option<Trial>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("study \"{name}\" not found")]
+    StudyNotFound { name: String },
+    #[error("study {0:?} not found (deleted?)")]
+    StudyIdNotFound(StudyId),
+    #[error("study \"{name}\" already exists with a different {what}; use another study name")]
+    SpecMismatch { name: String, what: String },
+    #[error("trial {number} not found")]
+    TrialNotFound { number: u64 },
+    #[error("trial {number} is {state}, not running")]
+    NotRunning { number: u64, state: &'static str },
+    #[error("trial {number}: {reason}")]
+    InvalidValues { number: u64, reason: String },
+    #[error(transparent)]
+    Param(#[from] hyperion_core::Error),
+    /// A bug in a backend, or a corrupted store.
+    #[error("store inconsistency (a bug): {0}")]
+    Inconsistent(String),
+}
+
+/// Checks `values` for completing a trial of a study with `objectives` objectives.
+pub fn check_values(
+    number: u64,
+    state: &TrialState,
+    values: Option<&[f64]>,
+    objectives: usize,
+) -> Result<(), StoreError> {
+    let invalid = |reason: String| Err(StoreError::InvalidValues { number, reason });
+    match (state, values) {
+        (TrialState::Pending | TrialState::Running, _) => {
+            invalid(format!("cannot finish as {}", state.name()))
+        }
+        (TrialState::Completed, None) => invalid("completed without values".into()),
+        (TrialState::Completed, Some(v)) if v.len() != objectives => {
+            invalid(format!("{} values for {objectives} objectives", v.len()))
+        }
+        (TrialState::Completed, Some(v)) => match v.iter().position(|x| !x.is_finite()) {
+            Some(i) => invalid(format!("objective {i} is {}, not a finite number", v[i])),
+            None => Ok(()),
+        },
+        (_, Some(_)) => invalid(format!("a {} trial has no values", state.name())),
+        (_, None) => Ok(()),
+    }
+}
+
+/// Describes how two specs of the same study differ, for [`StoreError::SpecMismatch`].
+pub fn spec_difference(old: &StudySpec, new: &StudySpec) -> Option<String> {
+    if old.objectives != new.objectives {
+        let show = |s: &StudySpec| {
+            s.objectives
+                .iter()
+                .map(|o| format!("{} {:?}", o.metric, o.direction).to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Some(format!("objectives ({}, not {})", show(old), show(new)));
+    }
+    if old.space == new.space {
+        return None;
+    }
+    for p in old.space.params() {
+        match new.space.get(&p.name) {
+            None => {
+                return Some(format!(
+                    "search space (parameter \"{}\" was removed)",
+                    p.name
+                ));
+            }
+            Some(q) if q != p => {
+                return Some(format!(
+                    "search space (parameter \"{}\" was {}, now {})",
+                    p.name, p.distribution, q.distribution
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let added = new
+        .space
+        .params()
+        .iter()
+        .find(|p| old.space.get(&p.name).is_none());
+    Some(match added {
+        Some(p) => format!("search space (parameter \"{}\" was added)", p.name),
+        None => "search space (the parameters were reordered)".into(),
+    })
+}

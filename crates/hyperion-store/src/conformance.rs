@@ -1,0 +1,522 @@
+//! The conformance suite: what every [`Store`] backend must do. Each case takes a fresh, empty
+//! store and panics on a violation; [`conformance_tests!`](crate::conformance_tests) turns every
+//! case into a `#[test]` for a backend:
+//!
+//! ```text
+//! hyperion_store::conformance_tests!(hyperion_store::MemoryStore::new());
+//! ```
+//!
+//! The expression is evaluated once per test and must dereference to the store (a fixture that
+//! owns a temporary directory can `Deref` to its store).
+
+use std::collections::BTreeSet;
+use std::sync::Barrier;
+
+use hyperion_core::{
+    Condition, Distribution, FloatDistribution, IntDistribution, Objective, ParamValue, Params,
+    SearchSpace, StudyId, StudySpec, StudyView, TrialState,
+};
+
+use crate::{Created, NewTrial, Store, StoreError};
+
+/// Generates one `#[test]` per conformance case, each with a store from `$make`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@cases $make;
+            reopening_a_study_with_the_same_spec_returns_it,
+            reopening_a_study_with_another_spec_is_refused,
+            unknown_studies_are_named_in_the_error,
+            deleted_studies_are_gone,
+            trial_numbers_are_dense_and_per_study,
+            concurrent_creates_never_share_a_number,
+            max_trials_is_exact_under_concurrency,
+            a_declined_proposal_uses_no_number,
+            finishing_records_state_values_and_times,
+            a_finished_trial_keeps_its_first_result,
+            completion_needs_one_finite_value_per_objective,
+            intermediate_values_are_kept_by_step,
+            pending_trials_are_claimed_once_in_order,
+            define_by_run_params_keep_their_distribution,
+            user_attrs_and_lineage_are_kept,
+            the_change_log_rebuilds_the_trials,
+            best_trial_follows_the_direction
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let fixture = $make;
+                $crate::conformance::$case(&*fixture);
+            }
+        )*
+    };
+}
+
+fn spec(name: &str) -> StudySpec {
+    let space = SearchSpace::builder()
+        .param("x", FloatDistribution::new(-1.0, 1.0))
+        .param("n", IntDistribution::new(1, 4))
+        .build()
+        .unwrap();
+    StudySpec::new(name, vec![Objective::minimize("loss")], space)
+}
+
+fn point(x: f64) -> Params {
+    Params::from([
+        ("x".to_owned(), ParamValue::Float(x)),
+        ("n".to_owned(), ParamValue::Int(2)),
+    ])
+}
+
+fn create(store: &dyn Store, study: StudyId) -> u64 {
+    match store
+        .create_trial(study, &NewTrial::running(), None, &mut |_| Some(point(0.0)))
+        .unwrap()
+    {
+        Created::Trial(t) => t.number,
+        other => panic!("expected a trial, got {other:?}"),
+    }
+}
+
+fn complete(store: &dyn Store, study: StudyId, value: f64) -> u64 {
+    let number = create(store, study);
+    store
+        .finish_trial(study, number, TrialState::Completed, Some(vec![value]))
+        .unwrap();
+    number
+}
+
+pub fn reopening_a_study_with_the_same_spec_returns_it(store: &dyn Store) {
+    let first = store.create_study(&spec("s")).unwrap();
+    let again = store.create_study(&spec("s")).unwrap();
+    assert_eq!(first, again);
+    assert_eq!(store.study("s").unwrap(), first);
+    assert_eq!(store.studies().unwrap().len(), 1);
+}
+
+pub fn reopening_a_study_with_another_spec_is_refused(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap();
+    complete(store, study.id, 1.0);
+    let mut changed = spec("s");
+    changed.space = SearchSpace::builder()
+        .param("x", FloatDistribution::new(-2.0, 1.0))
+        .param("n", IntDistribution::new(1, 4))
+        .build()
+        .unwrap();
+    let e = store.create_study(&changed).unwrap_err();
+    assert!(matches!(e, StoreError::SpecMismatch { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "study \"s\" already exists with a different search space (parameter \"x\" was float -1..1, now float -2..1); \
+         use another study name"
+    );
+    let mut maximize = spec("s");
+    maximize.objectives = vec![Objective::maximize("loss")];
+    assert!(
+        store
+            .create_study(&maximize)
+            .unwrap_err()
+            .to_string()
+            .contains("objectives")
+    );
+    // Nothing stored was touched.
+    assert_eq!(store.trials(study.id).unwrap().len(), 1);
+}
+
+pub fn unknown_studies_are_named_in_the_error(store: &dyn Store) {
+    let e = store.study("mnist").unwrap_err();
+    assert_eq!(e.to_string(), "study \"mnist\" not found");
+    assert!(store.delete_study("mnist").is_err());
+    assert!(
+        store
+            .create_study(&StudySpec::new(
+                "",
+                vec![Objective::minimize("l")],
+                SearchSpace::default()
+            ))
+            .is_err()
+    );
+}
+
+pub fn deleted_studies_are_gone(store: &dyn Store) {
+    let study = store.create_study(&spec("a")).unwrap();
+    store.create_study(&spec("b")).unwrap();
+    complete(store, study.id, 1.0);
+    store.delete_study("a").unwrap();
+    assert!(matches!(
+        store.study("a"),
+        Err(StoreError::StudyNotFound { .. })
+    ));
+    assert!(store.trials(study.id).is_err());
+    let names: Vec<String> = store
+        .studies()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.spec.name)
+        .collect();
+    assert_eq!(names, ["b"]);
+    // The name can be used again, for a fresh study.
+    let again = store.create_study(&spec("a")).unwrap();
+    assert!(store.trials(again.id).unwrap().is_empty());
+}
+
+pub fn trial_numbers_are_dense_and_per_study(store: &dyn Store) {
+    let a = store.create_study(&spec("a")).unwrap().id;
+    let b = store.create_study(&spec("b")).unwrap().id;
+    assert_eq!(
+        [
+            create(store, a),
+            create(store, a),
+            create(store, b),
+            create(store, a)
+        ],
+        [0, 1, 0, 2]
+    );
+    let ids: BTreeSet<_> = store
+        .trials(a)
+        .unwrap()
+        .iter()
+        .chain(&store.trials(b).unwrap())
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids.len(), 4, "trial ids are unique across studies");
+}
+
+pub fn concurrent_creates_never_share_a_number(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let barrier = Barrier::new(8);
+    let numbers: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    (0..100).map(|_| create(store, study)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let unique: BTreeSet<u64> = numbers.iter().copied().collect();
+    assert_eq!(unique.len(), 800);
+    assert_eq!(unique.last(), Some(&799));
+}
+
+pub fn max_trials_is_exact_under_concurrency(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let barrier = Barrier::new(8);
+    let created: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let mut mine = 0;
+                    loop {
+                        match store.create_trial(study, &NewTrial::running(), Some(50), &mut |_| {
+                            Some(point(0.5))
+                        }) {
+                            Ok(Created::Trial(_)) => mine += 1,
+                            Ok(Created::LimitReached) => return mine,
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(created, 50);
+    assert_eq!(store.trials(study).unwrap().len(), 50);
+}
+
+pub fn a_declined_proposal_uses_no_number(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let mut asked = Vec::new();
+    let outcome = store
+        .create_trial(study, &NewTrial::running(), None, &mut |n| {
+            asked.push(n);
+            None
+        })
+        .unwrap();
+    assert_eq!(outcome, Created::Declined);
+    assert_eq!(asked, [0]);
+    assert_eq!(create(store, study), 0);
+}
+
+pub fn finishing_records_state_values_and_times(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let n = create(store, study);
+    let running = store.trial(study, n).unwrap();
+    assert_eq!(running.state, TrialState::Running);
+    assert_eq!(running.params, point(0.0));
+    assert!(running.started_at.is_some() && running.finished_at.is_none());
+    let done = store
+        .finish_trial(study, n, TrialState::Completed, Some(vec![0.25]))
+        .unwrap();
+    assert_eq!(done.values, Some(vec![0.25]));
+    assert!(done.finished_at >= done.started_at);
+    assert_eq!(store.trial(study, n).unwrap(), done);
+
+    let p = create(store, study);
+    let pruned = TrialState::Pruned {
+        step: Some(3),
+        reason: "below the median".into(),
+    };
+    store.finish_trial(study, p, pruned.clone(), None).unwrap();
+    let f = create(store, study);
+    let failed = TrialState::Failed {
+        error: "CUDA out of memory".into(),
+    };
+    store.finish_trial(study, f, failed.clone(), None).unwrap();
+    assert_eq!(store.trial(study, p).unwrap().state, pruned);
+    assert_eq!(store.trial(study, f).unwrap().state, failed);
+    assert!(matches!(
+        store.trial(study, 99),
+        Err(StoreError::TrialNotFound { number: 99 })
+    ));
+}
+
+pub fn a_finished_trial_keeps_its_first_result(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let n = complete(store, study, 1.0);
+    let e = store
+        .finish_trial(study, n, TrialState::Completed, Some(vec![0.0]))
+        .unwrap_err();
+    assert_eq!(e.to_string(), "trial 0 is completed, not running");
+    let e = store
+        .finish_trial(
+            study,
+            n,
+            TrialState::Failed {
+                error: "late".into(),
+            },
+            None,
+        )
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotRunning { .. }));
+    assert!(store.report(study, n, 1, 0.5).is_err());
+    assert_eq!(store.trial(study, n).unwrap().values, Some(vec![1.0]));
+}
+
+pub fn completion_needs_one_finite_value_per_objective(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let n = create(store, study);
+    for (values, reason) in [
+        (
+            Some(vec![f64::NAN]),
+            "objective 0 is NaN, not a finite number",
+        ),
+        (
+            Some(vec![f64::INFINITY]),
+            "objective 0 is inf, not a finite number",
+        ),
+        (Some(vec![1.0, 2.0]), "2 values for 1 objectives"),
+        (None, "completed without values"),
+    ] {
+        let e = store
+            .finish_trial(study, n, TrialState::Completed, values)
+            .unwrap_err();
+        assert_eq!(e.to_string(), format!("trial 0: {reason}"));
+    }
+    // The trial is untouched: still running, and it can still complete.
+    assert_eq!(store.trial(study, n).unwrap().state, TrialState::Running);
+    assert!(store.best_trial(study).unwrap().is_none());
+    store
+        .finish_trial(study, n, TrialState::Completed, Some(vec![2.0]))
+        .unwrap();
+}
+
+pub fn intermediate_values_are_kept_by_step(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let n = create(store, study);
+    store.report(study, n, 0, 0.9).unwrap();
+    store.report(study, n, 1, 0.7).unwrap();
+    store.report(study, n, 1, 0.6).unwrap();
+    assert!(store.report(study, n, 2, f64::NAN).is_err());
+    let trial = store.trial(study, n).unwrap();
+    assert_eq!(
+        trial.intermediate.into_iter().collect::<Vec<_>>(),
+        [(0, 0.9), (1, 0.6)]
+    );
+}
+
+pub fn pending_trials_are_claimed_once_in_order(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    for i in 0..20 {
+        let created = store.create_trial(study, &NewTrial::pending(), None, &mut |_| {
+            Some(point(i as f64 / 20.0))
+        });
+        assert!(matches!(created, Ok(Created::Trial(ref t)) if t.state == TrialState::Pending));
+    }
+    let claimed: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    std::iter::from_fn(|| store.claim_pending(study).unwrap())
+                        .map(|t| t.number)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let unique: BTreeSet<u64> = claimed.iter().copied().collect();
+    assert_eq!((claimed.len(), unique.len()), (20, 20));
+    assert!(
+        store
+            .trials(study)
+            .unwrap()
+            .iter()
+            .all(|t| t.state == TrialState::Running)
+    );
+    assert_eq!(store.claim_pending(study).unwrap(), None);
+}
+
+pub fn define_by_run_params_keep_their_distribution(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let lr: Distribution = FloatDistribution::new(1e-5, 1e-1).log().into();
+    let n = create(store, study);
+    store
+        .set_param(study, n, "lr", &ParamValue::Float(1e-3), &lr)
+        .unwrap();
+    let m = create(store, study);
+    store
+        .set_param(study, m, "lr", &ParamValue::Float(1e-2), &lr)
+        .unwrap();
+    let other: Distribution = FloatDistribution::new(1e-4, 1.0).log().into();
+    let e = store
+        .set_param(study, m, "lr2", &ParamValue::Float(5.0), &other)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "parameter \"lr2\": 5 is not in float 0.0001..1 log"
+    );
+    let k = create(store, study);
+    let e = store
+        .set_param(study, k, "lr", &ParamValue::Float(1e-3), &other)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "parameter \"lr\" is already defined as float 0.00001..0.1 log in this study; it cannot now be \
+         float 0.0001..1 log (use another name, or a new study)"
+    );
+    assert!(!store.trial(study, k).unwrap().params.contains_key("lr"));
+    assert_eq!(
+        store.trial(study, m).unwrap().params["lr"],
+        ParamValue::Float(1e-2)
+    );
+}
+
+pub fn user_attrs_and_lineage_are_kept(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let parent = complete(store, study, 1.0);
+    let new = NewTrial {
+        parent: Some(parent),
+        depth: 1,
+        retry_of: Some(parent),
+        ..NewTrial::running()
+    };
+    let Created::Trial(child) = store
+        .create_trial(study, &new, None, &mut |_| Some(point(0.1)))
+        .unwrap()
+    else {
+        panic!()
+    };
+    store
+        .set_user_attr(study, child.number, "host", &serde_json::json!("gpu-3"))
+        .unwrap();
+    let child = store.trial(study, child.number).unwrap();
+    assert_eq!(
+        (child.parent, child.depth, child.retry_of),
+        (Some(parent), 1, Some(parent))
+    );
+    assert_eq!(child.user_attrs["host"], serde_json::json!("gpu-3"));
+}
+
+pub fn the_change_log_rebuilds_the_trials(store: &dyn Store) {
+    let space = SearchSpace::builder()
+        .param(
+            "opt",
+            hyperion_core::CategoricalDistribution::new(["adam", "sgd"]),
+        )
+        .param_if(
+            "momentum",
+            FloatDistribution::new(0.0, 1.0),
+            Condition::new("opt", ["sgd"]),
+        )
+        .build()
+        .unwrap();
+    let spec = StudySpec::new("s", vec![Objective::minimize("loss")], space);
+    let study = store.create_study(&spec).unwrap().id;
+    complete(store, study, 3.0);
+    let n = create(store, study);
+    store.report(study, n, 0, 1.5).unwrap();
+    store
+        .set_param(
+            study,
+            n,
+            "wd",
+            &ParamValue::Float(0.5),
+            &FloatDistribution::new(0.0, 1.0).into(),
+        )
+        .unwrap();
+    store
+        .finish_trial(
+            study,
+            n,
+            TrialState::Pruned {
+                step: Some(0),
+                reason: "r".into(),
+            },
+            None,
+        )
+        .unwrap();
+    store
+        .create_trial(study, &NewTrial::pending(), None, &mut |_| Some(point(0.3)))
+        .unwrap();
+    create(store, study);
+
+    let log = store.changes_since(study, 0).unwrap();
+    let seqs: Vec<u64> = log.iter().map(|c| c.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=log.len() as u64).collect::<Vec<_>>(),
+        "sequence numbers have no gaps"
+    );
+    let mut view = StudyView::new(study, spec);
+    for change in &log {
+        view.apply(change, &mut Vec::new()).unwrap();
+    }
+    assert_eq!(view.trials(), store.trials(study).unwrap().as_slice());
+    assert_eq!(store.changes_since(study, 3).unwrap(), log[3..]);
+    assert!(
+        store
+            .changes_since(study, log.len() as u64)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub fn best_trial_follows_the_direction(store: &dyn Store) {
+    let study = store.create_study(&spec("min")).unwrap().id;
+    assert!(store.best_trial(study).unwrap().is_none());
+    complete(store, study, 2.0);
+    let best = complete(store, study, -1.0);
+    complete(store, study, -1.0);
+    complete(store, study, 5.0);
+    assert_eq!(store.best_trial(study).unwrap().unwrap().number, best);
+
+    let mut max = spec("max");
+    max.objectives = vec![Objective::maximize("acc")];
+    let study = store.create_study(&max).unwrap().id;
+    complete(store, study, 0.2);
+    let best = complete(store, study, 0.9);
+    assert_eq!(store.best_trial(study).unwrap().unwrap().number, best);
+}

@@ -1,0 +1,342 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use hyperion_core::{
+    Change, Distribution, Error, Event, LoggedChange, ParamValue, Params, StudyId, StudySpec,
+    StudyView, Timestamp, Trial, TrialId, TrialState,
+};
+
+use crate::{Created, NewTrial, Store, StoreError, StudyRecord, check_values, spec_difference};
+
+/// A store in this process's memory: fast, shared by threads, gone when the process ends.
+/// Useful for tests, benchmarks and throwaway in-process studies; not for anything to resume.
+///
+/// One lock guards everything, so each method is trivially atomic. Each study keeps its change
+/// log and a [`StudyView`] folded from it, which answers the queries.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_study: u64,
+    next_trial: u64,
+    names: BTreeMap<String, StudyId>,
+    studies: HashMap<StudyId, StudyData>,
+}
+
+#[derive(Debug)]
+struct StudyData {
+    record: StudyRecord,
+    log: Vec<LoggedChange>,
+    view: StudyView,
+    /// Pending trial numbers, lowest first.
+    pending: std::collections::BTreeSet<u64>,
+    /// Scratch space for the view's events, which the store does not need.
+    events: Vec<Event>,
+}
+
+impl StudyData {
+    fn record(&mut self, change: Change) -> Result<(), StoreError> {
+        let logged = LoggedChange {
+            seq: self.log.len() as u64 + 1,
+            at: Timestamp::now(),
+            change,
+        };
+        self.view
+            .apply(&logged, &mut self.events)
+            .map_err(|e| StoreError::Inconsistent(e.to_string()))?;
+        self.events.clear();
+        self.log.push(logged);
+        Ok(())
+    }
+
+    fn trial(&self, number: u64) -> Result<&Trial, StoreError> {
+        self.view
+            .trial(number)
+            .ok_or(StoreError::TrialNotFound { number })
+    }
+
+    fn running(&self, number: u64) -> Result<&Trial, StoreError> {
+        let trial = self.trial(number)?;
+        match trial.state {
+            TrialState::Running => Ok(trial),
+            ref state => Err(StoreError::NotRunning {
+                number,
+                state: state.name(),
+            }),
+        }
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn with<T>(
+        &self,
+        study: StudyId,
+        f: impl FnOnce(&mut StudyData, &mut u64) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Inner {
+            studies,
+            next_trial,
+            ..
+        } = &mut *inner;
+        let data = studies
+            .get_mut(&study)
+            .ok_or(StoreError::StudyIdNotFound(study))?;
+        f(data, next_trial)
+    }
+}
+
+impl Store for MemoryStore {
+    fn create_study(&self, spec: &StudySpec) -> Result<StudyRecord, StoreError> {
+        spec.validate()?;
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = inner.names.get(&spec.name) {
+            let existing = &inner.studies[id].record;
+            return match spec_difference(&existing.spec, spec) {
+                None => Ok(existing.clone()),
+                Some(what) => Err(StoreError::SpecMismatch {
+                    name: spec.name.clone(),
+                    what,
+                }),
+            };
+        }
+        inner.next_study += 1;
+        let id = StudyId(inner.next_study);
+        let record = StudyRecord {
+            id,
+            spec: spec.clone(),
+            created_at: Timestamp::now(),
+        };
+        let data = StudyData {
+            record: record.clone(),
+            log: Vec::new(),
+            view: StudyView::new(id, spec.clone()),
+            pending: Default::default(),
+            events: Vec::new(),
+        };
+        inner.names.insert(spec.name.clone(), id);
+        inner.studies.insert(id, data);
+        Ok(record)
+    }
+
+    fn study(&self, name: &str) -> Result<StudyRecord, StoreError> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let id = inner
+            .names
+            .get(name)
+            .ok_or_else(|| StoreError::StudyNotFound {
+                name: name.to_owned(),
+            })?;
+        Ok(inner.studies[id].record.clone())
+    }
+
+    fn studies(&self) -> Result<Vec<StudyRecord>, StoreError> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(inner
+            .names
+            .values()
+            .map(|id| inner.studies[id].record.clone())
+            .collect())
+    }
+
+    fn delete_study(&self, name: &str) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let id = inner
+            .names
+            .remove(name)
+            .ok_or_else(|| StoreError::StudyNotFound {
+                name: name.to_owned(),
+            })?;
+        inner.studies.remove(&id);
+        Ok(())
+    }
+
+    fn create_trial(
+        &self,
+        study: StudyId,
+        new: &NewTrial,
+        max_trials: Option<u64>,
+        propose: &mut dyn FnMut(u64) -> Option<Params>,
+    ) -> Result<Created, StoreError> {
+        self.with(study, |data, next_trial| {
+            let number = data.view.trials().len() as u64;
+            if max_trials.is_some_and(|max| number >= max) {
+                return Ok(Created::LimitReached);
+            }
+            let Some(params) = propose(number) else {
+                return Ok(Created::Declined);
+            };
+            *next_trial += 1;
+            let state = if new.pending {
+                TrialState::Pending
+            } else {
+                TrialState::Running
+            };
+            data.record(Change::TrialCreated {
+                id: TrialId(*next_trial),
+                number,
+                state,
+                params,
+                parent: new.parent,
+                depth: new.depth,
+                retry_of: new.retry_of,
+            })?;
+            if new.pending {
+                data.pending.insert(number);
+            }
+            Ok(Created::Trial(data.trial(number)?.clone()))
+        })
+    }
+
+    fn claim_pending(&self, study: StudyId) -> Result<Option<Trial>, StoreError> {
+        self.with(study, |data, _| {
+            let Some(number) = data.pending.pop_first() else {
+                return Ok(None);
+            };
+            data.record(Change::TrialStarted { number })?;
+            Ok(Some(data.trial(number)?.clone()))
+        })
+    }
+
+    fn set_param(
+        &self,
+        study: StudyId,
+        number: u64,
+        name: &str,
+        value: &ParamValue,
+        distribution: &Distribution,
+    ) -> Result<(), StoreError> {
+        self.with(study, |data, _| {
+            let trial = data.running(number)?;
+            if trial.params.contains_key(name) {
+                return Err(StoreError::Param(Error::InvalidParam {
+                    param: name.to_owned(),
+                    reason: format!("trial {number} already has a value"),
+                }));
+            }
+            distribution
+                .validate()
+                .map_err(|reason| Error::InvalidParam {
+                    param: name.to_owned(),
+                    reason,
+                })?;
+            if !distribution.contains(value) {
+                return Err(StoreError::Param(Error::InvalidParam {
+                    param: name.to_owned(),
+                    reason: format!("{value} is not in {distribution}"),
+                }));
+            }
+            match data.view.distribution(name) {
+                Some(existing) if existing != distribution => {
+                    return Err(StoreError::Param(Error::ParamConflict {
+                        param: name.to_owned(),
+                        existing: existing.to_string(),
+                        requested: distribution.to_string(),
+                    }));
+                }
+                Some(_) => {}
+                None => data.record(Change::ParamRegistered {
+                    name: name.to_owned(),
+                    distribution: distribution.clone(),
+                })?,
+            }
+            data.record(Change::ParamSet {
+                number,
+                name: name.to_owned(),
+                value: value.clone(),
+            })
+        })
+    }
+
+    fn report(&self, study: StudyId, number: u64, step: u64, value: f64) -> Result<(), StoreError> {
+        self.with(study, |data, _| {
+            data.running(number)?;
+            if !value.is_finite() {
+                return Err(StoreError::InvalidValues {
+                    number,
+                    reason: format!(
+                        "intermediate value {value} at step {step} is not a finite number"
+                    ),
+                });
+            }
+            data.record(Change::MetricReported {
+                number,
+                step,
+                value,
+            })
+        })
+    }
+
+    fn set_user_attr(
+        &self,
+        study: StudyId,
+        number: u64,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.with(study, |data, _| {
+            data.trial(number)?;
+            data.record(Change::UserAttrSet {
+                number,
+                key: key.to_owned(),
+                value: value.clone(),
+            })
+        })
+    }
+
+    fn finish_trial(
+        &self,
+        study: StudyId,
+        number: u64,
+        state: TrialState,
+        values: Option<Vec<f64>>,
+    ) -> Result<Trial, StoreError> {
+        self.with(study, |data, _| {
+            let trial = data.trial(number)?;
+            if trial.state.is_finished() {
+                return Err(StoreError::NotRunning {
+                    number,
+                    state: trial.state.name(),
+                });
+            }
+            check_values(
+                number,
+                &state,
+                values.as_deref(),
+                data.record.spec.objectives.len(),
+            )?;
+            data.pending.remove(&number);
+            data.record(Change::TrialFinished {
+                number,
+                state,
+                values,
+            })?;
+            Ok(data.trial(number)?.clone())
+        })
+    }
+
+    fn changes_since(&self, study: StudyId, cursor: u64) -> Result<Vec<LoggedChange>, StoreError> {
+        self.with(study, |data, _| {
+            Ok(data.log.get(cursor as usize..).unwrap_or_default().to_vec())
+        })
+    }
+
+    fn trial(&self, study: StudyId, number: u64) -> Result<Trial, StoreError> {
+        self.with(study, |data, _| data.trial(number).cloned())
+    }
+
+    fn trials(&self, study: StudyId) -> Result<Vec<Trial>, StoreError> {
+        self.with(study, |data, _| Ok(data.view.trials().to_vec()))
+    }
+
+    fn best_trial(&self, study: StudyId) -> Result<Option<Trial>, StoreError> {
+        self.with(study, |data, _| Ok(data.view.best_trial().cloned()))
+    }
+}

@@ -1,0 +1,3 @@
+mod memory {
+    hyperion_store::conformance_tests!(Box::new(hyperion_store::MemoryStore::new()));
+}
