@@ -1,0 +1,19 @@
+use hyperion_samplers::SamplerError;
+use hyperion_store::StoreError;
+
+/// What can go wrong driving a study.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sampler(#[from] SamplerError),
+    #[error(transparent)]
+    Param(#[from] hyperion_core::Error),
+    /// The sampler has no point left (an exhausted grid).
+    #[error("the search space is exhausted: every grid point has a trial")]
+    Exhausted,
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}

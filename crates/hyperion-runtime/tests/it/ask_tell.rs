@@ -1,0 +1,305 @@
+use std::sync::Arc;
+
+use hyperion_core::{
+    CategoricalDistribution, Condition, FloatDistribution, IntDistribution, ParamValue, Params,
+    SearchSpace, StudyView, Trial, TrialState,
+};
+use hyperion_runtime::{Error, Outcome, Pruner, Study};
+use hyperion_samplers::SamplerConfig;
+use hyperion_store::{MemoryStore, Store};
+
+use crate::{box_space, sphere};
+
+#[test]
+fn ask_returns_params_in_the_space_and_tell_records_the_value() {
+    let study = Study::builder("s")
+        .minimize("loss")
+        .space(box_space(3))
+        .open()
+        .unwrap();
+    let trial = study.ask().unwrap();
+    assert_eq!(trial.number(), 0);
+    assert_eq!(trial.params().len(), 3);
+    let value = sphere(trial.params());
+    let stored = study
+        .tell(trial.number(), Outcome::Completed(vec![value]))
+        .unwrap();
+    assert_eq!(stored.state, TrialState::Completed);
+    assert_eq!(study.best_trial().unwrap().unwrap().value(), Some(value));
+}
+
+#[test]
+fn a_nan_objective_fails_the_trial_and_never_becomes_best() {
+    let study = Study::builder("s").minimize("loss").open().unwrap();
+    let n = study.ask().unwrap().number();
+    let trial = study.tell(n, Outcome::Completed(vec![f64::NAN])).unwrap();
+    assert_eq!(
+        trial.state,
+        TrialState::Failed {
+            error: "objective \"loss\" is NaN".into()
+        }
+    );
+    let m = study.ask().unwrap().number();
+    study
+        .tell(m, Outcome::Completed(vec![f64::NEG_INFINITY]))
+        .unwrap();
+    assert_eq!(study.best_trial().unwrap(), None);
+}
+
+#[test]
+fn a_wrong_number_of_values_is_an_error_and_the_trial_stays_running() {
+    let study = Study::builder("s")
+        .minimize("loss")
+        .maximize("acc")
+        .open()
+        .unwrap();
+    let n = study.ask().unwrap().number();
+    let e = study.tell(n, Outcome::Completed(vec![1.0])).unwrap_err();
+    assert_eq!(e.to_string(), "trial 0: 1 values for 2 objectives");
+    assert_eq!(study.trials().unwrap()[0].state, TrialState::Running);
+    study.tell(n, Outcome::Completed(vec![1.0, 0.5])).unwrap();
+    let e = study
+        .tell(
+            n,
+            Outcome::Failed {
+                error: "again".into(),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.to_string(), "trial 0 is completed, not running");
+}
+
+#[test]
+fn several_objectives_give_a_pareto_front() {
+    let study = Study::builder("s")
+        .minimize("loss")
+        .maximize("acc")
+        .open()
+        .unwrap();
+    for values in [[1.0, 0.5], [0.5, 0.4], [2.0, 0.3], [0.4, 0.6]] {
+        let n = study.ask().unwrap().number();
+        study.tell(n, Outcome::Completed(values.to_vec())).unwrap();
+    }
+    let front: Vec<u64> = study
+        .pareto_front()
+        .unwrap()
+        .iter()
+        .map(|t| t.number)
+        .collect();
+    assert_eq!(front, [3]);
+}
+
+#[test]
+fn define_by_run_suggestions_behave_as_in_optuna() {
+    let study = Study::builder("s").minimize("loss").open().unwrap();
+    let mut trial = study.ask().unwrap();
+    let lr = trial.suggest_float_log("lr", 1e-5, 1e-1).unwrap();
+    assert!((1e-5..=1e-1).contains(&lr));
+    assert_eq!(
+        trial.suggest_float_log("lr", 1e-5, 1e-1).unwrap(),
+        lr,
+        "asking again gives the same value"
+    );
+    let layers = trial.suggest_int("layers", 1, 4).unwrap();
+    let units = trial
+        .suggest_i64("units", IntDistribution::new(16, 256).step(16))
+        .unwrap();
+    assert!((1..=4).contains(&layers) && units % 16 == 0);
+    let opt = trial.suggest_categorical("opt", ["adam", "sgd"]).unwrap();
+    assert!(matches!(opt.as_str(), Some("adam" | "sgd")));
+
+    let e = trial.suggest_float("lr", 0.0, 1.0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "parameter \"lr\" is already defined as float 0.00001..0.1 log in this study; it cannot now be float 0..1 \
+         (use another name, or a new study)"
+    );
+    let e = trial.suggest_float_log("wd", 0.0, 1.0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "parameter \"wd\": low (0) must be > 0 for a log scale"
+    );
+    let number = trial.number();
+    drop(trial);
+    study.tell(number, Outcome::Completed(vec![lr])).unwrap();
+
+    let stored = &study.trials().unwrap()[0];
+    assert_eq!(stored.params["lr"], ParamValue::Float(lr));
+    assert_eq!(stored.params.len(), 4);
+    // The next trial may not redefine "lr" either.
+    let mut next = study.ask().unwrap();
+    assert!(next.suggest_float("lr", 1e-4, 1e-1).is_err());
+}
+
+#[test]
+fn declared_parameters_are_returned_and_checked() {
+    let space = SearchSpace::builder()
+        .param("opt", CategoricalDistribution::new(["adam", "sgd"]))
+        .param_if(
+            "momentum",
+            FloatDistribution::new(0.0, 1.0),
+            Condition::new("opt", ["sgd"]),
+        )
+        .build()
+        .unwrap();
+    let study = Study::builder("s").space(space).open().unwrap();
+    study
+        .enqueue(Params::from([("opt".to_owned(), ParamValue::from("adam"))]))
+        .unwrap();
+    let mut trial = study.ask().unwrap();
+    assert_eq!(
+        trial.suggest_categorical("opt", ["adam", "sgd"]).unwrap(),
+        ParamValue::from("adam")
+    );
+    assert!(
+        trial
+            .suggest_categorical("opt", ["adam"])
+            .unwrap_err()
+            .to_string()
+            .contains("already defined")
+    );
+    let e = trial.suggest_float("momentum", 0.0, 1.0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "parameter \"momentum\": inactive in trial 0: its condition is not met"
+    );
+}
+
+#[test]
+fn enqueued_trials_run_first_with_their_params() {
+    let study = Study::builder("s").space(box_space(2)).open().unwrap();
+    let fixed = Params::from([
+        ("x0".to_owned(), ParamValue::Float(1.0)),
+        ("x1".to_owned(), ParamValue::Float(2.0)),
+    ]);
+    assert_eq!(
+        study.enqueue(fixed.clone()).unwrap().state,
+        TrialState::Pending
+    );
+    let bad = Params::from([
+        ("x0".to_owned(), ParamValue::Float(9.0)),
+        ("x1".to_owned(), ParamValue::Float(2.0)),
+    ]);
+    assert_eq!(
+        study.enqueue(bad).unwrap_err().to_string(),
+        "parameter \"x0\": 9 is not in float -5..5"
+    );
+    let first = study.ask().unwrap();
+    assert_eq!((first.number(), first.params()), (0, &fixed));
+    assert_eq!(study.ask().unwrap().number(), 1);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trials() {
+    let run = |seed: u64| -> Vec<Params> {
+        let study = Study::builder("s")
+            .space(box_space(4))
+            .sampler(SamplerConfig::Sobol)
+            .seed(seed)
+            .open()
+            .unwrap();
+        (0..20)
+            .map(|_| study.ask().unwrap().params().clone())
+            .collect()
+    };
+    assert_eq!(run(1), run(1));
+    assert_ne!(run(1), run(2));
+}
+
+#[test]
+fn a_reopened_grid_continues_without_repeating_a_point() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let space = SearchSpace::builder()
+        .param("a", IntDistribution::new(1, 3))
+        .param("b", CategoricalDistribution::new(["x", "y", "z"]))
+        .build()
+        .unwrap();
+    let open = || {
+        Study::builder("grid")
+            .space(space.clone())
+            .sampler(SamplerConfig::grid())
+            .store(store.clone())
+            .open()
+            .unwrap()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let study = open();
+        seen.push(study.ask().unwrap().params().clone());
+    }
+    let study = open();
+    while let Ok(trial) = study.ask() {
+        seen.push(trial.params().clone());
+    }
+    assert!(matches!(study.ask(), Err(Error::Exhausted)));
+    let mut unique: Vec<String> = seen
+        .iter()
+        .map(|p| serde_json::to_string(p).unwrap())
+        .collect();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (9, 9));
+}
+
+/// Stops a trial whose latest report is above a threshold.
+#[derive(Debug)]
+struct Threshold(f64);
+
+impl Pruner for Threshold {
+    fn should_prune(&self, _: &StudyView, trial: &Trial) -> Option<String> {
+        let (step, value) = trial.last_report()?;
+        (value > self.0).then(|| format!("{value} > {} at step {step}", self.0))
+    }
+}
+
+#[test]
+fn should_prune_asks_the_pruner_and_pruned_trials_keep_their_step() {
+    let study = Study::builder("s")
+        .pruner(Box::new(Threshold(1.0)))
+        .open()
+        .unwrap();
+    let mut trial = study.ask().unwrap();
+    trial.report(0, 0.5).unwrap();
+    assert!(!trial.should_prune().unwrap());
+    trial.report(1, 2.0).unwrap();
+    let reason = trial.prune_reason().unwrap().unwrap();
+    let number = trial.number();
+    let stored = study
+        .tell(
+            number,
+            Outcome::Pruned {
+                reason: reason.clone(),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        stored.state,
+        TrialState::Pruned {
+            step: Some(1),
+            reason
+        }
+    );
+    assert_eq!(stored.intermediate.len(), 2);
+}
+
+#[test]
+fn studies_sharing_a_store_are_isolated_and_reopened_with_their_trials() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let a = Study::builder("a").store(store.clone()).open().unwrap();
+    let b = Study::builder("b").store(store.clone()).open().unwrap();
+    let n = a.ask().unwrap().number();
+    a.tell(n, Outcome::Completed(vec![1.0])).unwrap();
+    assert_eq!(b.ask().unwrap().number(), 0);
+    let again = Study::builder("a").store(store.clone()).open().unwrap();
+    assert_eq!(again.trials().unwrap().len(), 1);
+    let e = Study::builder("a")
+        .maximize("acc")
+        .store(store)
+        .open()
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("study \"a\" already exists with a different objectives"),
+        "{e}"
+    );
+}
