@@ -2,6 +2,8 @@
 //! ([`StudyView`](crate::StudyView)), so the log alone can rebuild it and a reader can follow a
 //! study from a cursor (the last sequence number it saw).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Distribution, ParamValue, Params, Timestamp, TrialId, TrialState};
@@ -15,7 +17,7 @@ pub enum Change {
         id: TrialId,
         number: u64,
         state: TrialState,
-        params: Params,
+        params: Arc<Params>,
         parent: Option<u64>,
         depth: u32,
         retry_of: Option<u64>,

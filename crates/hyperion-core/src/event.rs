@@ -4,6 +4,8 @@
 //! applies them, plus the start and the end of a run, so every subscriber sees them in the order
 //! the store recorded them.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::Params;
@@ -32,7 +34,7 @@ pub enum Event {
     },
     TrialStarted {
         number: u64,
-        params: Params,
+        params: Arc<Params>,
     },
     MetricReported {
         number: u64,

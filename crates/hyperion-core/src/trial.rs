@@ -1,6 +1,7 @@
 //! Trials: one evaluation of the objective at one point of the space.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -74,7 +75,8 @@ pub struct Trial {
     /// 0, 1, 2, … within its study, in order of creation; never reused.
     pub number: u64,
     pub state: TrialState,
-    pub params: Params,
+    /// Shared with the change that created the trial: cloning a trial does not copy them.
+    pub params: Arc<Params>,
     /// One value per objective, set when the trial completes. Always finite.
     pub values: Option<Vec<f64>>,
     /// Intermediate objective values by step (`report`); a later report of a step replaces it.

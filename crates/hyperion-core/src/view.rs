@@ -1,6 +1,7 @@
 //! The study as a fold of its changes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::{
     Change, Distribution, Error, Event, LoggedChange, StudyId, StudySpec, Trial, TrialState,
@@ -202,9 +203,8 @@ impl StudyView {
                 name,
                 value,
             } => {
-                self.trial_mut(*number)?
-                    .params
-                    .insert(name.clone(), value.clone());
+                let trial = self.trial_mut(*number)?;
+                Arc::make_mut(&mut trial.params).insert(name.clone(), value.clone());
             }
             Change::MetricReported {
                 number,

@@ -414,10 +414,9 @@ impl<'s> ActiveTrial<'s> {
         let value = self
             .study
             .suggest_value(&self.trial, name, distribution.into())?;
-        self.trial
-            .params
-            .entry(name.to_owned())
-            .or_insert_with(|| value.clone());
+        if !self.trial.params.contains_key(name) {
+            Arc::make_mut(&mut self.trial.params).insert(name.to_owned(), value.clone());
+        }
         Ok(value)
     }
 

@@ -252,7 +252,7 @@ pub fn finishing_records_state_values_and_times(store: &dyn Store) {
     let n = create(store, study);
     let running = store.trial(study, n).unwrap();
     assert_eq!(running.state, TrialState::Running);
-    assert_eq!(running.params, point(0.0));
+    assert_eq!(*running.params, point(0.0));
     assert!(running.started_at.is_some() && running.finished_at.is_none());
     let done = store
         .finish_trial(study, n, TrialState::Completed, Some(vec![0.25]))

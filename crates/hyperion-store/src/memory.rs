@@ -1,5 +1,5 @@
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use hyperion_core::{
     Change, Distribution, Error, Event, LoggedChange, ParamValue, Params, StudyId, StudySpec,
@@ -183,7 +183,7 @@ impl Store for MemoryStore {
                 id: TrialId(*next_trial),
                 number,
                 state,
-                params,
+                params: Arc::new(params),
                 parent: new.parent,
                 depth: new.depth,
                 retry_of: new.retry_of,

@@ -1,1 +1,76 @@
+//! Hyperion: hyperparameter optimization and experiment orchestration.
+//!
+//! Describe a search space and an objective, pick a sampler and a budget, and Hyperion proposes
+//! trials, runs them, records every fact in a store and tells you the best. This crate is the
+//! library's front door; it re-exports the crates that do the work:
+//!
+//! - [`core`]: search spaces, trials, studies, changes and events (pure data);
+//! - [`samplers`]: grid, random, Sobol — what to try next;
+//! - [`store`]: the store contract, the in-memory backend, the conformance suite;
+//! - [`runtime`]: [`Study`] with ask/tell and `optimize`, budgets, the event bus.
+//!
+//! # Tune a closure on 4 threads
+//!
+//! ```
+//! use hyperion::{Budget, FloatDistribution, OptimizeConfig, SamplerConfig, SearchSpace, Study, TrialError};
+//!
+//! let space = SearchSpace::builder()
+//!     .param("x", FloatDistribution::new(-10.0, 10.0))
+//!     .param("y", FloatDistribution::new(-10.0, 10.0))
+//!     .build()?;
+//! let study = Study::builder("quadratic")
+//!     .minimize("loss")
+//!     .space(space)
+//!     .sampler(SamplerConfig::Sobol)
+//!     .seed(42)
+//!     .open()?;
+//! let config = OptimizeConfig { budget: Budget::trials(200), threads: 4 };
+//! let summary = study.optimize(&config, |trial| {
+//!     let x = trial.params()["x"].as_f64().unwrap_or_default();
+//!     let y = trial.params()["y"].as_f64().unwrap_or_default();
+//!     // Define-by-run parameters work too, as in Optuna.
+//!     let scale = trial.suggest_float_log("scale", 0.1, 10.0)?;
+//!     Ok::<_, TrialError>(scale * ((x - 2.0).powi(2) + (y + 1.0).powi(2)))
+//! })?;
+//! let best = summary.best.expect("200 trials completed");
+//! assert_eq!(study.trials()?.len(), 200);
+//! assert!(best.value().unwrap() < 5.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Ask and tell
+//!
+//! When something else runs the trials (another program, a cluster), ask for params and tell
+//! the result:
+//!
+//! ```
+//! use hyperion::{IntDistribution, Outcome, SearchSpace, Study};
+//!
+//! let space = SearchSpace::builder().param("layers", IntDistribution::new(1, 8)).build()?;
+//! let study = Study::builder("net").maximize("accuracy").space(space).open()?;
+//! for _ in 0..10 {
+//!     let trial = study.ask()?;
+//!     let layers = trial.params()["layers"].as_i64().unwrap();
+//!     let accuracy = 1.0 - (layers as f64 - 5.0).abs() / 10.0; // stands in for training
+//!     study.tell(trial.number(), Outcome::Completed(vec![accuracy]))?;
+//! }
+//! println!("best: {:?}", study.best_trial()?.unwrap().params);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+pub use hyperion_core as core;
+pub use hyperion_runtime as runtime;
+pub use hyperion_samplers as samplers;
+pub use hyperion_store as store;
+
+pub use hyperion_core::{
+    CategoricalDistribution, Condition, Direction, Distribution, Event, EventKind,
+    FloatDistribution, IntDistribution, Objective, ParamValue, Params, SearchSpace, StopReason,
+    Trial, TrialState,
+};
+pub use hyperion_runtime::{
+    ActiveTrial, Budget, Error, NeverPrune, OptimizeConfig, Outcome, Pruner, Study, StudyBuilder,
+    Summary, TrialError,
+};
+pub use hyperion_samplers::{Sampler, SamplerConfig};
+pub use hyperion_store::{MemoryStore, Store};

@@ -1,5 +1,5 @@
 use super::*;
-use crate::{Objective, Params, SearchSpace, Timestamp, TrialId};
+use crate::{Objective, SearchSpace, Timestamp, TrialId};
 
 struct Log {
     view: StudyView,
@@ -30,7 +30,7 @@ impl Log {
             id: TrialId(number + 100),
             number,
             state: TrialState::Running,
-            params: Params::new(),
+            params: Default::default(),
             parent: None,
             depth: 0,
             retry_of: None,
