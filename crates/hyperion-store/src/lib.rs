@@ -30,8 +30,10 @@
 
 pub mod conformance;
 mod memory;
+mod sqlite;
 
 use std::fmt::Debug;
+use std::path::PathBuf;
 
 use hyperion_core::{
     Distribution, LoggedChange, ParamValue, Params, StudyId, StudySpec, Timestamp, Trial,
@@ -39,6 +41,7 @@ use hyperion_core::{
 };
 
 pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
 
 /// A study as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,6 +76,7 @@ impl NewTrial {
 
 /// What [`Store::create_trial`] did.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // Returned once per trial, never stored.
 pub enum Created {
     Trial(Trial),
     /// The study already has `max_trials` trials; nothing was created.
@@ -175,6 +179,25 @@ pub enum StoreError {
     InvalidValues { number: u64, reason: String },
     #[error(transparent)]
     Param(#[from] hyperion_core::Error),
+    #[error("cannot open the store {}: {reason}", path.display())]
+    Open { path: PathBuf, reason: String },
+    #[error("{} is an SQLite database of another program, not a Hyperion store; it was left untouched", path.display())]
+    NotAStore { path: PathBuf },
+    #[error("{} is not a readable SQLite database (corrupted?): {reason}; it was left untouched", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "{} was written by a newer Hyperion (schema version {found}; this one reads up to {supported}); \
+         upgrade Hyperion to open it. It was left untouched",
+        path.display()
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i32,
+        supported: i32,
+    },
+    /// An error from the database engine, with its context.
+    #[error("store error: {0}")]
+    Backend(String),
     /// A bug in a backend, or a corrupted store.
     #[error("store inconsistency (a bug): {0}")]
     Inconsistent(String),

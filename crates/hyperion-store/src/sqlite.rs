@@ -1,0 +1,839 @@
+//! The SQLite backend: one file, many processes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyperion_core::{
+    Change, Distribution, Error, LoggedChange, ParamValue, Params, StudyId, StudySpec, Timestamp,
+    Trial, TrialId, TrialState,
+};
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+
+use crate::{Created, NewTrial, Store, StoreError, StudyRecord, check_values, spec_difference};
+
+/// Marks a file as a Hyperion store (`PRAGMA application_id`, "Hypr").
+const APPLICATION_ID: i32 = 0x4879_7072;
+
+/// Migration `i` takes the schema from version `i` to `i + 1`; the last version is the current
+/// one. Never edit a released migration: add one.
+const MIGRATIONS: &[&str] = &[include_str!("sqlite/v1.sql")];
+
+/// How long one operation waits for another process's write lock before giving up.
+const LOCK_PATIENCE: Duration = Duration::from_secs(120);
+
+/// A store in an SQLite file (WAL mode), shared safely by threads and processes.
+///
+/// Every write is a `BEGIN IMMEDIATE` transaction, so two writers never interleave and a
+/// read-modify-write never fails half way; a busy database is waited for (busy timeout, then
+/// retries with backoff), never reported as "database is locked". `synchronous = NORMAL`: a
+/// killed process loses nothing it committed; a power cut may lose the last commits but never
+/// corrupts the file.
+///
+/// On open, a new file is initialized, an older schema is migrated forward, and a file that
+/// is not a Hyperion store, is corrupted, or comes from a newer Hyperion is refused with an
+/// error and left untouched.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    conn: Connection,
+    /// Specs never change after creation; parsed once per study.
+    specs: HashMap<StudyId, Arc<StudySpec>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`, creating missing parent directories.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let fail = |reason: String| StoreError::Open {
+            path: path.clone(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(&path).map_err(|e| match e.sqlite_error_code() {
+            Some(ErrorCode::CannotOpen) => {
+                fail("cannot create or open the file (is its directory writable?)".into())
+            }
+            _ => fail(e.to_string()),
+        })?;
+        conn.busy_timeout(LOCK_PATIENCE)
+            .map_err(|e| fail(e.to_string()))?;
+        let store = SqliteStore {
+            path,
+            inner: Mutex::new(Inner {
+                conn,
+                specs: HashMap::new(),
+            }),
+        };
+        store.prepare()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Checks what the file is, then initializes or migrates it. Reads before any write, so a
+    /// file that is refused is never modified.
+    fn prepare(&self) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let conn = &mut inner.conn;
+        let (app_id, version, tables) = probe(conn).map_err(|e| self.classify(e))?;
+        let current = MIGRATIONS.len() as i32;
+        match (app_id, version, tables) {
+            (0, 0, 0) | (APPLICATION_ID, _, _) => {}
+            _ => {
+                return Err(StoreError::NotAStore {
+                    path: self.path.clone(),
+                });
+            }
+        }
+        if version > current {
+            return Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found: version,
+                supported: current,
+            });
+        }
+        if version < current {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| self.classify(e))?;
+            // Another process may have migrated while we waited for the lock.
+            let (_, version, _) = probe(&tx).map_err(|e| self.classify(e))?;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                tx.execute_batch(sql).map_err(|e| self.classify(e))?;
+                tx.pragma_update(None, "user_version", i as i32 + 1)
+                    .map_err(|e| self.classify(e))?;
+            }
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
+                .map_err(|e| self.classify(e))?;
+            tx.commit().map_err(|e| self.classify(e))?;
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| self.classify(e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.classify(e))?;
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn classify(&self, e: rusqlite::Error) -> StoreError {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
+                StoreError::Corrupt {
+                    path: self.path.clone(),
+                    reason: e.to_string(),
+                }
+            }
+            Some(ErrorCode::ReadOnly) => StoreError::Open {
+                path: self.path.clone(),
+                reason: "the file or its directory is read-only".into(),
+            },
+            _ => StoreError::Backend(format!("{}: {e}", self.path.display())),
+        }
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction with the study's spec at hand.
+    fn write<T>(
+        &self,
+        study: StudyId,
+        f: impl FnOnce(&Transaction<'_>, &StudySpec) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut inner = self.lock();
+        let spec = self.spec(&mut inner, study)?;
+        let tx = begin(&mut inner.conn).map_err(|e| self.classify(e))?;
+        let out = f(&tx, &spec)?;
+        tx.commit().map_err(|e| self.classify(e))?;
+        Ok(out)
+    }
+
+    fn read<T>(
+        &self,
+        study: StudyId,
+        f: impl FnOnce(&Connection, &StudySpec) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut inner = self.lock();
+        let spec = self.spec(&mut inner, study)?;
+        f(&inner.conn, &spec)
+    }
+
+    fn spec(&self, inner: &mut Inner, study: StudyId) -> Result<Arc<StudySpec>, StoreError> {
+        if let Some(spec) = inner.specs.get(&study) {
+            // A study deleted by another process is noticed by the queries that find nothing.
+            return Ok(spec.clone());
+        }
+        let json: Option<String> = inner
+            .conn
+            .query_row(
+                "SELECT spec FROM studies WHERE id = ?1",
+                [study.0 as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.classify(e))?;
+        let spec = Arc::new(parse_spec(
+            &json.ok_or(StoreError::StudyIdNotFound(study))?,
+        )?);
+        inner.specs.insert(study, spec.clone());
+        Ok(spec)
+    }
+}
+
+fn probe(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
+    let app_id = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    let version = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tables = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    Ok((app_id, version, tables))
+}
+
+/// `BEGIN IMMEDIATE`, retried with backoff should another process hold the lock past the busy
+/// timeout.
+fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    let mut wait = Duration::from_millis(5);
+    let mut waited = Duration::ZERO;
+    loop {
+        match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+            Err(e) if is_busy(&e) && waited < LOCK_PATIENCE => {
+                std::thread::sleep(wait);
+                waited += wait;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+            result => return result,
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn parse_spec(json: &str) -> Result<StudySpec, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Inconsistent(format!("stored study spec: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("serializing plain data cannot fail")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Inconsistent(format!("stored {what}: {e}")))
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Appends `change` to the study's log with the next sequence number.
+fn append(
+    tx: &Transaction<'_>,
+    study: StudyId,
+    at: Timestamp,
+    change: &Change,
+) -> Result<(), StoreError> {
+    let seq: i64 = tx
+        .prepare_cached(
+            "UPDATE studies SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
+        )
+        .and_then(|mut s| s.query_row([study.0 as i64], |r| r.get(0)))
+        .optional()
+        .map_err(sql)?
+        .ok_or(StoreError::StudyIdNotFound(study))?;
+    tx.prepare_cached("INSERT INTO changes (study_id, seq, at, change) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(params![study.0 as i64, seq, at.0 as i64, to_json(change)]))
+        .map_err(sql)?;
+    Ok(())
+}
+
+/// The state of trial `number`, or `TrialNotFound`.
+fn state_of(conn: &Connection, study: StudyId, number: u64) -> Result<String, StoreError> {
+    conn.prepare_cached("SELECT state FROM trials WHERE study_id = ?1 AND number = ?2")
+        .and_then(|mut s| s.query_row(params![study.0 as i64, number as i64], |r| r.get(0)))
+        .optional()
+        .map_err(sql)?
+        .ok_or(StoreError::TrialNotFound { number })
+}
+
+fn require_running(conn: &Connection, study: StudyId, number: u64) -> Result<(), StoreError> {
+    match state_of(conn, study, number)?.as_str() {
+        "running" => Ok(()),
+        other => Err(StoreError::NotRunning {
+            number,
+            state: state_name(other),
+        }),
+    }
+}
+
+fn state_name(stored: &str) -> &'static str {
+    ["pending", "running", "completed", "pruned", "failed"]
+        .into_iter()
+        .find(|s| *s == stored)
+        .unwrap_or("unknown")
+}
+
+const TRIAL_COLUMNS: &str = "id, number, state, prune_step, message, params, objective_values, parent, depth, \
+                             retry_of, created_at, started_at, finished_at";
+
+fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Trial, StoreError>> {
+    let state: String = r.get(2)?;
+    let step: Option<i64> = r.get(3)?;
+    let message: Option<String> = r.get(4)?;
+    let params: String = r.get(5)?;
+    let values: Option<String> = r.get(6)?;
+    let ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(|t| Timestamp(t as u64)))
+    };
+    let (id, number, parent, depth, retry_of) = (
+        r.get::<_, i64>(0)?,
+        r.get::<_, i64>(1)?,
+        r.get::<_, Option<i64>>(7)?,
+        r.get::<_, i64>(8)?,
+        r.get::<_, Option<i64>>(9)?,
+    );
+    let (created_at, started_at, finished_at) = (ts(10)?, ts(11)?, ts(12)?);
+    Ok((|| {
+        let state = match state.as_str() {
+            "pending" => TrialState::Pending,
+            "running" => TrialState::Running,
+            "completed" => TrialState::Completed,
+            "pruned" => TrialState::Pruned {
+                step: step.map(|s| s as u64),
+                reason: message.unwrap_or_default(),
+            },
+            "failed" => TrialState::Failed {
+                error: message.unwrap_or_default(),
+            },
+            other => {
+                return Err(StoreError::Inconsistent(format!(
+                    "trial {number} has state \"{other}\""
+                )));
+            }
+        };
+        Ok(Trial {
+            id: TrialId(id as u64),
+            number: number as u64,
+            state,
+            params: Arc::new(from_json("params", &params)?),
+            values: values.map(|v| from_json("values", &v)).transpose()?,
+            intermediate: Default::default(),
+            user_attrs: Default::default(),
+            parent: parent.map(|p| p as u64),
+            depth: depth as u32,
+            retry_of: retry_of.map(|p| p as u64),
+            created_at: created_at.unwrap_or(Timestamp(0)), // NOT NULL in the schema
+            started_at,
+            finished_at,
+        })
+    })())
+}
+
+/// Trial `number` with its intermediate values and user attributes.
+fn load_trial(conn: &Connection, study: StudyId, number: u64) -> Result<Trial, StoreError> {
+    let mut trial = conn
+        .prepare_cached(&format!(
+            "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 AND number = ?2"
+        ))
+        .and_then(|mut s| s.query_row(params![study.0 as i64, number as i64], trial_from_row))
+        .optional()
+        .map_err(sql)?
+        .ok_or(StoreError::TrialNotFound { number })??;
+    let key = params![study.0 as i64, number as i64];
+    let mut s = conn
+        .prepare_cached("SELECT step, value FROM intermediate WHERE study_id = ?1 AND number = ?2")
+        .map_err(sql)?;
+    for row in s
+        .query_map(key, |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, f64>(1)?))
+        })
+        .map_err(sql)?
+    {
+        let (step, value) = row.map_err(sql)?;
+        trial.intermediate.insert(step, value);
+    }
+    let mut s = conn
+        .prepare_cached("SELECT key, value FROM user_attrs WHERE study_id = ?1 AND number = ?2")
+        .map_err(sql)?;
+    for row in s
+        .query_map(key, |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(sql)?
+    {
+        let (k, v) = row.map_err(sql)?;
+        trial.user_attrs.insert(k, from_json("user attribute", &v)?);
+    }
+    Ok(trial)
+}
+
+fn state_columns(state: &TrialState) -> (&'static str, Option<i64>, Option<&str>) {
+    match state {
+        TrialState::Pruned { step, reason } => ("pruned", step.map(|s| s as i64), Some(reason)),
+        TrialState::Failed { error } => ("failed", None, Some(error)),
+        other => (other.name(), None, None),
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_study(&self, spec: &StudySpec) -> Result<StudyRecord, StoreError> {
+        spec.validate()?;
+        let mut inner = self.lock();
+        let tx = begin(&mut inner.conn).map_err(|e| self.classify(e))?;
+        let existing: Option<(i64, String, i64)> = tx
+            .query_row(
+                "SELECT id, spec, created_at FROM studies WHERE name = ?1",
+                [&spec.name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(sql)?;
+        let record = match existing {
+            Some((id, json, created_at)) => {
+                let stored = parse_spec(&json)?;
+                if let Some(what) = spec_difference(&stored, spec) {
+                    return Err(StoreError::SpecMismatch {
+                        name: spec.name.clone(),
+                        what,
+                    });
+                }
+                StudyRecord {
+                    id: StudyId(id as u64),
+                    spec: stored,
+                    created_at: Timestamp(created_at as u64),
+                }
+            }
+            None => {
+                let created_at = Timestamp::now();
+                tx.execute(
+                    "INSERT INTO studies (name, spec, created_at) VALUES (?1, ?2, ?3)",
+                    params![spec.name, to_json(spec), created_at.0 as i64],
+                )
+                .map_err(sql)?;
+                StudyRecord {
+                    id: StudyId(tx.last_insert_rowid() as u64),
+                    spec: spec.clone(),
+                    created_at,
+                }
+            }
+        };
+        tx.commit().map_err(|e| self.classify(e))?;
+        Ok(record)
+    }
+
+    fn study(&self, name: &str) -> Result<StudyRecord, StoreError> {
+        let inner = self.lock();
+        let row: Option<(i64, String, i64)> = inner
+            .conn
+            .query_row(
+                "SELECT id, spec, created_at FROM studies WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.classify(e))?;
+        let (id, json, created_at) = row.ok_or_else(|| StoreError::StudyNotFound {
+            name: name.to_owned(),
+        })?;
+        Ok(StudyRecord {
+            id: StudyId(id as u64),
+            spec: parse_spec(&json)?,
+            created_at: Timestamp(created_at as u64),
+        })
+    }
+
+    fn studies(&self) -> Result<Vec<StudyRecord>, StoreError> {
+        let inner = self.lock();
+        let mut s = inner
+            .conn
+            .prepare("SELECT id, spec, created_at FROM studies ORDER BY name")
+            .map_err(sql)?;
+        let rows = s
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(sql)?;
+        rows.map(|row| {
+            let (id, json, created_at) = row.map_err(sql)?;
+            Ok(StudyRecord {
+                id: StudyId(id as u64),
+                spec: parse_spec(&json)?,
+                created_at: Timestamp(created_at as u64),
+            })
+        })
+        .collect()
+    }
+
+    fn delete_study(&self, name: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let tx = begin(&mut inner.conn).map_err(|e| self.classify(e))?;
+        let id: i64 = tx
+            .query_row("SELECT id FROM studies WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(sql)?
+            .ok_or_else(|| StoreError::StudyNotFound {
+                name: name.to_owned(),
+            })?;
+        for table in [
+            "changes",
+            "intermediate",
+            "user_attrs",
+            "registered_params",
+            "trials",
+        ] {
+            tx.execute(&format!("DELETE FROM {table} WHERE study_id = ?1"), [id])
+                .map_err(sql)?;
+        }
+        tx.execute("DELETE FROM studies WHERE id = ?1", [id])
+            .map_err(sql)?;
+        tx.commit().map_err(|e| self.classify(e))?;
+        inner.specs.remove(&StudyId(id as u64));
+        Ok(())
+    }
+
+    fn create_trial(
+        &self,
+        study: StudyId,
+        new: &NewTrial,
+        max_trials: Option<u64>,
+        propose: &mut dyn FnMut(u64) -> Option<Params>,
+    ) -> Result<Created, StoreError> {
+        self.write(study, |tx, _| {
+            let count: i64 = tx
+                .prepare_cached("SELECT n_trials FROM studies WHERE id = ?1")
+                .and_then(|mut s| s.query_row([study.0 as i64], |r| r.get(0)))
+                .optional()
+                .map_err(sql)?
+                .ok_or(StoreError::StudyIdNotFound(study))?;
+            let number = count as u64;
+            if max_trials.is_some_and(|max| number >= max) {
+                return Ok(Created::LimitReached);
+            }
+            let Some(params) = propose(number) else { return Ok(Created::Declined) };
+            let at = Timestamp::now();
+            let state = if new.pending { TrialState::Pending } else { TrialState::Running };
+            let started_at = (!new.pending).then_some(at.0 as i64);
+            tx.prepare_cached(
+                "INSERT INTO trials (study_id, number, state, params, parent, depth, retry_of, created_at, started_at, \
+                 heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    study.0 as i64,
+                    number as i64,
+                    state.name(),
+                    to_json(&params),
+                    new.parent.map(|p| p as i64),
+                    new.depth,
+                    new.retry_of.map(|p| p as i64),
+                    at.0 as i64,
+                    started_at,
+                ])
+            })
+            .map_err(sql)?;
+            let id = TrialId(tx.last_insert_rowid() as u64);
+            tx.prepare_cached("UPDATE studies SET n_trials = n_trials + 1 WHERE id = ?1")
+                .and_then(|mut s| s.execute([study.0 as i64]))
+                .map_err(sql)?;
+            let params = Arc::new(params);
+            let change = Change::TrialCreated {
+                id,
+                number,
+                state: state.clone(),
+                params: params.clone(),
+                parent: new.parent,
+                depth: new.depth,
+                retry_of: new.retry_of,
+            };
+            append(tx, study, at, &change)?;
+            Ok(Created::Trial(Trial {
+                id,
+                number,
+                state,
+                params,
+                values: None,
+                intermediate: Default::default(),
+                user_attrs: Default::default(),
+                parent: new.parent,
+                depth: new.depth,
+                retry_of: new.retry_of,
+                created_at: at,
+                started_at: started_at.map(|_| at),
+                finished_at: None,
+            }))
+        })
+    }
+
+    fn claim_pending(&self, study: StudyId) -> Result<Option<Trial>, StoreError> {
+        self.write(study, |tx, _| {
+            let number: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT number FROM trials WHERE study_id = ?1 AND state = 'pending' ORDER BY number LIMIT 1",
+                )
+                .and_then(|mut s| s.query_row([study.0 as i64], |r| r.get(0)))
+                .optional()
+                .map_err(sql)?;
+            let Some(number) = number else { return Ok(None) };
+            let at = Timestamp::now();
+            tx.prepare_cached(
+                "UPDATE trials SET state = 'running', started_at = ?3, heartbeat_at = ?3 \
+                 WHERE study_id = ?1 AND number = ?2",
+            )
+            .and_then(|mut s| s.execute(params![study.0 as i64, number, at.0 as i64]))
+            .map_err(sql)?;
+            append(tx, study, at, &Change::TrialStarted { number: number as u64 })?;
+            load_trial(tx, study, number as u64).map(Some)
+        })
+    }
+
+    fn set_param(
+        &self,
+        study: StudyId,
+        number: u64,
+        name: &str,
+        value: &ParamValue,
+        distribution: &Distribution,
+    ) -> Result<(), StoreError> {
+        self.write(study, |tx, spec| {
+            require_running(tx, study, number)?;
+            let invalid = |reason: String| StoreError::Param(Error::InvalidParam { param: name.to_owned(), reason });
+            distribution.validate().map_err(invalid)?;
+            if !distribution.contains(value) {
+                return Err(invalid(format!("{value} is not in {distribution}")));
+            }
+            let json: String = tx
+                .prepare_cached("SELECT params FROM trials WHERE study_id = ?1 AND number = ?2")
+                .and_then(|mut s| s.query_row(params![study.0 as i64, number as i64], |r| r.get(0)))
+                .map_err(sql)?;
+            let mut params: Params = from_json("params", &json)?;
+            if params.contains_key(name) {
+                return Err(invalid(format!("trial {number} already has a value")));
+            }
+            let registered: Option<String> = tx
+                .prepare_cached("SELECT distribution FROM registered_params WHERE study_id = ?1 AND name = ?2")
+                .and_then(|mut s| s.query_row(params![study.0 as i64, name], |r| r.get(0)))
+                .optional()
+                .map_err(sql)?;
+            let existing = match registered {
+                Some(json) => Some(from_json::<Distribution>("distribution", &json)?),
+                None => spec.space.get(name).map(|p| p.distribution.clone()),
+            };
+            let at = Timestamp::now();
+            match existing {
+                Some(existing) if existing != *distribution => {
+                    return Err(StoreError::Param(Error::ParamConflict {
+                        param: name.to_owned(),
+                        existing: existing.to_string(),
+                        requested: distribution.to_string(),
+                    }));
+                }
+                Some(_) => {}
+                None => {
+                    tx.prepare_cached(
+                        "INSERT INTO registered_params (study_id, name, distribution) VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut s| s.execute(params![study.0 as i64, name, to_json(distribution)]))
+                    .map_err(sql)?;
+                    let change =
+                        Change::ParamRegistered { name: name.to_owned(), distribution: distribution.clone() };
+                    append(tx, study, at, &change)?;
+                }
+            }
+            params.insert(name.to_owned(), value.clone());
+            tx.prepare_cached("UPDATE trials SET params = ?3 WHERE study_id = ?1 AND number = ?2")
+                .and_then(|mut s| s.execute(params![study.0 as i64, number as i64, to_json(&params)]))
+                .map_err(sql)?;
+            append(tx, study, at, &Change::ParamSet { number, name: name.to_owned(), value: value.clone() })
+        })
+    }
+
+    fn report(&self, study: StudyId, number: u64, step: u64, value: f64) -> Result<(), StoreError> {
+        self.write(study, |tx, _| {
+            require_running(tx, study, number)?;
+            if !value.is_finite() {
+                return Err(StoreError::InvalidValues {
+                    number,
+                    reason: format!("intermediate value {value} at step {step} is not a finite number"),
+                });
+            }
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO intermediate (study_id, number, step, value) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![study.0 as i64, number as i64, step as i64, value]))
+            .map_err(sql)?;
+            append(tx, study, Timestamp::now(), &Change::MetricReported { number, step, value })
+        })
+    }
+
+    fn set_user_attr(
+        &self,
+        study: StudyId,
+        number: u64,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.write(study, |tx, _| {
+            state_of(tx, study, number)?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO user_attrs (study_id, number, key, value) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![study.0 as i64, number as i64, key, to_json(value)]))
+            .map_err(sql)?;
+            let change = Change::UserAttrSet { number, key: key.to_owned(), value: value.clone() };
+            append(tx, study, Timestamp::now(), &change)
+        })
+    }
+
+    fn finish_trial(
+        &self,
+        study: StudyId,
+        number: u64,
+        state: TrialState,
+        values: Option<Vec<f64>>,
+    ) -> Result<Trial, StoreError> {
+        self.write(study, |tx, spec| {
+            let current = state_of(tx, study, number)?;
+            if !matches!(current.as_str(), "running" | "pending") {
+                return Err(StoreError::NotRunning { number, state: state_name(&current) });
+            }
+            check_values(number, &state, values.as_deref(), spec.objectives.len())?;
+            let at = Timestamp::now();
+            let (name, step, message) = state_columns(&state);
+            let first = values.as_ref().and_then(|v| v.first().copied());
+            tx.prepare_cached(
+                "UPDATE trials SET state = ?3, prune_step = ?4, message = ?5, objective_values = ?6, value0 = ?7, \
+                 finished_at = ?8 WHERE study_id = ?1 AND number = ?2",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    study.0 as i64,
+                    number as i64,
+                    name,
+                    step,
+                    message,
+                    values.as_ref().map(to_json),
+                    first,
+                    at.0 as i64
+                ])
+            })
+            .map_err(sql)?;
+            append(tx, study, at, &Change::TrialFinished { number, state, values })?;
+            load_trial(tx, study, number)
+        })
+    }
+
+    fn changes_since(&self, study: StudyId, cursor: u64) -> Result<Vec<LoggedChange>, StoreError> {
+        self.read(study, |conn, _| {
+            let mut s = conn
+                .prepare_cached("SELECT seq, at, change FROM changes WHERE study_id = ?1 AND seq > ?2 ORDER BY seq")
+                .map_err(sql)?;
+            let rows = s
+                .query_map(params![study.0 as i64, cursor as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(sql)?;
+            rows.map(|row| {
+                let (seq, at, json) = row.map_err(sql)?;
+                Ok(LoggedChange { seq: seq as u64, at: Timestamp(at as u64), change: from_json("change", &json)? })
+            })
+            .collect()
+        })
+    }
+
+    fn trial(&self, study: StudyId, number: u64) -> Result<Trial, StoreError> {
+        self.read(study, |conn, _| load_trial(conn, study, number))
+    }
+
+    fn trials(&self, study: StudyId) -> Result<Vec<Trial>, StoreError> {
+        self.read(study, |conn, _| {
+            let id = study.0 as i64;
+            let mut s = conn
+                .prepare_cached(&format!(
+                    "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 ORDER BY number"
+                ))
+                .map_err(sql)?;
+            let mut trials = s
+                .query_map([id], trial_from_row)
+                .map_err(sql)?
+                .map(|row| row.map_err(sql)?)
+                .collect::<Result<Vec<Trial>, StoreError>>()?;
+            let mut s = conn
+                .prepare_cached("SELECT number, step, value FROM intermediate WHERE study_id = ?1")
+                .map_err(sql)?;
+            let rows = s.query_map([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, f64>(2)?,
+                ))
+            });
+            for row in rows.map_err(sql)? {
+                let (number, step, value) = row.map_err(sql)?;
+                if let Some(t) = trials.get_mut(number as usize) {
+                    t.intermediate.insert(step as u64, value);
+                }
+            }
+            let mut s = conn
+                .prepare_cached("SELECT number, key, value FROM user_attrs WHERE study_id = ?1")
+                .map_err(sql)?;
+            let rows = s.query_map([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            });
+            for row in rows.map_err(sql)? {
+                let (number, key, value) = row.map_err(sql)?;
+                if let Some(t) = trials.get_mut(number as usize) {
+                    t.user_attrs
+                        .insert(key, from_json("user attribute", &value)?);
+                }
+            }
+            Ok(trials)
+        })
+    }
+
+    fn best_trial(&self, study: StudyId) -> Result<Option<Trial>, StoreError> {
+        self.read(study, |conn, spec| {
+            let [objective] = spec.objectives.as_slice() else { return Ok(None) };
+            let pick = match objective.direction {
+                hyperion_core::Direction::Minimize => "MIN",
+                hyperion_core::Direction::Maximize => "MAX",
+            };
+            // Two index lookups: the best value, then the earliest trial with it.
+            let number: Option<i64> = conn
+                .prepare_cached(&format!(
+                    "SELECT number FROM trials WHERE study_id = ?1 AND state = 'completed' AND value0 = \
+                     (SELECT {pick}(value0) FROM trials WHERE study_id = ?1 AND state = 'completed') \
+                     ORDER BY number LIMIT 1"
+                ))
+                .and_then(|mut s| s.query_row([study.0 as i64], |r| r.get(0)))
+                .optional()
+                .map_err(sql)?;
+            number.map(|n| load_trial(conn, study, n as u64)).transpose()
+        })
+    }
+}

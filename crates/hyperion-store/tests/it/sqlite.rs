@@ -1,0 +1,167 @@
+use std::ops::Deref;
+use std::path::Path;
+
+use hyperion_core::{Objective, SearchSpace, StudySpec, TrialState};
+use hyperion_store::{Created, NewTrial, SqliteStore, Store, StoreError};
+
+/// A store in a fresh temporary directory, removed on drop.
+struct Fixture {
+    store: SqliteStore,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("studies.db")).unwrap();
+        Fixture { store, _dir: dir }
+    }
+}
+
+impl Deref for Fixture {
+    type Target = SqliteStore;
+    fn deref(&self) -> &SqliteStore {
+        &self.store
+    }
+}
+
+hyperion_store::conformance_tests!(Fixture::new());
+
+fn spec() -> StudySpec {
+    StudySpec::new(
+        "s",
+        vec![Objective::minimize("loss")],
+        SearchSpace::default(),
+    )
+}
+
+fn bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn trials_survive_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/studies.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let study = store.create_study(&spec()).unwrap();
+        let Created::Trial(t) = store
+            .create_trial(study.id, &NewTrial::running(), None, &mut |_| {
+                Some(Default::default())
+            })
+            .unwrap()
+        else {
+            panic!()
+        };
+        store.report(study.id, t.number, 1, 0.5).unwrap();
+        store
+            .finish_trial(study.id, t.number, TrialState::Completed, Some(vec![0.25]))
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let study = store.study("s").unwrap();
+    let trials = store.trials(study.id).unwrap();
+    assert_eq!(trials.len(), 1);
+    assert_eq!(trials[0].values, Some(vec![0.25]));
+    assert_eq!(trials[0].intermediate.get(&1), Some(&0.5));
+    assert_eq!(store.changes_since(study.id, 0).unwrap().len(), 3);
+}
+
+#[test]
+fn a_corrupted_file_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("studies.db");
+    std::fs::write(
+        &path,
+        b"this is not a database at all, just text that is long enough.....".repeat(100),
+    )
+    .unwrap();
+    let before = bytes(&path);
+    let e = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("is not a readable SQLite database"),
+        "{e}"
+    );
+    assert_eq!(bytes(&path), before);
+}
+
+#[test]
+fn another_programs_database_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1, 'ada');")
+            .unwrap();
+    }
+    let before = bytes(&path);
+    let e = SqliteStore::open(&path).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{} is an SQLite database of another program, not a Hyperion store; it was left untouched",
+            path.display()
+        )
+    );
+    assert_eq!(bytes(&path), before);
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("studies.db");
+    drop(SqliteStore::open(&path).unwrap());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let before = bytes(&path);
+    let e = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(e, StoreError::NewerSchema { found: 99, .. }),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("written by a newer Hyperion (schema version 99"),
+        "{e}"
+    );
+    assert_eq!(bytes(&path), before);
+}
+
+#[test]
+fn a_read_only_directory_is_a_clear_error() {
+    if running_as_root() {
+        // Root ignores directory permissions; simulate with a path under a regular file.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = SqliteStore::open(file.join("studies.db")).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "cannot open the store {}",
+                file.join("studies.db").display()
+            )),
+            "{e}"
+        );
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let path = dir.path().join("studies.db");
+    let e = SqliteStore::open(&path).unwrap_err();
+    assert!(e.to_string().contains("is its directory writable?"), "{e}");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
