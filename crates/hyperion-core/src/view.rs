@@ -53,6 +53,8 @@ pub struct StudyView {
     completed: Vec<u64>,
     cursor: u64,
     counts: Counts,
+    /// Trials that retry another one: they take its place in the trial budget.
+    retries: u64,
     best: Option<u64>,
     pareto: Vec<u64>,
     total: Option<u64>,
@@ -68,6 +70,7 @@ impl StudyView {
             completed: Vec::new(),
             cursor: 0,
             counts: Counts::default(),
+            retries: 0,
             best: None,
             pareto: Vec::new(),
             total: None,
@@ -86,6 +89,11 @@ impl StudyView {
     }
     pub fn counts(&self) -> Counts {
         self.counts
+    }
+    /// Trials that count against a trial budget: all but retries, which take the place of the
+    /// trial they retry.
+    pub fn budget_used(&self) -> u64 {
+        self.trials.len() as u64 - self.retries
     }
     /// All trials, indexed by number.
     pub fn trials(&self) -> &[Trial] {
@@ -176,6 +184,7 @@ impl StudyView {
                     finished_at: None,
                 });
                 *self.counts.slot(state) += 1;
+                self.retries += u64::from(retry_of.is_some());
                 if running {
                     events.push(Event::TrialStarted {
                         number: *number,

@@ -18,6 +18,6 @@ mod study;
 
 pub use bus::EventBus;
 pub use error::Error;
-pub use optimize::{Budget, IntoValues, OptimizeConfig, Summary, TrialError};
+pub use optimize::{Budget, IntoValues, OptimizeConfig, Recovery, Summary, TrialError};
 pub use pruner::{NeverPrune, Pruner};
 pub use study::{ActiveTrial, Outcome, Study, StudyBuilder};

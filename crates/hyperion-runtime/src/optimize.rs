@@ -1,7 +1,8 @@
+use std::collections::BTreeSet;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use hyperion_core::{Direction, Event, StopReason, Trial};
@@ -32,19 +33,60 @@ impl Budget {
     }
 }
 
-/// How [`Study::optimize`] runs.
+/// How [`Study::optimize`] runs: `OptimizeConfig::new(budget).threads(4)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimizeConfig {
     pub budget: Budget,
     /// Trials run at once, each on its own thread (default 1).
     pub threads: usize,
+    pub recovery: Recovery,
+}
+
+impl OptimizeConfig {
+    pub fn new(budget: Budget) -> Self {
+        OptimizeConfig {
+            budget,
+            threads: 1,
+            recovery: Recovery::default(),
+        }
+    }
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+    pub fn recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = recovery;
+        self
+    }
 }
 
 impl Default for OptimizeConfig {
     fn default() -> Self {
-        OptimizeConfig {
-            budget: Budget::default(),
-            threads: 1,
+        OptimizeConfig::new(Budget::default())
+    }
+}
+
+/// How a run notices and settles trials whose worker died (a killed process, a lost machine).
+///
+/// While it runs, a study sends a heartbeat for its running trials every `heartbeat`; any run
+/// on the study fails a running trial whose heartbeat is older than `grace` ("stale") and
+/// retries it as a new trial with the same params, at most `max_retries` times per original.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recovery {
+    /// Default 2 s.
+    pub heartbeat: Duration,
+    /// Default 20 s; keep it several heartbeats long.
+    pub grace: Duration,
+    /// Default 1.
+    pub max_retries: u32,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            heartbeat: Duration::from_secs(2),
+            grace: Duration::from_secs(20),
+            max_retries: 1,
         }
     }
 }
@@ -144,22 +186,35 @@ impl Study {
         let run = Run {
             study: self,
             budget,
+            recovery: &config.recovery,
             started: Instant::now(),
             stop: Mutex::new(None),
             trials_run: Mutex::new(0),
+            running: Mutex::new(BTreeSet::new()),
         };
+        // Settle what a dead run left behind before starting anything.
+        run.keep_alive()?;
         let threads = config.threads.max(1);
         let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
+            let (done, finished) = mpsc::channel::<()>();
+            let heartbeat = s.spawn(|| run.heartbeats(finished));
             let workers: Vec<_> = (0..threads)
                 .map(|_| s.spawn(|| run.worker(&objective)))
                 .collect();
-            workers
+            let mut results: Vec<_> = workers
                 .into_iter()
                 .map(|w| {
                     w.join()
                         .unwrap_or_else(|_| Err(Error::Config("a worker panicked".into())))
                 })
-                .collect()
+                .collect();
+            drop(done);
+            results.push(
+                heartbeat
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Config("the heartbeat panicked".into()))),
+            );
+            results
         });
         results.into_iter().collect::<Result<(), Error>>()?;
 
@@ -186,10 +241,13 @@ impl Study {
 struct Run<'a> {
     study: &'a Study,
     budget: &'a Budget,
+    recovery: &'a Recovery,
     started: Instant,
     /// The first reason to stop; once set, no thread starts a trial.
     stop: Mutex<Option<StopReason>>,
     trials_run: Mutex<u64>,
+    /// Trials this run's threads are running.
+    running: Mutex<BTreeSet<u64>>,
 }
 
 impl Run<'_> {
@@ -206,8 +264,16 @@ impl Run<'_> {
             let mut trial = match self.study.ask_within(self.budget.max_trials) {
                 Ok(Some(trial)) => trial,
                 Ok(None) => {
-                    self.stop_with(StopReason::MaxTrials);
-                    return Ok(());
+                    // The budget is spent, but trials of other runs may still fail (a dead
+                    // worker's, once stale) and come back as retries: wait for them.
+                    let counts = self.study.sync()?.counts();
+                    let mine = lock(&self.running).len() as u64;
+                    if counts.pending == 0 && counts.running <= mine {
+                        self.stop_with(StopReason::MaxTrials);
+                        return Ok(());
+                    }
+                    std::thread::sleep(WAIT_FOR_OTHERS.min(self.recovery.heartbeat));
+                    continue;
                 }
                 Err(Error::Exhausted) => {
                     self.stop_with(StopReason::SpaceExhausted);
@@ -218,8 +284,9 @@ impl Run<'_> {
                     return Err(e);
                 }
             };
-            *self.trials_run.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            *lock(&self.trials_run) += 1;
             let number = trial.number();
+            lock(&self.running).insert(number);
             let outcome = match catch_unwind(AssertUnwindSafe(|| objective(&mut trial))) {
                 Ok(Ok(values)) => Outcome::Completed(values.into_values()),
                 Ok(Err(TrialError::Pruned { reason })) => Outcome::Pruned { reason },
@@ -229,7 +296,9 @@ impl Run<'_> {
                 },
             };
             drop(trial);
-            match self.study.tell(number, outcome) {
+            let told = self.study.tell(number, outcome);
+            lock(&self.running).remove(&number);
+            match told {
                 Ok(_) => {}
                 // A result the store refuses (say, two values for one objective) fails the trial.
                 Err(Error::Store(hyperion_store::StoreError::InvalidValues { reason, .. })) => {
@@ -243,8 +312,29 @@ impl Run<'_> {
         }
     }
 
+    /// Sends this run's heartbeats and settles stale trials until `finished` disconnects.
+    fn heartbeats(&self, finished: mpsc::Receiver<()>) -> Result<(), Error> {
+        while let Err(mpsc::RecvTimeoutError::Timeout) =
+            finished.recv_timeout(self.recovery.heartbeat)
+        {
+            self.keep_alive()?;
+        }
+        Ok(())
+    }
+
+    fn keep_alive(&self) -> Result<(), Error> {
+        let id = self.study.record.id;
+        let store = self.study.store();
+        let mine: Vec<u64> = lock(&self.running).iter().copied().collect();
+        if !mine.is_empty() {
+            store.heartbeat(id, &mine)?;
+        }
+        store.fail_stale(id, self.recovery.grace, self.recovery.max_retries)?;
+        Ok(())
+    }
+
     fn should_stop(&self) -> Result<Option<StopReason>, Error> {
-        if let Some(reason) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(reason) = lock(&self.stop).clone() {
             return Ok(Some(reason));
         }
         if self.study.stop.load(Ordering::SeqCst) {
@@ -285,6 +375,13 @@ impl Run<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .get_or_insert(reason);
     }
+}
+
+/// How long a run whose budget is spent waits before looking again for retries to run.
+const WAIT_FOR_OTHERS: Duration = Duration::from_millis(50);
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Barrier;
+use std::time::Duration;
 
 use hyperion_core::{
     Condition, Distribution, FloatDistribution, IntDistribution, Objective, ParamValue, Params,
@@ -40,7 +41,10 @@ macro_rules! conformance_tests {
             define_by_run_params_keep_their_distribution,
             user_attrs_and_lineage_are_kept,
             the_change_log_rebuilds_the_trials,
-            best_trial_follows_the_direction
+            best_trial_follows_the_direction,
+            stale_trials_fail_and_are_retried_up_to_max_retries,
+            heartbeats_keep_trials_alive,
+            a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -519,4 +523,105 @@ pub fn best_trial_follows_the_direction(store: &dyn Store) {
     complete(store, study, 0.2);
     let best = complete(store, study, 0.9);
     assert_eq!(store.best_trial(study).unwrap().unwrap().number, best);
+}
+
+const GRACE: Duration = Duration::from_millis(40);
+
+fn wait_past_grace() {
+    std::thread::sleep(GRACE + Duration::from_millis(30));
+}
+
+pub fn stale_trials_fail_and_are_retried_up_to_max_retries(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let done = complete(store, study, 1.0);
+    let Created::Trial(original) = store
+        .create_trial(
+            study,
+            &NewTrial {
+                parent: Some(done),
+                depth: 1,
+                ..NewTrial::running()
+            },
+            None,
+            &mut |_| Some(point(0.7)),
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    wait_past_grace();
+    assert_eq!(
+        store.fail_stale(study, GRACE, 2).unwrap(),
+        [original.number]
+    );
+    let failed = store.trial(study, original.number).unwrap();
+    assert!(
+        matches!(&failed.state, TrialState::Failed { error } if error.starts_with("stale: no heartbeat"))
+    );
+    assert_eq!(
+        store.trial(study, done).unwrap().state,
+        TrialState::Completed,
+        "finished trials are never stale"
+    );
+
+    let mut chain = vec![original.number];
+    for _ in 0..2 {
+        let retry = store
+            .claim_pending(study)
+            .unwrap()
+            .expect("a retry is pending");
+        assert_eq!(retry.retry_of, Some(*chain.last().unwrap()));
+        assert_eq!(
+            (retry.params.clone(), retry.parent, retry.depth),
+            (original.params.clone(), Some(done), 1)
+        );
+        chain.push(retry.number);
+        wait_past_grace();
+        assert_eq!(store.fail_stale(study, GRACE, 2).unwrap(), [retry.number]);
+    }
+    assert_eq!(
+        store.claim_pending(study).unwrap(),
+        None,
+        "two retries, then no more"
+    );
+    assert_eq!(store.trials(study).unwrap().len(), 4);
+}
+
+pub fn heartbeats_keep_trials_alive(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let (a, b) = (create(store, study), create(store, study));
+    for _ in 0..3 {
+        std::thread::sleep(GRACE / 2);
+        store.heartbeat(study, &[a]).unwrap();
+    }
+    assert_eq!(store.fail_stale(study, GRACE, 0).unwrap(), [b]);
+    assert_eq!(store.trial(study, a).unwrap().state, TrialState::Running);
+    assert_eq!(
+        store.claim_pending(study).unwrap(),
+        None,
+        "max_retries 0 retries nothing"
+    );
+}
+
+pub fn a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let limit = Some(2);
+    let new = |store: &dyn Store| {
+        store.create_trial(study, &NewTrial::running(), limit, &mut |_| {
+            Some(point(0.1))
+        })
+    };
+    assert!(matches!(new(store), Ok(Created::Trial(_))));
+    assert!(matches!(new(store), Ok(Created::Trial(_))));
+    wait_past_grace();
+    assert_eq!(store.fail_stale(study, GRACE, 1).unwrap(), [0, 1]);
+    assert_eq!(new(store).unwrap(), Created::LimitReached);
+    let trials = store.trials(study).unwrap();
+    let retries: Vec<_> = trials.iter().filter_map(|t| t.retry_of).collect();
+    assert_eq!((trials.len(), retries), (4, vec![0, 1]));
+    let mut view = StudyView::new(study, spec("s"));
+    for change in store.changes_since(study, 0).unwrap() {
+        view.apply(&change, &mut Vec::new()).unwrap();
+    }
+    assert_eq!(view.budget_used(), 2);
 }

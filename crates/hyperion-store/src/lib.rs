@@ -34,6 +34,7 @@ mod sqlite;
 
 use std::fmt::Debug;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use hyperion_core::{
     Distribution, LoggedChange, ParamValue, Params, StudyId, StudySpec, Timestamp, Trial,
@@ -102,7 +103,8 @@ pub trait Store: Send + Sync + Debug {
 
     /// Reserves the study's next trial number `n` (0, 1, 2, …) and creates the trial with the
     /// params `propose(n)` returns. Nothing is created when the study already has `max_trials`
-    /// trials (counting every state) or when `propose` returns `None`. `propose` runs inside the
+    /// trials (in any state; a retry takes the place of the trial it retries, see
+    /// [`Store::fail_stale`]) or when `propose` returns `None`. `propose` runs inside the
     /// transaction: keep it short, and do not call the store from it.
     fn create_trial(
         &self,
@@ -127,6 +129,21 @@ pub trait Store: Send + Sync + Debug {
         value: &ParamValue,
         distribution: &Distribution,
     ) -> Result<(), StoreError>;
+
+    /// Marks running trials as alive now (their worker's heartbeat). Not logged: a heartbeat is
+    /// not a fact of the study.
+    fn heartbeat(&self, study: StudyId, numbers: &[u64]) -> Result<(), StoreError>;
+
+    /// Settles trials whose worker died: each running trial whose last heartbeat (or start) is
+    /// older than `grace` becomes failed ("stale: …") and, unless it is already the
+    /// `max_retries`-th retry of its original, is retried as a new pending trial with the same
+    /// params, lineage and `retry_of` set to it. Returns the numbers of the trials it failed.
+    fn fail_stale(
+        &self,
+        study: StudyId,
+        grace: Duration,
+        max_retries: u32,
+    ) -> Result<Vec<u64>, StoreError>;
 
     /// Records an intermediate value of a running trial (finite); a repeated step replaces it.
     fn report(&self, study: StudyId, number: u64, step: u64, value: f64) -> Result<(), StoreError>;
@@ -226,6 +243,26 @@ pub fn check_values(
         (_, Some(_)) => invalid(format!("a {} trial has no values", state.name())),
         (_, None) => Ok(()),
     }
+}
+
+/// The error of a trial failed by [`Store::fail_stale`].
+pub fn stale_error(grace: Duration) -> String {
+    format!(
+        "stale: no heartbeat for {:.1}s (its worker died?)",
+        grace.as_secs_f64()
+    )
+}
+
+/// How many retries precede trial `number` in its chain (0 for an original), following
+/// `retry_of` through `retry_of_fn`.
+pub fn retry_depth(number: u64, mut retry_of_fn: impl FnMut(u64) -> Option<u64>) -> u32 {
+    let mut depth = 0;
+    let mut current = number;
+    while let Some(previous) = retry_of_fn(current) {
+        depth += 1;
+        current = previous;
+    }
+    depth
 }
 
 /// Describes how two specs of the same study differ, for [`StoreError::SpecMismatch`].

@@ -1,12 +1,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hyperion_core::{
     Change, Distribution, Error, Event, LoggedChange, ParamValue, Params, StudyId, StudySpec,
     StudyView, Timestamp, Trial, TrialId, TrialState,
 };
 
-use crate::{Created, NewTrial, Store, StoreError, StudyRecord, check_values, spec_difference};
+use crate::{
+    Created, NewTrial, Store, StoreError, StudyRecord, check_values, retry_depth, spec_difference,
+    stale_error,
+};
 
 /// A store in this process's memory: fast, shared by threads, gone when the process ends.
 /// Useful for tests, benchmarks and throwaway in-process studies; not for anything to resume.
@@ -33,6 +37,8 @@ struct StudyData {
     view: StudyView,
     /// Pending trial numbers, lowest first.
     pending: std::collections::BTreeSet<u64>,
+    /// Running trials and their last heartbeat.
+    alive: BTreeMap<u64, Timestamp>,
     /// Scratch space for the view's events, which the store does not need.
     events: Vec<Event>,
 }
@@ -50,6 +56,36 @@ impl StudyData {
         self.events.clear();
         self.log.push(logged);
         Ok(())
+    }
+
+    fn insert_trial(
+        &mut self,
+        next_trial: &mut u64,
+        new: &NewTrial,
+        params: Arc<Params>,
+    ) -> Result<u64, StoreError> {
+        let number = self.view.trials().len() as u64;
+        *next_trial += 1;
+        let state = if new.pending {
+            TrialState::Pending
+        } else {
+            TrialState::Running
+        };
+        self.record(Change::TrialCreated {
+            id: TrialId(*next_trial),
+            number,
+            state,
+            params,
+            parent: new.parent,
+            depth: new.depth,
+            retry_of: new.retry_of,
+        })?;
+        if new.pending {
+            self.pending.insert(number);
+        } else {
+            self.alive.insert(number, Timestamp::now());
+        }
+        Ok(number)
     }
 
     fn trial(&self, number: u64) -> Result<&Trial, StoreError> {
@@ -119,6 +155,7 @@ impl Store for MemoryStore {
             log: Vec::new(),
             view: StudyView::new(id, spec.clone()),
             pending: Default::default(),
+            alive: BTreeMap::new(),
             events: Vec::new(),
         };
         inner.names.insert(spec.name.clone(), id);
@@ -166,31 +203,13 @@ impl Store for MemoryStore {
         propose: &mut dyn FnMut(u64) -> Option<Params>,
     ) -> Result<Created, StoreError> {
         self.with(study, |data, next_trial| {
-            let number = data.view.trials().len() as u64;
-            if max_trials.is_some_and(|max| number >= max) {
+            if max_trials.is_some_and(|max| data.view.budget_used() >= max) {
                 return Ok(Created::LimitReached);
             }
-            let Some(params) = propose(number) else {
+            let Some(params) = propose(data.view.trials().len() as u64) else {
                 return Ok(Created::Declined);
             };
-            *next_trial += 1;
-            let state = if new.pending {
-                TrialState::Pending
-            } else {
-                TrialState::Running
-            };
-            data.record(Change::TrialCreated {
-                id: TrialId(*next_trial),
-                number,
-                state,
-                params: Arc::new(params),
-                parent: new.parent,
-                depth: new.depth,
-                retry_of: new.retry_of,
-            })?;
-            if new.pending {
-                data.pending.insert(number);
-            }
+            let number = data.insert_trial(next_trial, new, Arc::new(params))?;
             Ok(Created::Trial(data.trial(number)?.clone()))
         })
     }
@@ -201,6 +220,7 @@ impl Store for MemoryStore {
                 return Ok(None);
             };
             data.record(Change::TrialStarted { number })?;
+            data.alive.insert(number, Timestamp::now());
             Ok(Some(data.trial(number)?.clone()))
         })
     }
@@ -252,6 +272,58 @@ impl Store for MemoryStore {
                 name: name.to_owned(),
                 value: value.clone(),
             })
+        })
+    }
+
+    fn heartbeat(&self, study: StudyId, numbers: &[u64]) -> Result<(), StoreError> {
+        self.with(study, |data, _| {
+            let now = Timestamp::now();
+            for n in numbers {
+                if let Some(beat) = data.alive.get_mut(n) {
+                    *beat = now;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn fail_stale(
+        &self,
+        study: StudyId,
+        grace: Duration,
+        max_retries: u32,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.with(study, |data, next_trial| {
+            let deadline = Timestamp(Timestamp::now().0.saturating_sub(grace.as_micros() as u64));
+            let stale: Vec<u64> = data
+                .alive
+                .iter()
+                .filter(|(_, beat)| **beat < deadline)
+                .map(|(n, _)| *n)
+                .collect();
+            for &number in &stale {
+                data.alive.remove(&number);
+                let state = TrialState::Failed {
+                    error: stale_error(grace),
+                };
+                data.record(Change::TrialFinished {
+                    number,
+                    state,
+                    values: None,
+                })?;
+                let trial = data.trial(number)?.clone();
+                let view = &data.view;
+                if retry_depth(number, |n| view.trial(n).and_then(|t| t.retry_of)) < max_retries {
+                    let new = NewTrial {
+                        pending: true,
+                        parent: trial.parent,
+                        depth: trial.depth,
+                        retry_of: Some(number),
+                    };
+                    data.insert_trial(next_trial, &new, trial.params.clone())?;
+                }
+            }
+            Ok(stale)
         })
     }
 
@@ -313,6 +385,7 @@ impl Store for MemoryStore {
                 data.record.spec.objectives.len(),
             )?;
             data.pending.remove(&number);
+            data.alive.remove(&number);
             data.record(Change::TrialFinished {
                 number,
                 state,

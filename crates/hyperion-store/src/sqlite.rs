@@ -13,7 +13,10 @@ use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
 };
 
-use crate::{Created, NewTrial, Store, StoreError, StudyRecord, check_values, spec_difference};
+use crate::{
+    Created, NewTrial, Store, StoreError, StudyRecord, check_values, retry_depth, spec_difference,
+    stale_error,
+};
 
 /// Marks a file as a Hyperion store (`PRAGMA application_id`, "Hypr").
 const APPLICATION_ID: i32 = 0x4879_7072;
@@ -289,6 +292,72 @@ fn state_name(stored: &str) -> &'static str {
         .unwrap_or("unknown")
 }
 
+/// Inserts trial `number` (the study's next) and logs its creation.
+fn insert_trial(
+    tx: &Transaction<'_>,
+    study: StudyId,
+    number: u64,
+    new: &NewTrial,
+    params: Arc<Params>,
+) -> Result<Trial, StoreError> {
+    let at = Timestamp::now();
+    let state = if new.pending {
+        TrialState::Pending
+    } else {
+        TrialState::Running
+    };
+    let started_at = (!new.pending).then_some(at.0 as i64);
+    tx.prepare_cached(
+        "INSERT INTO trials (study_id, number, state, params, parent, depth, retry_of, created_at, started_at, \
+         heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            study.0 as i64,
+            number as i64,
+            state.name(),
+            to_json(&*params),
+            new.parent.map(|p| p as i64),
+            new.depth,
+            new.retry_of.map(|p| p as i64),
+            at.0 as i64,
+            started_at,
+        ])
+    })
+    .map_err(sql)?;
+    let id = TrialId(tx.last_insert_rowid() as u64);
+    tx.prepare_cached(
+        "UPDATE studies SET n_trials = n_trials + 1, n_retries = n_retries + ?2 WHERE id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![study.0 as i64, i64::from(new.retry_of.is_some())]))
+    .map_err(sql)?;
+    let change = Change::TrialCreated {
+        id,
+        number,
+        state: state.clone(),
+        params: params.clone(),
+        parent: new.parent,
+        depth: new.depth,
+        retry_of: new.retry_of,
+    };
+    append(tx, study, at, &change)?;
+    Ok(Trial {
+        id,
+        number,
+        state,
+        params,
+        values: None,
+        intermediate: Default::default(),
+        user_attrs: Default::default(),
+        parent: new.parent,
+        depth: new.depth,
+        retry_of: new.retry_of,
+        created_at: at,
+        started_at: started_at.map(|_| at),
+        finished_at: None,
+    })
+}
+
 const TRIAL_COLUMNS: &str = "id, number, state, prune_step, message, params, objective_values, parent, depth, \
                              retry_of, created_at, started_at, finished_at";
 
@@ -521,68 +590,19 @@ impl Store for SqliteStore {
         propose: &mut dyn FnMut(u64) -> Option<Params>,
     ) -> Result<Created, StoreError> {
         self.write(study, |tx, _| {
-            let count: i64 = tx
-                .prepare_cached("SELECT n_trials FROM studies WHERE id = ?1")
-                .and_then(|mut s| s.query_row([study.0 as i64], |r| r.get(0)))
+            let (count, retries): (i64, i64) = tx
+                .prepare_cached("SELECT n_trials, n_retries FROM studies WHERE id = ?1")
+                .and_then(|mut s| s.query_row([study.0 as i64], |r| Ok((r.get(0)?, r.get(1)?))))
                 .optional()
                 .map_err(sql)?
                 .ok_or(StoreError::StudyIdNotFound(study))?;
-            let number = count as u64;
-            if max_trials.is_some_and(|max| number >= max) {
+            if max_trials.is_some_and(|max| (count - retries) as u64 >= max) {
                 return Ok(Created::LimitReached);
             }
-            let Some(params) = propose(number) else { return Ok(Created::Declined) };
-            let at = Timestamp::now();
-            let state = if new.pending { TrialState::Pending } else { TrialState::Running };
-            let started_at = (!new.pending).then_some(at.0 as i64);
-            tx.prepare_cached(
-                "INSERT INTO trials (study_id, number, state, params, parent, depth, retry_of, created_at, started_at, \
-                 heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    study.0 as i64,
-                    number as i64,
-                    state.name(),
-                    to_json(&params),
-                    new.parent.map(|p| p as i64),
-                    new.depth,
-                    new.retry_of.map(|p| p as i64),
-                    at.0 as i64,
-                    started_at,
-                ])
-            })
-            .map_err(sql)?;
-            let id = TrialId(tx.last_insert_rowid() as u64);
-            tx.prepare_cached("UPDATE studies SET n_trials = n_trials + 1 WHERE id = ?1")
-                .and_then(|mut s| s.execute([study.0 as i64]))
-                .map_err(sql)?;
-            let params = Arc::new(params);
-            let change = Change::TrialCreated {
-                id,
-                number,
-                state: state.clone(),
-                params: params.clone(),
-                parent: new.parent,
-                depth: new.depth,
-                retry_of: new.retry_of,
+            let Some(params) = propose(count as u64) else {
+                return Ok(Created::Declined);
             };
-            append(tx, study, at, &change)?;
-            Ok(Created::Trial(Trial {
-                id,
-                number,
-                state,
-                params,
-                values: None,
-                intermediate: Default::default(),
-                user_attrs: Default::default(),
-                parent: new.parent,
-                depth: new.depth,
-                retry_of: new.retry_of,
-                created_at: at,
-                started_at: started_at.map(|_| at),
-                finished_at: None,
-            }))
+            insert_trial(tx, study, count as u64, new, Arc::new(params)).map(Created::Trial)
         })
     }
 
@@ -666,6 +686,69 @@ impl Store for SqliteStore {
                 .and_then(|mut s| s.execute(params![study.0 as i64, number as i64, to_json(&params)]))
                 .map_err(sql)?;
             append(tx, study, at, &Change::ParamSet { number, name: name.to_owned(), value: value.clone() })
+        })
+    }
+
+    fn heartbeat(&self, study: StudyId, numbers: &[u64]) -> Result<(), StoreError> {
+        self.write(study, |tx, _| {
+            let now = Timestamp::now().0 as i64;
+            let mut s = tx
+                .prepare_cached(
+                    "UPDATE trials SET heartbeat_at = ?3 WHERE study_id = ?1 AND number = ?2 AND state = 'running'",
+                )
+                .map_err(sql)?;
+            for &n in numbers {
+                s.execute(params![study.0 as i64, n as i64, now]).map_err(sql)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn fail_stale(
+        &self,
+        study: StudyId,
+        grace: Duration,
+        max_retries: u32,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.write(study, |tx, _| {
+            let deadline = Timestamp::now().0.saturating_sub(grace.as_micros() as u64) as i64;
+            let stale: Vec<u64> = tx
+                .prepare_cached(
+                    "SELECT number FROM trials WHERE study_id = ?1 AND state = 'running' AND heartbeat_at < ?2 \
+                     ORDER BY number",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![study.0 as i64, deadline], |r| r.get::<_, i64>(0))?
+                        .map(|n| n.map(|n| n as u64))
+                        .collect()
+                })
+                .map_err(sql)?;
+            let error = stale_error(grace);
+            for &number in &stale {
+                let at = Timestamp::now();
+                tx.prepare_cached(
+                    "UPDATE trials SET state = 'failed', message = ?3, finished_at = ?4 WHERE study_id = ?1 AND number = ?2",
+                )
+                .and_then(|mut s| s.execute(params![study.0 as i64, number as i64, error, at.0 as i64]))
+                .map_err(sql)?;
+                let state = TrialState::Failed { error: error.clone() };
+                append(tx, study, at, &Change::TrialFinished { number, state, values: None })?;
+                let trial = load_trial(tx, study, number)?;
+                let mut retry_of = tx
+                    .prepare_cached("SELECT retry_of FROM trials WHERE study_id = ?1 AND number = ?2")
+                    .map_err(sql)?;
+                let depth = retry_depth(number, |n| {
+                    retry_of.query_row(params![study.0 as i64, n as i64], |r| r.get::<_, Option<i64>>(0)).ok().flatten().map(|p| p as u64)
+                });
+                if depth < max_retries {
+                    let next: i64 = tx
+                        .query_row("SELECT n_trials FROM studies WHERE id = ?1", [study.0 as i64], |r| r.get(0))
+                        .map_err(sql)?;
+                    let new = NewTrial { pending: true, parent: trial.parent, depth: trial.depth, retry_of: Some(number) };
+                    insert_trial(tx, study, next as u64, &new, trial.params.clone())?;
+                }
+            }
+            Ok(stale)
         })
     }
 

@@ -48,10 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    let config = OptimizeConfig {
-        budget: Budget::trials(100),
-        threads: 4,
-    };
+    let config = OptimizeConfig::new(Budget::trials(100)).threads(4);
     let summary = study.optimize(&config, |trial| {
         let lr = trial.params()["lr"].as_f64().unwrap_or_default();
         let layers = trial.params()["layers"].as_i64().unwrap_or_default();

@@ -24,7 +24,7 @@
 //!     .sampler(SamplerConfig::Sobol)
 //!     .seed(42)
 //!     .open()?;
-//! let config = OptimizeConfig { budget: Budget::trials(200), threads: 4 };
+//! let config = OptimizeConfig::new(Budget::trials(200)).threads(4);
 //! let summary = study.optimize(&config, |trial| {
 //!     let x = trial.params()["x"].as_f64().unwrap_or_default();
 //!     let y = trial.params()["y"].as_f64().unwrap_or_default();
@@ -69,8 +69,8 @@ pub use hyperion_core::{
     Trial, TrialState,
 };
 pub use hyperion_runtime::{
-    ActiveTrial, Budget, Error, NeverPrune, OptimizeConfig, Outcome, Pruner, Study, StudyBuilder,
-    Summary, TrialError,
+    ActiveTrial, Budget, Error, NeverPrune, OptimizeConfig, Outcome, Pruner, Recovery, Study,
+    StudyBuilder, Summary, TrialError,
 };
 pub use hyperion_samplers::{Sampler, SamplerConfig};
-pub use hyperion_store::{MemoryStore, Store};
+pub use hyperion_store::{MemoryStore, SqliteStore, Store};

@@ -11,10 +11,7 @@ fn events_arrive_in_the_order_a_user_expects() {
         .open()
         .unwrap();
     let all = study.subscribe_all();
-    let config = OptimizeConfig {
-        budget: Budget::trials(5),
-        threads: 1,
-    };
+    let config = OptimizeConfig::new(Budget::trials(5)).threads(1);
     study
         .optimize(&config, |t| {
             t.report(0, 9.0)?;
@@ -78,10 +75,7 @@ fn best_updated_fires_only_on_improvement() {
 fn progress_counts_one_to_n_with_many_threads() {
     let study = Study::builder("s").open().unwrap();
     let progress = study.subscribe(EventKind::StudyProgress);
-    let config = OptimizeConfig {
-        budget: Budget::trials(200),
-        threads: 8,
-    };
+    let config = OptimizeConfig::new(Budget::trials(200)).threads(8);
     study
         .optimize(&config, |t| Ok::<_, TrialError>(t.number() as f64))
         .unwrap();

@@ -13,7 +13,7 @@ use hyperion_store::{MemoryStore, Store};
 use crate::{box_space, sphere};
 
 fn config(budget: Budget, threads: usize) -> OptimizeConfig {
-    OptimizeConfig { budget, threads }
+    OptimizeConfig::new(budget).threads(threads)
 }
 
 #[test]

@@ -6,6 +6,7 @@ CREATE TABLE studies (
     spec        TEXT NOT NULL,               -- StudySpec as JSON
     created_at  INTEGER NOT NULL,            -- microseconds since the Unix epoch
     n_trials    INTEGER NOT NULL DEFAULT 0,
+    n_retries   INTEGER NOT NULL DEFAULT 0,      -- trials that retry a stale one
     last_seq    INTEGER NOT NULL DEFAULT 0
 );
 
