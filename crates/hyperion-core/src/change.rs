@@ -53,6 +53,42 @@ pub enum Change {
         state: TrialState,
         values: Option<Vec<f64>>,
     },
+    /// A policy (scheduler, controller) decided something, and why.
+    DecisionRecorded(Decision),
+    /// A sampler persisted part of its state (what it cannot derive from the trials).
+    SamplerStateSet {
+        key: String,
+        value: serde_json::Value,
+    },
+}
+
+impl Change {
+    /// The change's tag in its serde form: `trial_created`, `decision_recorded`, …
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::TrialCreated { .. } => "trial_created",
+            Change::TrialStarted { .. } => "trial_started",
+            Change::ParamRegistered { .. } => "param_registered",
+            Change::ParamSet { .. } => "param_set",
+            Change::MetricReported { .. } => "metric_reported",
+            Change::UserAttrSet { .. } => "user_attr_set",
+            Change::TrialFinished { .. } => "trial_finished",
+            Change::DecisionRecorded(_) => "decision_recorded",
+            Change::SamplerStateSet { .. } => "sampler_state_set",
+        }
+    }
+}
+
+/// What a policy decided about a study or a trial, and its rationale: the decision log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The trial it concerns, if any.
+    pub trial: Option<u64>,
+    /// Who decided: `asha`, `median`, `controller`, …
+    pub policy: String,
+    /// What: `prune`, `promote`, `continue`, `retry`, …
+    pub action: String,
+    pub rationale: String,
 }
 
 /// A change with its place in the study's log.

@@ -72,6 +72,7 @@ pub enum Event {
         study: String,
         reason: StopReason,
     },
+    DecisionRecorded(crate::Decision),
 }
 
 /// The kind of an [`Event`], to subscribe to one kind only.
@@ -86,6 +87,7 @@ pub enum EventKind {
     BestUpdated,
     StudyProgress,
     StudyCompleted,
+    DecisionRecorded,
 }
 
 impl Event {
@@ -100,6 +102,7 @@ impl Event {
             Event::BestUpdated { .. } => EventKind::BestUpdated,
             Event::StudyProgress { .. } => EventKind::StudyProgress,
             Event::StudyCompleted { .. } => EventKind::StudyCompleted,
+            Event::DecisionRecorded(_) => EventKind::DecisionRecorded,
         }
     }
 }

@@ -47,6 +47,7 @@ pub struct StudyView {
     id: StudyId,
     spec: StudySpec,
     registered: BTreeMap<String, Distribution>,
+    sampler_state: BTreeMap<String, serde_json::Value>,
     /// Indexed by trial number.
     trials: Vec<Trial>,
     /// Numbers of completed trials, in order of completion.
@@ -66,6 +67,7 @@ impl StudyView {
             id,
             spec,
             registered: BTreeMap::new(),
+            sampler_state: BTreeMap::new(),
             trials: Vec::new(),
             completed: Vec::new(),
             cursor: 0,
@@ -132,6 +134,10 @@ impl StudyView {
     /// Define-by-run parameters and their distributions.
     pub fn registered(&self) -> &BTreeMap<String, Distribution> {
         &self.registered
+    }
+    /// What samplers persisted with [`Change::SamplerStateSet`].
+    pub fn sampler_state(&self, key: &str) -> Option<&serde_json::Value> {
+        self.sampler_state.get(key)
     }
     /// The trial budget announced in progress events.
     pub fn set_total(&mut self, total: Option<u64>) {
@@ -231,6 +237,12 @@ impl StudyView {
                 self.trial_mut(*number)?
                     .user_attrs
                     .insert(key.clone(), value.clone());
+            }
+            Change::DecisionRecorded(decision) => {
+                events.push(Event::DecisionRecorded(decision.clone()))
+            }
+            Change::SamplerStateSet { key, value } => {
+                self.sampler_state.insert(key.clone(), value.clone());
             }
             Change::TrialFinished {
                 number,

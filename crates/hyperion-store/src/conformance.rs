@@ -14,8 +14,8 @@ use std::sync::Barrier;
 use std::time::Duration;
 
 use hyperion_core::{
-    Condition, Distribution, FloatDistribution, IntDistribution, Objective, ParamValue, Params,
-    SearchSpace, StudyId, StudySpec, StudyView, TrialState,
+    Condition, Decision, Distribution, FloatDistribution, IntDistribution, Objective, ParamValue,
+    Params, SearchSpace, StudyId, StudySpec, StudyView, TrialState,
 };
 
 use crate::{Created, NewTrial, Store, StoreError};
@@ -44,7 +44,8 @@ macro_rules! conformance_tests {
             best_trial_follows_the_direction,
             stale_trials_fail_and_are_retried_up_to_max_retries,
             heartbeats_keep_trials_alive,
-            a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget
+            a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget,
+            decisions_and_sampler_state_are_logged
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -624,4 +625,30 @@ pub fn a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget(store: &dyn
         view.apply(&change, &mut Vec::new()).unwrap();
     }
     assert_eq!(view.budget_used(), 2);
+}
+
+pub fn decisions_and_sampler_state_are_logged(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let n = create(store, study);
+    let decision = Decision {
+        trial: Some(n),
+        policy: "asha".into(),
+        action: "prune".into(),
+        rationale: "0.9 is below the rung-1 cutoff 0.7".into(),
+    };
+    store.record_decision(study, &decision).unwrap();
+    let state = serde_json::json!({"mean": [0.1, 0.2], "generation": 3});
+    store.set_sampler_state(study, "cmaes", &state).unwrap();
+    assert_eq!(store.decisions(study).unwrap(), [decision]);
+    let mut view = StudyView::new(study, spec("s"));
+    let mut events = Vec::new();
+    for change in store.changes_since(study, 0).unwrap() {
+        view.apply(&change, &mut events).unwrap();
+    }
+    assert_eq!(view.sampler_state("cmaes"), Some(&state));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, hyperion_core::Event::DecisionRecorded(_)))
+    );
 }

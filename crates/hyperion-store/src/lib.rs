@@ -37,12 +37,41 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hyperion_core::{
-    Distribution, LoggedChange, ParamValue, Params, StudyId, StudySpec, Timestamp, Trial,
+    Decision, Distribution, LoggedChange, ParamValue, Params, StudyId, StudySpec, Timestamp, Trial,
     TrialState,
 };
 
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
+
+/// Where a study lives when nothing else is configured (the `hyperion` command, study files):
+/// an SQLite file in the current directory.
+pub const DEFAULT_STORAGE: &str = ".hyperion/hyperion.db";
+
+/// Opens the store a storage URL names: `sqlite:PATH` or `sqlite:///abs/path` (or a bare
+/// path) for SQLite, `memory` for a new in-memory store.
+pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    let unsupported = |reason: String| StoreError::Open {
+        path: PathBuf::from(url),
+        reason,
+    };
+    if url == "memory" || url == ":memory:" {
+        return Ok(std::sync::Arc::new(MemoryStore::new()));
+    }
+    let path = match url.split_once(':') {
+        Some(("sqlite", rest)) => rest.strip_prefix("//").unwrap_or(rest),
+        Some((scheme, rest)) if rest.starts_with("//") => {
+            return Err(unsupported(format!(
+                "unknown storage scheme \"{scheme}\" (use sqlite:PATH, a file path, or memory)"
+            )));
+        }
+        _ => url,
+    };
+    if path.is_empty() {
+        return Err(unsupported("the storage URL names no file".into()));
+    }
+    Ok(std::sync::Arc::new(SqliteStore::open(path)?))
+}
 
 /// A study as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -144,6 +173,20 @@ pub trait Store: Send + Sync + Debug {
         grace: Duration,
         max_retries: u32,
     ) -> Result<Vec<u64>, StoreError>;
+
+    /// Appends a policy's decision and its rationale to the decision log.
+    fn record_decision(&self, study: StudyId, decision: &Decision) -> Result<(), StoreError>;
+
+    /// The decision log, oldest first.
+    fn decisions(&self, study: StudyId) -> Result<Vec<Decision>, StoreError>;
+
+    /// Persists a piece of sampler state (readable from the study view as it is replayed).
+    fn set_sampler_state(
+        &self,
+        study: StudyId,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), StoreError>;
 
     /// Records an intermediate value of a running trial (finite); a repeated step replaces it.
     fn report(&self, study: StudyId, number: u64, step: u64, value: f64) -> Result<(), StoreError>;

@@ -3,8 +3,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyperion_core::{
-    Change, Distribution, Error, Event, LoggedChange, ParamValue, Params, StudyId, StudySpec,
-    StudyView, Timestamp, Trial, TrialId, TrialState,
+    Change, Decision, Distribution, Error, Event, LoggedChange, ParamValue, Params, StudyId,
+    StudySpec, StudyView, Timestamp, Trial, TrialId, TrialState,
 };
 
 use crate::{
@@ -324,6 +324,36 @@ impl Store for MemoryStore {
                 }
             }
             Ok(stale)
+        })
+    }
+
+    fn record_decision(&self, study: StudyId, decision: &Decision) -> Result<(), StoreError> {
+        self.with(study, |data, _| {
+            data.record(Change::DecisionRecorded(decision.clone()))
+        })
+    }
+
+    fn decisions(&self, study: StudyId) -> Result<Vec<Decision>, StoreError> {
+        self.with(study, |data, _| {
+            let decisions = data.log.iter().filter_map(|c| match &c.change {
+                Change::DecisionRecorded(d) => Some(d.clone()),
+                _ => None,
+            });
+            Ok(decisions.collect())
+        })
+    }
+
+    fn set_sampler_state(
+        &self,
+        study: StudyId,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.with(study, |data, _| {
+            data.record(Change::SamplerStateSet {
+                key: key.to_owned(),
+                value: value.clone(),
+            })
         })
     }
 

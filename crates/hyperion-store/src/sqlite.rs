@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyperion_core::{
-    Change, Distribution, Error, LoggedChange, ParamValue, Params, StudyId, StudySpec, Timestamp,
-    Trial, TrialId, TrialState,
+    Change, Decision, Distribution, Error, LoggedChange, ParamValue, Params, StudyId, StudySpec,
+    Timestamp, Trial, TrialId, TrialState,
 };
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
@@ -260,9 +260,19 @@ fn append(
         .optional()
         .map_err(sql)?
         .ok_or(StoreError::StudyIdNotFound(study))?;
-    tx.prepare_cached("INSERT INTO changes (study_id, seq, at, change) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| s.execute(params![study.0 as i64, seq, at.0 as i64, to_json(change)]))
-        .map_err(sql)?;
+    tx.prepare_cached(
+        "INSERT INTO changes (study_id, seq, at, kind, change) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            study.0 as i64,
+            seq,
+            at.0 as i64,
+            change.kind(),
+            to_json(change)
+        ])
+    })
+    .map_err(sql)?;
     Ok(())
 }
 
@@ -749,6 +759,48 @@ impl Store for SqliteStore {
                 }
             }
             Ok(stale)
+        })
+    }
+
+    fn record_decision(&self, study: StudyId, decision: &Decision) -> Result<(), StoreError> {
+        self.write(study, |tx, _| {
+            append(
+                tx,
+                study,
+                Timestamp::now(),
+                &Change::DecisionRecorded(decision.clone()),
+            )
+        })
+    }
+
+    fn decisions(&self, study: StudyId) -> Result<Vec<Decision>, StoreError> {
+        self.read(study, |conn, _| {
+            let mut s = conn
+                .prepare_cached(
+                    "SELECT change FROM changes WHERE study_id = ?1 AND kind = 'decision_recorded' ORDER BY seq",
+                )
+                .map_err(sql)?;
+            let rows = s.query_map([study.0 as i64], |r| r.get::<_, String>(0)).map_err(sql)?;
+            rows.map(|json| match from_json("change", &json.map_err(sql)?)? {
+                Change::DecisionRecorded(d) => Ok(d),
+                other => Err(StoreError::Inconsistent(format!("a {} logged as a decision", other.kind()))),
+            })
+            .collect()
+        })
+    }
+
+    fn set_sampler_state(
+        &self,
+        study: StudyId,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.write(study, |tx, _| {
+            let change = Change::SamplerStateSet {
+                key: key.to_owned(),
+                value: value.clone(),
+            };
+            append(tx, study, Timestamp::now(), &change)
         })
     }
 

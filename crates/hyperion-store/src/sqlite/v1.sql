@@ -60,6 +60,7 @@ CREATE TABLE changes (
     study_id  INTEGER NOT NULL,
     seq       INTEGER NOT NULL,
     at        INTEGER NOT NULL,
+    kind      TEXT NOT NULL,                 -- the change's tag, e.g. decision_recorded
     change    TEXT NOT NULL,                 -- Change as JSON
     PRIMARY KEY (study_id, seq)
 ) WITHOUT ROWID;

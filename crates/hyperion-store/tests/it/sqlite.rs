@@ -165,3 +165,25 @@ fn running_as_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+#[test]
+fn storage_urls_name_the_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let store = hyperion_store::open(&format!("sqlite://{}", path.display())).unwrap();
+    store.create_study(&spec()).unwrap();
+    assert!(path.exists(), "sqlite:///abs/path opens that file");
+    let again = hyperion_store::open(path.to_str().unwrap()).unwrap();
+    assert_eq!(
+        again.studies().unwrap().len(),
+        1,
+        "a bare path is an SQLite file"
+    );
+    let memory = hyperion_store::open("memory").unwrap();
+    assert!(memory.studies().unwrap().is_empty());
+    let e = hyperion_store::open("mysql://localhost/db").unwrap_err();
+    assert!(
+        e.to_string().contains("unknown storage scheme \"mysql\""),
+        "{e}"
+    );
+}
