@@ -1,48 +1,57 @@
 //! `hyperion-bench SUITE [--quick]`: the Hyperion half of `bench/run SUITE`. Prints one JSON
 //! line per measurement; `bench/report.py` sets them beside the peer's.
 
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use hyperion::{FloatDistribution, Outcome, SamplerConfig, SearchSpace, Study};
+use hyperion::store::SqliteStore;
+use hyperion::{
+    Budget, FloatDistribution, OptimizeConfig, Outcome, SamplerConfig, SearchSpace, Store, Study,
+    TrialError,
+};
+use serde_json::json;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     match args.first().map(String::as_str) {
         Some("overhead") => overhead(quick),
+        Some("store") => store(quick),
+        Some("store-worker") => return store_worker(&args[1..]),
         _ => {
-            eprintln!("usage: hyperion-bench SUITE [--quick]\nsuites: overhead");
+            eprintln!("usage: hyperion-bench SUITE [--quick]\nsuites: overhead, store");
             return ExitCode::from(2);
         }
     }
     ExitCode::SUCCESS
 }
 
-/// Ask+tell cycles with random sampling on a 10-D float space and the in-memory store. Cycles
-/// run from an empty study; at each checkpoint N the rate over the cycles in [0.9 N, N) is
-/// printed, so the figure shows the cost at that study size.
-fn overhead(quick: bool) {
-    let checkpoints: &[u64] = if quick {
-        &[1_000, 10_000]
-    } else {
-        &[1_000, 10_000, 100_000]
-    };
-    let space = (0..10)
+/// The benchmarks' search space: 10 floats in [-5, 5].
+fn space() -> SearchSpace {
+    (0..10)
         .fold(SearchSpace::builder(), |b, i| {
             b.param(&format!("x{i}"), FloatDistribution::new(-5.0, 5.0))
         })
         .build()
-        .expect("a valid space");
-    let study = Study::builder("overhead")
+        .expect("a valid space")
+}
+
+fn open_study(store: Arc<dyn Store>) -> Study {
+    Study::builder("bench")
         .minimize("value")
-        .space(space)
+        .space(space())
         .sampler(SamplerConfig::Random)
         .seed(0)
-        .store(Arc::new(hyperion::MemoryStore::new()))
+        .store(store)
         .open()
-        .expect("an in-memory study opens");
+        .expect("the benchmark study opens")
+}
+
+/// Runs ask+tell cycles from an empty study; at each checkpoint N prints the rate over the
+/// cycles in [0.9 N, N), so each figure shows the cost at that study size.
+fn cycles(study: &Study, checkpoints: &[u64], suite: &str) {
     let mut window_start = None;
     let mut next = 0;
     for cycle in 0..*checkpoints.last().unwrap_or(&0) {
@@ -67,15 +76,131 @@ fn overhead(quick: bool) {
                 .take()
                 .map_or(0.0, |t| t.elapsed().as_secs_f64());
             let cycles = checkpoint / 10;
-            let line = serde_json::json!({
-                "impl": "hyperion",
-                "trials": checkpoint,
-                "cycles": cycles,
-                "seconds": seconds,
-                "per_s": cycles as f64 / seconds,
+            let line = json!({
+                "impl": "hyperion", "suite": suite, "trials": checkpoint, "cycles": cycles,
+                "seconds": seconds, "per_s": cycles as f64 / seconds,
             });
             println!("{line}");
             next += 1;
         }
     }
+}
+
+/// Ask+tell cycles with random sampling on a 10-D float space and the in-memory store.
+fn overhead(quick: bool) {
+    let checkpoints: &[u64] = if quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    cycles(
+        &open_study(Arc::new(hyperion::MemoryStore::new())),
+        checkpoints,
+        "overhead",
+    );
+}
+
+/// Ask+tell cycles on SQLite (one process, then four sharing the file), and reads of a large
+/// study.
+fn store(quick: bool) {
+    let dir = scratch_dir();
+    let db = dir.join("store.db");
+    let checkpoints: &[u64] = if quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).expect("open the benchmark store"));
+    cycles(&open_study(store), checkpoints, "store");
+
+    // Reads of the study just built, from a fresh connection as a CLI would.
+    let store = SqliteStore::open(&db).expect("reopen");
+    let id = store.study("bench").expect("the study").id;
+    let trials = checkpoints.last().copied().unwrap_or(0);
+    let best_ms = median_ms(9, || {
+        store
+            .best_trial(id)
+            .expect("best trial")
+            .expect("a best trial");
+    });
+    let list_ms = median_ms(3, || {
+        assert_eq!(store.trials(id).expect("list").len() as u64, trials);
+    });
+    println!(
+        "{}",
+        json!({"impl": "hyperion", "suite": "store", "read": "best", "trials": trials, "ms": best_ms})
+    );
+    println!(
+        "{}",
+        json!({"impl": "hyperion", "suite": "store", "read": "list", "trials": trials, "ms": list_ms})
+    );
+
+    // Four processes share one study until it has `total` trials.
+    let total: u64 = if quick { 1_000 } else { 4_000 };
+    let db4 = dir.join("store4.db");
+    SqliteStore::open(&db4).expect("create the shared store");
+    let exe = std::env::current_exe().expect("own path");
+    let started = Instant::now();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["store-worker", &db4.to_string_lossy(), &total.to_string()])
+                .spawn()
+        })
+        .collect::<Result<_, _>>()
+        .expect("spawn workers");
+    for mut child in children {
+        assert!(
+            child.wait().expect("wait").success(),
+            "a store worker failed"
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"impl": "hyperion", "suite": "store", "processes": 4, "cycles": total, "seconds": seconds,
+               "per_s": total as f64 / seconds})
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `store-worker DB TOTAL`: one of the processes of the shared-study measurement.
+fn store_worker(args: &[String]) -> ExitCode {
+    let [db, total] = args else {
+        return ExitCode::from(2);
+    };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db).expect("open the shared store"));
+    let study = open_study(store);
+    let config = OptimizeConfig::new(Budget::trials(total.parse().expect("a trial count")));
+    study
+        .optimize(&config, |trial| {
+            Ok::<_, TrialError>(
+                trial
+                    .params()
+                    .values()
+                    .filter_map(|v| v.as_f64())
+                    .map(|x| x * x)
+                    .sum::<f64>(),
+            )
+        })
+        .expect("optimize");
+    ExitCode::SUCCESS
+}
+
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[runs / 2].as_secs_f64() * 1e3
+}
+
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hyperion-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
 }
