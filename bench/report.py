@@ -1,0 +1,87 @@
+"""Sets Hyperion's measurements beside Optuna's: a table, then one JSON line of headline figures.
+
+usage: report.py SUITE HYPERION.jsonl OPTUNA.jsonl
+"""
+
+import json
+import sys
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    except OSError as e:
+        sys.exit(f"report: cannot read {path}: {e}")
+    if not rows:
+        sys.exit(f"report: {path} has no measurements")
+    return rows
+
+
+def sig(x):
+    return f"{x:.3g}"
+
+
+def table(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    for r in [header] + rows:
+        print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
+
+
+def overhead(hyperion, optuna):
+    h = {r["trials"]: r["per_s"] for r in hyperion}
+    o = {r["trials"]: r["per_s"] for r in optuna}
+    sizes = sorted(set(h) & set(o))
+    if not sizes:
+        sys.exit("report: no study size measured on both sides")
+    table(["trials", "hyperion cycles/s", "optuna cycles/s", "ratio"],
+          [[n, sig(h[n]), sig(o[n]), sig(h[n] / o[n])] for n in sizes])
+    # Headline: the size where Hyperion's lead is smallest (the conservative figure).
+    worst = min(sizes, key=lambda n: h[n] / o[n])
+    per_size = {str(n): {"hyperion_per_s": h[n], "optuna_per_s": o[n], "ratio": h[n] / o[n]} for n in sizes}
+    return {"suite": "overhead", "hyperion_per_s": h[worst], "optuna_per_s": o[worst],
+            "ratio": h[worst] / o[worst], "per_size": per_size}
+
+
+def store(hyperion, optuna):
+    h1 = {r["trials"]: r["per_s"] for r in hyperion if "trials" in r and "per_s" in r}
+    o1 = {r["trials"]: r["per_s"] for r in optuna if "trials" in r and "per_s" in r}
+    h4 = next(r["per_s"] for r in hyperion if r.get("processes") == 4)
+    o4 = next(r["per_s"] for r in optuna if r.get("processes") == 4)
+    reads = {r["read"]: r for r in hyperion if "read" in r}
+    print("ask+tell cycles per second on SQLite, by trials in the study")
+    table(["trials", "hyperion", "optuna"],
+          [[n, sig(h1[n]) if n in h1 else "-", sig(o1[n]) if n in o1 else "-"] for n in sorted(set(h1) | set(o1))])
+    print()
+    # Conservative: Hyperion's slowest size against Optuna's fastest (its smallest study).
+    h, o = min(h1.values()), max(o1.values())
+    table(["processes", "hyperion cycles/s", "optuna cycles/s", "ratio"],
+          [[1, sig(h), sig(o), sig(h / o)], [4, sig(h4), sig(o4), sig(h4 / o4)]])
+    print()
+    flat = max(h1.values()) / min(h1.values())
+    print(f"hyperion cost per cycle varies {flat:.2f}x from {min(h1)} to {max(h1)} trials")
+    best, listing = reads["best"], reads["list"]
+    print(f"read the best trial of {best['trials']} trials: {best['ms']:.3f} ms; "
+          f"list all {listing['trials']}: {listing['ms']:.0f} ms")
+    return {"suite": "store", "hyperion_per_s": h, "optuna_per_s": o, "ratio": h / o,
+            "hyperion_per_s_4proc": h4, "optuna_per_s_4proc": o4, "ratio_4proc": h4 / o4,
+            "best_ms_100k": best["ms"] if best["trials"] == 100_000 else None,
+            "list_ms_100k": listing["ms"] if listing["trials"] == 100_000 else None,
+            "read_trials": best["trials"]}
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    suite, hyperion, optuna = sys.argv[1], load(sys.argv[2]), load(sys.argv[3])
+    reports = {"overhead": overhead, "store": store}
+    if suite not in reports:
+        sys.exit(f"report: unknown suite {suite}")
+    print()
+    headline = reports[suite](hyperion, optuna)
+    print()
+    print(json.dumps(headline))
+
+
+if __name__ == "__main__":
+    main()
