@@ -187,3 +187,20 @@ fn storage_urls_name_the_backend() {
         "{e}"
     );
 }
+
+#[test]
+fn an_older_schema_is_migrated_forward_on_open() {
+    // A Hyperion file from before the first migration: marked as ours, schema version 0.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("studies.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", 0x4879_7072).unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    store.create_study(&spec()).unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert!(version >= 1, "migrated to the current schema");
+}
