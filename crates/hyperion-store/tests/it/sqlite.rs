@@ -195,12 +195,15 @@ fn an_older_schema_is_migrated_forward_on_open() {
     let path = dir.path().join("studies.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.pragma_update(None, "application_id", 0x4879_7072).unwrap();
+        conn.pragma_update(None, "application_id", 0x4879_7072)
+            .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     store.create_study(&spec()).unwrap();
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    let version: i32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
     assert!(version >= 1, "migrated to the current schema");
 }
