@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use hyperion_core::{Direction, Event, StopReason, Trial};
+use hyperion_core::{Direction, Event, StopReason, StudyView, Trial};
 
 use crate::{ActiveTrial, Error, Outcome, Study};
 
@@ -30,6 +30,26 @@ impl Budget {
             max_trials: Some(n),
             ..Budget::default()
         }
+    }
+
+    /// The limit other than `max_trials` (which the store enforces) that a run started at
+    /// `started` has reached, if any.
+    pub(crate) fn reached(&self, view: &StudyView, started: Instant) -> Option<StopReason> {
+        if self.max_time.is_some_and(|t| started.elapsed() >= t) {
+            return Some(StopReason::MaxTime);
+        }
+        if self
+            .max_failures
+            .is_some_and(|max| view.counts().failed >= max)
+        {
+            return Some(StopReason::MaxFailures);
+        }
+        let best = view.best_trial().and_then(Trial::value)?;
+        let reached = match view.spec().objectives.first()?.direction {
+            Direction::Minimize => best <= self.target?,
+            Direction::Maximize => best >= self.target?,
+        };
+        reached.then_some(StopReason::TargetReached)
     }
 }
 
@@ -323,14 +343,8 @@ impl Run<'_> {
     }
 
     fn keep_alive(&self) -> Result<(), Error> {
-        let id = self.study.record.id;
-        let store = self.study.store();
         let mine: Vec<u64> = lock(&self.running).iter().copied().collect();
-        if !mine.is_empty() {
-            store.heartbeat(id, &mine)?;
-        }
-        store.fail_stale(id, self.recovery.grace, self.recovery.max_retries)?;
-        Ok(())
+        self.study.keep_alive(&mine, self.recovery)
     }
 
     fn should_stop(&self) -> Result<Option<StopReason>, Error> {
@@ -340,33 +354,7 @@ impl Run<'_> {
         if self.study.stop.load(Ordering::SeqCst) {
             return Ok(Some(StopReason::Stopped));
         }
-        if self
-            .budget
-            .max_time
-            .is_some_and(|t| self.started.elapsed() >= t)
-        {
-            return Ok(Some(StopReason::MaxTime));
-        }
-        let view = self.study.sync()?;
-        if self
-            .budget
-            .max_failures
-            .is_some_and(|max| view.counts().failed >= max)
-        {
-            return Ok(Some(StopReason::MaxFailures));
-        }
-        if let (Some(target), Some(best)) =
-            (self.budget.target, view.best_trial().and_then(Trial::value))
-        {
-            let reached = match view.spec().objectives[0].direction {
-                Direction::Minimize => best <= target,
-                Direction::Maximize => best >= target,
-            };
-            if reached {
-                return Ok(Some(StopReason::TargetReached));
-            }
-        }
-        Ok(None)
+        Ok(self.budget.reached(&*self.study.sync()?, self.started))
     }
 
     fn stop_with(&self, reason: StopReason) {

@@ -301,6 +301,16 @@ impl Study {
         self.stop.store(true, Ordering::SeqCst);
     }
 
+    /// Sends the heartbeat of this process's running trials `mine`, and settles stale trials.
+    pub(crate) fn keep_alive(&self, mine: &[u64], recovery: &crate::Recovery) -> Result<(), Error> {
+        if !mine.is_empty() {
+            self.store.heartbeat(self.record.id, mine)?;
+        }
+        self.store
+            .fail_stale(self.record.id, recovery.grace, recovery.max_retries)?;
+        Ok(())
+    }
+
     /// Locks the view and brings it up to date with the store.
     pub(crate) fn sync(&self) -> Result<MutexGuard<'_, StudyView>, Error> {
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
