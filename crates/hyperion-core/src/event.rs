@@ -73,6 +73,12 @@ pub enum Event {
         reason: StopReason,
     },
     DecisionRecorded(crate::Decision),
+    /// A line a trial process printed (not stored: its logs are in the trial's directory).
+    TrialOutput {
+        number: u64,
+        stderr: bool,
+        line: String,
+    },
 }
 
 /// The kind of an [`Event`], to subscribe to one kind only.
@@ -88,6 +94,7 @@ pub enum EventKind {
     StudyProgress,
     StudyCompleted,
     DecisionRecorded,
+    TrialOutput,
 }
 
 impl Event {
@@ -103,6 +110,7 @@ impl Event {
             Event::StudyProgress { .. } => EventKind::StudyProgress,
             Event::StudyCompleted { .. } => EventKind::StudyCompleted,
             Event::DecisionRecorded(_) => EventKind::DecisionRecorded,
+            Event::TrialOutput { .. } => EventKind::TrialOutput,
         }
     }
 }

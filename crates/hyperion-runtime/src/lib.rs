@@ -13,11 +13,13 @@
 mod bus;
 mod error;
 mod optimize;
+mod process;
 mod pruner;
 mod study;
 
 pub use bus::EventBus;
 pub use error::Error;
 pub use optimize::{Budget, IntoValues, OptimizeConfig, Recovery, Summary, TrialError};
+pub use process::{DEFAULT_PREFIX, ProcessConfig, RunControl, human, substitute};
 pub use pruner::{NeverPrune, Pruner};
 pub use study::{ActiveTrial, Outcome, Study, StudyBuilder};

@@ -407,6 +407,10 @@ impl<'s> ActiveTrial<'s> {
     pub fn params(&self) -> &Params {
         &self.trial.params
     }
+    /// The study this trial belongs to.
+    pub fn study(&self) -> &'s Study {
+        self.study
+    }
     /// The trial as this handle knows it (params, lineage, start time).
     pub fn trial(&self) -> &Trial {
         &self.trial
