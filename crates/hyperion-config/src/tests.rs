@@ -1,0 +1,253 @@
+use std::path::PathBuf;
+
+use hyperion_core::{Direction, Distribution, ParamValue};
+use hyperion_samplers::SamplerConfig;
+
+use super::*;
+
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new() -> Self {
+        Dir(tempfile::tempdir().unwrap())
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+    fn load(&self, name: &str, text: &str) -> Result<StudyFile, ConfigError> {
+        load(&self.write(name, text), &[])
+    }
+    fn error(&self, text: &str) -> String {
+        let e = self.load("study.yaml", text).unwrap_err();
+        e.to_string()
+            .replace(&self.0.path().display().to_string(), "DIR")
+    }
+}
+
+const BASIC: &str = "
+name: demo
+command: [sh, -c, 'exit 0', '{args}']
+parameters:
+  lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
+  layers: {type: int, low: 1, high: 4}
+  optimizer: {type: categorical, choices: [adam, sgd]}
+  momentum: {type: float, low: 0.0, high: 0.99, condition: {parent: optimizer, values: [sgd]}}
+  epochs: 10
+metric: {name: val_loss, goal: minimize}
+method: sobol
+seed: 3
+budget: {max_trials: 20, max_time: 1h30m, max_failures: 3}
+resources: {max_concurrent: 4, trial_timeout: 90s, gpus: [0, 1], gpus_per_trial: 1}
+";
+
+#[test]
+fn a_native_file_reads_into_a_study() {
+    let dir = Dir::new();
+    let study = dir.load("study.yaml", BASIC).unwrap();
+    assert_eq!(study.spec.name, "demo");
+    let names: Vec<&str> = study
+        .spec
+        .space
+        .params()
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["lr", "layers", "optimizer", "momentum", "epochs"],
+        "declared order is kept"
+    );
+    assert_eq!(
+        study.spec.space.get("epochs").unwrap().distribution,
+        Distribution::constant(10)
+    );
+    assert_eq!(study.spec.objectives[0].direction, Direction::Minimize);
+    assert_eq!(study.sampler, SamplerConfig::Sobol);
+    assert_eq!(study.seed, Some(3));
+    assert_eq!(study.budget.max_time, Some(Duration::from_secs(5400)));
+    assert_eq!(study.process.trial_timeout, Some(Duration::from_secs(90)));
+    assert_eq!(
+        (study.process.max_concurrent, study.process.gpus.clone()),
+        (4, vec!["0".into(), "1".into()])
+    );
+    assert_eq!(study.process.workdir, dir.0.path());
+}
+
+#[test]
+fn imports_dotted_keys_and_overrides_compose_in_that_order() {
+    let dir = Dir::new();
+    dir.write(
+        "base.yaml",
+        "method: grid\nbudget: {max_trials: 5, max_failures: 2}\nresources.max_concurrent: 2\n",
+    );
+    let path = dir.write(
+        "study.yaml",
+        "imports: [base.yaml]\nname: composed\ncommand: [sh, -c, 'exit 0']\n\
+         parameters:\n  x: {type: int, low: 1, high: 3}\nmetric: {name: loss, goal: maximize}\n\
+         budget.max_trials: 9\n",
+    );
+    let study = load(&path, &["budget.max_failures=7".into(), "seed=11".into()]).unwrap();
+    assert!(
+        matches!(study.sampler, SamplerConfig::Grid { .. }),
+        "from the import"
+    );
+    assert_eq!(
+        study.budget.max_trials,
+        Some(9),
+        "the file's dotted key wins over the import"
+    );
+    assert_eq!(
+        study.budget.max_failures,
+        Some(7),
+        "the override wins over both; siblings kept"
+    );
+    assert_eq!(study.process.max_concurrent, 2);
+    assert_eq!(study.seed, Some(11));
+}
+
+#[test]
+fn toml_files_read_the_same() {
+    let dir = Dir::new();
+    let study = dir
+        .load(
+            "study.toml",
+            "name = \"t\"\ncommand = [\"sh\", \"-c\", \"exit 0\"]\nmethod = \"random\"\n\
+             [parameters.x]\ntype = \"float\"\nlow = 0.0\nhigh = 1.0\n[metric]\nname = \"loss\"\ngoal = \"minimize\"\n",
+        )
+        .unwrap();
+    assert_eq!(study.spec.space.len(), 1);
+}
+
+#[test]
+fn yes_and_no_choices_stay_strings() {
+    let dir = Dir::new();
+    let text = BASIC.replace("choices: [adam, sgd]", "choices: [yes, no, adam, sgd]");
+    let study = dir.load("study.yaml", &text).unwrap();
+    let Distribution::Categorical(c) = &study.spec.space.get("optimizer").unwrap().distribution
+    else {
+        panic!()
+    };
+    assert_eq!(c.choices[0], ParamValue::from("yes"));
+}
+
+#[test]
+fn a_wandb_sweeps_file_runs_unmodified() {
+    let dir = Dir::new();
+    dir.write("train.py", "print('hi')\n");
+    let study = dir
+        .load(
+            "sweep.yaml",
+            "program: train.py
+method: bayes
+metric:
+  name: val_loss
+  goal: minimize
+parameters:
+  learning_rate:
+    distribution: log_uniform_values
+    min: 0.0001
+    max: 0.1
+  batch_size:
+    values: [16, 32, 64]
+  epochs:
+    value: 5
+  dropout:
+    min: 0.0
+    max: 0.5
+  layers:
+    min: 1
+    max: 4
+early_terminate:
+  type: hyperband
+  min_iter: 3
+run_cap: 12
+",
+        )
+        .unwrap();
+    assert_eq!(
+        study.process.argv,
+        ["/usr/bin/env", "python3", "train.py", "{args}"]
+    );
+    assert_eq!(study.budget.max_trials, Some(12));
+    assert_eq!(study.sampler, SamplerConfig::Sobol);
+    assert!(study.notes[0].contains("bayes"));
+    let space = &study.spec.space;
+    assert!(
+        matches!(&space.get("learning_rate").unwrap().distribution, Distribution::Float(f) if f.log)
+    );
+    assert!(matches!(
+        &space.get("layers").unwrap().distribution,
+        Distribution::Int(_)
+    ));
+    assert!(matches!(
+        &space.get("dropout").unwrap().distribution,
+        Distribution::Float(_)
+    ));
+    assert!(study.early_stopping.is_some());
+}
+
+#[test]
+fn malformed_yaml_names_the_file_and_line() {
+    let e = Dir::new().error("name: demo\ncommand: [sh\nparameters: {\n");
+    assert!(e.starts_with("DIR/study.yaml:"), "{e}");
+    assert!(e.contains("malformed YAML"), "{e}");
+}
+
+#[test]
+fn an_unknown_key_names_its_line_and_suggests_the_right_one() {
+    let e = Dir::new().error(&BASIC.replace("max_trials: 20", "max_trails: 20"));
+    assert!(
+        e.starts_with("DIR/study.yaml:13: budget.max_trails: unknown field `max_trails`"),
+        "{e}"
+    );
+    assert!(e.ends_with("did you mean `max_trials`?"), "{e}");
+    let e = Dir::new().error(&BASIC.replace("method: sobol", "method: sobl"));
+    assert!(
+        e.contains("method: unknown variant `sobl`") && e.ends_with("did you mean `sobol`?"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_bad_range_names_the_parameter_and_its_line() {
+    let e = Dir::new().error(&BASIC.replace("low: 1, high: 4", "low: 4, high: 1"));
+    assert_eq!(
+        e,
+        "DIR/study.yaml:6: parameters.layers: parameter \"layers\": low (4) must be < high (1)"
+    );
+}
+
+#[test]
+fn a_missing_or_unknown_command_is_an_error() {
+    let e = Dir::new().error(&BASIC.replace("command: [sh, -c, 'exit 0', '{args}']\n", ""));
+    assert!(e.contains("missing field `command`"), "{e}");
+    let e = Dir::new().error(&BASIC.replace("[sh, -c,", "[no-such-program-xyz, -c,"));
+    assert!(
+        e.contains("command: `no-such-program-xyz` is not a command found on PATH"),
+        "{e}"
+    );
+    let e = Dir::new().error(&BASIC.replace("'{args}'", "'--lr={lrr}'"));
+    assert!(
+        e.contains("unknown placeholder `{lrr}`; did you mean `{lr}`?"),
+        "{e}"
+    );
+}
+
+#[test]
+fn durations_read_as_people_write_them() {
+    assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+    assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+    assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+    assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+    assert!(parse_duration("2 weeks").is_err());
+}
+
+#[test]
+fn command_strings_split_like_a_shell_without_expanding() {
+    assert_eq!(
+        split_words("python3 'my script.py' --x=\"a b\" $(rm)").unwrap(),
+        ["python3", "my script.py", "--x=a b", "$(rm)"]
+    );
+}

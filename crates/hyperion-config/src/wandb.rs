@@ -1,0 +1,183 @@
+//! W&B Sweeps files, rewritten into Hyperion's own form so they run unmodified.
+
+use serde_json::{Map, Value, json};
+
+/// Keys only a W&B Sweeps file has at its top level.
+const WANDB_ONLY: [&str; 5] = ["program", "early_terminate", "run_cap", "project", "entity"];
+
+/// Whether `tree` reads as a W&B Sweeps file: a W&B-only key, `method: bayes`, or parameters
+/// written as `values` / `value` / `min` + `max` / `distribution` rather than with a `type`.
+pub(crate) fn is_wandb(tree: &Value) -> bool {
+    let Some(map) = tree.as_object() else {
+        return false;
+    };
+    if WANDB_ONLY.iter().any(|k| map.contains_key(*k)) || map.get("method") == Some(&json!("bayes"))
+    {
+        return true;
+    }
+    let params = map.get("parameters").and_then(Value::as_object);
+    params.is_some_and(|p| {
+        p.values().any(|spec| {
+            spec.as_object().is_some_and(|s| {
+                !s.contains_key("type")
+                    && ["values", "value", "min", "max", "distribution"]
+                        .iter()
+                        .any(|k| s.contains_key(*k))
+            })
+        })
+    })
+}
+
+/// Rewrites a W&B Sweeps file; `notes` collects what the user should know.
+pub(crate) fn convert(tree: Value, notes: &mut Vec<String>) -> Result<Value, (String, String)> {
+    let Value::Object(mut map) = tree else {
+        return Ok(tree);
+    };
+    let mut out = Map::new();
+    let name = map.remove("name").unwrap_or_else(|| json!("sweep"));
+    out.insert("name".into(), name);
+    for key in ["description", "project", "entity"] {
+        map.remove(key);
+    }
+
+    let program = map.remove("program");
+    let command = match map.remove("command") {
+        Some(Value::Array(items)) => items,
+        Some(other) => return Err(("command".into(), format!("expected a list, found {other}"))),
+        None => vec![
+            json!("${env}"),
+            json!("${interpreter}"),
+            json!("${program}"),
+            json!("${args}"),
+        ],
+    };
+    let program_text = program.as_ref().and_then(Value::as_str).map(str::to_owned);
+    let mut argv = Vec::new();
+    for item in command {
+        let Some(text) = item.as_str() else {
+            return Err(("command".into(), format!("expected strings, found {item}")));
+        };
+        match text {
+            "${env}" => argv.push(json!("/usr/bin/env")),
+            "${interpreter}" => match program_text.as_deref() {
+                Some(p) if p.ends_with(".py") => argv.push(json!("python3")),
+                Some(p) if p.ends_with(".sh") => argv.push(json!("bash")),
+                _ => {}
+            },
+            "${program}" => match &program_text {
+                Some(p) => argv.push(json!(p)),
+                None => {
+                    return Err((
+                        "command".into(),
+                        "uses ${program} but the file has no `program`".into(),
+                    ));
+                }
+            },
+            "${args}" | "${args_no_boolean_flags}" => argv.push(json!("{args}")),
+            "${args_no_hyphens}" => argv.push(json!("{args_no_hyphens}")),
+            other if other.contains("${") => {
+                return Err((
+                    "command".into(),
+                    format!("`{other}` is not a W&B macro Hyperion knows"),
+                ));
+            }
+            other => argv.push(json!(other.replace('{', "{{").replace('}', "}}"))),
+        }
+    }
+    out.insert("command".into(), Value::Array(argv));
+
+    let method = match map.remove("method").as_ref().and_then(Value::as_str) {
+        Some("bayes") => {
+            notes.push("method `bayes` runs with the sobol sampler until TPE is available".into());
+            "sobol".to_owned()
+        }
+        Some(m) => m.to_owned(),
+        None => "random".to_owned(),
+    };
+    out.insert("method".into(), json!(method));
+
+    let mut budget = Map::new();
+    if let Some(cap) = map.remove("run_cap") {
+        budget.insert("max_trials".into(), cap);
+    }
+    if let Some(Value::Object(mut metric)) = map.remove("metric") {
+        if let Some(target) = metric.remove("target") {
+            budget.insert("target".into(), target);
+        }
+        metric.entry("goal").or_insert_with(|| json!("minimize"));
+        out.insert("metric".into(), Value::Object(metric));
+    }
+    if !budget.is_empty() {
+        out.insert("budget".into(), Value::Object(budget));
+    }
+    if let Some(early) = map.remove("early_terminate") {
+        out.insert("early_stopping".into(), early);
+    }
+
+    let mut params = Map::new();
+    if let Some(Value::Object(wandb)) = map.remove("parameters") {
+        for (name, spec) in wandb {
+            let converted = parameter(&spec).map_err(|e| (format!("parameters.{name}"), e))?;
+            params.insert(name, converted);
+        }
+    }
+    out.insert("parameters".into(), Value::Object(params));
+    // Anything else is either Hyperion's own key (kept) or an unknown key (reported later).
+    for (key, value) in map {
+        out.insert(key, value);
+    }
+    Ok(Value::Object(out))
+}
+
+fn parameter(spec: &Value) -> Result<Value, String> {
+    let Some(s) = spec.as_object() else {
+        return Ok(json!({"type": "constant", "value": spec}));
+    };
+    if s.contains_key("type") {
+        return Ok(spec.clone());
+    }
+    if s.contains_key("parameters") {
+        return Err("nested parameters are not supported; flatten them into dotted names".into());
+    }
+    if s.contains_key("probabilities") {
+        return Err("`probabilities` is not supported: choices are equally likely".into());
+    }
+    let get = |k: &str| s.get(k).cloned().ok_or_else(|| format!("needs `{k}`"));
+    let is_int = |v: &Value| v.is_i64() || v.is_u64();
+    let both_int = s.get("min").is_some_and(is_int) && s.get("max").is_some_and(is_int);
+    let distribution = match s.get("distribution").and_then(Value::as_str) {
+        Some(d) => d.to_owned(),
+        None if s.contains_key("value") => "constant".into(),
+        None if s.contains_key("values") => "categorical".into(),
+        None if both_int => "int_uniform".into(),
+        None => "uniform".into(),
+    };
+    let ln_bound = |k: &str| -> Result<f64, String> {
+        get(k)?
+            .as_f64()
+            .map(f64::exp)
+            .ok_or_else(|| format!("`{k}` must be a number"))
+    };
+    Ok(match distribution.as_str() {
+        "constant" => json!({"type": "constant", "value": get("value")?}),
+        "categorical" => json!({"type": "categorical", "choices": get("values")?}),
+        "int_uniform" => json!({"type": "int", "low": get("min")?, "high": get("max")?}),
+        "uniform" => json!({"type": "float", "low": get("min")?, "high": get("max")?}),
+        "q_uniform" => {
+            let q = s.get("q").cloned().unwrap_or(json!(1.0));
+            json!({"type": "float", "low": get("min")?, "high": get("max")?, "step": q})
+        }
+        "log_uniform_values" => {
+            json!({"type": "float", "low": get("min")?, "high": get("max")?, "log": true})
+        }
+        // W&B's log_uniform takes ln of the bounds.
+        "log_uniform" => {
+            json!({"type": "float", "low": ln_bound("min")?, "high": ln_bound("max")?, "log": true})
+        }
+        other => {
+            return Err(format!(
+                "distribution `{other}` is not supported (use a bounded one)"
+            ));
+        }
+    })
+}
