@@ -281,7 +281,7 @@ impl Run<'_> {
                 self.stop_with(reason);
                 return Ok(());
             }
-            let mut trial = match self.study.ask_within(self.budget.max_trials) {
+            let mut trial = match self.study.ask_within(self.budget.max_trials, true) {
                 Ok(Some(trial)) => trial,
                 Ok(None) => {
                     // The budget is spent, but trials of other runs may still fail (a dead

@@ -32,7 +32,7 @@ const TICK: Duration = Duration::from_millis(200);
 #[derive(Clone, Debug)]
 pub struct ProcessConfig {
     /// The argv template: `{name}` is a parameter's value, `{args}` expands to one
-    /// `--name=value` element per active parameter, `{trial_dir}`, `{trial_number}`,
+    /// `--name=value` element per active parameter (`{args_no_hyphens}`: `name=value`), `{trial_dir}`, `{trial_number}`,
     /// `{trial_id}` and `{study}` are the trial's; `{{` and `}}` are literal braces.
     pub argv: Vec<String>,
     /// Run `argv` joined by spaces through `sh -c`, with every substituted value quoted.
@@ -192,7 +192,7 @@ impl Study {
                 && running.len() < config.max_concurrent.max(1)
                 && free_gpus.len() >= config.gpus_per_trial
             {
-                match self.ask_within(budget.max_trials) {
+                match self.ask_within(budget.max_trials, true) {
                     Ok(Some(trial)) => {
                         let gpus: Vec<String> = free_gpus.drain(..config.gpus_per_trial).collect();
                         trials_run += 1;
@@ -480,15 +480,25 @@ fn render_argv(
         .iter()
         .map(|(k, v)| quote(format!("--{k}={v}")))
         .collect();
+    let bare: Vec<String> = vars
+        .params
+        .iter()
+        .map(|(k, v)| quote(format!("{k}={v}")))
+        .collect();
     let mut argv = Vec::with_capacity(template.len() + args.len());
     for element in template {
-        if element == "{args}" {
-            argv.extend(args.iter().cloned());
+        match element.as_str() {
+            "{args}" => argv.extend(args.iter().cloned()),
+            "{args_no_hyphens}" => argv.extend(bare.iter().cloned()),
+            _ => {}
+        }
+        if matches!(element.as_str(), "{args}" | "{args_no_hyphens}") {
             continue;
         }
         argv.push(substitute(element, |name| {
             let value = match name {
                 "args" => args.join(" "),
+                "args_no_hyphens" => bare.join(" "),
                 "trial_dir" => vars.trial_dir.display().to_string(),
                 "trial_number" => vars.number.to_string(),
                 "trial_id" => vars.id.to_string(),

@@ -157,17 +157,19 @@ impl Study {
     /// Starts a trial: a pending (enqueued) trial if there is one, else a new one with params
     /// from the sampler. [`Error::Exhausted`] when the sampler has no point left.
     pub fn ask(&self) -> Result<ActiveTrial<'_>, Error> {
-        self.ask_within(None)?.ok_or(Error::Exhausted)
+        self.ask_within(None, false)?.ok_or(Error::Exhausted)
     }
 
     /// [`Study::ask`], creating nothing when the study has `max_trials` trials (`Ok(None)`).
+    /// `watched`: this process sends the trial's heartbeats (see `Recovery`).
     pub(crate) fn ask_within(
         &self,
         max_trials: Option<u64>,
+        watched: bool,
     ) -> Result<Option<ActiveTrial<'_>>, Error> {
         let mut view = self.sync()?;
         if view.counts().pending > 0
-            && let Some(trial) = self.store.claim_pending(self.record.id)?
+            && let Some(trial) = self.store.claim_pending(self.record.id, watched)?
         {
             self.refresh(&mut view)?;
             return Ok(Some(ActiveTrial::new(self, trial)));
@@ -177,7 +179,10 @@ impl Study {
         let space = &self.record.spec.space;
         let created = self.store.create_trial(
             self.record.id,
-            &NewTrial::running(),
+            &NewTrial {
+                watched,
+                ..NewTrial::running()
+            },
             max_trials,
             &mut |number| {
                 let ctx = SampleContext {

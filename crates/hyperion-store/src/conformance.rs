@@ -361,7 +361,7 @@ pub fn pending_trials_are_claimed_once_in_order(store: &dyn Store) {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 s.spawn(|| {
-                    std::iter::from_fn(|| store.claim_pending(study).unwrap())
+                    std::iter::from_fn(|| store.claim_pending(study, true).unwrap())
                         .map(|t| t.number)
                         .collect::<Vec<_>>()
                 })
@@ -381,7 +381,7 @@ pub fn pending_trials_are_claimed_once_in_order(store: &dyn Store) {
             .iter()
             .all(|t| t.state == TrialState::Running)
     );
-    assert_eq!(store.claim_pending(study).unwrap(), None);
+    assert_eq!(store.claim_pending(study, true).unwrap(), None);
 }
 
 pub fn define_by_run_params_keep_their_distribution(store: &dyn Store) {
@@ -541,6 +541,7 @@ pub fn stale_trials_fail_and_are_retried_up_to_max_retries(store: &dyn Store) {
             &NewTrial {
                 parent: Some(done),
                 depth: 1,
+                watched: true,
                 ..NewTrial::running()
             },
             None,
@@ -568,7 +569,7 @@ pub fn stale_trials_fail_and_are_retried_up_to_max_retries(store: &dyn Store) {
     let mut chain = vec![original.number];
     for _ in 0..2 {
         let retry = store
-            .claim_pending(study)
+            .claim_pending(study, true)
             .unwrap()
             .expect("a retry is pending");
         assert_eq!(retry.retry_of, Some(*chain.last().unwrap()));
@@ -581,16 +582,31 @@ pub fn stale_trials_fail_and_are_retried_up_to_max_retries(store: &dyn Store) {
         assert_eq!(store.fail_stale(study, GRACE, 2).unwrap(), [retry.number]);
     }
     assert_eq!(
-        store.claim_pending(study).unwrap(),
+        store.claim_pending(study, true).unwrap(),
         None,
         "two retries, then no more"
     );
     assert_eq!(store.trials(study).unwrap().len(), 4);
 }
 
+fn create_watched(store: &dyn Store, study: StudyId) -> u64 {
+    let new = NewTrial {
+        watched: true,
+        ..NewTrial::running()
+    };
+    match store
+        .create_trial(study, &new, None, &mut |_| Some(point(0.0)))
+        .unwrap()
+    {
+        Created::Trial(t) => t.number,
+        other => panic!("expected a trial, got {other:?}"),
+    }
+}
+
 pub fn heartbeats_keep_trials_alive(store: &dyn Store) {
     let study = store.create_study(&spec("s")).unwrap().id;
-    let (a, b) = (create(store, study), create(store, study));
+    let (a, b) = (create_watched(store, study), create_watched(store, study));
+    let unwatched = create(store, study);
     for _ in 0..3 {
         std::thread::sleep(GRACE / 2);
         store.heartbeat(study, &[a]).unwrap();
@@ -598,7 +614,12 @@ pub fn heartbeats_keep_trials_alive(store: &dyn Store) {
     assert_eq!(store.fail_stale(study, GRACE, 0).unwrap(), [b]);
     assert_eq!(store.trial(study, a).unwrap().state, TrialState::Running);
     assert_eq!(
-        store.claim_pending(study).unwrap(),
+        store.trial(study, unwatched).unwrap().state,
+        TrialState::Running,
+        "a trial nobody sends heartbeats for (ask/tell) is never stale"
+    );
+    assert_eq!(
+        store.claim_pending(study, true).unwrap(),
         None,
         "max_retries 0 retries nothing"
     );
@@ -608,9 +629,11 @@ pub fn a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget(store: &dyn
     let study = store.create_study(&spec("s")).unwrap().id;
     let limit = Some(2);
     let new = |store: &dyn Store| {
-        store.create_trial(study, &NewTrial::running(), limit, &mut |_| {
-            Some(point(0.1))
-        })
+        let new = NewTrial {
+            watched: true,
+            ..NewTrial::running()
+        };
+        store.create_trial(study, &new, limit, &mut |_| Some(point(0.1)))
     };
     assert!(matches!(new(store), Ok(Created::Trial(_))));
     assert!(matches!(new(store), Ok(Created::Trial(_))));

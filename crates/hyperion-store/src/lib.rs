@@ -87,6 +87,9 @@ pub struct StudyRecord {
 pub struct NewTrial {
     /// Whether the trial starts now, or waits to be claimed (enqueued).
     pub pending: bool,
+    /// Whether a run sends heartbeats for it, so that it goes stale when they stop (see
+    /// [`Store::fail_stale`]). Trials handed out by `ask` to another program are not watched.
+    pub watched: bool,
     pub parent: Option<u64>,
     pub depth: u32,
     pub retry_of: Option<u64>,
@@ -145,7 +148,8 @@ pub trait Store: Send + Sync + Debug {
 
     /// Moves the lowest-numbered pending trial to running and returns it; `None` if there is
     /// none. Two callers never claim the same trial.
-    fn claim_pending(&self, study: StudyId) -> Result<Option<Trial>, StoreError>;
+    /// `watched` as in [`NewTrial::watched`].
+    fn claim_pending(&self, study: StudyId, watched: bool) -> Result<Option<Trial>, StoreError>;
 
     /// Sets a define-by-run parameter of a running trial. The first use of `name` in the study
     /// registers `distribution` for it; a later use with another distribution is
@@ -163,8 +167,8 @@ pub trait Store: Send + Sync + Debug {
     /// not a fact of the study.
     fn heartbeat(&self, study: StudyId, numbers: &[u64]) -> Result<(), StoreError>;
 
-    /// Settles trials whose worker died: each running trial whose last heartbeat (or start) is
-    /// older than `grace` becomes failed ("stale: …") and, unless it is already the
+    /// Settles trials whose worker died: each watched running trial whose last heartbeat (or
+    /// start) is older than `grace` becomes failed ("stale: …") and, unless it is already the
     /// `max_retries`-th retry of its original, is retried as a new pending trial with the same
     /// params, lineage and `retry_of` set to it. Returns the numbers of the trials it failed.
     fn fail_stale(

@@ -82,7 +82,7 @@ impl StudyData {
         })?;
         if new.pending {
             self.pending.insert(number);
-        } else {
+        } else if new.watched {
             self.alive.insert(number, Timestamp::now());
         }
         Ok(number)
@@ -214,13 +214,15 @@ impl Store for MemoryStore {
         })
     }
 
-    fn claim_pending(&self, study: StudyId) -> Result<Option<Trial>, StoreError> {
+    fn claim_pending(&self, study: StudyId, watched: bool) -> Result<Option<Trial>, StoreError> {
         self.with(study, |data, _| {
             let Some(number) = data.pending.pop_first() else {
                 return Ok(None);
             };
             data.record(Change::TrialStarted { number })?;
-            data.alive.insert(number, Timestamp::now());
+            if watched {
+                data.alive.insert(number, Timestamp::now());
+            }
             Ok(Some(data.trial(number)?.clone()))
         })
     }
@@ -319,6 +321,7 @@ impl Store for MemoryStore {
                         parent: trial.parent,
                         depth: trial.depth,
                         retry_of: Some(number),
+                        ..NewTrial::default()
                     };
                     data.insert_trial(next_trial, &new, trial.params.clone())?;
                 }

@@ -326,7 +326,7 @@ fn insert_trial(
     let started_at = (!new.pending).then_some(at.0 as i64);
     tx.prepare_cached(
         "INSERT INTO trials (study_id, number, state, params, parent, depth, retry_of, created_at, started_at, \
-         heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+         heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -339,6 +339,7 @@ fn insert_trial(
             new.retry_of.map(|p| p as i64),
             at.0 as i64,
             started_at,
+            started_at.filter(|_| new.watched),
         ])
     })
     .map_err(sql)?;
@@ -623,7 +624,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn claim_pending(&self, study: StudyId) -> Result<Option<Trial>, StoreError> {
+    fn claim_pending(&self, study: StudyId, watched: bool) -> Result<Option<Trial>, StoreError> {
         self.write(study, |tx, _| {
             let number: Option<i64> = tx
                 .prepare_cached(
@@ -635,10 +636,12 @@ impl Store for SqliteStore {
             let Some(number) = number else { return Ok(None) };
             let at = Timestamp::now();
             tx.prepare_cached(
-                "UPDATE trials SET state = 'running', started_at = ?3, heartbeat_at = ?3 \
+                "UPDATE trials SET state = 'running', started_at = ?3, heartbeat_at = ?4 \
                  WHERE study_id = ?1 AND number = ?2",
             )
-            .and_then(|mut s| s.execute(params![study.0 as i64, number, at.0 as i64]))
+            .and_then(|mut s| {
+                s.execute(params![study.0 as i64, number, at.0 as i64, watched.then_some(at.0 as i64)])
+            })
             .map_err(sql)?;
             append(tx, study, at, &Change::TrialStarted { number: number as u64 })?;
             load_trial(tx, study, number as u64).map(Some)
@@ -761,7 +764,13 @@ impl Store for SqliteStore {
                     let next: i64 = tx
                         .query_row("SELECT n_trials FROM studies WHERE id = ?1", [study.0 as i64], |r| r.get(0))
                         .map_err(sql)?;
-                    let new = NewTrial { pending: true, parent: trial.parent, depth: trial.depth, retry_of: Some(number) };
+                    let new = NewTrial {
+                        pending: true,
+                        parent: trial.parent,
+                        depth: trial.depth,
+                        retry_of: Some(number),
+                        ..NewTrial::default()
+                    };
                     insert_trial(tx, study, next as u64, &new, trial.params.clone())?;
                 }
             }
