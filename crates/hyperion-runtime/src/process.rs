@@ -149,6 +149,11 @@ impl Study {
                 config.gpus.len()
             )));
         }
+        // Trials run in `workdir`: every path handed to them must be absolute.
+        let mut config = config.clone();
+        config.trials_dir =
+            std::path::absolute(&config.trials_dir).map_err(|e| io_error(&config.trials_dir, e))?;
+        let config = &config;
         fs::create_dir_all(&config.trials_dir).map_err(|e| io_error(&config.trials_dir, e))?;
         self.catch_up()?;
         self.sync()?.set_total(budget.max_trials);
@@ -663,15 +668,15 @@ fn record(
 }
 
 fn outcome(study: &Study, r: &Running<'_>, status: std::io::Result<ExitStatus>) -> Outcome {
+    // The last stderr line first (it usually says what went wrong), then the tail.
     let tail = || {
         let tail = r.stderr_tail.lock().unwrap_or_else(|e| e.into_inner());
-        if tail.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; stderr ends with:\n{}",
+        match tail.back() {
+            None => String::new(),
+            Some(last) => format!(
+                ": {last}\n--- last lines of stderr ---\n{}",
                 Vec::from(tail.clone()).join("\n")
-            )
+            ),
         }
     };
     if let Some((_, reason)) = &r.terminated {

@@ -51,12 +51,20 @@ pub const DEFAULT_STORAGE: &str = ".hyperion/hyperion.db";
 /// Opens the store a storage URL names: `sqlite:PATH` or `sqlite:///abs/path` (or a bare
 /// path) for SQLite, `memory` for a new in-memory store.
 pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match sqlite_path(url)? {
+        None => Ok(std::sync::Arc::new(MemoryStore::new())),
+        Some(path) => Ok(std::sync::Arc::new(SqliteStore::open(path)?)),
+    }
+}
+
+/// The SQLite file a storage URL names; `None` for `memory`.
+pub fn sqlite_path(url: &str) -> Result<Option<PathBuf>, StoreError> {
     let unsupported = |reason: String| StoreError::Open {
         path: PathBuf::from(url),
         reason,
     };
     if url == "memory" || url == ":memory:" {
-        return Ok(std::sync::Arc::new(MemoryStore::new()));
+        return Ok(None);
     }
     let path = match url.split_once(':') {
         Some(("sqlite", rest)) => rest.strip_prefix("//").unwrap_or(rest),
@@ -70,7 +78,7 @@ pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if path.is_empty() {
         return Err(unsupported("the storage URL names no file".into()));
     }
-    Ok(std::sync::Arc::new(SqliteStore::open(path)?))
+    Ok(Some(PathBuf::from(path)))
 }
 
 /// A study as stored.

@@ -1,0 +1,193 @@
+//! The `hyperion` command.
+
+mod ask_tell;
+mod run;
+mod show;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use hyperion_store::{DEFAULT_STORAGE, Store, StudyRecord};
+
+const EXAMPLES: &str = "\
+Examples:
+  hyperion run study.yaml                     create the study, or continue it
+  hyperion run study.yaml budget.max_trials=50 resources.max_concurrent=4
+  hyperion status                             every study at a glance
+  hyperion trials mnist --format csv          all trials of a study
+  hyperion best mnist --json                  the best trial
+  hyperion ask --study mnist                  a trial for another program to run
+  hyperion tell --study mnist --trial 7 --value 0.93
+  hyperion completions bash > /etc/bash_completion.d/hyperion";
+
+/// Hyperparameter optimization for training scripts in any language.
+#[derive(Parser)]
+#[command(name = "hyperion", version, after_help = EXAMPLES)]
+struct Cli {
+    /// Where studies live: an SQLite file (`sqlite:PATH` or a path) or `memory`.
+    #[arg(long, global = true, env = "HYPERION_STORAGE", value_name = "URL")]
+    storage: Option<String>,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run a study file: creates the study, or continues it (the same command resumes).
+    Run(run::RunArgs),
+    /// Progress of one study, or of all.
+    Status { study: Option<String> },
+    /// The studies in the store.
+    Studies,
+    /// The trials of a study.
+    Trials {
+        study: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: TableFormat,
+    },
+    /// The best trial of a study (the Pareto front with several metrics).
+    Best {
+        study: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every trial of a study, for other tools.
+    Export {
+        study: String,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Ask a running `hyperion run` to start no more trials.
+    Stop {
+        study: String,
+        /// Also kill the running trials.
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Delete a study with all its trials.
+    Delete { study: String },
+    /// Start a trial for another program to run; prints its number and params as JSON.
+    Ask(ask_tell::AskArgs),
+    /// Record the result of an asked trial.
+    Tell(ask_tell::TellArgs),
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TableFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Csv,
+    Json,
+    Jsonl,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let storage = cli.storage;
+    match cli.command {
+        Commands::Run(args) => run::run(storage, args),
+        Commands::Status { study } => {
+            show::status(&open_store(storage.as_deref())?, study.as_deref())
+        }
+        Commands::Studies => show::studies(&open_store(storage.as_deref())?),
+        Commands::Trials { study, format } => {
+            show::trials(&open_store(storage.as_deref())?, &study, format)
+        }
+        Commands::Best { study, json } => {
+            show::best(&open_store(storage.as_deref())?, &study, json)
+        }
+        Commands::Export {
+            study,
+            format,
+            output,
+        } => show::export(
+            &open_store(storage.as_deref())?,
+            &study,
+            format,
+            output.as_deref(),
+        ),
+        Commands::Stop { study, kill } => {
+            run::request_stop(&open_store(storage.as_deref())?, &study, kill)
+        }
+        Commands::Delete { study } => {
+            let store = open_store(storage.as_deref())?;
+            store.delete_study(&study)?;
+            println!("deleted study \"{study}\"");
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Ask(args) => ask_tell::ask(storage.as_deref(), args),
+        Commands::Tell(args) => ask_tell::tell(&open_store(storage.as_deref())?, args),
+        Commands::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "hyperion",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The store named by `--storage` / `HYPERION_STORAGE`, or the default SQLite file.
+fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>> {
+    let url = url.unwrap_or(DEFAULT_STORAGE);
+    hyperion_store::open(url).with_context(|| format!("opening the store {url}"))
+}
+
+fn find_study(store: &Arc<dyn Store>, name: &str) -> Result<StudyRecord> {
+    store.study(name).map_err(|e| {
+        let names: Vec<String> = store
+            .studies()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.spec.name)
+            .collect();
+        let known = if names.is_empty() {
+            "the store has no study".to_owned()
+        } else {
+            format!("studies: {}", names.join(", "))
+        };
+        anyhow::anyhow!("{e} ({known})")
+    })
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes to stdout, turning a closed pipe into an error `main` treats as success.
+fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}

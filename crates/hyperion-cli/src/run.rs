@@ -1,0 +1,368 @@
+//! `hyperion run` and `hyperion stop`, with the live view.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+use hyperion_core::{Decision, Event, EventKind, StopReason};
+use hyperion_runtime::{RunControl, Study};
+use hyperion_store::{DEFAULT_STORAGE, Store, StoreError};
+
+use crate::{find_study, open_store};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The study file (YAML, or TOML by extension).
+    file: PathBuf,
+    /// Overrides of the file's keys, as key.path=value (they win over the file).
+    overrides: Vec<String>,
+    /// Show the trials' output as it comes, each line prefixed by its trial number.
+    #[arg(short, long)]
+    stream: bool,
+    /// Print nothing but errors and the final summary.
+    #[arg(short, long, conflicts_with = "log")]
+    quiet: bool,
+    /// `json`: one JSON event per line on standard output instead of the progress bar.
+    #[arg(long, value_enum)]
+    log: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum LogFormat {
+    Json,
+}
+
+pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
+    let file = hyperion_config::load(&args.file, &args.overrides)?;
+    for note in &file.notes {
+        eprintln!("note: {note}");
+    }
+    // The command line wins over the file, which wins over the default.
+    let url = storage
+        .or(file.storage.clone())
+        .unwrap_or_else(|| DEFAULT_STORAGE.to_owned());
+    let store = open_store(Some(&url))?;
+    let root = hyperion_store::sqlite_path(&url)?
+        .and_then(|p| p.parent().map(PathBuf::from))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from(".hyperion"));
+    let name = file.spec.name.clone();
+
+    let mut builder = Study::builder(&name)
+        .space(file.spec.space.clone())
+        .sampler(file.sampler.clone())
+        .store(store);
+    for objective in &file.spec.objectives {
+        builder = match objective.direction {
+            hyperion_core::Direction::Minimize => builder.minimize(&objective.metric),
+            hyperion_core::Direction::Maximize => builder.maximize(&objective.metric),
+        };
+    }
+    if let Some(seed) = file.seed {
+        builder = builder.seed(seed);
+    }
+    let study = builder.open().map_err(|e| match e {
+        hyperion_runtime::Error::Store(StoreError::SpecMismatch { name, what }) => anyhow::anyhow!(
+            "study \"{name}\" already exists with a different {what}.\n\
+             To start a new study, give it another name (`name:` in {}, or `hyperion run {} name=NEW`);\n\
+             to start over, delete the old one with `hyperion delete {name}`",
+            args.file.display(),
+            args.file.display()
+        ),
+        other => other.into(),
+    })?;
+
+    let mut process = file.process.clone();
+    process.trials_dir = root.join(&name).join("trials");
+    let control = RunControl::default();
+    watch_signals(&control)?;
+    watch_stop_requests(
+        study.subscribe(EventKind::DecisionRecorded),
+        control.clone(),
+    );
+
+    let mode = match (args.quiet, args.log) {
+        (true, _) => Mode::Quiet,
+        (_, Some(LogFormat::Json)) => Mode::Json,
+        _ if std::io::stderr().is_terminal() => Mode::Bar,
+        _ => Mode::Lines,
+    };
+    let view = LiveView::new(mode, args.stream, file.budget.max_trials);
+    let events = study.subscribe_all();
+    let printer = std::thread::spawn(move || view.show(events));
+
+    let result = study.run_processes(&process, &file.budget, &control);
+    drop(study); // Closes the event channel, so the printer finishes.
+    let summary = printer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the live view panicked"))?;
+    let result = result?;
+
+    if mode != Mode::Json {
+        let reason = match result.reason {
+            StopReason::MaxTrials => "the trial budget is spent",
+            StopReason::MaxTime => "the time budget is spent",
+            StopReason::TargetReached => "the target was reached",
+            StopReason::MaxFailures => "too many trials failed",
+            StopReason::SpaceExhausted => "every grid point has a trial",
+            StopReason::Stopped => "stopped; rerun the same command to continue",
+        };
+        eprintln!(
+            "{}\nstudy \"{name}\": {reason}; {} trials run here",
+            summary, result.trials_run
+        );
+        if let Some(best) = &result.best {
+            let params: Vec<String> = best
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let values: Vec<String> = best
+                .values
+                .iter()
+                .flatten()
+                .map(|v| v.to_string())
+                .collect();
+            eprintln!(
+                "best: trial {} ({}) {}",
+                best.number,
+                values.join(", "),
+                params.join(" ")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C once: start no more trials and wait for the running ones. Twice: kill them.
+fn watch_signals(control: &RunControl) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
+    let control = control.clone();
+    std::thread::spawn(move || {
+        for (count, _) in signals.forever().enumerate() {
+            if count == 0 {
+                eprintln!(
+                    "\nstopping: no new trials; waiting for the running ones (Ctrl-C again kills them)"
+                );
+                control.stop();
+            } else {
+                eprintln!("\nkilling the running trials");
+                control.kill();
+            }
+        }
+    });
+    Ok(())
+}
+
+/// `hyperion stop` records a decision in the store; this run obeys the ones made after it
+/// started (the subscription only hears changes from now on).
+fn watch_stop_requests(decisions: Receiver<Event>, control: RunControl) {
+    std::thread::spawn(move || {
+        for event in decisions {
+            if let Event::DecisionRecorded(d) = event
+                && d.policy == "user"
+            {
+                match d.action.as_str() {
+                    "stop" => control.stop(),
+                    "kill" => control.kill(),
+                    _ => {}
+                }
+            }
+        }
+    });
+}
+
+pub fn request_stop(store: &Arc<dyn Store>, study: &str, kill: bool) -> Result<ExitCode> {
+    let record = find_study(store, study)?;
+    let action = if kill { "kill" } else { "stop" };
+    let decision = Decision {
+        trial: None,
+        policy: "user".into(),
+        action: action.into(),
+        rationale: format!(
+            "`hyperion stop{}` from the command line",
+            if kill { " --kill" } else { "" }
+        ),
+    };
+    store.record_decision(record.id, &decision)?;
+    println!(
+        "asked the runs of \"{study}\" to stop{}",
+        if kill {
+            " and kill their running trials"
+        } else {
+            " (running trials finish)"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Quiet,
+    Json,
+    /// A progress bar redrawn in place (a terminal).
+    Bar,
+    /// A line per finished trial (a log file, CI).
+    Lines,
+}
+
+struct LiveView {
+    mode: Mode,
+    stream: bool,
+    total: Option<u64>,
+    started: Instant,
+    running: u64,
+    finished: u64,
+    completed: u64,
+    pruned: u64,
+    failed: u64,
+    best: Option<(u64, f64)>,
+    drawn: Instant,
+}
+
+impl LiveView {
+    fn new(mode: Mode, stream: bool, total: Option<u64>) -> Self {
+        let now = Instant::now();
+        LiveView {
+            mode,
+            stream,
+            total,
+            started: now,
+            running: 0,
+            finished: 0,
+            completed: 0,
+            pruned: 0,
+            failed: 0,
+            best: None,
+            drawn: now - Duration::from_secs(1),
+        }
+    }
+
+    /// Shows events until the study is dropped; returns the final status line.
+    fn show(mut self, events: Receiver<Event>) -> String {
+        let stderr = std::io::stderr();
+        for event in events {
+            match &event {
+                Event::TrialStarted { .. } => self.running += 1,
+                Event::TrialCompleted { .. }
+                | Event::TrialPruned { .. }
+                | Event::TrialFailed { .. } => {
+                    self.running = self.running.saturating_sub(1);
+                }
+                Event::StudyProgress {
+                    finished,
+                    completed,
+                    pruned,
+                    failed,
+                    ..
+                } => {
+                    (self.finished, self.completed, self.pruned, self.failed) =
+                        (*finished, *completed, *pruned, *failed);
+                }
+                Event::BestUpdated { number, values } => {
+                    self.best = values.first().map(|v| (*number, *v))
+                }
+                _ => {}
+            }
+            match self.mode {
+                Mode::Quiet => {}
+                Mode::Json => {
+                    if let Ok(line) = serde_json::to_string(&event)
+                        && (self.stream || event.kind() != EventKind::TrialOutput)
+                    {
+                        println!("{line}");
+                    }
+                }
+                Mode::Bar | Mode::Lines => {
+                    let mut err = stderr.lock();
+                    if self.mode == Mode::Bar {
+                        let _ = write!(err, "\r\x1b[2K");
+                    }
+                    if let Event::TrialOutput { number, line, .. } = &event
+                        && self.stream
+                    {
+                        let _ = writeln!(err, "[{number}] {line}");
+                    }
+                    if self.mode == Mode::Lines {
+                        match &event {
+                            Event::TrialCompleted { number, values } => {
+                                let _ = writeln!(
+                                    err,
+                                    "trial {number} completed {values:?} · {}",
+                                    self.status()
+                                );
+                            }
+                            Event::TrialPruned { number, reason, .. } => {
+                                let _ = writeln!(
+                                    err,
+                                    "trial {number} pruned: {reason} · {}",
+                                    self.status()
+                                );
+                            }
+                            Event::TrialFailed { number, error } => {
+                                let first = error.lines().next().unwrap_or_default();
+                                let _ = writeln!(
+                                    err,
+                                    "trial {number} failed: {first} · {}",
+                                    self.status()
+                                );
+                            }
+                            _ => {}
+                        }
+                    } else if self.drawn.elapsed() >= Duration::from_millis(100)
+                        || event.kind() == EventKind::StudyProgress
+                    {
+                        let _ = write!(err, "{}", self.status());
+                        self.drawn = Instant::now();
+                    }
+                    let _ = err.flush();
+                }
+            }
+        }
+        if self.mode == Mode::Bar {
+            eprint!("\r\x1b[2K");
+        }
+        self.status()
+    }
+
+    fn status(&self) -> String {
+        let done = match self.total {
+            Some(total) => {
+                let width = 20;
+                let filled =
+                    ((self.finished as f64 / total.max(1) as f64) * width as f64).round() as usize;
+                let filled = filled.min(width);
+                format!(
+                    "[{}{}] {}/{total}",
+                    "#".repeat(filled),
+                    "-".repeat(width - filled),
+                    self.finished
+                )
+            }
+            None => format!("{} done", self.finished),
+        };
+        let mut text = format!(
+            "{done} · {} completed · {} failed · {} pruned · {} running",
+            self.completed, self.failed, self.pruned, self.running
+        );
+        if let Some((number, value)) = self.best {
+            text.push_str(&format!(" · best {value:.6} (trial {number})"));
+        }
+        if let (Some(total), true) = (self.total, self.finished > 0) {
+            let per_trial = self.started.elapsed().as_secs_f64() / self.finished as f64;
+            let left = total.saturating_sub(self.finished) as f64 * per_trial;
+            text.push_str(&format!(
+                " · ETA {}",
+                hyperion_runtime::human(Duration::from_secs_f64(left))
+            ));
+        }
+        text
+    }
+}

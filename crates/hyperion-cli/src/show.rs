@@ -1,0 +1,313 @@
+//! Reading studies: status, studies, trials, best, export.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use hyperion_core::{StudySpec, StudyView, Trial, TrialState};
+use hyperion_store::{Store, StudyRecord};
+
+use crate::{ExportFormat, TableFormat, find_study, out};
+
+/// The study folded from its log: counts, best, Pareto front.
+fn view(store: &Arc<dyn Store>, record: &StudyRecord) -> Result<StudyView> {
+    let mut view = StudyView::new(record.id, record.spec.clone());
+    for change in store.changes_since(record.id, 0)? {
+        view.apply(&change, &mut Vec::new())?;
+    }
+    Ok(view)
+}
+
+pub fn status(store: &Arc<dyn Store>, study: Option<&str>) -> Result<ExitCode> {
+    let records = match study {
+        Some(name) => vec![find_study(store, name)?],
+        None => store.studies()?,
+    };
+    if records.is_empty() {
+        out("no studies yet: `hyperion run study.yaml` creates one\n")?;
+    }
+    let mut text = String::new();
+    for record in &records {
+        let view = view(store, record)?;
+        let c = view.counts();
+        let _ = writeln!(
+            text,
+            "{}: {} trials — {} completed, {} running, {} pending, {} pruned, {} failed",
+            record.spec.name,
+            c.total(),
+            c.completed,
+            c.running,
+            c.pending,
+            c.pruned,
+            c.failed
+        );
+        for trial in view.pareto_front() {
+            let _ = writeln!(
+                text,
+                "  best: trial {} {}",
+                trial.number,
+                values_text(&record.spec, trial)
+            );
+        }
+    }
+    out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn studies(store: &Arc<dyn Store>) -> Result<ExitCode> {
+    let mut rows = vec![vec![
+        "study".to_owned(),
+        "trials".into(),
+        "completed".into(),
+        "objectives".into(),
+    ]];
+    for record in store.studies()? {
+        let view = view(store, &record)?;
+        let objectives: Vec<String> = record
+            .spec
+            .objectives
+            .iter()
+            .map(|o| format!("{} ({:?})", o.metric, o.direction).to_lowercase())
+            .collect();
+        rows.push(vec![
+            record.spec.name.clone(),
+            view.counts().total().to_string(),
+            view.counts().completed.to_string(),
+            objectives.join(", "),
+        ]);
+    }
+    out(&table(&rows))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn trials(store: &Arc<dyn Store>, study: &str, format: TableFormat) -> Result<ExitCode> {
+    let record = find_study(store, study)?;
+    let trials = store.trials(record.id)?;
+    let text = match format {
+        TableFormat::Json => serde_json::to_string_pretty(&trials)? + "\n",
+        TableFormat::Csv => csv(&record.spec, &trials),
+        TableFormat::Table => {
+            let mut rows = vec![vec![
+                "#".to_owned(),
+                "state".into(),
+                "value".into(),
+                "duration".into(),
+                "params".into(),
+            ]];
+            for t in &trials {
+                let params: Vec<String> = t
+                    .params
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", short(&v.to_string())))
+                    .collect();
+                rows.push(vec![
+                    t.number.to_string(),
+                    state_text(&t.state),
+                    t.values
+                        .as_ref()
+                        .map(|v| {
+                            v.iter()
+                                .map(|x| format!("{x:.6}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default(),
+                    t.duration()
+                        .map(|d| format!("{:.1}s", d.as_secs_f64()))
+                        .unwrap_or_default(),
+                    params.join(" "),
+                ]);
+            }
+            table(&rows)
+        }
+    };
+    out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn best(store: &Arc<dyn Store>, study: &str, json: bool) -> Result<ExitCode> {
+    let record = find_study(store, study)?;
+    let view = view(store, &record)?;
+    let front = view.pareto_front();
+    if front.is_empty() {
+        anyhow::bail!("study \"{study}\" has no completed trial yet");
+    }
+    let text = if json {
+        match front.as_slice() {
+            [one] if record.spec.objectives.len() == 1 => serde_json::to_string_pretty(one)?,
+            many => serde_json::to_string_pretty(many)?,
+        }
+    } else {
+        front
+            .iter()
+            .map(|t| {
+                let params: Vec<String> = t
+                    .params
+                    .iter()
+                    .map(|(k, v)| format!("  {k} = {v}"))
+                    .collect();
+                format!(
+                    "trial {}: {}\n{}",
+                    t.number,
+                    values_text(&record.spec, t),
+                    params.join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    out(&(text + "\n"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn export(
+    store: &Arc<dyn Store>,
+    study: &str,
+    format: ExportFormat,
+    output: Option<&Path>,
+) -> Result<ExitCode> {
+    let record = find_study(store, study)?;
+    let trials = store.trials(record.id)?;
+    let text = match format {
+        ExportFormat::Csv => csv(&record.spec, &trials),
+        ExportFormat::Json => serde_json::to_string_pretty(&trials)? + "\n",
+        ExportFormat::Jsonl => {
+            let mut text = String::new();
+            for t in &trials {
+                text.push_str(&serde_json::to_string(t)?);
+                text.push('\n');
+            }
+            text
+        }
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => out(&text)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One row per trial: number, state, one column per objective, duration, one per parameter,
+/// then the error or pruning reason.
+fn csv(spec: &StudySpec, trials: &[Trial]) -> String {
+    let mut names: Vec<String> = spec.space.params().iter().map(|p| p.name.clone()).collect();
+    for t in trials {
+        for k in t.params.keys() {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    let mut header = vec!["number".to_owned(), "state".into()];
+    header.extend(spec.objectives.iter().map(|o| o.metric.clone()));
+    header.push("duration_s".into());
+    header.extend(names.iter().map(|n| format!("param_{n}")));
+    header.push("message".into());
+    let mut text = header
+        .iter()
+        .map(|h| csv_field(h))
+        .collect::<Vec<_>>()
+        .join(",")
+        + "\n";
+    for t in trials {
+        let mut row = vec![t.number.to_string(), t.state.name().to_owned()];
+        for i in 0..spec.objectives.len() {
+            row.push(
+                t.values
+                    .as_ref()
+                    .and_then(|v| v.get(i))
+                    .map(|x| x.to_string())
+                    .unwrap_or_default(),
+            );
+        }
+        row.push(
+            t.duration()
+                .map(|d| format!("{:.3}", d.as_secs_f64()))
+                .unwrap_or_default(),
+        );
+        for n in &names {
+            row.push(t.params.get(n).map(|v| v.to_string()).unwrap_or_default());
+        }
+        row.push(match &t.state {
+            TrialState::Failed { error } => error.clone(),
+            TrialState::Pruned { reason, .. } => reason.clone(),
+            _ => String::new(),
+        });
+        text.push_str(
+            &row.iter()
+                .map(|f| csv_field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        text.push('\n');
+    }
+    text
+}
+
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
+}
+
+fn values_text(spec: &StudySpec, trial: &Trial) -> String {
+    let values = trial.values.as_deref().unwrap_or_default();
+    spec.objectives
+        .iter()
+        .zip(values)
+        .map(|(o, v)| format!("{}={v}", o.metric))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn state_text(state: &TrialState) -> String {
+    match state {
+        TrialState::Failed { error } => format!(
+            "failed: {}",
+            short(error.lines().next().unwrap_or_default())
+        ),
+        TrialState::Pruned {
+            step: Some(step), ..
+        } => format!("pruned at {step}"),
+        other => other.name().to_owned(),
+    }
+}
+
+fn short(text: &str) -> String {
+    if text.chars().count() > 40 {
+        text.chars().take(39).collect::<String>() + "…"
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut text = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        text.push_str(cells.join("  ").trim_end());
+        text.push('\n');
+    }
+    text
+}
