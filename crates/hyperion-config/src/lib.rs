@@ -166,6 +166,16 @@ struct Raw {
     env: BTreeMap<String, String>,
     #[serde(default)]
     workdir: Option<String>,
+    #[serde(default)]
+    recovery: RawRecovery,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRecovery {
+    heartbeat: Option<DurationText>,
+    grace: Option<DurationText>,
+    max_retries: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -440,7 +450,19 @@ fn build(
         process.stdout_prefix = prefix;
     }
     process.stdout_regex = stdout_regex;
-    process.recovery = Recovery::default();
+    let defaults = Recovery::default();
+    process.recovery = Recovery {
+        heartbeat: duration("recovery.heartbeat", &raw.recovery.heartbeat)?
+            .unwrap_or(defaults.heartbeat),
+        grace: duration("recovery.grace", &raw.recovery.grace)?.unwrap_or(defaults.grace),
+        max_retries: raw.recovery.max_retries.unwrap_or(defaults.max_retries),
+    };
+    if process.recovery.grace <= process.recovery.heartbeat {
+        return Err(at(
+            "recovery.grace",
+            "must be longer than recovery.heartbeat".into(),
+        ));
+    }
 
     Ok(StudyFile {
         path: path.to_path_buf(),

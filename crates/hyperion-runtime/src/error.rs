@@ -17,3 +17,12 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 }
+
+impl Error {
+    /// The trial was no longer running: another run declared it stale (this run's heartbeats
+    /// came too late under load) and retries it. Its result is not this run's to record, and
+    /// that is no reason to stop.
+    pub(crate) fn settled_elsewhere(&self) -> bool {
+        matches!(self, Error::Store(StoreError::NotRunning { .. }))
+    }
+}

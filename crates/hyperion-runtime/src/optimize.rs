@@ -324,6 +324,7 @@ impl Run<'_> {
                 Err(Error::Store(hyperion_store::StoreError::InvalidValues { reason, .. })) => {
                     self.study.tell(number, Outcome::Failed { error: reason })?;
                 }
+                Err(e) if e.settled_elsewhere() => {}
                 Err(e) => {
                     self.stop_with(StopReason::Stopped);
                     return Err(e);

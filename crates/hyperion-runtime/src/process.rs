@@ -265,7 +265,10 @@ impl Study {
                         let outcome = outcome(self, &r, status);
                         free_gpus.extend(r.gpus.drain(..));
                         drop(r.trial);
-                        self.tell(number, outcome)?;
+                        match self.tell(number, outcome) {
+                            Err(e) if !e.settled_elsewhere() => return Err(e),
+                            _ => {}
+                        }
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -661,7 +664,10 @@ fn record(
     if let Some(&value) = metrics.get(&objective)
         && value.is_finite()
     {
-        r.trial.report(step, value)?;
+        match r.trial.report(step, value) {
+            Err(e) if !e.settled_elsewhere() => return Err(e),
+            _ => {}
+        }
     }
     r.last.extend(metrics);
     Ok(())

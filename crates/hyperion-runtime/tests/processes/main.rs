@@ -16,11 +16,15 @@ use hyperion_runtime::{Budget, OptimizeConfig, Recovery, Study, TrialError};
 use hyperion_samplers::SamplerConfig;
 use hyperion_store::{SqliteStore, Store};
 
-const RECOVERY: Recovery = Recovery {
-    heartbeat: Duration::from_millis(100),
-    grace: Duration::from_millis(600),
-    max_retries: 3,
-};
+/// Crashes are detected after `grace`. The crash test keeps it short; the worker tests keep it
+/// long, since 8 processes on 2 cores can delay a heartbeat past a short one.
+fn recovery(grace_ms: u64) -> Recovery {
+    Recovery {
+        heartbeat: Duration::from_millis(100),
+        grace: Duration::from_millis(grace_ms),
+        max_retries: 3,
+    }
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -89,10 +93,10 @@ fn space(method: &str) -> SearchSpace {
     .unwrap()
 }
 
-/// `worker DB STUDY METHOD BUDGET THREADS SLEEP_MS`: runs the study to its budget.
+/// `worker DB STUDY METHOD BUDGET THREADS SLEEP_MS GRACE_MS`: runs the study to its budget.
 fn worker(args: &[String]) -> ExitCode {
-    let [db, study, method, budget, threads, sleep_ms] = args else {
-        eprintln!("worker: expected DB STUDY METHOD BUDGET THREADS SLEEP_MS");
+    let [db, study, method, budget, threads, sleep_ms, grace_ms] = args else {
+        eprintln!("worker: expected DB STUDY METHOD BUDGET THREADS SLEEP_MS GRACE_MS");
         return ExitCode::from(2);
     };
     let store: Arc<dyn Store> = match SqliteStore::open(db) {
@@ -121,7 +125,7 @@ fn worker(args: &[String]) -> ExitCode {
     let sleep_ms: u64 = sleep_ms.parse().unwrap_or(0);
     let config = OptimizeConfig::new(budget)
         .threads(threads.parse().unwrap_or(1))
-        .recovery(RECOVERY);
+        .recovery(recovery(grace_ms.parse().unwrap_or(600)));
     let result = study.open().and_then(|study| {
         study.optimize(&config, |trial| {
             let value: f64 = trial
@@ -153,6 +157,7 @@ fn spawn(
     budget: u64,
     threads: usize,
     sleep_ms: u64,
+    grace_ms: u64,
 ) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["worker", db.to_str().unwrap(), study, method])
@@ -160,6 +165,7 @@ fn spawn(
             budget.to_string(),
             threads.to_string(),
             sleep_ms.to_string(),
+            grace_ms.to_string(),
         ])
         .spawn()
         .unwrap()
@@ -204,7 +210,7 @@ fn killed_and_restarted(study: &str, mut rng: u64) {
     let mut completed: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     let mut kills = 0;
     while kills < 20 {
-        let mut child = spawn(&db, study, "random", BUDGET, 2, 40);
+        let mut child = spawn(&db, study, "random", BUDGET, 2, 40, 600);
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
@@ -234,7 +240,9 @@ fn killed_and_restarted(study: &str, mut rng: u64) {
         kills, 20,
         "only {kills} kills landed before the study finished"
     );
-    let status = spawn(&db, study, "random", BUDGET, 2, 40).wait().unwrap();
+    let status = spawn(&db, study, "random", BUDGET, 2, 40, 600)
+        .wait()
+        .unwrap();
     assert!(status.success());
 
     let (view, trials) = snapshot(&db, study);
@@ -278,7 +286,7 @@ fn eight_processes_share_2000_trials_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("study.db");
     let children: Vec<Child> = (0..8)
-        .map(|_| spawn(&db, "shared", "random", 2000, 1, 0))
+        .map(|_| spawn(&db, "shared", "random", 2000, 1, 0, 30_000))
         .collect();
     for mut child in children {
         assert!(
@@ -295,7 +303,7 @@ fn eight_processes_never_duplicate_a_grid_point() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("study.db");
     let children: Vec<Child> = (0..8)
-        .map(|_| spawn(&db, "grid", "grid", 0, 1, 0))
+        .map(|_| spawn(&db, "grid", "grid", 0, 1, 0, 30_000))
         .collect();
     for mut child in children {
         assert!(

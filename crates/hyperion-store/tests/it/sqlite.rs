@@ -207,3 +207,28 @@ fn an_older_schema_is_migrated_forward_on_open() {
         .unwrap();
     assert!(version >= 1, "migrated to the current schema");
 }
+
+#[test]
+fn floats_read_back_bit_for_bit() {
+    // A sampled value must come back exactly, or a resumed study would see other params.
+    let fixture = Fixture::new();
+    let study = fixture.create_study(&spec()).unwrap();
+    let mut x = 0.9413984723111455f64;
+    for _ in 0..200 {
+        x = (x * 7.77 + 0.123456789).fract();
+        let params =
+            hyperion_core::Params::from([("x".to_owned(), hyperion_core::ParamValue::Float(x))]);
+        let Created::Trial(t) = fixture
+            .create_trial(study.id, &NewTrial::running(), None, &mut |_| {
+                Some(params.clone())
+            })
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            fixture.trial(study.id, t.number).unwrap().params["x"],
+            hyperion_core::ParamValue::Float(x)
+        );
+    }
+}

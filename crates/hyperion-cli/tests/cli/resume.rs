@@ -1,0 +1,150 @@
+//! Resuming, stopping, and driving a study from another program.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::{Sandbox, state};
+
+const SLOW: &str = "name: r
+command: [sh, trial.sh]
+parameters:
+  x: {type: float, low: 0.0, high: 1.0}
+  k: {type: int, low: 1, high: 5}
+metric: {name: loss, goal: minimize}
+method: sobol
+seed: 5
+budget: {max_trials: 16}
+resources: {max_concurrent: 2}
+recovery: {heartbeat: 100ms, grace: 500ms}
+";
+
+fn completed_params(s: &Sandbox) -> BTreeSet<String> {
+    s.trials("r")
+        .iter()
+        .filter(|t| state(t) == "completed")
+        .map(|t| t["params"].to_string())
+        .collect()
+}
+
+#[test]
+fn a_sigkilled_run_rerun_ends_with_the_same_completed_set_as_an_uninterrupted_one() {
+    let script = "sleep 0.15\necho 'HYPERION_METRIC {\"loss\": 1}'\n";
+    let whole = Sandbox::new();
+    whole.write("trial.sh", script);
+    whole.run(SLOW, &[]);
+    let expected = completed_params(&whole);
+    assert_eq!(expected.len(), 16);
+
+    let killed = Sandbox::new();
+    killed.write("trial.sh", script);
+    killed.write("study.yaml", SLOW);
+    let mut child = killed
+        .command(&["run", "study.yaml", "-q"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = completed_params(&killed);
+    assert!(
+        !before.is_empty() && before.len() < 16,
+        "the kill landed mid-study ({} done)",
+        before.len()
+    );
+
+    killed.run(SLOW, &["-q"]);
+    assert_eq!(completed_params(&killed), expected);
+    let trials = killed.trials("r");
+    let running = trials
+        .iter()
+        .filter(|t| matches!(state(t), "running" | "pending"))
+        .count();
+    assert_eq!(running, 0, "every trial settled");
+}
+
+#[test]
+fn rerunning_continues_to_a_larger_budget() {
+    let s = Sandbox::new();
+    s.write("trial.sh", "echo 'HYPERION_METRIC {\"loss\": 1}'\n");
+    s.run(SLOW, &["budget.max_trials=3"]);
+    s.run(SLOW, &["budget.max_trials=5"]);
+    let numbers: Vec<u64> = s
+        .trials("r")
+        .iter()
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn hyperion_stop_ends_a_run_after_its_running_trials() {
+    let s = Sandbox::new();
+    s.write(
+        "trial.sh",
+        "sleep 0.3\necho 'HYPERION_METRIC {\"loss\": 1}'\n",
+    );
+    s.write(
+        "study.yaml",
+        &SLOW.replace("max_trials: 16", "max_trials: 1000"),
+    );
+    let run = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let stop = s.hyperion(&["stop", "r"]);
+    assert!(stop.status.success(), "{}", crate::stderr(&stop));
+    let output = run.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let trials = s.trials("r");
+    assert!(
+        trials.len() < 20,
+        "the run stopped launching ({} trials)",
+        trials.len()
+    );
+    assert!(
+        trials.iter().all(|t| state(t) == "completed"),
+        "running trials finished"
+    );
+}
+
+#[test]
+fn ask_and_tell_drive_a_study_from_another_program() {
+    let s = Sandbox::new();
+    let space = r#"{"x": {"type": "float", "low": 0, "high": 1}}"#;
+    let asked = s.hyperion(&[
+        "ask",
+        "--study",
+        "at",
+        "--space",
+        space,
+        "--maximize",
+        "acc",
+    ]);
+    assert!(asked.status.success(), "{}", crate::stderr(&asked));
+    let trial: serde_json::Value = serde_json::from_slice(&asked.stdout).unwrap();
+    assert_eq!(trial["number"], 0);
+    let x = trial["params"]["x"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&x));
+    let told = s.hyperion(&["tell", "--study", "at", "--trial", "0", "--value", "0.75"]);
+    assert!(told.status.success(), "{}", crate::stderr(&told));
+    let second = s.hyperion(&["ask", "--study", "at"]);
+    let second: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(second["number"], 1);
+    s.hyperion(&[
+        "tell",
+        "--study",
+        "at",
+        "--trial",
+        "1",
+        "--state",
+        "failed",
+        "--message",
+        "oom",
+    ]);
+    let best = s.hyperion(&["best", "at", "--json"]);
+    let best: serde_json::Value = serde_json::from_slice(&best.stdout).unwrap();
+    assert_eq!(
+        (best["number"].as_u64(), best["values"][0].as_f64()),
+        (Some(0), Some(0.75))
+    );
+    let again = s.hyperion(&["tell", "--study", "at", "--trial", "0", "--value", "0.1"]);
+    assert!(crate::stderr(&again).contains("trial 0 is completed, not running"));
+}
