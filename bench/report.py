@@ -70,11 +70,25 @@ def store(hyperion, optuna):
             "read_trials": best["trials"]}
 
 
+def launch(hyperion, optuna):
+    bare = next(r["ms_per_trial"] for r in hyperion if r["impl"] == "bare")
+    h = {r["concurrency"]: r for r in hyperion if r["impl"] == "hyperion"}
+    o = {r["concurrency"]: r for r in optuna}
+    print(f"bare spawn of the command: {bare:.2f} ms per trial")
+    table(["max_concurrent", "hyperion trials/s", "optuna trials/s", "ratio", "hyperion overhead ms/trial"],
+          [[c, sig(h[c]["per_s"]), sig(o[c]["per_s"]), sig(h[c]["per_s"] / o[c]["per_s"]),
+            f'{h[c]["overhead_ms"]:.2f}'] for c in sorted(set(h) & set(o))])
+    best = max(h, key=lambda c: h[c]["per_s"])
+    return {"suite": "launch", "hyperion_per_s": h[best]["per_s"], "optuna_per_s": o[best]["per_s"],
+            "overhead_ms": h[1]["overhead_ms"], "concurrency": best,
+            "hyperion_per_s_1": h[1]["per_s"], "optuna_per_s_1": o[1]["per_s"], "bare_ms": bare}
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     suite, hyperion, optuna = sys.argv[1], load(sys.argv[2]), load(sys.argv[3])
-    reports = {"overhead": overhead, "store": store}
+    reports = {"overhead": overhead, "store": store, "launch": launch}
     if suite not in reports:
         sys.exit(f"report: unknown suite {suite}")
     print()

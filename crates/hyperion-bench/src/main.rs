@@ -20,8 +20,9 @@ fn main() -> ExitCode {
         Some("overhead") => overhead(quick),
         Some("store") => store(quick),
         Some("store-worker") => return store_worker(&args[1..]),
+        Some("launch") => launch(quick),
         _ => {
-            eprintln!("usage: hyperion-bench SUITE [--quick]\nsuites: overhead, store");
+            eprintln!("usage: hyperion-bench SUITE [--quick]\nsuites: overhead, store, launch");
             return ExitCode::from(2);
         }
     }
@@ -185,6 +186,75 @@ fn store_worker(args: &[String]) -> ExitCode {
         })
         .expect("optimize");
     ExitCode::SUCCESS
+}
+
+/// Trials of a trivial command through `hyperion run` (SQLite store, the default), at
+/// max_concurrent 1 and 8, beside a bare spawn of the same command: the engine's cost per trial
+/// is the difference.
+fn launch(quick: bool) {
+    let trials: u64 = if quick { 100 } else { 500 };
+    let dir = scratch_dir();
+    let argv = ["echo", "HYPERION_METRIC", r#"{"v": 1}"#];
+
+    // The floor: spawn, read the output, wait; one after the other.
+    let started = Instant::now();
+    for _ in 0..trials {
+        let out = Command::new(argv[0])
+            .args(&argv[1..])
+            .output()
+            .expect("spawn echo");
+        assert!(out.status.success());
+    }
+    let bare_ms = started.elapsed().as_secs_f64() * 1e3 / trials as f64;
+    println!(
+        "{}",
+        json!({"impl": "bare", "suite": "launch", "trials": trials, "ms_per_trial": bare_ms})
+    );
+
+    let hyperion = std::env::current_exe()
+        .expect("own path")
+        .with_file_name("hyperion");
+    let study = dir.join("launch.yaml");
+    std::fs::write(
+        &study,
+        "name: launch\ncommand: [echo, HYPERION_METRIC, '{{\"v\": 1}}']\n\
+         parameters: {x: {type: float, low: 0.0, high: 1.0}}\nmetric: {name: v, goal: minimize}\n",
+    )
+    .expect("write the study file");
+    for concurrency in [1, 8] {
+        let db = dir.join(format!("launch-{concurrency}.db"));
+        let started = Instant::now();
+        let status = Command::new(&hyperion)
+            .args([
+                "--storage",
+                &db.to_string_lossy(),
+                "run",
+                &study.to_string_lossy(),
+                "-q",
+            ])
+            .arg(format!("budget.max_trials={trials}"))
+            .arg(format!("resources.max_concurrent={concurrency}"))
+            .status()
+            .expect("run hyperion (build it with cargo build --release -p hyperion-cli)");
+        assert!(status.success(), "hyperion run failed");
+        let seconds = started.elapsed().as_secs_f64();
+        let store = SqliteStore::open(&db).expect("the launch store");
+        let id = store.study("launch").expect("the study").id;
+        let completed = store
+            .trials(id)
+            .expect("trials")
+            .iter()
+            .filter(|t| t.values.is_some())
+            .count();
+        assert_eq!(completed as u64, trials, "every trial completed");
+        println!(
+            "{}",
+            json!({"impl": "hyperion", "suite": "launch", "concurrency": concurrency, "trials": trials,
+                   "seconds": seconds, "per_s": trials as f64 / seconds,
+                   "overhead_ms": seconds * 1e3 / trials as f64 - bare_ms})
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
