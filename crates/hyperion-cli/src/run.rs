@@ -224,24 +224,21 @@ struct LiveView {
     pruned: u64,
     failed: u64,
     best: Option<(u64, f64)>,
-    drawn: Instant,
 }
 
 impl LiveView {
     fn new(mode: Mode, stream: bool, total: Option<u64>) -> Self {
-        let now = Instant::now();
         LiveView {
             mode,
             stream,
             total,
-            started: now,
+            started: Instant::now(),
             running: 0,
             finished: 0,
             completed: 0,
             pruned: 0,
             failed: 0,
             best: None,
-            drawn: now - Duration::from_secs(1),
         }
     }
 
@@ -316,11 +313,9 @@ impl LiveView {
                             }
                             _ => {}
                         }
-                    } else if self.drawn.elapsed() >= Duration::from_millis(100)
-                        || event.kind() == EventKind::StudyProgress
-                    {
+                    } else {
+                        // The line was cleared above: always put the bar back.
                         let _ = write!(err, "{}", self.status());
-                        self.drawn = Instant::now();
                     }
                     let _ = err.flush();
                 }
@@ -355,7 +350,7 @@ impl LiveView {
         if let Some((number, value)) = self.best {
             text.push_str(&format!(" · best {value:.6} (trial {number})"));
         }
-        if let (Some(total), true) = (self.total, self.finished > 0) {
+        if let (Some(total), true) = (self.total, self.finished > 0 && self.running > 0) {
             let per_trial = self.started.elapsed().as_secs_f64() / self.finished as f64;
             let left = total.saturating_sub(self.finished) as f64 * per_trial;
             text.push_str(&format!(

@@ -148,3 +148,75 @@ fn ask_and_tell_drive_a_study_from_another_program() {
     let again = s.hyperion(&["tell", "--study", "at", "--trial", "0", "--value", "0.1"]);
     assert!(crate::stderr(&again).contains("trial 0 is completed, not running"));
 }
+
+fn interrupt(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn ctrl_c_once_waits_for_running_trials_and_twice_kills_them() {
+    let s = Sandbox::new();
+    s.write(
+        "trial.sh",
+        "sleep 1\necho 'HYPERION_METRIC {\"loss\": 1}'\n",
+    );
+    s.write(
+        "study.yaml",
+        &SLOW.replace("max_trials: 16", "max_trials: 100"),
+    );
+    let run = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    interrupt(&run);
+    let output = run.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let trials = s.trials("r");
+    assert_eq!(trials.len(), 2, "no trial started after Ctrl-C");
+    assert!(
+        trials.iter().all(|t| state(t) == "completed"),
+        "the running trials finished"
+    );
+
+    let s = Sandbox::new();
+    s.write(
+        "trial.sh",
+        "sleep 30\necho 'HYPERION_METRIC {\"loss\": 1}'\n",
+    );
+    s.write(
+        "study.yaml",
+        &SLOW.replace("max_trials: 16", "max_trials: 100"),
+    );
+    let started = std::time::Instant::now();
+    let run = s
+        .command(&["run", "study.yaml", "-q", "resources.kill_grace=1s"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    interrupt(&run);
+    std::thread::sleep(Duration::from_millis(200));
+    interrupt(&run);
+    let output = run.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the trials were killed, not waited for"
+    );
+    let trials = s.trials("r");
+    assert_eq!(trials.len(), 2);
+    for t in &trials {
+        assert_eq!(
+            (state(t), crate::error(t)),
+            ("failed", "killed: the run was stopped")
+        );
+    }
+    // The study stays resumable: the next run continues after the killed trials.
+    s.write("trial.sh", "echo 'HYPERION_METRIC {\"loss\": 1}'\n");
+    s.run(&SLOW.replace("max_trials: 16", "max_trials: 4"), &["-q"]);
+    assert_eq!(s.trials("r").len(), 4);
+}
