@@ -300,6 +300,43 @@ pub fn check_values(
     }
 }
 
+/// Checks a define-by-run value before a store sets it: the distribution valid, the value in
+/// it, no value yet in the trial, and the same distribution as `registered` (the name's
+/// distribution in the study, if any). Returns whether the name is new to the study.
+pub fn check_param(
+    number: u64,
+    name: &str,
+    value: &ParamValue,
+    distribution: &Distribution,
+    already_set: bool,
+    registered: Option<&Distribution>,
+) -> Result<bool, StoreError> {
+    let invalid = |reason: String| {
+        StoreError::Param(hyperion_core::Error::InvalidParam {
+            param: name.to_owned(),
+            reason,
+        })
+    };
+    if already_set {
+        return Err(invalid(format!("trial {number} already has a value")));
+    }
+    distribution.validate().map_err(invalid)?;
+    if !distribution.contains(value) {
+        return Err(invalid(format!("{value} is not in {distribution}")));
+    }
+    match registered {
+        Some(existing) if existing != distribution => {
+            Err(StoreError::Param(hyperion_core::Error::ParamConflict {
+                param: name.to_owned(),
+                existing: existing.to_string(),
+                requested: distribution.to_string(),
+            }))
+        }
+        Some(_) => Ok(false),
+        None => Ok(true),
+    }
+}
+
 /// The error of a trial failed by [`Store::fail_stale`].
 pub fn stale_error(grace: Duration) -> String {
     format!(

@@ -3,13 +3,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyperion_core::{
-    Change, Decision, Distribution, Error, Event, LoggedChange, ParamValue, Params, StudyId,
-    StudySpec, StudyView, Timestamp, Trial, TrialId, TrialState,
+    Change, Decision, Distribution, Event, LoggedChange, ParamValue, Params, StudyId, StudySpec,
+    StudyView, Timestamp, Trial, TrialId, TrialState,
 };
 
 use crate::{
-    Created, NewTrial, Store, StoreError, StudyRecord, check_values, retry_depth, spec_difference,
-    stale_error,
+    Created, NewTrial, Store, StoreError, StudyRecord, check_param, check_values, retry_depth,
+    spec_difference, stale_error,
 };
 
 /// A store in this process's memory: fast, shared by threads, gone when the process ends.
@@ -236,38 +236,13 @@ impl Store for MemoryStore {
         distribution: &Distribution,
     ) -> Result<(), StoreError> {
         self.with(study, |data, _| {
-            let trial = data.running(number)?;
-            if trial.params.contains_key(name) {
-                return Err(StoreError::Param(Error::InvalidParam {
-                    param: name.to_owned(),
-                    reason: format!("trial {number} already has a value"),
-                }));
-            }
-            distribution
-                .validate()
-                .map_err(|reason| Error::InvalidParam {
-                    param: name.to_owned(),
-                    reason,
-                })?;
-            if !distribution.contains(value) {
-                return Err(StoreError::Param(Error::InvalidParam {
-                    param: name.to_owned(),
-                    reason: format!("{value} is not in {distribution}"),
-                }));
-            }
-            match data.view.distribution(name) {
-                Some(existing) if existing != distribution => {
-                    return Err(StoreError::Param(Error::ParamConflict {
-                        param: name.to_owned(),
-                        existing: existing.to_string(),
-                        requested: distribution.to_string(),
-                    }));
-                }
-                Some(_) => {}
-                None => data.record(Change::ParamRegistered {
+            let already_set = data.running(number)?.params.contains_key(name);
+            let registered = data.view.distribution(name);
+            if check_param(number, name, value, distribution, already_set, registered)? {
+                data.record(Change::ParamRegistered {
                     name: name.to_owned(),
                     distribution: distribution.clone(),
-                })?,
+                })?;
             }
             data.record(Change::ParamSet {
                 number,

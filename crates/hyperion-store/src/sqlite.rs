@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyperion_core::{
-    Change, Decision, Distribution, Error, LoggedChange, ParamValue, Params, StudyId, StudySpec,
+    Change, Decision, Distribution, LoggedChange, ParamValue, Params, StudyId, StudySpec,
     Timestamp, Trial, TrialId, TrialState,
 };
 use rusqlite::{
@@ -14,8 +14,8 @@ use rusqlite::{
 };
 
 use crate::{
-    Created, NewTrial, Store, StoreError, StudyRecord, check_values, retry_depth, spec_difference,
-    stale_error,
+    Created, NewTrial, Store, StoreError, StudyRecord, check_param, check_values, retry_depth,
+    spec_difference, stale_error,
 };
 
 /// Marks a file as a Hyperion store (`PRAGMA application_id`, "Hypr").
@@ -698,48 +698,28 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         self.write(study, |tx, spec| {
             require_running(tx, study, number)?;
-            let invalid = |reason: String| StoreError::Param(Error::InvalidParam { param: name.to_owned(), reason });
-            distribution.validate().map_err(invalid)?;
-            if !distribution.contains(value) {
-                return Err(invalid(format!("{value} is not in {distribution}")));
-            }
             let json: String = tx
                 .prepare_cached("SELECT params FROM trials WHERE study_id = ?1 AND number = ?2")
                 .and_then(|mut s| s.query_row(params![study.0 as i64, number as i64], |r| r.get(0)))
                 .map_err(sql)?;
             let mut params: Params = from_json("params", &json)?;
-            if params.contains_key(name) {
-                return Err(invalid(format!("trial {number} already has a value")));
-            }
             let registered: Option<String> = tx
                 .prepare_cached("SELECT distribution FROM registered_params WHERE study_id = ?1 AND name = ?2")
                 .and_then(|mut s| s.query_row(params![study.0 as i64, name], |r| r.get(0)))
                 .optional()
                 .map_err(sql)?;
-            let existing = match registered {
+            let registered = match registered {
                 Some(json) => Some(from_json::<Distribution>("distribution", &json)?),
                 None => spec.space.get(name).map(|p| p.distribution.clone()),
             };
+            let new = check_param(number, name, value, distribution, params.contains_key(name), registered.as_ref())?;
             let at = Timestamp::now();
-            match existing {
-                Some(existing) if existing != *distribution => {
-                    return Err(StoreError::Param(Error::ParamConflict {
-                        param: name.to_owned(),
-                        existing: existing.to_string(),
-                        requested: distribution.to_string(),
-                    }));
-                }
-                Some(_) => {}
-                None => {
-                    tx.prepare_cached(
-                        "INSERT INTO registered_params (study_id, name, distribution) VALUES (?1, ?2, ?3)",
-                    )
+            if new {
+                tx.prepare_cached("INSERT INTO registered_params (study_id, name, distribution) VALUES (?1, ?2, ?3)")
                     .and_then(|mut s| s.execute(params![study.0 as i64, name, to_json(distribution)]))
                     .map_err(sql)?;
-                    let change =
-                        Change::ParamRegistered { name: name.to_owned(), distribution: distribution.clone() };
-                    append(tx, study, at, &change)?;
-                }
+                let change = Change::ParamRegistered { name: name.to_owned(), distribution: distribution.clone() };
+                append(tx, study, at, &change)?;
             }
             params.insert(name.to_owned(), value.clone());
             tx.prepare_cached("UPDATE trials SET params = ?3 WHERE study_id = ?1 AND number = ?2")
