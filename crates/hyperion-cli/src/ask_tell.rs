@@ -42,6 +42,7 @@ enum Method {
     Random,
     Sobol,
     Grid,
+    Tpe,
 }
 
 #[derive(clap::Args)]
@@ -115,6 +116,7 @@ pub fn ask(storage: Option<&str>, args: AskArgs) -> Result<ExitCode> {
             Method::Random => SamplerConfig::Random,
             Method::Sobol => SamplerConfig::Sobol,
             Method::Grid => SamplerConfig::grid(),
+            Method::Tpe => SamplerConfig::Tpe(Default::default()),
         };
     }
     seed = args.seed.or(seed);

@@ -151,6 +151,8 @@ struct Raw {
     #[serde(default)]
     grid: RawGrid,
     #[serde(default)]
+    tpe: hyperion_samplers::TpeConfig,
+    #[serde(default)]
     seed: Option<u64>,
     #[serde(default)]
     budget: RawBudget,
@@ -204,6 +206,7 @@ enum Method {
     #[default]
     Random,
     Sobol,
+    Tpe,
 }
 
 #[derive(Deserialize, Default)]
@@ -350,6 +353,7 @@ fn build(
     let sampler = match raw.method {
         Method::Random => SamplerConfig::Random,
         Method::Sobol => SamplerConfig::Sobol,
+        Method::Tpe => SamplerConfig::Tpe(raw.tpe),
         Method::Grid => {
             let SamplerConfig::Grid { points, .. } = SamplerConfig::grid() else {
                 unreachable!()

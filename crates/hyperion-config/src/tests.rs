@@ -171,7 +171,7 @@ run_cap: 12
         ["/usr/bin/env", "python3", "train.py", "{args}"]
     );
     assert_eq!(study.budget.max_trials, Some(12));
-    assert_eq!(study.sampler, SamplerConfig::Sobol);
+    assert!(matches!(study.sampler, SamplerConfig::Tpe(_)));
     assert!(study.notes[0].contains("bayes"));
     let space = &study.spec.space;
     assert!(

@@ -88,8 +88,8 @@ pub(crate) fn convert(tree: Value, notes: &mut Vec<String>) -> Result<Value, (St
 
     let method = match map.remove("method").as_ref().and_then(Value::as_str) {
         Some("bayes") => {
-            notes.push("method `bayes` runs with the sobol sampler until TPE is available".into());
-            "sobol".to_owned()
+            notes.push("method `bayes` runs with Hyperion's TPE sampler".into());
+            "tpe".to_owned()
         }
         Some(m) => m.to_owned(),
         None => "random".to_owned(),

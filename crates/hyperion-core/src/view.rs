@@ -52,6 +52,8 @@ pub struct StudyView {
     trials: Vec<Trial>,
     /// Numbers of completed trials, in order of completion.
     completed: Vec<u64>,
+    /// Numbers of running trials.
+    running: std::collections::BTreeSet<u64>,
     cursor: u64,
     counts: Counts,
     /// Trials that retry another one: they take its place in the trial budget.
@@ -70,6 +72,7 @@ impl StudyView {
             sampler_state: BTreeMap::new(),
             trials: Vec::new(),
             completed: Vec::new(),
+            running: Default::default(),
             cursor: 0,
             counts: Counts::default(),
             retries: 0,
@@ -107,6 +110,10 @@ impl StudyView {
     /// Completed trials in order of completion.
     pub fn completed(&self) -> impl ExactSizeIterator<Item = &Trial> + '_ {
         self.completed.iter().map(|&n| &self.trials[n as usize])
+    }
+    /// Running trials, by number (for samplers that account for work in progress).
+    pub fn running(&self) -> impl Iterator<Item = &Trial> + '_ {
+        self.running.iter().map(|&n| &self.trials[n as usize])
     }
     /// The best completed trial of a single-objective study (the earliest among equals); `None`
     /// with several objectives: see [`StudyView::pareto_front`].
@@ -192,6 +199,9 @@ impl StudyView {
                 *self.counts.slot(state) += 1;
                 self.retries += u64::from(retry_of.is_some());
                 if running {
+                    self.running.insert(*number);
+                }
+                if running {
                     events.push(Event::TrialStarted {
                         number: *number,
                         params: params.clone(),
@@ -205,6 +215,7 @@ impl StudyView {
                 let params = trial.params.clone();
                 self.counts.pending -= 1;
                 self.counts.running += 1;
+                self.running.insert(*number);
                 events.push(Event::TrialStarted {
                     number: *number,
                     params,
@@ -255,6 +266,7 @@ impl StudyView {
                 trial.finished_at = Some(at);
                 *self.counts.slot(&before) -= 1;
                 *self.counts.slot(state) += 1;
+                self.running.remove(number);
                 match state {
                     TrialState::Completed => {
                         let values = values.clone().unwrap_or_default();

@@ -25,6 +25,7 @@
 mod grid;
 mod random;
 mod sobol;
+mod tpe;
 mod unit;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 pub use grid::GridSampler;
 pub use random::RandomSampler;
 pub use sobol::SobolSampler;
+pub use tpe::{TpeConfig, TpeSampler};
 pub use unit::from_unit;
 
 /// What a sampler knows when it suggests.
@@ -102,6 +104,8 @@ pub enum SamplerConfig {
     Random,
     /// Owen-scrambled Sobol quasi-random points.
     Sobol,
+    /// The Tree-structured Parzen Estimator, with its settings.
+    Tpe(TpeConfig),
 }
 
 fn default_grid_points() -> usize {
@@ -124,6 +128,7 @@ impl SamplerConfig {
             }
             SamplerConfig::Random => Box::new(RandomSampler::new(seed)),
             SamplerConfig::Sobol => Box::new(SobolSampler::new(seed)),
+            SamplerConfig::Tpe(config) => Box::new(TpeSampler::new(seed, config.clone())),
         })
     }
 }

@@ -2,6 +2,7 @@
 
 mod domain;
 mod reproducible;
+mod tpe;
 
 use hyperion_core::{Objective, SearchSpace, StudyId, StudySpec, StudyView};
 

@@ -1,0 +1,702 @@
+//! The Tree-structured Parzen Estimator (Bergstra et al. 2011; defaults and components as
+//! analysed by Watanabe 2023 and as Optuna's `TPESampler` uses them).
+//!
+//! After `startup_trials` random trials, the completed trials are split by value into the best
+//! `gamma(n)` ("below") and the rest ("above"); running trials join "above" (the constant liar,
+//! so parallel workers do not all propose the same point). Each side becomes a Parzen
+//! estimator — a weighted mixture of truncated Gaussians (numbers, on the log scale for log
+//! parameters, widened by half a step for ints and steps) or of smoothed one-hot kernels
+//! (categories), plus a prior kernel — and the candidate drawn from `l` (below) with the best
+//! `log l(x) - log g(x)` is proposed.
+//!
+//! Multivariate mode (the default) samples the parameters that are active together jointly
+//! (one kernel per trial across all of them); conditional parameters are sampled layer by layer
+//! (a parameter after its parent), each layer from the trials in which all its parameters are
+//! active, which is Optuna's group decomposition for tree-structured spaces.
+//!
+//! Cost per suggestion: O(n) to split the history (a partial sort) and, for the densities,
+//! O(candidates × kernels × dimensions) with "above" capped at `MAX_KERNELS` kernels (the
+//! most recent ones, which carry the most weight, plus an even sample of the older ones with
+//! their weight scaled up), so a suggestion stays cheap at 10k trials. Observations are cached
+//! and extended incrementally as trials complete.
+
+use std::sync::Mutex;
+
+use hyperion_core::{
+    Direction, Distribution, Param, ParamValue, Params, SearchSpace, StudyView, Trial,
+};
+use rand::RngExt;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
+
+use crate::{SampleContext, Sampler, SamplerError, from_unit, name_salt, stream};
+
+/// Kernels evaluated per side at most (see the module docs).
+const MAX_KERNELS: usize = 2048;
+/// The multivariate bandwidth factor (Optuna's SIGMA0_MAGNITUDE).
+const SIGMA0: f64 = 0.2;
+
+/// TPE's settings; `Default` gives the defaults chosen by the benchmark (`bench/run tpe`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TpeConfig {
+    /// Random trials before TPE starts (default 10).
+    pub startup_trials: usize,
+    /// Candidates drawn from `l` per suggestion (default 24).
+    pub candidates: usize,
+    /// Weight of the prior kernel (default 1).
+    pub prior_weight: f64,
+    /// Joint kernels over the parameters active together (default true).
+    pub multivariate: bool,
+    /// Count running trials as bad ones (default true).
+    pub constant_liar: bool,
+    /// Bandwidths at least `range / min(100, 1 + kernels)` (default true).
+    pub magic_clip: bool,
+    /// Univariate bandwidths also look at the distance to the domain's ends (default false).
+    pub consider_endpoints: bool,
+    /// Fraction of trials in "below" (capped at 25 trials, at least 1); default 0.1.
+    pub gamma: f64,
+}
+
+impl Default for TpeConfig {
+    fn default() -> Self {
+        TpeConfig {
+            startup_trials: 10,
+            candidates: 24,
+            prior_weight: 1.0,
+            multivariate: true,
+            constant_liar: true,
+            magic_clip: true,
+            consider_endpoints: false,
+            gamma: 0.1,
+        }
+    }
+}
+
+/// The TPE sampler. See the module docs.
+#[derive(Debug)]
+pub struct TpeSampler {
+    seed: u64,
+    config: TpeConfig,
+    /// Completed trials' losses and params, extended as trials complete.
+    cache: Mutex<History>,
+}
+
+#[derive(Debug, Default)]
+struct History {
+    /// How many of the view's completed trials are cached.
+    seen: usize,
+    /// One per completed trial with finite values: losses (minimized) and params.
+    losses: Vec<Vec<f64>>,
+    params: Vec<std::sync::Arc<Params>>,
+}
+
+impl TpeSampler {
+    pub fn new(seed: u64, config: TpeConfig) -> Self {
+        TpeSampler {
+            seed,
+            config,
+            cache: Mutex::new(History::default()),
+        }
+    }
+
+    fn n_below(&self, n: usize) -> usize {
+        ((self.config.gamma * n as f64).ceil() as usize)
+            .clamp(1, 25)
+            .min(n)
+    }
+
+    /// Completed trials split into below and above (chronological within each side), plus
+    /// running trials' params (the constant liar), for `suggest` to take its layers from.
+    fn split(&self, view: &StudyView, trial_number: u64) -> Split {
+        let mut history = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let directions: Vec<Direction> =
+            view.spec().objectives.iter().map(|o| o.direction).collect();
+        let completed: Vec<&Trial> = view.completed().skip(history.seen).collect();
+        history.seen += completed.len();
+        for t in completed {
+            let Some(values) = &t.values else { continue };
+            if values.len() != directions.len() || values.iter().any(|v| !v.is_finite()) {
+                continue;
+            }
+            let losses = values
+                .iter()
+                .zip(&directions)
+                .map(|(v, d)| if *d == Direction::Minimize { *v } else { -*v })
+                .collect();
+            history.losses.push(losses);
+            history.params.push(t.params.clone());
+        }
+        let n = history.losses.len();
+        let order = rank(&history.losses, self.n_below(n));
+        let mut is_below = vec![false; n];
+        for &i in &order {
+            is_below[i] = true;
+        }
+        let mut below = Vec::with_capacity(order.len());
+        let mut above = Vec::with_capacity(n - order.len());
+        for i in 0..n {
+            if is_below[i] {
+                below.push(history.params[i].clone())
+            } else {
+                above.push(history.params[i].clone())
+            }
+        }
+        let liars = if self.config.constant_liar {
+            view.running()
+                .filter(|t| t.number != trial_number)
+                .map(|t| t.params.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Split {
+            below,
+            above,
+            liars,
+        }
+    }
+
+    fn sample_layer(
+        &self,
+        params: &[&Param],
+        split: &Split,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Vec<(String, ParamValue)> {
+        let dims: Vec<Dim> = params.iter().map(|p| Dim::new(&p.distribution)).collect();
+        let has_all = |p: &&std::sync::Arc<Params>| params.iter().all(|q| p.contains_key(&q.name));
+        let below: Vec<_> = split.below.iter().filter(has_all).collect();
+        let mut above: Vec<_> = split.above.iter().filter(has_all).collect();
+        above.extend(split.liars.iter().filter(has_all));
+        let lower = Parzen::new(&dims, params, &below, &self.config);
+        let upper = Parzen::new(&dims, params, &above, &self.config);
+        let mut best: Option<(f64, Vec<f64>)> = None;
+        for _ in 0..self.config.candidates.max(1) {
+            let x = lower.sample(&dims, rng);
+            let score = lower.log_pdf(&dims, &x) - upper.log_pdf(&dims, &x);
+            if best.as_ref().is_none_or(|(s, _)| score > *s) {
+                best = Some((score, x));
+            }
+        }
+        let x = best.map(|(_, x)| x).unwrap_or_default();
+        params
+            .iter()
+            .zip(&dims)
+            .zip(&x)
+            .map(|((p, d), &v)| (p.name.clone(), d.value(&p.distribution, v)))
+            .collect()
+    }
+}
+
+struct Split {
+    below: Vec<std::sync::Arc<Params>>,
+    above: Vec<std::sync::Arc<Params>>,
+    liars: Vec<std::sync::Arc<Params>>,
+}
+
+/// Indices of the `k` best trials: by loss with one objective; with several, by Pareto front,
+/// the last front cut by the sum of ranks across objectives.
+fn rank(losses: &[Vec<f64>], k: usize) -> Vec<usize> {
+    let n = losses.len();
+    if k == 0 || n == 0 {
+        return Vec::new();
+    }
+    let mut idx: Vec<usize> = (0..n).collect();
+    if losses[0].len() == 1 {
+        let key = |i: &usize| (losses[*i][0], *i);
+        if k < n {
+            idx.select_nth_unstable_by(k - 1, |a, b| {
+                key(a)
+                    .partial_cmp(&key(b))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+        }
+        idx.truncate(k);
+        return idx;
+    }
+    // Several objectives: peel non-dominated fronts until k trials are taken.
+    let dominates = |a: &[f64], b: &[f64]| {
+        a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
+    };
+    let mut chosen = Vec::with_capacity(k);
+    let mut rest = idx;
+    while chosen.len() < k && !rest.is_empty() {
+        let (mut front, others): (Vec<usize>, Vec<usize>) = rest
+            .iter()
+            .partition(|&&i| !rest.iter().any(|&j| dominates(&losses[j], &losses[i])));
+        if chosen.len() + front.len() > k {
+            let m = losses[0].len();
+            let mut score = vec![0usize; n];
+            for d in 0..m {
+                let mut by = front.clone();
+                by.sort_by(|a, b| {
+                    losses[*a][d]
+                        .partial_cmp(&losses[*b][d])
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                });
+                for (r, &i) in by.iter().enumerate() {
+                    score[i] += r;
+                }
+            }
+            front.sort_by_key(|&i| (score[i], i));
+            front.truncate(k - chosen.len());
+        }
+        chosen.extend(front);
+        rest = others;
+    }
+    chosen
+}
+
+/// A parameter's domain as TPE sees it: an interval of the (log) line, or categories.
+enum Dim {
+    Numeric { low: f64, high: f64 },
+    Categorical { n: usize },
+}
+
+impl Dim {
+    fn new(distribution: &Distribution) -> Self {
+        match distribution {
+            Distribution::Float(d) => match (d.log, d.step) {
+                (true, _) => Dim::Numeric {
+                    low: d.low.ln(),
+                    high: d.high.ln(),
+                },
+                (false, Some(s)) => Dim::Numeric {
+                    low: d.low - s / 2.0,
+                    high: d.high + s / 2.0,
+                },
+                (false, None) => Dim::Numeric {
+                    low: d.low,
+                    high: d.high,
+                },
+            },
+            Distribution::Int(d) if d.log => Dim::Numeric {
+                low: (d.low as f64 - 0.5).ln(),
+                high: (d.high as f64 + 0.5).ln(),
+            },
+            Distribution::Int(d) => {
+                let half = d.step as f64 / 2.0;
+                Dim::Numeric {
+                    low: d.low as f64 - half,
+                    high: d.high as f64 + half,
+                }
+            }
+            Distribution::Categorical(d) => Dim::Categorical { n: d.choices.len() },
+            Distribution::Constant { .. } => Dim::Categorical { n: 1 },
+        }
+    }
+
+    /// A stored value on TPE's scale (a category's index for categories).
+    fn observe(&self, distribution: &Distribution, value: &ParamValue) -> Option<f64> {
+        match (self, distribution) {
+            (Dim::Categorical { .. }, Distribution::Categorical(d)) => {
+                d.index_of(value).map(|i| i as f64)
+            }
+            (Dim::Categorical { .. }, _) => Some(0.0),
+            (Dim::Numeric { .. }, Distribution::Float(d)) if d.log => value.as_f64().map(f64::ln),
+            (Dim::Numeric { .. }, Distribution::Int(d)) if d.log => value.as_f64().map(f64::ln),
+            (Dim::Numeric { .. }, _) => value.as_f64(),
+        }
+    }
+
+    /// TPE's value back in the parameter's domain.
+    fn value(&self, distribution: &Distribution, x: f64) -> ParamValue {
+        match (self, distribution) {
+            (Dim::Categorical { .. }, Distribution::Categorical(d)) => {
+                d.choices[(x as usize).min(d.choices.len() - 1)].clone()
+            }
+            (_, Distribution::Constant { value }) => value.clone(),
+            (Dim::Numeric { low, high }, _) => {
+                // Through the unit interval, so steps, ints and clamping follow `from_unit`.
+                let u = ((x - low) / (high - low)).clamp(0.0, 1.0 - f64::EPSILON);
+                match distribution {
+                    Distribution::Float(d) if d.log => {
+                        ParamValue::Float(x.exp().clamp(d.low, d.high))
+                    }
+                    Distribution::Int(d) if d.log => {
+                        ParamValue::Int((x.exp().round() as i64).clamp(d.low, d.high))
+                    }
+                    other => from_unit(other, u),
+                }
+            }
+            (Dim::Categorical { .. }, other) => from_unit(other, 0.0),
+        }
+    }
+}
+
+/// A weighted mixture of product kernels over a layer's dimensions: one per observation and
+/// one prior kernel.
+struct Parzen {
+    weights: Vec<f64>,
+    /// Per kernel, per dimension: (mean, sigma, log normalizer) or category probabilities.
+    kernels: Vec<Vec<Kernel>>,
+}
+
+enum Kernel {
+    Gauss {
+        mu: f64,
+        sigma: f64,
+        log_norm: f64,
+        low: f64,
+        high: f64,
+    },
+    Cat {
+        log_p: Vec<f64>,
+    },
+}
+
+impl Parzen {
+    fn new(
+        dims: &[Dim],
+        params: &[&Param],
+        observations: &[&std::sync::Arc<Params>],
+        config: &TpeConfig,
+    ) -> Self {
+        // Chronological weights (Optuna's default_weights): the last 25 count fully, older
+        // ones ramp up from 1/n; then at most MAX_KERNELS kernels, the oldest thinned.
+        let n = observations.len();
+        let mut chosen: Vec<(usize, f64)> = (0..n)
+            .map(|i| {
+                let w = if n < 25 || i + 25 >= n {
+                    1.0
+                } else {
+                    let ramp = n - 25;
+                    1.0 / n as f64 + (1.0 - 1.0 / n as f64) * i as f64 / (ramp.max(2) - 1) as f64
+                };
+                (i, w)
+            })
+            .collect();
+        if n > MAX_KERNELS {
+            let keep_recent = MAX_KERNELS / 2;
+            let old = n - keep_recent;
+            let stride = old as f64 / (MAX_KERNELS - keep_recent) as f64;
+            let mut thinned: Vec<(usize, f64)> = (0..MAX_KERNELS - keep_recent)
+                .map(|j| {
+                    let i = ((j as f64 + 0.5) * stride) as usize;
+                    (i, chosen[i].1 * stride)
+                })
+                .collect();
+            thinned.extend_from_slice(&chosen[old..]);
+            chosen = thinned;
+        }
+        let mut values: Vec<Vec<f64>> = Vec::with_capacity(chosen.len());
+        let mut weights = Vec::with_capacity(chosen.len() + 1);
+        for &(i, w) in &chosen {
+            let obs = observations[i];
+            let row: Option<Vec<f64>> = params
+                .iter()
+                .zip(dims)
+                .map(|(p, d)| d.observe(&p.distribution, &obs[&p.name]))
+                .collect();
+            if let Some(row) = row {
+                values.push(row);
+                weights.push(w);
+            }
+        }
+        let m = values.len();
+        weights.push(config.prior_weight);
+        let total: f64 = weights.iter().sum();
+        for w in &mut weights {
+            *w /= total;
+        }
+
+        let d = dims.len();
+        // Per dimension, sigmas for each observation then the prior.
+        let mut per_dim: Vec<Vec<Kernel>> = Vec::with_capacity(d);
+        for (j, dim) in dims.iter().enumerate() {
+            let column: Vec<f64> = values.iter().map(|r| r[j]).collect();
+            per_dim.push(match *dim {
+                Dim::Numeric { low, high } => {
+                    let range = high - low;
+                    let mid = (low + high) / 2.0;
+                    let mut sigmas: Vec<f64> = if config.multivariate {
+                        vec![SIGMA0 * (m.max(1) as f64).powf(-1.0 / (d as f64 + 4.0)) * range; m]
+                    } else {
+                        neighbor_sigmas(&column, mid, low, high, config.consider_endpoints)
+                    };
+                    let min_sigma = if config.magic_clip {
+                        range / (100f64).min(1.0 + (m + 1) as f64)
+                    } else {
+                        1e-12
+                    };
+                    for s in &mut sigmas {
+                        *s = s.clamp(min_sigma, range);
+                    }
+                    let mut kernels: Vec<Kernel> = column
+                        .iter()
+                        .zip(&sigmas)
+                        .map(|(&mu, &s)| Kernel::gauss(mu, s, low, high))
+                        .collect();
+                    kernels.push(Kernel::gauss(mid, range, low, high));
+                    kernels
+                }
+                Dim::Categorical { n: k } => {
+                    let prior = config.prior_weight / k as f64;
+                    let mut kernels: Vec<Kernel> = column
+                        .iter()
+                        .map(|&c| {
+                            let mut p = vec![prior; k];
+                            p[c as usize] += 1.0;
+                            Kernel::cat(p)
+                        })
+                        .collect();
+                    kernels.push(Kernel::cat(vec![1.0; k]));
+                    kernels
+                }
+            });
+        }
+        // Transpose to per kernel.
+        let mut kernels: Vec<Vec<Kernel>> = (0..=m).map(|_| Vec::with_capacity(d)).collect();
+        for column in per_dim {
+            for (i, k) in column.into_iter().enumerate() {
+                kernels[i].push(k);
+            }
+        }
+        Parzen { weights, kernels }
+    }
+
+    fn sample(&self, dims: &[Dim], rng: &mut Xoshiro256PlusPlus) -> Vec<f64> {
+        let mut u: f64 = rng.random();
+        let mut k = self.weights.len() - 1;
+        for (i, w) in self.weights.iter().enumerate() {
+            if u < *w {
+                k = i;
+                break;
+            }
+            u -= w;
+        }
+        self.kernels[k]
+            .iter()
+            .zip(dims)
+            .map(|(kernel, _)| match kernel {
+                Kernel::Gauss {
+                    mu,
+                    sigma,
+                    low,
+                    high,
+                    ..
+                } => {
+                    // Rejection from the Gaussian; the mean lies in [low, high], so at least
+                    // ~16% of draws land inside.
+                    for _ in 0..64 {
+                        let x = mu + sigma * standard_normal(rng);
+                        if (*low..=*high).contains(&x) {
+                            return x;
+                        }
+                    }
+                    mu.clamp(*low, *high)
+                }
+                Kernel::Cat { log_p } => {
+                    let mut u: f64 = rng.random();
+                    for (i, lp) in log_p.iter().enumerate() {
+                        let p = lp.exp();
+                        if u < p {
+                            return i as f64;
+                        }
+                        u -= p;
+                    }
+                    (log_p.len() - 1) as f64
+                }
+            })
+            .collect()
+    }
+
+    fn log_pdf(&self, _dims: &[Dim], x: &[f64]) -> f64 {
+        let terms: Vec<f64> = self
+            .kernels
+            .iter()
+            .zip(&self.weights)
+            .map(|(kernel, w)| {
+                w.ln()
+                    + kernel
+                        .iter()
+                        .zip(x)
+                        .map(|(k, &v)| match k {
+                            Kernel::Gauss {
+                                mu,
+                                sigma,
+                                log_norm,
+                                ..
+                            } => {
+                                let z = (v - mu) / sigma;
+                                -0.5 * z * z - log_norm
+                            }
+                            Kernel::Cat { log_p } => log_p[v as usize],
+                        })
+                        .sum::<f64>()
+            })
+            .collect();
+        let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln()
+    }
+}
+
+impl Kernel {
+    /// A Gaussian truncated to [low, high]: the normalizer includes the mass inside.
+    fn gauss(mu: f64, sigma: f64, low: f64, high: f64) -> Kernel {
+        let mass = normal_cdf((high - mu) / sigma) - normal_cdf((low - mu) / sigma);
+        let log_norm = sigma.ln() + 0.5 * (2.0 * std::f64::consts::PI).ln() + mass.max(1e-300).ln();
+        Kernel::Gauss {
+            mu,
+            sigma,
+            log_norm,
+            low,
+            high,
+        }
+    }
+
+    fn cat(p: Vec<f64>) -> Kernel {
+        let total: f64 = p.iter().sum();
+        Kernel::Cat {
+            log_p: p.into_iter().map(|x| (x / total).ln()).collect(),
+        }
+    }
+}
+
+/// Univariate bandwidths: each kernel as wide as its larger gap to a neighbour (the prior's
+/// mean and, with `endpoints`, the domain's ends count as neighbours).
+fn neighbor_sigmas(mus: &[f64], prior_mu: f64, low: f64, high: f64, endpoints: bool) -> Vec<f64> {
+    let mut sorted: Vec<(f64, usize)> = mus
+        .iter()
+        .copied()
+        .enumerate()
+        .map(|(i, m)| (m, i))
+        .collect();
+    sorted.push((prior_mu, usize::MAX));
+    sorted.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    let mut sigmas = vec![0.0; mus.len()];
+    for (r, &(m, i)) in sorted.iter().enumerate() {
+        if i == usize::MAX {
+            continue;
+        }
+        let left = if r > 0 {
+            m - sorted[r - 1].0
+        } else if endpoints {
+            m - low
+        } else {
+            0.0
+        };
+        let right = if r + 1 < sorted.len() {
+            sorted[r + 1].0 - m
+        } else if endpoints {
+            high - m
+        } else {
+            0.0
+        };
+        sigmas[i] = left.max(right);
+    }
+    sigmas
+}
+
+fn standard_normal(rng: &mut Xoshiro256PlusPlus) -> f64 {
+    // Box–Muller; portable (no platform math beyond ln, sqrt, cos).
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// Φ(z), via erfc (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7).
+fn normal_cdf(z: f64) -> f64 {
+    0.5 * erfc(-z / std::f64::consts::SQRT_2)
+}
+
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.26551223
+        + t * (1.00002368
+            + t * (0.37409196
+                + t * (0.09678418
+                    + t * (-0.18628806
+                        + t * (0.27886807
+                            + t * (-1.13520398
+                                + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+impl Sampler for TpeSampler {
+    fn suggest(
+        &self,
+        space: &SearchSpace,
+        ctx: &SampleContext<'_>,
+    ) -> Result<Option<Params>, SamplerError> {
+        let mut rng = stream(self.seed, ctx.trial_number, 0);
+        let finished = ctx.view.counts().completed as usize;
+        if finished < self.config.startup_trials {
+            let mut params = Params::new();
+            for p in space.sampling_order() {
+                if SearchSpace::is_active(p, &params) {
+                    params.insert(p.name.clone(), from_unit(&p.distribution, rng.random()));
+                }
+            }
+            return Ok(Some(params));
+        }
+        let split = self.split(ctx.view, ctx.trial_number);
+        let mut params = Params::new();
+        let order: Vec<&Param> = space.sampling_order().collect();
+        let mut done = vec![false; order.len()];
+        // Layer by layer: every parameter whose condition can be decided now.
+        loop {
+            let layer: Vec<usize> = (0..order.len())
+                .filter(|&i| !done[i])
+                .filter(|&i| match &order[i].condition {
+                    None => true,
+                    Some(c) => {
+                        params.contains_key(&c.parent)
+                            || order
+                                .iter()
+                                .zip(&done)
+                                .any(|(p, &d)| p.name == c.parent && d)
+                    }
+                })
+                .collect();
+            if layer.is_empty() {
+                break;
+            }
+            for &i in &layer {
+                done[i] = true;
+            }
+            let active: Vec<&Param> = layer
+                .iter()
+                .map(|&i| order[i])
+                .filter(|p| SearchSpace::is_active(p, &params))
+                .collect();
+            let groups: Vec<Vec<&Param>> = if self.config.multivariate {
+                vec![active]
+            } else {
+                active.into_iter().map(|p| vec![p]).collect()
+            };
+            for group in groups.into_iter().filter(|g| !g.is_empty()) {
+                for (name, value) in self.sample_layer(&group, &split, &mut rng) {
+                    params.insert(name, value);
+                }
+            }
+        }
+        Ok(Some(params))
+    }
+
+    fn suggest_param(
+        &self,
+        name: &str,
+        distribution: &Distribution,
+        ctx: &SampleContext<'_>,
+    ) -> Result<ParamValue, SamplerError> {
+        let mut rng = stream(self.seed, ctx.trial_number, name_salt(name));
+        if (ctx.view.counts().completed as usize) < self.config.startup_trials {
+            return Ok(from_unit(distribution, rng.random()));
+        }
+        let param = Param {
+            name: name.to_owned(),
+            distribution: distribution.clone(),
+            condition: None,
+        };
+        let split = self.split(ctx.view, ctx.trial_number);
+        let sampled = self.sample_layer(&[&param], &split, &mut rng);
+        Ok(sampled
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| from_unit(distribution, 0.5)))
+    }
+}
