@@ -1,6 +1,8 @@
 //! `hyperion-bench SUITE [--quick]`: the Hyperion half of `bench/run SUITE`. Prints one JSON
 //! line per measurement; `bench/report.py` sets them beside the peer's.
 
+mod tpe;
+
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
@@ -21,8 +23,12 @@ fn main() -> ExitCode {
         Some("store") => store(quick),
         Some("store-worker") => return store_worker(&args[1..]),
         Some("launch") => launch(quick),
+        Some("tpe") => tpe::run(quick),
+        Some("tpe-cost") => tpe::cost(&[1_000, 10_000]),
         _ => {
-            eprintln!("usage: hyperion-bench SUITE [--quick]\nsuites: overhead, store, launch");
+            eprintln!(
+                "usage: hyperion-bench SUITE [--quick]\nsuites: overhead, store, launch, tpe"
+            );
             return ExitCode::from(2);
         }
     }

@@ -20,11 +20,10 @@
 //! their weight scaled up), so a suggestion stays cheap at 10k trials. Observations are cached
 //! and extended incrementally as trials complete.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use hyperion_core::{
-    Direction, Distribution, Param, ParamValue, Params, SearchSpace, StudyView, Trial,
-};
+use hyperion_core::{Direction, Distribution, Param, ParamValue, Params, SearchSpace, StudyView};
 use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
@@ -82,13 +81,57 @@ pub struct TpeSampler {
     cache: Mutex<History>,
 }
 
+/// The completed trials seen so far, with each parameter's values as a column on TPE's scale.
 #[derive(Debug, Default)]
 struct History {
-    /// How many of the view's completed trials are cached.
+    /// How many of the view's completed trials have been read.
     seen: usize,
-    /// One per completed trial with finite values: losses (minimized) and params.
+    /// One entry per completed trial with finite values: losses (to minimize) and params.
     losses: Vec<Vec<f64>>,
-    params: Vec<std::sync::Arc<Params>>,
+    params: Vec<Arc<Params>>,
+    /// Per parameter name, its value in each entry (absent: inactive there).
+    columns: HashMap<String, Vec<Option<f64>>>,
+}
+
+impl History {
+    fn update(&mut self, view: &StudyView) {
+        let directions: Vec<Direction> =
+            view.spec().objectives.iter().map(|o| o.direction).collect();
+        for t in view.completed().skip(self.seen) {
+            self.seen += 1;
+            let Some(values) = &t.values else { continue };
+            if values.len() != directions.len() || values.iter().any(|v| !v.is_finite()) {
+                continue;
+            }
+            let losses = values
+                .iter()
+                .zip(&directions)
+                .map(|(v, d)| if *d == Direction::Minimize { *v } else { -*v });
+            self.losses.push(losses.collect());
+            self.params.push(t.params.clone());
+        }
+    }
+
+    /// The column of `param`, extended to every entry.
+    fn column(&mut self, param: &Param, dim: &Dim) -> &[Option<f64>] {
+        let column = self.columns.entry(param.name.clone()).or_default();
+        for params in &self.params[column.len()..] {
+            column.push(
+                params
+                    .get(&param.name)
+                    .and_then(|v| dim.observe(&param.distribution, v)),
+            );
+        }
+        column
+    }
+}
+
+/// Which entries are "below" (the best) and "above" (the rest), each in chronological order,
+/// and the running trials' params (the constant liar's bad points).
+struct Split {
+    below: Vec<usize>,
+    above: Vec<usize>,
+    liars: Vec<Arc<Params>>,
 }
 
 impl TpeSampler {
@@ -106,42 +149,13 @@ impl TpeSampler {
             .min(n)
     }
 
-    /// Completed trials split into below and above (chronological within each side), plus
-    /// running trials' params (the constant liar), for `suggest` to take its layers from.
-    fn split(&self, view: &StudyView, trial_number: u64) -> Split {
-        let mut history = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let directions: Vec<Direction> =
-            view.spec().objectives.iter().map(|o| o.direction).collect();
-        let completed: Vec<&Trial> = view.completed().skip(history.seen).collect();
-        history.seen += completed.len();
-        for t in completed {
-            let Some(values) = &t.values else { continue };
-            if values.len() != directions.len() || values.iter().any(|v| !v.is_finite()) {
-                continue;
-            }
-            let losses = values
-                .iter()
-                .zip(&directions)
-                .map(|(v, d)| if *d == Direction::Minimize { *v } else { -*v })
-                .collect();
-            history.losses.push(losses);
-            history.params.push(t.params.clone());
-        }
+    fn split(&self, history: &History, view: &StudyView, trial_number: u64) -> Split {
         let n = history.losses.len();
-        let order = rank(&history.losses, self.n_below(n));
         let mut is_below = vec![false; n];
-        for &i in &order {
+        for i in rank(&history.losses, self.n_below(n)) {
             is_below[i] = true;
         }
-        let mut below = Vec::with_capacity(order.len());
-        let mut above = Vec::with_capacity(n - order.len());
-        for i in 0..n {
-            if is_below[i] {
-                below.push(history.params[i].clone())
-            } else {
-                above.push(history.params[i].clone())
-            }
-        }
+        let (below, above): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| is_below[i]);
         let liars = if self.config.constant_liar {
             view.running()
                 .filter(|t| t.number != trial_number)
@@ -157,23 +171,50 @@ impl TpeSampler {
         }
     }
 
-    fn sample_layer(
+    /// Samples the parameters of one group jointly: the best of `candidates` draws from `l`.
+    fn sample_group(
         &self,
         params: &[&Param],
+        history: &mut History,
         split: &Split,
         rng: &mut Xoshiro256PlusPlus,
     ) -> Vec<(String, ParamValue)> {
         let dims: Vec<Dim> = params.iter().map(|p| Dim::new(&p.distribution)).collect();
-        let has_all = |p: &&std::sync::Arc<Params>| params.iter().all(|q| p.contains_key(&q.name));
-        let below: Vec<_> = split.below.iter().filter(has_all).collect();
-        let mut above: Vec<_> = split.above.iter().filter(has_all).collect();
-        above.extend(split.liars.iter().filter(has_all));
-        let lower = Parzen::new(&dims, params, &below, &self.config);
-        let upper = Parzen::new(&dims, params, &above, &self.config);
+        let columns: Vec<Vec<Option<f64>>> = params
+            .iter()
+            .zip(&dims)
+            .map(|(p, d)| history.column(p, d).to_vec())
+            .collect();
+        // Rows flat, one after another: the entries in which every parameter is active.
+        let d = dims.len();
+        let rows = |entries: &[usize]| -> Vec<f64> {
+            let mut flat = Vec::with_capacity(entries.len() * d);
+            for &i in entries {
+                if columns.iter().all(|c| c[i].is_some()) {
+                    flat.extend(columns.iter().map(|c| c[i].unwrap_or_default()));
+                }
+            }
+            flat
+        };
+        let below = rows(&split.below);
+        let mut above = rows(&split.above);
+        for liar in &split.liars {
+            let row: Option<Vec<f64>> = params
+                .iter()
+                .zip(&dims)
+                .map(|(p, d)| {
+                    liar.get(&p.name)
+                        .and_then(|v| d.observe(&p.distribution, v))
+                })
+                .collect();
+            above.extend(row.into_iter().flatten());
+        }
+        let lower = Parzen::new(&dims, below, &self.config);
+        let upper = Parzen::new(&dims, above, &self.config);
         let mut best: Option<(f64, Vec<f64>)> = None;
         for _ in 0..self.config.candidates.max(1) {
-            let x = lower.sample(&dims, rng);
-            let score = lower.log_pdf(&dims, &x) - upper.log_pdf(&dims, &x);
+            let x = lower.sample(rng);
+            let score = lower.log_pdf(&x) - upper.log_pdf(&x);
             if best.as_ref().is_none_or(|(s, _)| score > *s) {
                 best = Some((score, x));
             }
@@ -186,12 +227,6 @@ impl TpeSampler {
             .map(|((p, d), &v)| (p.name.clone(), d.value(&p.distribution, v)))
             .collect()
     }
-}
-
-struct Split {
-    below: Vec<std::sync::Arc<Params>>,
-    above: Vec<std::sync::Arc<Params>>,
-    liars: Vec<std::sync::Arc<Params>>,
 }
 
 /// Indices of the `k` best trials: by loss with one objective; with several, by Pareto front,
@@ -225,9 +260,9 @@ fn rank(losses: &[Vec<f64>], k: usize) -> Vec<usize> {
             .iter()
             .partition(|&&i| !rest.iter().any(|&j| dominates(&losses[j], &losses[i])));
         if chosen.len() + front.len() > k {
-            let m = losses[0].len();
+            // Cut the last front by the sum of its members' ranks across objectives.
             let mut score = vec![0usize; n];
-            for d in 0..m {
+            for d in 0..losses[0].len() {
                 let mut by = front.clone();
                 by.sort_by(|a, b| {
                     losses[*a][d]
@@ -324,138 +359,131 @@ impl Dim {
     }
 }
 
-/// A weighted mixture of product kernels over a layer's dimensions: one per observation and
-/// one prior kernel.
+/// A weighted mixture of product kernels over a group's dimensions, one per observation plus
+/// a prior kernel, laid out flat for fast evaluation.
 struct Parzen {
+    /// Per dimension: its bounds if numeric, its number of categories if not.
+    dims: Vec<Result<(f64, f64), usize>>,
     weights: Vec<f64>,
-    /// Per kernel, per dimension: (mean, sigma, log normalizer) or category probabilities.
-    kernels: Vec<Vec<Kernel>>,
-}
-
-enum Kernel {
-    Gauss {
-        mu: f64,
-        sigma: f64,
-        log_norm: f64,
-        low: f64,
-        high: f64,
-    },
-    Cat {
-        log_p: Vec<f64>,
-    },
+    /// Per kernel: ln(weight) minus the numeric dimensions' log normalizers.
+    consts: Vec<f64>,
+    /// Per kernel × dimension: the mean and 1/sigma (numeric), or the start of the
+    /// category log-probabilities in `log_p` (categorical).
+    mu: Vec<f64>,
+    inv_sigma: Vec<f64>,
+    log_p: Vec<f64>,
 }
 
 impl Parzen {
-    fn new(
-        dims: &[Dim],
-        params: &[&Param],
-        observations: &[&std::sync::Arc<Params>],
-        config: &TpeConfig,
-    ) -> Self {
-        // Chronological weights (Optuna's default_weights): the last 25 count fully, older
-        // ones ramp up from 1/n; then at most MAX_KERNELS kernels, the oldest thinned.
-        let n = observations.len();
-        let mut chosen: Vec<(usize, f64)> = (0..n)
-            .map(|i| {
-                let w = if n < 25 || i + 25 >= n {
-                    1.0
-                } else {
-                    let ramp = n - 25;
-                    1.0 / n as f64 + (1.0 - 1.0 / n as f64) * i as f64 / (ramp.max(2) - 1) as f64
-                };
-                (i, w)
-            })
-            .collect();
+    /// `rows` in chronological order. Chronological weights (Optuna's default_weights): the
+    /// last 25 count fully, older ones ramp up from 1/n; then at most MAX_KERNELS kernels,
+    /// the oldest thinned with their weight scaled up.
+    fn new(dims: &[Dim], rows: Vec<f64>, config: &TpeConfig) -> Self {
+        let n = rows.len() / dims.len().max(1);
+        let weight = |i: usize| {
+            if n < 25 || i + 25 >= n {
+                1.0
+            } else {
+                1.0 / n as f64 + (1.0 - 1.0 / n as f64) * i as f64 / ((n - 25).max(2) - 1) as f64
+            }
+        };
+        let mut kept: Vec<(usize, f64)> = (0..n).map(|i| (i, weight(i))).collect();
         if n > MAX_KERNELS {
-            let keep_recent = MAX_KERNELS / 2;
-            let old = n - keep_recent;
-            let stride = old as f64 / (MAX_KERNELS - keep_recent) as f64;
-            let mut thinned: Vec<(usize, f64)> = (0..MAX_KERNELS - keep_recent)
+            let recent = MAX_KERNELS / 2;
+            let old = n - recent;
+            let stride = old as f64 / (MAX_KERNELS - recent) as f64;
+            let mut thinned: Vec<(usize, f64)> = (0..MAX_KERNELS - recent)
                 .map(|j| {
                     let i = ((j as f64 + 0.5) * stride) as usize;
-                    (i, chosen[i].1 * stride)
+                    (i, kept[i].1 * stride)
                 })
                 .collect();
-            thinned.extend_from_slice(&chosen[old..]);
-            chosen = thinned;
+            thinned.extend_from_slice(&kept[old..]);
+            kept = thinned;
         }
-        let mut values: Vec<Vec<f64>> = Vec::with_capacity(chosen.len());
-        let mut weights = Vec::with_capacity(chosen.len() + 1);
-        for &(i, w) in &chosen {
-            let obs = observations[i];
-            let row: Option<Vec<f64>> = params
-                .iter()
-                .zip(dims)
-                .map(|(p, d)| d.observe(&p.distribution, &obs[&p.name]))
-                .collect();
-            if let Some(row) = row {
-                values.push(row);
-                weights.push(w);
-            }
-        }
-        let m = values.len();
+        let m = kept.len();
+        let mut weights: Vec<f64> = kept.iter().map(|&(_, w)| w).collect();
         weights.push(config.prior_weight);
         let total: f64 = weights.iter().sum();
-        for w in &mut weights {
-            *w /= total;
-        }
+        weights.iter_mut().for_each(|w| *w /= total);
 
         let d = dims.len();
-        // Per dimension, sigmas for each observation then the prior.
-        let mut per_dim: Vec<Vec<Kernel>> = Vec::with_capacity(d);
+        let k = m + 1;
+        let mut parzen = Parzen {
+            dims: Vec::with_capacity(d),
+            consts: weights.iter().map(|w| w.ln()).collect(),
+            weights,
+            mu: vec![0.0; k * d],
+            inv_sigma: vec![0.0; k * d],
+            log_p: Vec::new(),
+        };
         for (j, dim) in dims.iter().enumerate() {
-            let column: Vec<f64> = values.iter().map(|r| r[j]).collect();
-            per_dim.push(match *dim {
+            let column: Vec<f64> = kept.iter().map(|&(i, _)| rows[i * d + j]).collect();
+            match *dim {
                 Dim::Numeric { low, high } => {
+                    parzen.dims.push(Ok((low, high)));
                     let range = high - low;
                     let mid = (low + high) / 2.0;
-                    let mut sigmas: Vec<f64> = if config.multivariate {
+                    let mut sigmas = if config.multivariate {
                         vec![SIGMA0 * (m.max(1) as f64).powf(-1.0 / (d as f64 + 4.0)) * range; m]
                     } else {
                         neighbor_sigmas(&column, mid, low, high, config.consider_endpoints)
                     };
+                    sigmas.push(range);
+                    let mut mus = column;
+                    mus.push(mid);
                     let min_sigma = if config.magic_clip {
-                        range / (100f64).min(1.0 + (m + 1) as f64)
+                        range / (100f64).min(1.0 + k as f64)
                     } else {
                         1e-12
                     };
-                    for s in &mut sigmas {
-                        *s = s.clamp(min_sigma, range);
+                    let (mut last_sigma, mut last_ln) = (f64::NAN, 0.0);
+                    for (i, (&mu, &sigma)) in mus.iter().zip(&sigmas).enumerate() {
+                        let sigma = sigma.clamp(min_sigma, range);
+                        let (hi, lo) = ((high - mu) / sigma, (low - mu) / sigma);
+                        // Most kernels lie well inside the bounds: their mass is 1.
+                        let log_mass = if hi > 8.0 && lo < -8.0 {
+                            0.0
+                        } else {
+                            (normal_cdf(hi) - normal_cdf(lo)).max(1e-300).ln()
+                        };
+                        // Multivariate kernels share one sigma per dimension: one ln.
+                        if sigma != last_sigma {
+                            (last_sigma, last_ln) =
+                                (sigma, sigma.ln() + 0.5 * (2.0 * std::f64::consts::PI).ln());
+                        }
+                        parzen.consts[i] -= last_ln + log_mass;
+                        parzen.mu[i * d + j] = mu;
+                        parzen.inv_sigma[i * d + j] = 1.0 / sigma;
                     }
-                    let mut kernels: Vec<Kernel> = column
-                        .iter()
-                        .zip(&sigmas)
-                        .map(|(&mu, &s)| Kernel::gauss(mu, s, low, high))
-                        .collect();
-                    kernels.push(Kernel::gauss(mid, range, low, high));
-                    kernels
                 }
-                Dim::Categorical { n: k } => {
-                    let prior = config.prior_weight / k as f64;
-                    let mut kernels: Vec<Kernel> = column
-                        .iter()
-                        .map(|&c| {
-                            let mut p = vec![prior; k];
-                            p[c as usize] += 1.0;
-                            Kernel::cat(p)
-                        })
-                        .collect();
-                    kernels.push(Kernel::cat(vec![1.0; k]));
-                    kernels
+                Dim::Categorical { n: choices } => {
+                    parzen.dims.push(Err(choices));
+                    let prior = config.prior_weight / choices as f64;
+                    for i in 0..k {
+                        let start = parzen.log_p.len();
+                        parzen.mu[i * d + j] = start as f64;
+                        let observed = column.get(i).map(|&c| c as usize);
+                        let total = if observed.is_some() {
+                            1.0 + config.prior_weight
+                        } else {
+                            choices as f64
+                        };
+                        for c in 0..choices {
+                            let p = match observed {
+                                Some(o) => prior + f64::from(u8::from(o == c)),
+                                None => 1.0, // The prior kernel: uniform.
+                            };
+                            parzen.log_p.push((p / total).ln());
+                        }
+                    }
                 }
-            });
-        }
-        // Transpose to per kernel.
-        let mut kernels: Vec<Vec<Kernel>> = (0..=m).map(|_| Vec::with_capacity(d)).collect();
-        for column in per_dim {
-            for (i, k) in column.into_iter().enumerate() {
-                kernels[i].push(k);
             }
         }
-        Parzen { weights, kernels }
+        parzen
     }
 
-    fn sample(&self, dims: &[Dim], rng: &mut Xoshiro256PlusPlus) -> Vec<f64> {
+    fn sample(&self, rng: &mut Xoshiro256PlusPlus) -> Vec<f64> {
         let mut u: f64 = rng.random();
         let mut k = self.weights.len() - 1;
         for (i, w) in self.weights.iter().enumerate() {
@@ -465,91 +493,69 @@ impl Parzen {
             }
             u -= w;
         }
-        self.kernels[k]
+        let d = self.dims.len();
+        self.dims
             .iter()
-            .zip(dims)
-            .map(|(kernel, _)| match kernel {
-                Kernel::Gauss {
-                    mu,
-                    sigma,
-                    low,
-                    high,
-                    ..
-                } => {
-                    // Rejection from the Gaussian; the mean lies in [low, high], so at least
+            .enumerate()
+            .map(|(j, dim)| match *dim {
+                Ok((low, high)) => {
+                    let (mu, sigma) = (self.mu[k * d + j], 1.0 / self.inv_sigma[k * d + j]);
+                    // Rejection from the Gaussian: the mean lies in [low, high], so at least
                     // ~16% of draws land inside.
                     for _ in 0..64 {
                         let x = mu + sigma * standard_normal(rng);
-                        if (*low..=*high).contains(&x) {
+                        if (low..=high).contains(&x) {
                             return x;
                         }
                     }
-                    mu.clamp(*low, *high)
+                    mu.clamp(low, high)
                 }
-                Kernel::Cat { log_p } => {
+                Err(choices) => {
+                    let start = self.mu[k * d + j] as usize;
                     let mut u: f64 = rng.random();
-                    for (i, lp) in log_p.iter().enumerate() {
-                        let p = lp.exp();
+                    for c in 0..choices {
+                        let p = self.log_p[start + c].exp();
                         if u < p {
-                            return i as f64;
+                            return c as f64;
                         }
                         u -= p;
                     }
-                    (log_p.len() - 1) as f64
+                    (choices - 1) as f64
                 }
             })
             .collect()
     }
 
-    fn log_pdf(&self, _dims: &[Dim], x: &[f64]) -> f64 {
+    fn log_pdf(&self, x: &[f64]) -> f64 {
+        let d = self.dims.len();
+        let mut max = f64::NEG_INFINITY;
         let terms: Vec<f64> = self
-            .kernels
+            .consts
             .iter()
-            .zip(&self.weights)
-            .map(|(kernel, w)| {
-                w.ln()
-                    + kernel
-                        .iter()
-                        .zip(x)
-                        .map(|(k, &v)| match k {
-                            Kernel::Gauss {
-                                mu,
-                                sigma,
-                                log_norm,
-                                ..
-                            } => {
-                                let z = (v - mu) / sigma;
-                                -0.5 * z * z - log_norm
-                            }
-                            Kernel::Cat { log_p } => log_p[v as usize],
-                        })
-                        .sum::<f64>()
+            .enumerate()
+            .map(|(k, &c)| {
+                let mut acc = c;
+                for (j, dim) in self.dims.iter().enumerate() {
+                    let at = k * d + j;
+                    acc += match dim {
+                        Ok(_) => {
+                            let z = (x[j] - self.mu[at]) * self.inv_sigma[at];
+                            -0.5 * z * z
+                        }
+                        Err(_) => self.log_p[self.mu[at] as usize + x[j] as usize],
+                    };
+                }
+                max = max.max(acc);
+                acc
             })
             .collect();
-        let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln()
-    }
-}
-
-impl Kernel {
-    /// A Gaussian truncated to [low, high]: the normalizer includes the mass inside.
-    fn gauss(mu: f64, sigma: f64, low: f64, high: f64) -> Kernel {
-        let mass = normal_cdf((high - mu) / sigma) - normal_cdf((low - mu) / sigma);
-        let log_norm = sigma.ln() + 0.5 * (2.0 * std::f64::consts::PI).ln() + mass.max(1e-300).ln();
-        Kernel::Gauss {
-            mu,
-            sigma,
-            log_norm,
-            low,
-            high,
-        }
-    }
-
-    fn cat(p: Vec<f64>) -> Kernel {
-        let total: f64 = p.iter().sum();
-        Kernel::Cat {
-            log_p: p.into_iter().map(|x| (x / total).ln()).collect(),
-        }
+        // Terms 40 nats below the largest add less than 1e-17 of it: skip their exp.
+        max + terms
+            .iter()
+            .filter(|&&t| t - max > -40.0)
+            .map(|t| (t - max).exp())
+            .sum::<f64>()
+            .ln()
     }
 }
 
@@ -622,8 +628,7 @@ impl Sampler for TpeSampler {
         ctx: &SampleContext<'_>,
     ) -> Result<Option<Params>, SamplerError> {
         let mut rng = stream(self.seed, ctx.trial_number, 0);
-        let finished = ctx.view.counts().completed as usize;
-        if finished < self.config.startup_trials {
+        if (ctx.view.counts().completed as usize) < self.config.startup_trials {
             let mut params = Params::new();
             for p in space.sampling_order() {
                 if SearchSpace::is_active(p, &params) {
@@ -632,30 +637,34 @@ impl Sampler for TpeSampler {
             }
             return Ok(Some(params));
         }
-        let split = self.split(ctx.view, ctx.trial_number);
+        let mut history = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        history.update(ctx.view);
+        let split = self.split(&history, ctx.view, ctx.trial_number);
         let mut params = Params::new();
         let order: Vec<&Param> = space.sampling_order().collect();
-        let mut done = vec![false; order.len()];
-        // Layer by layer: every parameter whose condition can be decided now.
+        let mut decided = vec![false; order.len()];
+        // Layer by layer: the parameters whose parent (if any) has been decided.
         loop {
+            let is_decided = |name: &str| {
+                order
+                    .iter()
+                    .zip(&decided)
+                    .any(|(p, &d)| d && p.name == name)
+            };
             let layer: Vec<usize> = (0..order.len())
-                .filter(|&i| !done[i])
-                .filter(|&i| match &order[i].condition {
-                    None => true,
-                    Some(c) => {
-                        params.contains_key(&c.parent)
-                            || order
-                                .iter()
-                                .zip(&done)
-                                .any(|(p, &d)| p.name == c.parent && d)
-                    }
+                .filter(|&i| !decided[i])
+                .filter(|&i| {
+                    order[i]
+                        .condition
+                        .as_ref()
+                        .is_none_or(|c| is_decided(&c.parent))
                 })
                 .collect();
             if layer.is_empty() {
                 break;
             }
             for &i in &layer {
-                done[i] = true;
+                decided[i] = true;
             }
             let active: Vec<&Param> = layer
                 .iter()
@@ -668,9 +677,7 @@ impl Sampler for TpeSampler {
                 active.into_iter().map(|p| vec![p]).collect()
             };
             for group in groups.into_iter().filter(|g| !g.is_empty()) {
-                for (name, value) in self.sample_layer(&group, &split, &mut rng) {
-                    params.insert(name, value);
-                }
+                params.extend(self.sample_group(&group, &mut history, &split, &mut rng));
             }
         }
         Ok(Some(params))
@@ -691,12 +698,13 @@ impl Sampler for TpeSampler {
             distribution: distribution.clone(),
             condition: None,
         };
-        let split = self.split(ctx.view, ctx.trial_number);
-        let sampled = self.sample_layer(&[&param], &split, &mut rng);
+        let mut history = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        history.update(ctx.view);
+        let split = self.split(&history, ctx.view, ctx.trial_number);
+        let sampled = self.sample_group(&[&param], &mut history, &split, &mut rng);
         Ok(sampled
             .into_iter()
             .next()
-            .map(|(_, v)| v)
-            .unwrap_or_else(|| from_unit(distribution, 0.5)))
+            .map_or_else(|| from_unit(distribution, 0.5), |(_, v)| v))
     }
 }
