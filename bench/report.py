@@ -84,11 +84,83 @@ def launch(hyperion, optuna):
             "hyperion_per_s_1": h[1]["per_s"], "optuna_per_s_1": o[1]["per_s"], "bare_ms": bare}
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def quartiles(xs):
+    xs = sorted(xs)
+    q = lambda f: xs[min(len(xs) - 1, int(round(f * (len(xs) - 1))))]
+    return q(0.25), q(0.75)
+
+
+def tpe(hyperion, optuna):
+    runs = {}
+    for r in hyperion + optuna:
+        if "problem" in r:
+            runs.setdefault((r["problem"], r["sampler"]), []).append(r)
+    problems = list(dict.fromkeys(p for p, _ in runs))
+    budgets = [b for b in (50, 100, 200) if any(r.get(f"regret_{b}") is not None for rs in runs.values() for r in rs)]
+    samplers = ["tpe", "tpe_independent", "optuna_tpe", "optuna_tpe_independent", "random", "sobol"]
+    wins = ties = losses = 0
+    verdicts = []
+    for problem in problems:
+        print(f"{problem}: median regret (interquartile range) over {len(runs[(problem, 'tpe')])} seeds")
+        rows = []
+        med = {}
+        for sampler in samplers:
+            rs = runs.get((problem, sampler))
+            if not rs:
+                continue
+            cells = []
+            for b in budgets:
+                xs = [r[f"regret_{b}"] for r in rs if r.get(f"regret_{b}") is not None]
+                if not xs:
+                    cells.append("-")
+                    continue
+                lo, hi = quartiles(xs)
+                m = median(xs)
+                med[(sampler, b)] = m
+                cells.append(f"{sig(m)} ({sig(lo)}-{sig(hi)})")
+            rows.append([sampler] + cells)
+        table(["sampler"] + [f"@{b}" for b in budgets], rows)
+        # The largest budget both sides ran.
+        both = [b for b in budgets if ("tpe", b) in med and ("optuna_tpe", b) in med]
+        if not both:
+            print()
+            continue
+        b = max(both)
+        h = med[("tpe", b)]
+        o = min(med[("optuna_tpe", b)], med[("optuna_tpe_independent", b)])
+        if abs(h - o) <= 1e-12 * max(1.0, abs(o)):
+            ties += 1
+            verdict = "tie"
+        elif h < o:
+            wins += 1
+            verdict = "win"
+        else:
+            losses += 1
+            verdict = "loss"
+        verdicts.append(f"{problem} @{b}: hyperion tpe {sig(h)} vs the better optuna tpe {sig(o)} -> {verdict}")
+        print()
+    print("\n".join(verdicts))
+    print()
+    hc = {r["history"]: r["ms_per_suggest"] for r in hyperion if "history" in r}
+    oc = {r["history"]: r["ms_per_suggest"] for r in optuna if "history" in r}
+    table(["history", "hyperion ms/suggest", "optuna ms/suggest", "speedup"],
+          [[n, sig(hc[n]), sig(oc[n]) if n in oc else "-", sig(oc[n] / hc[n]) if n in oc else "-"] for n in sorted(hc)])
+    return {"suite": "tpe", "wins": wins, "ties": ties, "losses": losses,
+            "speedup_at_1000": oc[1000] / hc[1000] if 1000 in oc and 1000 in hc else None,
+            "ms_per_suggest_at_10000": hc.get(10000)}
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     suite, hyperion, optuna = sys.argv[1], load(sys.argv[2]), load(sys.argv[3])
-    reports = {"overhead": overhead, "store": store, "launch": launch}
+    reports = {"overhead": overhead, "store": store, "launch": launch, "tpe": tpe}
     if suite not in reports:
         sys.exit(f"report: unknown suite {suite}")
     print()

@@ -32,8 +32,6 @@ use crate::{SampleContext, Sampler, SamplerError, from_unit, name_salt, stream};
 
 /// Kernels evaluated per side at most (see the module docs).
 const MAX_KERNELS: usize = 2048;
-/// The multivariate bandwidth factor (Optuna's SIGMA0_MAGNITUDE).
-const SIGMA0: f64 = 0.2;
 
 /// TPE's settings; `Default` gives the defaults chosen by the benchmark (`bench/run tpe`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,7 +49,8 @@ pub struct TpeConfig {
     pub constant_liar: bool,
     /// Bandwidths at least `range / min(100, 1 + kernels)` (default true).
     pub magic_clip: bool,
-    /// Univariate bandwidths also look at the distance to the domain's ends (default false).
+    /// The outermost kernels' bandwidths also look at the distance to the domain's ends
+    /// (default false).
     pub consider_endpoints: bool,
     /// Fraction of trials in "below" (capped at 25 trials, at least 1); default 0.1.
     pub gamma: f64,
@@ -424,11 +423,7 @@ impl Parzen {
                     parzen.dims.push(Ok((low, high)));
                     let range = high - low;
                     let mid = (low + high) / 2.0;
-                    let mut sigmas = if config.multivariate {
-                        vec![SIGMA0 * (m.max(1) as f64).powf(-1.0 / (d as f64 + 4.0)) * range; m]
-                    } else {
-                        neighbor_sigmas(&column, mid, low, high, config.consider_endpoints)
-                    };
+                    let mut sigmas = neighbor_sigmas(&column, low, high, config.consider_endpoints);
                     sigmas.push(range);
                     let mut mus = column;
                     mus.push(mid);
@@ -459,13 +454,14 @@ impl Parzen {
                 }
                 Dim::Categorical { n: choices } => {
                     parzen.dims.push(Err(choices));
-                    let prior = config.prior_weight / choices as f64;
+                    // Each observation's kernel: its category plus the prior spread over all.
+                    let prior = config.prior_weight / k as f64;
                     for i in 0..k {
                         let start = parzen.log_p.len();
                         parzen.mu[i * d + j] = start as f64;
                         let observed = column.get(i).map(|&c| c as usize);
                         let total = if observed.is_some() {
-                            1.0 + config.prior_weight
+                            1.0 + prior * choices as f64
                         } else {
                             choices as f64
                         };
@@ -559,37 +555,27 @@ impl Parzen {
     }
 }
 
-/// Univariate bandwidths: each kernel as wide as its larger gap to a neighbour (the prior's
-/// mean and, with `endpoints`, the domain's ends count as neighbours).
-fn neighbor_sigmas(mus: &[f64], prior_mu: f64, low: f64, high: f64, endpoints: bool) -> Vec<f64> {
-    let mut sorted: Vec<(f64, usize)> = mus
-        .iter()
-        .copied()
-        .enumerate()
-        .map(|(i, m)| (m, i))
+/// Bandwidths, per dimension: each kernel as wide as its larger gap to a neighbouring
+/// observation, the domain's ends counting as neighbours (Optuna 5.0's rule, in both modes).
+/// Without `endpoints`, the outermost kernels look inwards only.
+fn neighbor_sigmas(mus: &[f64], low: f64, high: f64, endpoints: bool) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..mus.len()).collect();
+    order.sort_by(|&a, &b| mus[a].total_cmp(&mus[b]));
+    let mut with_ends = Vec::with_capacity(mus.len() + 2);
+    with_ends.push(low);
+    with_ends.extend(order.iter().map(|&i| mus[i]));
+    with_ends.push(high);
+    let n = mus.len();
+    let mut sorted: Vec<f64> = (1..=n)
+        .map(|r| (with_ends[r] - with_ends[r - 1]).max(with_ends[r + 1] - with_ends[r]))
         .collect();
-    sorted.push((prior_mu, usize::MAX));
-    sorted.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-    let mut sigmas = vec![0.0; mus.len()];
-    for (r, &(m, i)) in sorted.iter().enumerate() {
-        if i == usize::MAX {
-            continue;
-        }
-        let left = if r > 0 {
-            m - sorted[r - 1].0
-        } else if endpoints {
-            m - low
-        } else {
-            0.0
-        };
-        let right = if r + 1 < sorted.len() {
-            sorted[r + 1].0 - m
-        } else if endpoints {
-            high - m
-        } else {
-            0.0
-        };
-        sigmas[i] = left.max(right);
+    if !endpoints && n >= 2 {
+        sorted[0] = with_ends[2] - with_ends[1];
+        sorted[n - 1] = with_ends[n] - with_ends[n - 1];
+    }
+    let mut sigmas = vec![0.0; n];
+    for (r, &i) in order.iter().enumerate() {
+        sigmas[i] = sorted[r];
     }
     sigmas
 }
