@@ -416,6 +416,9 @@ impl Parzen {
             inv_sigma: vec![0.0; k * d],
             log_p: Vec::new(),
         };
+        // Per kernel, the product over numeric dimensions of sigma × truncated mass.
+        let mut mass = vec![1.0; k];
+        let mut numeric = 0;
         for (j, dim) in dims.iter().enumerate() {
             let column: Vec<f64> = kept.iter().map(|&(i, _)| rows[i * d + j]).collect();
             match *dim {
@@ -432,25 +435,24 @@ impl Parzen {
                     } else {
                         1e-12
                     };
-                    let (mut last_sigma, mut last_ln) = (f64::NAN, 0.0);
                     for (i, (&mu, &sigma)) in mus.iter().zip(&sigmas).enumerate() {
                         let sigma = sigma.clamp(min_sigma, range);
                         let (hi, lo) = ((high - mu) / sigma, (low - mu) / sigma);
                         // Most kernels lie well inside the bounds: their mass is 1.
-                        let log_mass = if hi > 8.0 && lo < -8.0 {
-                            0.0
-                        } else {
-                            (normal_cdf(hi) - normal_cdf(lo)).max(1e-300).ln()
-                        };
-                        // Multivariate kernels share one sigma per dimension: one ln.
-                        if sigma != last_sigma {
-                            (last_sigma, last_ln) =
-                                (sigma, sigma.ln() + 0.5 * (2.0 * std::f64::consts::PI).ln());
+                        if !(hi > 8.0 && lo < -8.0) {
+                            mass[i] *= (normal_cdf(hi) - normal_cdf(lo)).max(1e-300);
                         }
-                        parzen.consts[i] -= last_ln + log_mass;
+                        // One ln per kernel at the end, of the product of its sigmas; a product
+                        // drifting towards underflow is moved into the log now.
+                        mass[i] *= sigma;
+                        if !(1e-100..=1e100).contains(&mass[i]) {
+                            parzen.consts[i] -= mass[i].ln();
+                            mass[i] = 1.0;
+                        }
                         parzen.mu[i * d + j] = mu;
                         parzen.inv_sigma[i * d + j] = 1.0 / sigma;
                     }
+                    numeric += 1;
                 }
                 Dim::Categorical { n: choices } => {
                     parzen.dims.push(Err(choices));
@@ -475,6 +477,10 @@ impl Parzen {
                     }
                 }
             }
+        }
+        let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+        for (c, m) in parzen.consts.iter_mut().zip(&mass) {
+            *c -= m.ln() + numeric as f64 * half_ln_2pi;
         }
         parzen
     }
@@ -524,27 +530,38 @@ impl Parzen {
 
     fn log_pdf(&self, x: &[f64]) -> f64 {
         let d = self.dims.len();
-        let mut max = f64::NEG_INFINITY;
+        let numeric_only = self.log_p.is_empty();
         let terms: Vec<f64> = self
             .consts
             .iter()
-            .enumerate()
-            .map(|(k, &c)| {
+            .zip(
+                self.mu
+                    .chunks_exact(d.max(1))
+                    .zip(self.inv_sigma.chunks_exact(d.max(1))),
+            )
+            .map(|(&c, (mu, inv))| {
                 let mut acc = c;
-                for (j, dim) in self.dims.iter().enumerate() {
-                    let at = k * d + j;
-                    acc += match dim {
-                        Ok(_) => {
-                            let z = (x[j] - self.mu[at]) * self.inv_sigma[at];
-                            -0.5 * z * z
-                        }
-                        Err(_) => self.log_p[self.mu[at] as usize + x[j] as usize],
-                    };
+                if numeric_only {
+                    // The hot loop: no branch per dimension.
+                    for ((&xj, &m), &s) in x.iter().zip(mu).zip(inv) {
+                        let z = (xj - m) * s;
+                        acc -= 0.5 * z * z;
+                    }
+                } else {
+                    for (j, dim) in self.dims.iter().enumerate() {
+                        acc += match dim {
+                            Ok(_) => {
+                                let z = (x[j] - mu[j]) * inv[j];
+                                -0.5 * z * z
+                            }
+                            Err(_) => self.log_p[mu[j] as usize + x[j] as usize],
+                        };
+                    }
                 }
-                max = max.max(acc);
                 acc
             })
             .collect();
+        let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         // Terms 40 nats below the largest add less than 1e-17 of it: skip their exp.
         max + terms
             .iter()
@@ -559,11 +576,15 @@ impl Parzen {
 /// observation, the domain's ends counting as neighbours (Optuna 5.0's rule, in both modes).
 /// Without `endpoints`, the outermost kernels look inwards only.
 fn neighbor_sigmas(mus: &[f64], low: f64, high: f64, endpoints: bool) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..mus.len()).collect();
-    order.sort_by(|&a, &b| mus[a].total_cmp(&mus[b]));
+    let mut order: Vec<(f64, u32)> = mus
+        .iter()
+        .enumerate()
+        .map(|(i, &m)| (m, i as u32))
+        .collect();
+    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let mut with_ends = Vec::with_capacity(mus.len() + 2);
     with_ends.push(low);
-    with_ends.extend(order.iter().map(|&i| mus[i]));
+    with_ends.extend(order.iter().map(|&(m, _)| m));
     with_ends.push(high);
     let n = mus.len();
     let mut sorted: Vec<f64> = (1..=n)
@@ -574,8 +595,8 @@ fn neighbor_sigmas(mus: &[f64], low: f64, high: f64, endpoints: bool) -> Vec<f64
         sorted[n - 1] = with_ends[n] - with_ends[n - 1];
     }
     let mut sigmas = vec![0.0; n];
-    for (r, &i) in order.iter().enumerate() {
-        sigmas[i] = sorted[r];
+    for (r, &(_, i)) in order.iter().enumerate() {
+        sigmas[i as usize] = sorted[r];
     }
     sigmas
 }
