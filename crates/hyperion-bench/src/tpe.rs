@@ -268,3 +268,75 @@ pub fn cost(sizes: &[u64]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(pairs: &[(&str, ParamValue)]) -> Params {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn xs(values: &[f64]) -> Params {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (format!("x{i}"), ParamValue::Float(v)))
+            .collect()
+    }
+
+    #[test]
+    fn every_problem_has_zero_regret_at_its_known_optimum() {
+        let optima: Vec<(&str, Params)> = vec![
+            ("branin", xs(&[std::f64::consts::PI, 2.275])),
+            (
+                "hartmann6",
+                xs(&[0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]),
+            ),
+            ("rosenbrock10", xs(&[1.0; 10])),
+            ("ackley10", xs(&[0.0; 10])),
+            ("levy10", xs(&[1.0; 10])),
+            ("styblinski_tang10", xs(&[-2.903534; 10])),
+            (
+                "mixed",
+                point(&[
+                    ("x", ParamValue::Float(1.5)),
+                    ("n", ParamValue::Int(7)),
+                    ("c", ParamValue::from("b")),
+                    ("lr", ParamValue::Float(1e-3)),
+                ]),
+            ),
+        ];
+        for problem in problems() {
+            let (_, at) = optima
+                .iter()
+                .find(|(name, _)| *name == problem.name)
+                .expect("an optimum");
+            let regret = (problem.regret)(at);
+            assert!(
+                regret.abs() < 1e-4,
+                "{}: regret {regret} at the optimum",
+                problem.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_benchmark_runs_every_sampler_on_every_problem() {
+        // The smoke form of `bench/run tpe`: short curves, never increasing, never negative.
+        for problem in problems() {
+            for sampler in ["tpe", "tpe_independent", "random", "sobol"] {
+                let c = curve(&problem, sampler, 1, 15);
+                assert_eq!(c.len(), 15);
+                assert!(
+                    c.windows(2).all(|w| w[1] <= w[0]) && c[14] >= 0.0,
+                    "{}/{sampler}: {c:?}",
+                    problem.name
+                );
+            }
+        }
+    }
+}
