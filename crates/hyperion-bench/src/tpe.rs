@@ -159,7 +159,13 @@ pub fn problems() -> Vec<Problem> {
 
 fn sampler(name: &str) -> SamplerConfig {
     match name {
-        "tpe" => SamplerConfig::Tpe(TpeConfig::default()),
+        // HYPERION_TPE (JSON of TpeConfig fields) tries other defaults without a rebuild.
+        "tpe" => SamplerConfig::Tpe(
+            std::env::var("HYPERION_TPE")
+                .ok()
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default(),
+        ),
         "tpe_independent" => SamplerConfig::Tpe(TpeConfig {
             multivariate: false,
             ..TpeConfig::default()
