@@ -230,6 +230,7 @@ impl TpeSampler {
 
 /// Indices of the `k` best trials: by loss with one objective; with several, by Pareto front,
 /// the last front cut by the sum of ranks across objectives.
+#[allow(clippy::needless_range_loop)] // `d` indexes every trial's losses, not one slice.
 fn rank(losses: &[Vec<f64>], k: usize) -> Vec<usize> {
     let n = losses.len();
     if k == 0 || n == 0 {
