@@ -284,8 +284,15 @@ fn rank(losses: &[Vec<f64>], k: usize) -> Vec<usize> {
 
 /// A parameter's domain as TPE sees it: an interval of the (log) line, or categories.
 enum Dim {
-    Numeric { low: f64, high: f64 },
-    Categorical { n: usize },
+    /// `step`: the grid of a linear int or stepped float; a value stands for its cell.
+    Numeric {
+        low: f64,
+        high: f64,
+        step: Option<f64>,
+    },
+    Categorical {
+        n: usize,
+    },
 }
 
 impl Dim {
@@ -295,25 +302,30 @@ impl Dim {
                 (true, _) => Dim::Numeric {
                     low: d.low.ln(),
                     high: d.high.ln(),
+                    step: None,
                 },
                 (false, Some(s)) => Dim::Numeric {
                     low: d.low - s / 2.0,
                     high: d.high + s / 2.0,
+                    step: Some(s),
                 },
                 (false, None) => Dim::Numeric {
                     low: d.low,
                     high: d.high,
+                    step: None,
                 },
             },
             Distribution::Int(d) if d.log => Dim::Numeric {
                 low: (d.low as f64 - 0.5).ln(),
                 high: (d.high as f64 + 0.5).ln(),
+                step: None,
             },
             Distribution::Int(d) => {
                 let half = d.step as f64 / 2.0;
                 Dim::Numeric {
                     low: d.low as f64 - half,
                     high: d.high as f64 + half,
+                    step: Some(d.step as f64),
                 }
             }
             Distribution::Categorical(d) => Dim::Categorical { n: d.choices.len() },
@@ -341,7 +353,7 @@ impl Dim {
                 d.choices[(x as usize).min(d.choices.len() - 1)].clone()
             }
             (_, Distribution::Constant { value }) => value.clone(),
-            (Dim::Numeric { low, high }, _) => {
+            (Dim::Numeric { low, high, .. }, _) => {
                 // Through the unit interval, so steps, ints and clamping follow `from_unit`.
                 let u = ((x - low) / (high - low)).clamp(0.0, 1.0 - f64::EPSILON);
                 match distribution {
@@ -363,7 +375,9 @@ impl Dim {
 /// a prior kernel, laid out flat for fast evaluation.
 struct Parzen {
     /// Per dimension: its bounds if numeric, its number of categories if not.
-    dims: Vec<Result<(f64, f64), usize>>,
+    dims: Vec<Result<(f64, f64, Option<f64>), usize>>,
+    /// Only continuous dimensions: the branch-free density loop applies.
+    continuous_only: bool,
     weights: Vec<f64>,
     /// Per kernel: ln(weight) minus the numeric dimensions' log normalizers.
     consts: Vec<f64>,
@@ -413,6 +427,7 @@ impl Parzen {
             dims: Vec::with_capacity(d),
             consts: weights.iter().map(|w| w.ln()).collect(),
             weights,
+            continuous_only: true,
             mu: vec![0.0; k * d],
             inv_sigma: vec![0.0; k * d],
             log_p: Vec::new(),
@@ -423,8 +438,8 @@ impl Parzen {
         for (j, dim) in dims.iter().enumerate() {
             let column: Vec<f64> = kept.iter().map(|&(i, _)| rows[i * d + j]).collect();
             match *dim {
-                Dim::Numeric { low, high } => {
-                    parzen.dims.push(Ok((low, high)));
+                Dim::Numeric { low, high, step } => {
+                    parzen.dims.push(Ok((low, high, step)));
                     let range = high - low;
                     let mid = (low + high) / 2.0;
                     let mut sigmas = neighbor_sigmas(&column, low, high, config.consider_endpoints);
@@ -443,9 +458,12 @@ impl Parzen {
                         if !(hi > 8.0 && lo < -8.0) {
                             mass[i] *= (normal_cdf(hi) - normal_cdf(lo)).max(1e-300);
                         }
-                        // One ln per kernel at the end, of the product of its sigmas; a product
-                        // drifting towards underflow is moved into the log now.
-                        mass[i] *= sigma;
+                        // One ln per kernel at the end, of the product of its sigmas (a
+                        // discrete dimension's cell mass needs none); a product drifting
+                        // towards underflow is moved into the log now.
+                        if step.is_none() {
+                            mass[i] *= sigma;
+                        }
                         if !(1e-100..=1e100).contains(&mass[i]) {
                             parzen.consts[i] -= mass[i].ln();
                             mass[i] = 1.0;
@@ -453,7 +471,7 @@ impl Parzen {
                         parzen.mu[i * d + j] = mu;
                         parzen.inv_sigma[i * d + j] = 1.0 / sigma;
                     }
-                    numeric += 1;
+                    numeric += usize::from(step.is_none());
                 }
                 Dim::Categorical { n: choices } => {
                     parzen.dims.push(Err(choices));
@@ -479,6 +497,10 @@ impl Parzen {
                 }
             }
         }
+        parzen.continuous_only = parzen
+            .dims
+            .iter()
+            .all(|dim| matches!(dim, Ok((_, _, None))));
         let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
         for (c, m) in parzen.consts.iter_mut().zip(&mass) {
             *c -= m.ln() + numeric as f64 * half_ln_2pi;
@@ -501,17 +523,22 @@ impl Parzen {
             .iter()
             .enumerate()
             .map(|(j, dim)| match *dim {
-                Ok((low, high)) => {
+                Ok((low, high, step)) => {
                     let (mu, sigma) = (self.mu[k * d + j], 1.0 / self.inv_sigma[k * d + j]);
                     // Rejection from the Gaussian: the mean lies in [low, high], so at least
                     // ~16% of draws land inside.
-                    for _ in 0..64 {
-                        let x = mu + sigma * standard_normal(rng);
-                        if (low..=high).contains(&x) {
-                            return x;
+                    let x = (0..64)
+                        .map(|_| mu + sigma * standard_normal(rng))
+                        .find(|x| (low..=high).contains(x))
+                        .unwrap_or(mu.clamp(low, high));
+                    match step {
+                        // A grid point: the centre of the cell the draw fell in.
+                        Some(s) => {
+                            let first = low + s / 2.0;
+                            (first + ((x - first) / s).round() * s).clamp(first, high - s / 2.0)
                         }
+                        None => x,
                     }
-                    mu.clamp(low, high)
                 }
                 Err(choices) => {
                     let start = self.mu[k * d + j] as usize;
@@ -531,7 +558,7 @@ impl Parzen {
 
     fn log_pdf(&self, x: &[f64]) -> f64 {
         let d = self.dims.len();
-        let numeric_only = self.log_p.is_empty();
+        let numeric_only = self.continuous_only;
         let terms: Vec<f64> = self
             .consts
             .iter()
@@ -551,9 +578,15 @@ impl Parzen {
                 } else {
                     for (j, dim) in self.dims.iter().enumerate() {
                         acc += match dim {
-                            Ok(_) => {
+                            Ok((_, _, None)) => {
                                 let z = (x[j] - mu[j]) * inv[j];
                                 -0.5 * z * z
+                            }
+                            // A grid point's probability: the mass of its cell.
+                            Ok((_, _, Some(s))) => {
+                                let upper = normal_cdf((x[j] + s / 2.0 - mu[j]) * inv[j]);
+                                let lower = normal_cdf((x[j] - s / 2.0 - mu[j]) * inv[j]);
+                                (upper - lower).max(1e-300).ln()
                             }
                             Err(_) => self.log_p[mu[j] as usize + x[j] as usize],
                         };

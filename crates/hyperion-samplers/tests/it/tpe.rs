@@ -252,3 +252,41 @@ fn constant_liar_spreads_eight_parallel_suggestions() {
         without / 10.0
     );
 }
+
+#[test]
+fn tpe_suggestions_are_points_of_a_conditional_mixed_space() {
+    use hyperion_core::{CategoricalDistribution, Condition, IntDistribution};
+    let space = SearchSpace::builder()
+        .param("lr", FloatDistribution::new(1e-5, 1e-1).log())
+        .param("units", IntDistribution::new(16, 512).step(16))
+        .param("layers", IntDistribution::new(1, 64).log())
+        .param("drop", FloatDistribution::new(0.0, 0.5).step(0.1))
+        .param("opt", CategoricalDistribution::new(["adam", "sgd"]))
+        .param_if(
+            "momentum",
+            FloatDistribution::new(0.0, 0.99),
+            Condition::new("opt", ["sgd"]),
+        )
+        .build()
+        .unwrap();
+    for multivariate in [true, false] {
+        let sampler = SamplerConfig::Tpe(TpeConfig {
+            multivariate,
+            ..TpeConfig::default()
+        })
+        .build(9)
+        .unwrap();
+        let mut driver = Driver::new(&space);
+        for _ in 0..60 {
+            let (n, p) = driver.start(&*sampler, &space);
+            space
+                .check_point(&p)
+                .unwrap_or_else(|e| panic!("trial {n}: {e} in {p:?}"));
+            let lr = p["lr"].as_f64().unwrap();
+            driver.finish(
+                n,
+                (lr.log10() + 3.0).powi(2) + p["units"].as_i64().unwrap() as f64 / 512.0,
+            );
+        }
+    }
+}
