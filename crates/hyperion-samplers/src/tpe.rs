@@ -28,7 +28,7 @@ use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
-use crate::{SampleContext, Sampler, SamplerError, from_unit, name_salt, stream};
+use crate::{RandomSampler, SampleContext, Sampler, SamplerError, from_unit, name_salt, stream};
 
 /// Kernels evaluated per side at most (see the module docs).
 const MAX_KERNELS: usize = 2048;
@@ -140,6 +140,11 @@ impl TpeSampler {
             config,
             cache: Mutex::new(History::default()),
         }
+    }
+
+    /// Still in the random startup phase.
+    fn starting(&self, ctx: &SampleContext<'_>) -> bool {
+        (ctx.view.counts().completed as usize) < self.config.startup_trials
     }
 
     fn n_below(&self, n: usize) -> usize {
@@ -668,16 +673,10 @@ impl Sampler for TpeSampler {
         space: &SearchSpace,
         ctx: &SampleContext<'_>,
     ) -> Result<Option<Params>, SamplerError> {
-        let mut rng = stream(self.seed, ctx.trial_number, 0);
-        if (ctx.view.counts().completed as usize) < self.config.startup_trials {
-            let mut params = Params::new();
-            for p in space.sampling_order() {
-                if SearchSpace::is_active(p, &params) {
-                    params.insert(p.name.clone(), from_unit(&p.distribution, rng.random()));
-                }
-            }
-            return Ok(Some(params));
+        if self.starting(ctx) {
+            return RandomSampler::new(self.seed).suggest(space, ctx);
         }
+        let mut rng = stream(self.seed, ctx.trial_number, 0);
         let mut history = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         history.update(ctx.view);
         let split = self.split(&history, ctx.view, ctx.trial_number);
@@ -730,10 +729,10 @@ impl Sampler for TpeSampler {
         distribution: &Distribution,
         ctx: &SampleContext<'_>,
     ) -> Result<ParamValue, SamplerError> {
-        let mut rng = stream(self.seed, ctx.trial_number, name_salt(name));
-        if (ctx.view.counts().completed as usize) < self.config.startup_trials {
-            return Ok(from_unit(distribution, rng.random()));
+        if self.starting(ctx) {
+            return RandomSampler::new(self.seed).suggest_param(name, distribution, ctx);
         }
+        let mut rng = stream(self.seed, ctx.trial_number, name_salt(name));
         let param = Param {
             name: name.to_owned(),
             distribution: distribution.clone(),
