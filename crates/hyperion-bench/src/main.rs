@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         Some("store-worker") => return store_worker(&args[1..]),
         Some("launch") => launch(quick),
         Some("tpe") => tpe::run(quick),
-        Some("tpe-cost") => tpe::cost(&[1_000]),
+        Some("tpe-cost") => tpe::cost(&[1_000, 10_000]),
         _ => {
             eprintln!(
                 "usage: hyperion-bench SUITE [--quick]\nsuites: overhead, store, launch, tpe"

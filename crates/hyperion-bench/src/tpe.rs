@@ -251,7 +251,7 @@ pub fn cost(sizes: &[u64]) {
             filler.tell(n, Outcome::Completed(vec![y])).expect("tell");
         }
         let study = open(sampler("tpe")).expect("opens");
-        let reps = if sizes.len() == 1 { 300 } else { 20 };
+        let reps = if size <= 1_000 { 200 } else { 50 };
         let started = Instant::now();
         for _ in 0..reps {
             let t = study.ask().expect("ask");

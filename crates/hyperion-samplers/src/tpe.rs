@@ -90,6 +90,9 @@ struct History {
     params: Vec<Arc<Params>>,
     /// Per parameter name, its value in each entry (absent: inactive there).
     columns: HashMap<String, Vec<Option<f64>>>,
+    /// Per parameter name, its values with their entries, in increasing order (kept sorted
+    /// as entries arrive, so no suggestion sorts the history).
+    sorted: HashMap<String, Vec<(f64, u32)>>,
 }
 
 impl History {
@@ -114,12 +117,26 @@ impl History {
     /// The column of `param`, extended to every entry.
     fn column(&mut self, param: &Param, dim: &Dim) -> &[Option<f64>] {
         let column = self.columns.entry(param.name.clone()).or_default();
-        for params in &self.params[column.len()..] {
-            column.push(
-                params
-                    .get(&param.name)
-                    .and_then(|v| dim.observe(&param.distribution, v)),
-            );
+        let sorted = self.sorted.entry(param.name.clone()).or_default();
+        let mut arrived = Vec::new();
+        for (entry, params) in self.params.iter().enumerate().skip(column.len()) {
+            let value = params
+                .get(&param.name)
+                .and_then(|v| dim.observe(&param.distribution, v));
+            if let Some(v) = value {
+                arrived.push((v, entry as u32));
+            }
+            column.push(value);
+        }
+        // One or a few new trials: insert them. Many (a reopened study): sort once.
+        if arrived.len() * 8 > sorted.len() {
+            sorted.extend(arrived);
+            sorted.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        } else {
+            for (v, entry) in arrived {
+                let at = sorted.partition_point(|&(w, _)| w.total_cmp(&v).is_lt());
+                sorted.insert(at, (v, entry));
+            }
         }
         column
     }
@@ -184,24 +201,34 @@ impl TpeSampler {
         rng: &mut Xoshiro256PlusPlus,
     ) -> Vec<(String, ParamValue)> {
         let dims: Vec<Dim> = params.iter().map(|p| Dim::new(&p.distribution)).collect();
-        let columns: Vec<Vec<Option<f64>>> = params
+        for (p, dim) in params.iter().zip(&dims) {
+            history.column(p, dim);
+        }
+        let history = &*history;
+        let columns: Vec<&[Option<f64>]> = params
             .iter()
-            .zip(&dims)
-            .map(|(p, d)| history.column(p, d).to_vec())
+            .map(|p| history.columns[&p.name].as_slice())
             .collect();
-        // Rows flat, one after another: the entries in which every parameter is active.
+        // The entries in which every parameter is active, and their rows, flat.
         let d = dims.len();
-        let rows = |entries: &[usize]| -> Vec<f64> {
-            let mut flat = Vec::with_capacity(entries.len() * d);
-            for &i in entries {
-                if columns.iter().all(|c| c[i].is_some()) {
-                    flat.extend(columns.iter().map(|c| c[i].unwrap_or_default()));
-                }
-            }
-            flat
+        let complete = |entries: &[usize]| -> Vec<usize> {
+            entries
+                .iter()
+                .copied()
+                .filter(|&i| columns.iter().all(|c| c[i].is_some()))
+                .collect()
         };
-        let below = rows(&split.below);
-        let mut above = rows(&split.above);
+        let rows = |entries: &[usize]| -> Vec<f64> {
+            entries
+                .iter()
+                .flat_map(|&i| columns.iter().map(move |c| c[i].unwrap_or_default()))
+                .collect()
+        };
+        let below_entries = complete(&split.below);
+        let above_entries = complete(&split.above);
+        let below = rows(&below_entries);
+        let mut above = rows(&above_entries);
+        let mut liars = 0;
         for liar in &split.liars {
             let row: Option<Vec<f64>> = params
                 .iter()
@@ -211,10 +238,54 @@ impl TpeSampler {
                         .and_then(|v| d.observe(&p.distribution, v))
                 })
                 .collect();
-            above.extend(row.into_iter().flatten());
+            if let Some(row) = row {
+                above.extend(row);
+                liars += 1;
+            }
         }
-        let lower = Parzen::new(&dims, below, &self.config);
-        let upper = Parzen::new(&dims, above, &self.config);
+        // "Above" in increasing order per dimension, read off the history's sorted columns,
+        // with the few running trials merged in.
+        let mut slot = vec![u32::MAX; history.params.len()];
+        for (k, &e) in above_entries.iter().enumerate() {
+            slot[e] = k as u32;
+        }
+        let orders: Vec<Vec<u32>> = params
+            .iter()
+            .enumerate()
+            .map(|(j, p)| {
+                let from_history = history.sorted[&p.name].iter().filter_map(|&(_, e)| {
+                    let k = slot[e as usize];
+                    (k != u32::MAX).then_some(k)
+                });
+                let mut order: Vec<u32> = from_history.collect();
+                if liars > 0 {
+                    let value = |k: u32| above[k as usize * d + j];
+                    let mut extra: Vec<u32> = (above_entries.len()..above_entries.len() + liars)
+                        .map(|k| k as u32)
+                        .collect();
+                    extra.sort_unstable_by(|&a, &b| value(a).total_cmp(&value(b)));
+                    let mut merged = Vec::with_capacity(order.len() + extra.len());
+                    let (mut a, mut b) =
+                        (order.into_iter().peekable(), extra.into_iter().peekable());
+                    while let (Some(&x), Some(&y)) = (a.peek(), b.peek()) {
+                        merged.push(
+                            if value(y).total_cmp(&value(x)).is_lt() {
+                                b.next()
+                            } else {
+                                a.next()
+                            }
+                            .unwrap_or(x),
+                        );
+                    }
+                    merged.extend(a);
+                    merged.extend(b);
+                    order = merged;
+                }
+                order
+            })
+            .collect();
+        let lower = Parzen::new(&dims, below, None, &self.config);
+        let upper = Parzen::new(&dims, above, Some(orders), &self.config);
         let mut best: Option<(f64, Vec<f64>)> = None;
         for _ in 0..self.config.candidates.max(1) {
             let x = lower.sample(rng);
@@ -397,7 +468,13 @@ impl Parzen {
     /// `rows` in chronological order. Chronological weights (Optuna's default_weights): the
     /// last 25 count fully, older ones ramp up from 1/n; then at most MAX_KERNELS kernels,
     /// the oldest thinned with their weight scaled up.
-    fn new(dims: &[Dim], rows: Vec<f64>, config: &TpeConfig) -> Self {
+    /// `orders`, when given: per dimension, the rows in increasing order of their value.
+    fn new(
+        dims: &[Dim],
+        rows: Vec<f64>,
+        orders: Option<Vec<Vec<u32>>>,
+        config: &TpeConfig,
+    ) -> Self {
         let n = rows.len() / dims.len().max(1);
         let weight = |i: usize| {
             if n < 25 || i + 25 >= n {
@@ -421,6 +498,22 @@ impl Parzen {
             kept = thinned;
         }
         let m = kept.len();
+        // The orders, over the kept kernels.
+        let orders: Option<Vec<Vec<u32>>> = orders.map(|orders| {
+            let mut position = vec![u32::MAX; n];
+            for (k, &(i, _)) in kept.iter().enumerate() {
+                position[i] = k as u32;
+            }
+            orders
+                .into_iter()
+                .map(|o| {
+                    o.into_iter()
+                        .map(|r| position[r as usize])
+                        .filter(|&k| k != u32::MAX)
+                        .collect()
+                })
+                .collect()
+        });
         let mut weights: Vec<f64> = kept.iter().map(|&(_, w)| w).collect();
         weights.push(config.prior_weight);
         let total: f64 = weights.iter().sum();
@@ -447,7 +540,9 @@ impl Parzen {
                     parzen.dims.push(Ok((low, high, step)));
                     let range = high - low;
                     let mid = (low + high) / 2.0;
-                    let mut sigmas = neighbor_sigmas(&column, low, high, config.consider_endpoints);
+                    let order = orders.as_ref().map(|o| o[j].as_slice());
+                    let mut sigmas =
+                        neighbor_sigmas(&column, order, low, high, config.consider_endpoints);
                     sigmas.push(range);
                     let mut mus = column;
                     mus.push(mid);
@@ -614,18 +709,26 @@ impl Parzen {
 /// Bandwidths, per dimension: each kernel as wide as its larger gap to a neighbouring
 /// observation, the domain's ends counting as neighbours (Optuna 5.0's rule, in both modes).
 /// Without `endpoints`, the outermost kernels look inwards only.
-fn neighbor_sigmas(mus: &[f64], low: f64, high: f64, endpoints: bool) -> Vec<f64> {
-    let mut order: Vec<(f64, u32)> = mus
-        .iter()
-        .enumerate()
-        .map(|(i, &m)| (m, i as u32))
-        .collect();
-    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-    let mut with_ends = Vec::with_capacity(mus.len() + 2);
-    with_ends.push(low);
-    with_ends.extend(order.iter().map(|&(m, _)| m));
-    with_ends.push(high);
+fn neighbor_sigmas(
+    mus: &[f64],
+    order: Option<&[u32]>,
+    low: f64,
+    high: f64,
+    endpoints: bool,
+) -> Vec<f64> {
+    let order: Vec<u32> = match order {
+        Some(order) => order.to_vec(),
+        None => {
+            let mut order: Vec<u32> = (0..mus.len() as u32).collect();
+            order.sort_unstable_by(|&a, &b| mus[a as usize].total_cmp(&mus[b as usize]));
+            order
+        }
+    };
     let n = mus.len();
+    let mut with_ends = Vec::with_capacity(n + 2);
+    with_ends.push(low);
+    with_ends.extend(order.iter().map(|&i| mus[i as usize]));
+    with_ends.push(high);
     let mut sorted: Vec<f64> = (1..=n)
         .map(|r| (with_ends[r] - with_ends[r - 1]).max(with_ends[r + 1] - with_ends[r]))
         .collect();
@@ -634,7 +737,7 @@ fn neighbor_sigmas(mus: &[f64], low: f64, high: f64, endpoints: bool) -> Vec<f64
         sorted[n - 1] = with_ends[n] - with_ends[n - 1];
     }
     let mut sigmas = vec![0.0; n];
-    for (r, &(_, i)) in order.iter().enumerate() {
+    for (r, &i) in order.iter().enumerate() {
         sigmas[i as usize] = sorted[r];
     }
     sigmas
