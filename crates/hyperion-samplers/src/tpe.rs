@@ -359,6 +359,7 @@ fn rank(losses: &[Vec<f64>], k: usize) -> Vec<usize> {
 }
 
 /// A parameter's domain as TPE sees it: an interval of the (log) line, or categories.
+#[derive(Clone, Copy)]
 enum Dim {
     /// `step`: the grid of a linear int or stepped float; a value stands for its cell.
     Numeric {
@@ -451,7 +452,7 @@ impl Dim {
 /// a prior kernel, laid out flat for fast evaluation.
 struct Parzen {
     /// Per dimension: its bounds if numeric, its number of categories if not.
-    dims: Vec<Result<(f64, f64, Option<f64>), usize>>,
+    dims: Vec<Dim>,
     /// Only continuous dimensions: the branch-free density loop applies.
     continuous_only: bool,
     weights: Vec<f64>,
@@ -537,7 +538,7 @@ impl Parzen {
             let column: Vec<f64> = kept.iter().map(|&(i, _)| rows[i * d + j]).collect();
             match *dim {
                 Dim::Numeric { low, high, step } => {
-                    parzen.dims.push(Ok((low, high, step)));
+                    parzen.dims.push(*dim);
                     let range = high - low;
                     let mid = (low + high) / 2.0;
                     let order = orders.as_ref().map(|o| o[j].as_slice());
@@ -574,7 +575,7 @@ impl Parzen {
                     numeric += usize::from(step.is_none());
                 }
                 Dim::Categorical { n: choices } => {
-                    parzen.dims.push(Err(choices));
+                    parzen.dims.push(*dim);
                     // Each observation's kernel: its category plus the prior spread over all.
                     let prior = config.prior_weight / k as f64;
                     for i in 0..k {
@@ -600,7 +601,7 @@ impl Parzen {
         parzen.continuous_only = parzen
             .dims
             .iter()
-            .all(|dim| matches!(dim, Ok((_, _, None))));
+            .all(|dim| matches!(dim, Dim::Numeric { step: None, .. }));
         let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
         for (c, m) in parzen.consts.iter_mut().zip(&mass) {
             *c -= m.ln() + numeric as f64 * half_ln_2pi;
@@ -623,7 +624,7 @@ impl Parzen {
             .iter()
             .enumerate()
             .map(|(j, dim)| match *dim {
-                Ok((low, high, step)) => {
+                Dim::Numeric { low, high, step } => {
                     let (mu, sigma) = (self.mu[k * d + j], 1.0 / self.inv_sigma[k * d + j]);
                     // Rejection from the Gaussian: the mean lies in [low, high], so at least
                     // ~16% of draws land inside.
@@ -640,7 +641,7 @@ impl Parzen {
                         None => x,
                     }
                 }
-                Err(choices) => {
+                Dim::Categorical { n: choices } => {
                     let start = self.mu[k * d + j] as usize;
                     let mut u: f64 = rng.random();
                     for c in 0..choices {
@@ -678,17 +679,17 @@ impl Parzen {
                 } else {
                     for (j, dim) in self.dims.iter().enumerate() {
                         acc += match dim {
-                            Ok((_, _, None)) => {
+                            Dim::Numeric { step: None, .. } => {
                                 let z = (x[j] - mu[j]) * inv[j];
                                 -0.5 * z * z
                             }
                             // A grid point's probability: the mass of its cell.
-                            Ok((_, _, Some(s))) => {
+                            Dim::Numeric { step: Some(s), .. } => {
                                 let upper = normal_cdf((x[j] + s / 2.0 - mu[j]) * inv[j]);
                                 let lower = normal_cdf((x[j] - s / 2.0 - mu[j]) * inv[j]);
                                 (upper - lower).max(1e-300).ln()
                             }
-                            Err(_) => self.log_p[mu[j] as usize + x[j] as usize],
+                            Dim::Categorical { .. } => self.log_p[mu[j] as usize + x[j] as usize],
                         };
                     }
                 }
