@@ -14,7 +14,8 @@
 //! (a parameter after its parent), each layer from the trials in which all its parameters are
 //! active, which is Optuna's group decomposition for tree-structured spaces.
 //!
-//! Cost per suggestion: O(n) to split the history (a partial sort) and, for the densities,
+//! Cost per suggestion: O(n) to split the history (a partial sort; each parameter's values
+//! are kept sorted as trials arrive, so bandwidths need no sort) and, for the densities,
 //! O(candidates × kernels × dimensions) with "above" capped at `MAX_KERNELS` kernels (the
 //! most recent ones, which carry the most weight, plus an even sample of the older ones with
 //! their weight scaled up), so a suggestion stays cheap at 10k trials. Observations are cached
