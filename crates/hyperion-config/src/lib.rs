@@ -403,6 +403,12 @@ fn build(
     if argv.is_empty() || argv[0].trim().is_empty() {
         return Err(at("command", "the command is empty".into()));
     }
+    if !workdir.is_dir() {
+        return Err(at(
+            "workdir",
+            format!("{} is not a directory", workdir.display()),
+        ));
+    }
     check_placeholders(&argv, &spec).map_err(|e| at("command", e))?;
     if !raw.shell {
         check_program(&argv[0], &workdir).map_err(|e| at("command", e))?;

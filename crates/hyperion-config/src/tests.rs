@@ -251,3 +251,12 @@ fn command_strings_split_like_a_shell_without_expanding() {
         ["python3", "my script.py", "--x=a b", "$(rm)"]
     );
 }
+
+#[test]
+fn a_missing_working_directory_is_refused_before_anything_runs() {
+    let e = Dir::new().error(&format!("{BASIC}workdir: no-such-dir\n"));
+    assert!(
+        e.contains("workdir: DIR/no-such-dir is not a directory"),
+        "{e}"
+    );
+}
