@@ -1,0 +1,178 @@
+//! Median and percentile stopping (Optuna's `MedianPruner` / `PercentilePruner`, Ray's median
+//! stopping rule): a trial whose best value so far is worse than a percentile of the completed
+//! trials' values at the same step stops.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use hyperion_core::{Change, StudyView, Trial, TrialState};
+use serde::{Deserialize, Serialize};
+
+use crate::{Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better};
+
+/// Settings of the median and percentile rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PercentileConfig {
+    /// Trials better than this percentile of the completed ones continue: 50 is the median, 25
+    /// keeps the best quarter. Set by `median`; required by `percentile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentile: Option<f64>,
+    /// No trial stops before this many trials have completed (default 5).
+    #[serde(default = "default_startup")]
+    pub n_startup_trials: u64,
+    /// No trial stops before this step (default 0).
+    #[serde(default)]
+    pub n_warmup_steps: u64,
+    /// Decide every this many steps after the warm-up (default 1).
+    #[serde(default = "one")]
+    pub interval_steps: u64,
+    /// Decide at a step only when this many completed trials reported it (default 1).
+    #[serde(default = "one")]
+    pub n_min_trials: u64,
+}
+
+fn default_startup() -> u64 {
+    5
+}
+fn one() -> u64 {
+    1
+}
+
+impl Default for PercentileConfig {
+    fn default() -> Self {
+        PercentileConfig {
+            percentile: Some(50.0),
+            n_startup_trials: default_startup(),
+            n_warmup_steps: 0,
+            interval_steps: 1,
+            n_min_trials: 1,
+        }
+    }
+}
+
+/// The median or percentile rule.
+#[derive(Debug)]
+pub struct PercentileRule {
+    config: PercentileConfig,
+    percentile: f64,
+    index: Mutex<Index>,
+}
+
+/// The completed trials' values at each step, sorted, lower is better.
+#[derive(Debug, Default)]
+struct Index {
+    by_step: HashMap<u64, Vec<f64>>,
+    completed: u64,
+}
+
+impl PercentileRule {
+    pub fn new(config: PercentileConfig) -> Result<Self, SchedulerError> {
+        let percentile = config.percentile.unwrap_or(50.0);
+        if !(0.0..=100.0).contains(&percentile) {
+            return Err(SchedulerError::Config(format!(
+                "percentile is {percentile}; it must be between 0 and 100"
+            )));
+        }
+        if config.interval_steps == 0 {
+            return Err(SchedulerError::Config(
+                "interval_steps must be at least 1".into(),
+            ));
+        }
+        Ok(PercentileRule {
+            config,
+            percentile,
+            index: Mutex::new(Index::default()),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        if self.percentile == 50.0 { "median" } else { "percentile" }
+    }
+}
+
+impl Scheduler for PercentileRule {
+    fn observe(&self, view: &StudyView, change: &Change) {
+        let Change::TrialFinished {
+            number,
+            state: TrialState::Completed,
+            ..
+        } = change
+        else {
+            return;
+        };
+        let Some(trial) = view.trial(*number) else {
+            return;
+        };
+        let direction = direction(view);
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        index.completed += 1;
+        for (&step, &value) in &trial.intermediate {
+            insert_sorted(
+                index.by_step.entry(step).or_default(),
+                lower_is_better(direction, value),
+            );
+        }
+    }
+
+    fn decide(&self, view: &StudyView, trial: &Trial, step: u64) -> Option<Verdict> {
+        let c = &self.config;
+        if step < c.n_warmup_steps || (step - c.n_warmup_steps) % c.interval_steps != 0 {
+            return None;
+        }
+        let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        if index.completed < c.n_startup_trials {
+            return None;
+        }
+        let others = index.by_step.get(&step)?;
+        if (others.len() as u64) < c.n_min_trials.max(1) {
+            return None;
+        }
+        let direction = direction(view);
+        let best = trial
+            .intermediate
+            .range(..=step)
+            .map(|(_, &v)| lower_is_better(direction, v))
+            .fold(f64::INFINITY, f64::min);
+        let threshold = percentile(others, self.percentile);
+        let shown = |v: f64| lower_is_better(direction, v);
+        let (action, verb) = if best > threshold {
+            (Action::Stop, "worse than")
+        } else {
+            (Action::Continue, "no worse than")
+        };
+        Some(Verdict {
+            policy: self.name(),
+            action,
+            rationale: format!(
+                "best value so far {} is {verb} the {}th percentile {} of {} completed trials at step {step}",
+                shown(best),
+                self.percentile,
+                shown(threshold),
+                others.len()
+            ),
+        })
+    }
+}
+
+/// The `p`th percentile of sorted `values`, interpolated linearly (as NumPy does).
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let rank = p / 100.0 * (values.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    values[lo] + (values[hi] - values[lo]) * (rank - lo as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_interpolate_like_numpy() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 50.0), 2.5);
+        assert_eq!(percentile(&v, 0.0), 1.0);
+        assert_eq!(percentile(&v, 100.0), 4.0);
+        assert_eq!(percentile(&v, 25.0), 1.75);
+        assert_eq!(percentile(&[7.0], 50.0), 7.0);
+    }
+}
