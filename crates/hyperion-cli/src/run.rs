@@ -56,6 +56,7 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     let mut builder = Study::builder(&name)
         .space(file.spec.space.clone())
         .sampler(file.sampler.clone())
+        .early_stopping(file.early_stopping.clone())
         .store(store);
     for objective in &file.spec.objectives {
         builder = match objective.direction {

@@ -35,6 +35,7 @@ use std::time::Duration;
 use hyperion_core::{Objective, Param, ParamValue, SearchSpace, StudySpec};
 use hyperion_runtime::{Budget, ProcessConfig, Recovery};
 use hyperion_samplers::SamplerConfig;
+use hyperion_schedulers::SchedulerConfig;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -49,8 +50,8 @@ pub struct StudyFile {
     /// How trials run; `trials_dir` is left empty for the caller to set (it follows the store).
     pub process: ProcessConfig,
     pub storage: Option<String>,
-    /// The `early_stopping` section, kept as written until the schedulers read it.
-    pub early_stopping: Option<Value>,
+    /// The `early_stopping` section: when running trials stop (none when absent).
+    pub early_stopping: SchedulerConfig,
     /// Things the user should know (a W&B method mapped onto another, …).
     pub notes: Vec<String>,
 }
@@ -159,7 +160,7 @@ struct Raw {
     #[serde(default)]
     resources: RawResources,
     #[serde(default)]
-    early_stopping: Option<Value>,
+    early_stopping: Option<SchedulerConfig>,
     #[serde(default)]
     storage: Option<String>,
     #[serde(default)]
@@ -375,7 +376,7 @@ fn build(
             .map(|d| d.parse().map_err(|e| at(key, e)))
             .transpose()
     };
-    let budget = Budget {
+    let mut budget = Budget {
         max_trials: raw.budget.max_trials,
         max_time: duration("budget.max_time", &raw.budget.max_time)?,
         target: raw.budget.target,
@@ -460,6 +461,35 @@ fn build(
         process.stdout_prefix = prefix;
     }
     process.stdout_regex = stdout_regex;
+    let early_stopping = raw.early_stopping.unwrap_or(SchedulerConfig::None);
+    early_stopping
+        .build(0, spec.objectives.len())
+        .map_err(|e| at("early_stopping", e.to_string()))?;
+    if let SchedulerConfig::Pbt(pbt) = &early_stopping
+        && let Some(population) = pbt.population_size
+    {
+        // Members are compared while they run: the whole population runs at once.
+        let budget_trials = budget.max_trials.get_or_insert(population);
+        if *budget_trials < population {
+            return Err(at(
+                "budget.max_trials",
+                format!("{budget_trials} trials cannot hold a PBT population of {population}"),
+            ));
+        }
+        match raw.resources.max_concurrent {
+            None => process.max_concurrent = population as usize,
+            Some(n) if (n as u64) < population => {
+                return Err(at(
+                    "resources.max_concurrent",
+                    format!(
+                        "{n} trials at once cannot hold a PBT population of {population}: its \
+                         members are compared while they run"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
     let defaults = Recovery::default();
     process.recovery = Recovery {
         heartbeat: duration("recovery.heartbeat", &raw.recovery.heartbeat)?
@@ -482,7 +512,7 @@ fn build(
         budget,
         process,
         storage: raw.storage,
-        early_stopping: raw.early_stopping,
+        early_stopping,
         notes,
     })
 }

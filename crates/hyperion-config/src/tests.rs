@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use hyperion_core::{Direction, Distribution, ParamValue};
 use hyperion_samplers::SamplerConfig;
+use hyperion_schedulers::{AshaConfig, HyperbandConfig};
 
 use super::*;
 
@@ -185,7 +186,126 @@ run_cap: 12
         &space.get("dropout").unwrap().distribution,
         Distribution::Float(_)
     ));
-    assert!(study.early_stopping.is_some());
+    assert_eq!(
+        study.early_stopping,
+        SchedulerConfig::Asha(AshaConfig {
+            min_resource: 3,
+            max_resource: None,
+            reduction_factor: 3,
+            brackets: 1,
+        }),
+        "W&B's hyperband stops at min_iter · eta^k, as ASHA does"
+    );
+    assert!(study.notes.iter().any(|n| n.contains("asha")));
+}
+
+#[test]
+fn wandb_early_terminate_with_max_iter_and_s_sets_the_milestones() {
+    let dir = Dir::new();
+    dir.write("train.py", "print('hi')\n");
+    let sweep = |early: &str| {
+        dir.load(
+            "sweep.yaml",
+            &format!(
+                "program: train.py\nmetric: {{name: loss}}\nparameters:\n  x: {{min: 0.0, max: 1.0}}\nearly_terminate: {early}\n"
+            ),
+        )
+    };
+    let study = sweep("{type: hyperband, max_iter: 27, s: 2, eta: 3}").unwrap();
+    assert_eq!(
+        study.early_stopping,
+        SchedulerConfig::Asha(AshaConfig {
+            min_resource: 3,
+            max_resource: Some(27),
+            reduction_factor: 3,
+            brackets: 1,
+        })
+    );
+    let e = sweep("{type: hyperband, max_iter: 27}")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("early_terminate") && e.contains("needs s"),
+        "{e}"
+    );
+    let e = sweep("{type: median}").unwrap_err().to_string();
+    assert!(
+        e.contains("`median` is not a W&B early_terminate type"),
+        "{e}"
+    );
+}
+
+#[test]
+fn early_stopping_sections_build_their_scheduler() {
+    let with = |section: &str| {
+        Dir::new().load("study.yaml", &format!("{BASIC}early_stopping: {section}\n"))
+    };
+    let study = with("{type: hyperband, max_resource: 81}").unwrap();
+    assert_eq!(
+        study.early_stopping,
+        SchedulerConfig::Hyperband(HyperbandConfig {
+            min_resource: 1,
+            max_resource: 81,
+            reduction_factor: 3,
+        })
+    );
+    let study = with("{type: median, n_warmup_steps: 5}").unwrap();
+    let SchedulerConfig::Median(median) = &study.early_stopping else {
+        panic!("{:?}", study.early_stopping)
+    };
+    assert_eq!((median.n_warmup_steps, median.n_startup_trials), (5, 5));
+    let plain = Dir::new().load("study.yaml", BASIC).unwrap();
+    assert_eq!(plain.early_stopping, SchedulerConfig::None);
+}
+
+#[test]
+fn a_bad_early_stopping_section_names_the_key() {
+    let e = Dir::new().error(&format!(
+        "{BASIC}early_stopping: {{type: asha, reduction_factr: 2}}\n"
+    ));
+    assert!(
+        e.contains("early_stopping") && e.contains("reduction_factr"),
+        "{e}"
+    );
+    let e = Dir::new().error(&format!(
+        "{BASIC}early_stopping: {{type: asha, reduction_factor: 1}}\n"
+    ));
+    assert!(
+        e.contains("early_stopping") && e.contains("reduction_factor is 1"),
+        "{e}"
+    );
+    let e = Dir::new().error(&format!("{BASIC}early_stopping: {{type: hyperband}}\n"));
+    assert!(
+        e.contains("early_stopping") && e.contains("max_resource"),
+        "{e}"
+    );
+    let e = Dir::new().error(&format!("{BASIC}early_stopping: {{type: sha}}\n"));
+    assert!(e.contains("early_stopping") && e.contains("sha"), "{e}");
+}
+
+#[test]
+fn a_pbt_population_sets_the_budget_and_must_run_at_once() {
+    let with = |extra: &str| {
+        Dir::new().load(
+            "study.yaml",
+            &format!(
+                "name: pbt\ncommand: [sh, -c, 'exit 0']\nparameters: {{lr: {{type: float, low: 0.001, high: 0.1}}}}\n\
+                 metric: {{name: loss}}\nearly_stopping: {{type: pbt, population_size: 4, perturbation_interval: 2}}\n{extra}"
+            ),
+        )
+    };
+    let study = with("").unwrap();
+    assert_eq!(study.budget.max_trials, Some(4));
+    assert_eq!(study.process.max_concurrent, 4);
+    let e = with("resources: {max_concurrent: 2}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("resources.max_concurrent") && e.contains("population of 4"),
+        "{e}"
+    );
+    let e = with("budget: {max_trials: 3}\n").unwrap_err().to_string();
+    assert!(e.contains("budget.max_trials"), "{e}");
 }
 
 #[test]

@@ -111,6 +111,7 @@ pub(crate) fn convert(tree: Value, notes: &mut Vec<String>) -> Result<Value, (St
         out.insert("budget".into(), Value::Object(budget));
     }
     if let Some(early) = map.remove("early_terminate") {
+        let early = early_terminate(early, notes).map_err(|e| ("early_terminate".to_owned(), e))?;
         out.insert("early_stopping".into(), early);
     }
 
@@ -180,4 +181,80 @@ fn parameter(spec: &Value) -> Result<Value, String> {
             ));
         }
     })
+}
+
+/// W&B's `early_terminate: {type: hyperband, min_iter | max_iter + s, eta}` as an
+/// `early_stopping` section. W&B stops a run at the milestones `min_iter · eta^k` (or
+/// `max_iter / eta^k`, k = 1..s) when it ranks below the best 1/eta there: that is asynchronous
+/// successive halving with one bracket, so it maps onto `asha` and behaves as it did in W&B.
+fn early_terminate(early: Value, notes: &mut Vec<String>) -> Result<Value, String> {
+    let Value::Object(mut map) = early else {
+        return Err("must be a mapping like {type: hyperband, min_iter: 3}".into());
+    };
+    match map.remove("type").as_ref().and_then(Value::as_str) {
+        Some("hyperband") => {}
+        Some(other) => {
+            return Err(format!(
+                "type `{other}` is not a W&B early_terminate type (W&B has `hyperband`)"
+            ));
+        }
+        None => return Err("needs `type: hyperband`".into()),
+    }
+    let int = |map: &mut Map<String, Value>, key: &str| -> Result<Option<u64>, String> {
+        match map.remove(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .filter(|&n| n > 0)
+                .map(Some)
+                .ok_or_else(|| format!("{key} must be a positive integer, not {v}")),
+        }
+    };
+    let eta = int(&mut map, "eta")?.unwrap_or(3);
+    let min_iter = int(&mut map, "min_iter")?;
+    let max_iter = int(&mut map, "max_iter")?;
+    let s = int(&mut map, "s")?;
+    if let Some(key) = map.keys().next() {
+        return Err(format!(
+            "unknown key `{key}` (W&B's hyperband takes min_iter, max_iter, eta and s)"
+        ));
+    }
+    if eta < 2 {
+        return Err(format!("eta is {eta}; it must be at least 2"));
+    }
+    let mut asha = Map::new();
+    asha.insert("type".into(), json!("asha"));
+    match (min_iter, max_iter, s) {
+        (Some(min), _, _) => {
+            asha.insert("min_resource".into(), json!(min));
+            if let Some(max) = max_iter {
+                asha.insert("max_resource".into(), json!(max));
+            }
+        }
+        (None, Some(max), Some(s)) => {
+            let Some(min) = u32::try_from(s)
+                .ok()
+                .and_then(|s| eta.checked_pow(s))
+                .map(|p| max / p)
+            else {
+                return Err(format!("s = {s} is too large"));
+            };
+            if min == 0 {
+                return Err(format!(
+                    "max_iter {max} is smaller than eta^s = {eta}^{s}: no milestone is left"
+                ));
+            }
+            asha.insert("min_resource".into(), json!(min));
+            asha.insert("max_resource".into(), json!(max));
+        }
+        (None, Some(_), None) => return Err("max_iter needs s (the number of milestones)".into()),
+        (None, None, _) => return Err("needs min_iter, or max_iter and s".into()),
+    }
+    asha.insert("reduction_factor".into(), json!(eta));
+    notes.push(
+        "early_terminate `hyperband` runs as `early_stopping: {type: asha}`: W&B stops runs at its \
+         milestones the way asynchronous successive halving does"
+            .into(),
+    );
+    Ok(Value::Object(asha))
 }

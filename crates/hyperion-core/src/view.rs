@@ -56,7 +56,8 @@ pub struct StudyView {
     running: std::collections::BTreeSet<u64>,
     cursor: u64,
     counts: Counts,
-    /// Trials that retry another one: they take its place in the trial budget.
+    /// Trials that take the place of another in the trial budget: retries, and PBT children
+    /// (trials with a parent), which continue a population member.
     retries: u64,
     best: Option<u64>,
     pareto: Vec<u64>,
@@ -197,7 +198,7 @@ impl StudyView {
                     finished_at: None,
                 });
                 *self.counts.slot(state) += 1;
-                self.retries += u64::from(retry_of.is_some());
+                self.retries += u64::from(retry_of.is_some() || parent.is_some());
                 if running {
                     self.running.insert(*number);
                 }

@@ -10,6 +10,8 @@ pub enum Error {
     #[error(transparent)]
     Sampler(#[from] SamplerError),
     #[error(transparent)]
+    Scheduler(#[from] hyperion_schedulers::SchedulerError),
+    #[error(transparent)]
     Param(#[from] hyperion_core::Error),
     /// The sampler has no point left (an exhausted grid).
     #[error("the search space is exhausted: every grid point has a trial")]

@@ -125,8 +125,17 @@ struct Running<'s> {
     last: BTreeMap<String, f64>,
     next_step: u64,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
-    /// When SIGTERM was sent, and why the trial is being stopped.
-    terminated: Option<(Instant, String)>,
+    /// When SIGTERM was sent, and how the trial ends.
+    terminated: Option<(Instant, Ending)>,
+}
+
+/// How a trial that was sent SIGTERM ends, whatever its exit status.
+#[derive(Clone, Debug)]
+enum Ending {
+    /// The scheduler stopped it.
+    Pruned(String),
+    /// A timeout or a stopped run.
+    Failed(String),
 }
 
 impl Study {
@@ -181,7 +190,7 @@ impl Study {
                 _ => {
                     stop.get_or_insert(StopReason::Stopped);
                     for r in running.values_mut() {
-                        terminate(r, "killed: the run was stopped");
+                        terminate(r, Ending::Failed("killed: the run was stopped".into()));
                     }
                 }
             }
@@ -281,7 +290,10 @@ impl Study {
                 if let Some(limit) = config.trial_timeout
                     && r.started.elapsed() >= limit
                 {
-                    terminate(r, &format!("timed out after {}", human(limit)));
+                    terminate(
+                        r,
+                        Ending::Failed(format!("timed out after {}", human(limit))),
+                    );
                 }
                 if let Some((at, _)) = &r.terminated
                     && at.elapsed() >= config.kill_grace
@@ -323,8 +335,20 @@ fn launch<'s>(
 ) -> Result<Running<'s>, (u64, Vec<String>, String)> {
     let number = trial.number();
     let dir = config.trials_dir.join(number.to_string());
+    let restore = trial.trial().parent.map(|_| dir.join("restore"));
     let prepared = (|| -> std::io::Result<(File, File, PathBuf)> {
         fs::create_dir_all(dir.join("checkpoint"))?;
+        if let (Some(restore), Some(parent)) = (&restore, trial.trial().parent) {
+            // A copy taken now: the parent trains on and rewrites its own checkpoint.
+            let _ = fs::remove_dir_all(restore);
+            copy_dir(
+                &config
+                    .trials_dir
+                    .join(parent.to_string())
+                    .join("checkpoint"),
+                restore,
+            )?;
+        }
         fs::write(
             dir.join("params.json"),
             serde_json::to_vec_pretty(trial.params()).unwrap_or_default(),
@@ -373,6 +397,7 @@ fn launch<'s>(
         .env("HYPERION_TRIAL_DIR", &dir)
         .env("HYPERION_METRICS_FILE", &metrics_file)
         .env("HYPERION_CHECKPOINT_DIR", dir.join("checkpoint"))
+        .envs(restore.iter().map(|r| ("HYPERION_RESTORE_FROM", r)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -423,6 +448,24 @@ fn launch<'s>(
         stderr_tail,
         terminated: None,
     })
+}
+
+/// Copies the directory tree `from` to `to` (an absent `from` gives an empty `to`).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    let Ok(entries) = fs::read_dir(from) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 fn spawn_reader(
@@ -658,6 +701,10 @@ fn record(
     step: Option<u64>,
     metrics: BTreeMap<String, f64>,
 ) -> Result<(), Error> {
+    if r.terminated.is_some() {
+        // A stopped trial's last words change nothing: it ends at the step it was stopped.
+        return Ok(());
+    }
     let step = step.unwrap_or(r.next_step);
     r.next_step = step + 1;
     let objective = r.trial.study().spec().objectives[0].metric.clone();
@@ -667,6 +714,9 @@ fn record(
         match r.trial.report(step, value) {
             Err(e) if !e.settled_elsewhere() => return Err(e),
             _ => {}
+        }
+        if let Some(reason) = r.trial.prune_reason() {
+            terminate(r, Ending::Pruned(reason.to_owned()));
         }
     }
     r.last.extend(metrics);
@@ -685,10 +735,18 @@ fn outcome(study: &Study, r: &Running<'_>, status: std::io::Result<ExitStatus>) 
             ),
         }
     };
-    if let Some((_, reason)) = &r.terminated {
-        return Outcome::Failed {
-            error: reason.clone(),
-        };
+    match &r.terminated {
+        Some((_, Ending::Pruned(reason))) => {
+            return Outcome::Pruned {
+                reason: reason.clone(),
+            };
+        }
+        Some((_, Ending::Failed(error))) => {
+            return Outcome::Failed {
+                error: error.clone(),
+            };
+        }
+        None => {}
     }
     let status = match status {
         Ok(status) => status,
@@ -727,10 +785,10 @@ fn outcome(study: &Study, r: &Running<'_>, status: std::io::Result<ExitStatus>) 
 }
 
 /// Asks the trial's process group to stop (SIGTERM); SIGKILL follows after the grace period.
-fn terminate(r: &mut Running<'_>, reason: &str) {
+fn terminate(r: &mut Running<'_>, ending: Ending) {
     if r.terminated.is_none() {
         let _ = killpg(r.pgid, Signal::SIGTERM);
-        r.terminated = Some((Instant::now(), reason.to_owned()));
+        r.terminated = Some((Instant::now(), ending));
     }
 }
 

@@ -10,7 +10,9 @@ use hyperion_core::{
 use hyperion_samplers::{SampleContext, Sampler, SamplerConfig, SamplerError, name_salt};
 use hyperion_store::{Created, MemoryStore, NewTrial, Store, StudyRecord};
 
-use crate::{Error, EventBus, NeverPrune, Pruner};
+use hyperion_schedulers::{Action, NoStopping, Scheduler, SchedulerConfig};
+
+use crate::{Error, EventBus, TrialError};
 
 /// How a trial ended, as told by whoever ran it.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,13 +37,19 @@ pub struct StudyBuilder {
     sampler: SamplerChoice,
     seed: Option<u64>,
     store: Option<Arc<dyn Store>>,
-    pruner: Box<dyn Pruner>,
+    scheduler: SchedulerChoice,
 }
 
 #[derive(Debug)]
 enum SamplerChoice {
     Config(SamplerConfig),
     Custom(Box<dyn Sampler>),
+}
+
+#[derive(Debug)]
+enum SchedulerChoice {
+    Config(SchedulerConfig),
+    Custom(Box<dyn Scheduler>),
 }
 
 impl StudyBuilder {
@@ -79,8 +87,14 @@ impl StudyBuilder {
         self.store = Some(store);
         self
     }
-    pub fn pruner(mut self, pruner: Box<dyn Pruner>) -> Self {
-        self.pruner = pruner;
+    /// When running trials stop early (default: never): median, ASHA, Hyperband, PBT.
+    pub fn early_stopping(mut self, config: SchedulerConfig) -> Self {
+        self.scheduler = SchedulerChoice::Config(config);
+        self
+    }
+    /// A scheduler of your own (or a [`Pipeline`](hyperion_schedulers::Pipeline) of several).
+    pub fn custom_scheduler(mut self, scheduler: Box<dyn Scheduler>) -> Self {
+        self.scheduler = SchedulerChoice::Custom(scheduler);
         self
     }
 
@@ -96,6 +110,10 @@ impl StudyBuilder {
             SamplerChoice::Config(config) => config.build(seed)?,
             SamplerChoice::Custom(sampler) => sampler,
         };
+        let scheduler = match self.scheduler {
+            SchedulerChoice::Config(config) => config.build(seed, spec.objectives.len())?,
+            SchedulerChoice::Custom(scheduler) => scheduler,
+        };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let record = store.create_study(&spec)?;
         let study = Study {
@@ -103,7 +121,7 @@ impl StudyBuilder {
             record,
             store,
             sampler,
-            pruner: self.pruner,
+            scheduler,
             bus: EventBus::default(),
             stop: AtomicBool::new(false),
         };
@@ -124,7 +142,7 @@ pub struct Study {
     pub(crate) record: StudyRecord,
     store: Arc<dyn Store>,
     sampler: Box<dyn Sampler>,
-    pruner: Box<dyn Pruner>,
+    scheduler: Box<dyn Scheduler>,
     /// Lock order: `view`, then the store.
     view: Mutex<StudyView>,
     pub(crate) bus: EventBus,
@@ -140,7 +158,7 @@ impl Study {
             sampler: SamplerChoice::Config(SamplerConfig::Random),
             seed: None,
             store: None,
-            pruner: Box::new(NeverPrune),
+            scheduler: SchedulerChoice::Custom(Box::new(NoStopping)),
         }
     }
 
@@ -333,6 +351,7 @@ impl Study {
         let mut events = Vec::new();
         for change in &changes {
             view.apply(change, &mut events)?;
+            self.scheduler.observe(view, &change.change);
         }
         for event in &events {
             self.bus.publish(event);
@@ -397,11 +416,17 @@ impl Study {
 pub struct ActiveTrial<'s> {
     study: &'s Study,
     trial: Trial,
+    /// Why the scheduler stopped this trial, once it has.
+    stopped: Option<String>,
 }
 
 impl<'s> ActiveTrial<'s> {
     fn new(study: &'s Study, trial: Trial) -> Self {
-        ActiveTrial { study, trial }
+        ActiveTrial {
+            study,
+            trial,
+            stopped: None,
+        }
     }
 
     /// The trial's number in its study: pass it to [`Study::tell`].
@@ -483,28 +508,76 @@ impl<'s> ActiveTrial<'s> {
         self.suggest(name, CategoricalDistribution::new(choices))
     }
 
-    /// Records the objective's intermediate value at `step` (an epoch, an iteration). Finite
-    /// values only.
+    /// Records the objective's intermediate value at `step` (an epoch, an iteration), finite,
+    /// and lets the study's scheduler decide whether the trial goes on; its decision, with the
+    /// rationale, goes to the decision log. Then [`ActiveTrial::should_prune`] tells.
     pub fn report(&mut self, step: u64, value: f64) -> Result<(), Error> {
-        self.study
-            .store
-            .report(self.study.record.id, self.trial.number, step, value)?;
+        let study = self.study;
+        let id = study.record.id;
+        study.store.report(id, self.trial.number, step, value)?;
         self.trial.intermediate.insert(step, value);
-        self.study.catch_up()?;
+        if self.stopped.is_some() {
+            return Ok(());
+        }
+        let verdict = {
+            let view = study.sync()?;
+            let trial = view.trial(self.trial.number).unwrap_or(&self.trial);
+            study.scheduler.decide(&view, trial, step)
+        };
+        let Some(verdict) = verdict else {
+            return Ok(());
+        };
+        study
+            .store
+            .record_decision(id, &verdict.decision(self.trial.number))?;
+        match verdict.action {
+            Action::Continue => {}
+            Action::Stop => self.stopped = Some(verdict.rationale),
+            Action::Exploit { parent, params } => {
+                let depth = study.store.trial(id, parent)?.depth + 1;
+                let new = NewTrial {
+                    pending: true,
+                    parent: Some(parent),
+                    depth,
+                    ..NewTrial::default()
+                };
+                let mut params = Some(params);
+                let child = match study
+                    .store
+                    .create_trial(id, &new, None, &mut |_| params.take())?
+                {
+                    Created::Trial(child) => child.number,
+                    other => {
+                        return Err(Error::Store(hyperion_store::StoreError::Inconsistent(
+                            format!("exploit: {other:?}"),
+                        )));
+                    }
+                };
+                self.stopped = Some(format!("{} (as trial {child})", verdict.rationale));
+            }
+        }
+        study.catch_up()?;
         Ok(())
     }
 
-    /// Whether the study's pruner would stop this trial now. An objective that gets `true`
-    /// returns `Err(TrialError::pruned(…))`; [`Study::optimize`] records the trial as pruned.
-    pub fn should_prune(&self) -> Result<bool, Error> {
-        Ok(self.prune_reason()?.is_some())
+    /// Whether the scheduler stopped this trial at its last report. An objective that gets
+    /// `true` returns `Err(TrialError::pruned(…))`, or uses [`ActiveTrial::check_pruned`].
+    pub fn should_prune(&self) -> bool {
+        self.stopped.is_some()
     }
 
-    /// The pruner's reason to stop this trial now, if it has one.
-    pub fn prune_reason(&self) -> Result<Option<String>, Error> {
-        let view = self.study.sync()?;
-        let trial = view.trial(self.trial.number).unwrap_or(&self.trial);
-        Ok(self.study.pruner.should_prune(&view, trial))
+    /// The scheduler's reason for stopping this trial, if it did.
+    pub fn prune_reason(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+
+    /// `Err(TrialError::Pruned)` once the scheduler stopped this trial:
+    /// `trial.report(epoch, loss)?; trial.check_pruned()?;` in an objective.
+    pub fn check_pruned(&self) -> Result<(), TrialError> {
+        match &self.stopped {
+            Some(reason) => Err(TrialError::pruned(reason.clone())),
+            None => Ok(()),
+        }
     }
 
     pub fn set_user_attr(&mut self, key: &str, value: serde_json::Value) -> Result<(), Error> {

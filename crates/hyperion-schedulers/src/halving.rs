@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use hyperion_core::{Change, StudyView, Trial};
 use serde::{Deserialize, Serialize};
 
-use crate::{Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better};
+use crate::{
+    Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better,
+};
 
 /// Settings of asynchronous successive halving.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,7 +134,12 @@ impl Asha {
                 rungs
             })
             .collect();
-        Ok(Asha(Halving::new("asha", eta, brackets, vec![1; config.brackets as usize])))
+        Ok(Asha(Halving::new(
+            "asha",
+            eta,
+            brackets,
+            vec![1; config.brackets as usize],
+        )))
     }
 }
 
@@ -145,8 +152,11 @@ impl Hyperband {
                 config.max_resource, config.min_resource
             )));
         }
-        let brackets =
-            hyperband_brackets(config.min_resource, config.max_resource, config.reduction_factor);
+        let brackets = hyperband_brackets(
+            config.min_resource,
+            config.max_resource,
+            config.reduction_factor,
+        );
         let weights = brackets.iter().map(|b| b.n).collect();
         let rungs = brackets.into_iter().map(|b| b.rungs).collect();
         Ok(Hyperband(Halving::new(
@@ -160,7 +170,9 @@ impl Hyperband {
 
 fn check(min_resource: u64, eta: u64) -> Result<(), SchedulerError> {
     if min_resource == 0 {
-        return Err(SchedulerError::Config("min_resource must be at least 1".into()));
+        return Err(SchedulerError::Config(
+            "min_resource must be at least 1".into(),
+        ));
     }
     if eta < 2 {
         return Err(SchedulerError::Config(format!(
@@ -269,7 +281,11 @@ impl Halving {
     fn decide(&self, view: &StudyView, trial: &Trial, step: u64) -> Option<Verdict> {
         let b = self.bracket(trial.number);
         let rungs = &self.brackets[b];
-        let previous = trial.intermediate.range(..step).next_back().map(|(&s, _)| s);
+        let previous = trial
+            .intermediate
+            .range(..step)
+            .next_back()
+            .map(|(&s, _)| s);
         let crossed = rungs
             .iter()
             .enumerate()

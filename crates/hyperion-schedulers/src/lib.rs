@@ -66,7 +66,10 @@ pub enum Action {
     Stop,
     /// Population-based training: stop it, and start a child that restores trial `parent`'s
     /// checkpoint and trains on with `params`.
-    Exploit { parent: u64, params: Params },
+    Exploit {
+        parent: u64,
+        params: Params,
+    },
 }
 
 impl Verdict {
@@ -147,7 +150,11 @@ pub enum SchedulerConfig {
 
 impl SchedulerConfig {
     /// The scheduler, with the study's `seed` (PBT's exploration) and number of `objectives`.
-    pub fn build(&self, seed: u64, objectives: usize) -> Result<Box<dyn Scheduler>, SchedulerError> {
+    pub fn build(
+        &self,
+        seed: u64,
+        objectives: usize,
+    ) -> Result<Box<dyn Scheduler>, SchedulerError> {
         let _ = objectives;
         Ok(match self {
             SchedulerConfig::None => Box::new(NoStopping),

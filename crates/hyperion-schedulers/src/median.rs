@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use hyperion_core::{Change, StudyView, Trial, TrialState};
 use serde::{Deserialize, Serialize};
 
-use crate::{Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better};
+use crate::{
+    Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better,
+};
 
 /// Settings of the median and percentile rules.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -87,7 +89,11 @@ impl PercentileRule {
     }
 
     fn name(&self) -> &'static str {
-        if self.percentile == 50.0 { "median" } else { "percentile" }
+        if self.percentile == 50.0 {
+            "median"
+        } else {
+            "percentile"
+        }
     }
 }
 

@@ -74,7 +74,11 @@ impl Pbt {
                 config.resample_probability
             ));
         }
-        if config.perturbation_factors.iter().any(|f| !(*f > 0.0 && f.is_finite())) {
+        if config
+            .perturbation_factors
+            .iter()
+            .any(|f| !(*f > 0.0 && f.is_finite()))
+        {
             return bad("perturbation_factors must be positive numbers".into());
         }
         if config.population_size == Some(0) {
@@ -168,7 +172,10 @@ impl Scheduler for Pbt {
                 step,
                 value,
             } => {
-                if view.trial(*number).is_some_and(|t| t.state == TrialState::Running) {
+                if view
+                    .trial(*number)
+                    .is_some_and(|t| t.state == TrialState::Running)
+                {
                     latest.insert(*number, (*step, lower_is_better(direction(view), *value)));
                 }
             }
@@ -182,7 +189,11 @@ impl Scheduler for Pbt {
     fn decide(&self, view: &StudyView, trial: &Trial, step: u64) -> Option<Verdict> {
         let interval = self.config.perturbation_interval;
         let (&first, _) = trial.intermediate.first_key_value()?;
-        let previous = trial.intermediate.range(..step).next_back().map(|(&s, _)| s)?;
+        let previous = trial
+            .intermediate
+            .range(..step)
+            .next_back()
+            .map(|(&s, _)| s)?;
         if (step - first) / interval <= (previous - first) / interval {
             return None;
         }
@@ -234,8 +245,14 @@ mod tests {
     fn perturbation_stays_in_the_distribution() {
         let f = Distribution::Float(FloatDistribution::new(0.0, 1.0).step(0.1));
         let up = perturb(&f, &ParamValue::Float(0.5), 1.2);
-        assert!(f.contains(&up) && (up.as_f64().unwrap() - 0.6).abs() < 1e-9, "{up:?}");
-        assert_eq!(perturb(&f, &ParamValue::Float(0.95), 1.2), ParamValue::Float(1.0));
+        assert!(
+            f.contains(&up) && (up.as_f64().unwrap() - 0.6).abs() < 1e-9,
+            "{up:?}"
+        );
+        assert_eq!(
+            perturb(&f, &ParamValue::Float(0.95), 1.2),
+            ParamValue::Float(1.0)
+        );
         let i = Distribution::Int(IntDistribution::new(1, 10));
         assert_eq!(perturb(&i, &ParamValue::Int(2), 1.2), ParamValue::Int(3));
         assert_eq!(perturb(&i, &ParamValue::Int(1), 0.8), ParamValue::Int(1));

@@ -95,7 +95,11 @@ fn asha_promotes_the_best_third_of_each_rung() {
     let mut verdicts = Vec::new();
     for v in values {
         let t = h.start(0.1);
-        assert_eq!(h.report(t, 0, v + 1.0), None, "step 0 is below the first rung");
+        assert_eq!(
+            h.report(t, 0, v + 1.0),
+            None,
+            "step 0 is below the first rung"
+        );
         verdicts.push(h.report(t, 1, v));
     }
     // With n values at the rung, the best max(1, n/3) go on.
@@ -113,7 +117,11 @@ fn asha_promotes_the_best_third_of_each_rung() {
     assert!(stops(&h.report(2, 3, 0.41)));
     // Skipping over a rung still decides at it.
     let v = h.report(5, 5, 0.1).expect("step 5 passes rung 1 (step 3)");
-    assert!(!v.stops() && v.rationale.contains("rung 1"), "{}", v.rationale);
+    assert!(
+        !v.stops() && v.rationale.contains("rung 1"),
+        "{}",
+        v.rationale
+    );
 }
 
 #[test]
@@ -123,7 +131,10 @@ fn asha_reads_maximized_metrics_the_other_way() {
     let a = h.start(0.1);
     let b = h.start(0.1);
     assert!(!stops(&h.report(a, 1, 0.9)));
-    assert!(stops(&h.report(b, 1, 0.5)), "lower accuracy ranks second of two");
+    assert!(
+        stops(&h.report(b, 1, 0.5)),
+        "lower accuracy ranks second of two"
+    );
 }
 
 #[test]
@@ -131,10 +142,16 @@ fn hyperband_brackets_match_the_paper() {
     // Table 1 of Li et al. (2018): R = 81, eta = 3.
     let brackets = hyperband_brackets(1, 81, 3);
     let table: Vec<(u32, u64, u64)> = brackets.iter().map(|b| (b.s, b.n, b.r)).collect();
-    assert_eq!(table, [(4, 81, 1), (3, 34, 3), (2, 15, 9), (1, 8, 27), (0, 5, 81)]);
+    assert_eq!(
+        table,
+        [(4, 81, 1), (3, 34, 3), (2, 15, 9), (1, 8, 27), (0, 5, 81)]
+    );
     assert_eq!(brackets[0].rungs, [1, 3, 9, 27]);
     assert_eq!(brackets[3].rungs, [27]);
-    assert!(brackets[4].rungs.is_empty(), "the last bracket never stops a trial");
+    assert!(
+        brackets[4].rungs.is_empty(),
+        "the last bracket never stops a trial"
+    );
 
     let brackets = hyperband_brackets(10, 100, 2);
     let table: Vec<(u32, u64, u64)> = brackets.iter().map(|b| (b.s, b.n, b.r)).collect();
@@ -162,7 +179,10 @@ fn hyperband_spreads_trials_over_brackets_by_their_size() {
         }
     }
     // Bracket s=4 holds 81 of 143 trials.
-    assert!((70..=90).contains(&decided), "{decided} trials decided at step 1");
+    assert!(
+        (70..=90).contains(&decided),
+        "{decided} trials decided at step 1"
+    );
 }
 
 #[test]
@@ -176,7 +196,11 @@ fn median_rule_waits_for_startup_trials_and_warm_up_steps() {
     let mut h = History::new(rule, Objective::minimize("loss"));
     let a = h.start(0.1);
     for step in 0..6 {
-        assert_eq!(h.report(a, step, 1.0 - step as f64 * 0.1), None, "no completed trial yet");
+        assert_eq!(
+            h.report(a, step, 1.0 - step as f64 * 0.1),
+            None,
+            "no completed trial yet"
+        );
     }
     h.complete(a, 0.5);
     let b = h.start(0.1);
@@ -187,17 +211,30 @@ fn median_rule_waits_for_startup_trials_and_warm_up_steps() {
 
     let bad = h.start(0.1);
     for step in 0..3 {
-        assert_eq!(h.report(bad, step, 5.0), None, "step {step} is in the warm-up");
+        assert_eq!(
+            h.report(bad, step, 5.0),
+            None,
+            "step {step} is in the warm-up"
+        );
     }
     let v = h.report(bad, 3, 5.0).expect("decides after the warm-up");
     assert_eq!(v.action, Action::Stop);
     assert_eq!(v.policy, "median");
-    assert!(v.rationale.contains("worse than the 50th percentile 0.6"), "{}", v.rationale);
+    assert!(
+        v.rationale.contains("worse than the 50th percentile 0.6"),
+        "{}",
+        v.rationale
+    );
 
     let good = h.start(0.1);
     h.report(good, 2, 0.1);
     let v = h.report(good, 3, 0.9).unwrap();
-    assert_eq!(v.action, Action::Continue, "its best so far (0.1) counts: {}", v.rationale);
+    assert_eq!(
+        v.action,
+        Action::Continue,
+        "its best so far (0.1) counts: {}",
+        v.rationale
+    );
 }
 
 #[test]
@@ -210,7 +247,10 @@ fn pbt_replaces_the_bottom_quantile_with_explored_children_of_the_top() {
         perturbation_factors: [0.8, 1.2],
     };
     let run = |seed| {
-        let mut h = History::new(Pbt::new(config.clone(), seed).unwrap(), Objective::minimize("loss"));
+        let mut h = History::new(
+            Pbt::new(config.clone(), seed).unwrap(),
+            Objective::minimize("loss"),
+        );
         let trials: Vec<u64> = [0.1, 0.2, 0.3, 0.4].iter().map(|&lr| h.start(lr)).collect();
         let mut verdicts = Vec::new();
         for step in 0..=2 {
@@ -223,9 +263,17 @@ fn pbt_replaces_the_bottom_quantile_with_explored_children_of_the_top() {
     };
     let verdicts = run(7);
     // Nothing before a trial has trained perturbation_interval steps.
-    assert!(verdicts.iter().filter(|(_, s, _)| *s < 2).all(|(_, _, v)| v.is_none()));
-    let at_two: Vec<&Option<Verdict>> =
-        verdicts.iter().filter(|(_, s, _)| *s == 2).map(|(_, _, v)| v).collect();
+    assert!(
+        verdicts
+            .iter()
+            .filter(|(_, s, _)| *s < 2)
+            .all(|(_, _, v)| v.is_none())
+    );
+    let at_two: Vec<&Option<Verdict>> = verdicts
+        .iter()
+        .filter(|(_, s, _)| *s == 2)
+        .map(|(_, _, v)| v)
+        .collect();
     for v in &at_two[..3] {
         assert_eq!(v.as_ref().unwrap().action, Action::Continue);
     }

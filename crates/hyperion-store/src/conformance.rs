@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             stale_trials_fail_and_are_retried_up_to_max_retries,
             heartbeats_keep_trials_alive,
             a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget,
+            a_child_takes_the_place_of_the_member_it_continues_in_the_budget,
             decisions_and_sampler_state_are_logged
         );
     };
@@ -643,6 +644,36 @@ pub fn a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget(store: &dyn
     let trials = store.trials(study).unwrap();
     let retries: Vec<_> = trials.iter().filter_map(|t| t.retry_of).collect();
     assert_eq!((trials.len(), retries), (4, vec![0, 1]));
+    let mut view = StudyView::new(study, spec("s"));
+    for change in store.changes_since(study, 0).unwrap() {
+        view.apply(&change, &mut Vec::new()).unwrap();
+    }
+    assert_eq!(view.budget_used(), 2);
+}
+
+pub fn a_child_takes_the_place_of_the_member_it_continues_in_the_budget(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let limit = Some(2);
+    let (a, b) = (create(store, study), create(store, study));
+    let child = NewTrial {
+        pending: true,
+        parent: Some(a),
+        depth: 1,
+        ..NewTrial::default()
+    };
+    let created = store.create_trial(study, &child, limit, &mut |_| Some(point(0.2)));
+    let Ok(Created::Trial(child)) = created else {
+        panic!("a PBT child is created past the limit: {created:?}");
+    };
+    assert_eq!((child.parent, child.depth, child.number), (Some(a), 1, 2));
+    let plain = store.create_trial(study, &NewTrial::running(), limit, &mut |_| {
+        Some(point(0.3))
+    });
+    assert_eq!(
+        plain.unwrap(),
+        Created::LimitReached,
+        "members {a} and {b} fill the budget"
+    );
     let mut view = StudyView::new(study, spec("s"));
     for change in store.changes_since(study, 0).unwrap() {
         view.apply(&change, &mut Vec::new()).unwrap();

@@ -104,6 +104,12 @@ pub struct NewTrial {
 }
 
 impl NewTrial {
+    /// Whether the trial takes the place of another in the trial budget: a retry, or a PBT
+    /// child that continues its population member.
+    pub fn takes_a_place(&self) -> bool {
+        self.retry_of.is_some() || self.parent.is_some()
+    }
+
     pub fn running() -> Self {
         NewTrial::default()
     }
@@ -144,7 +150,9 @@ pub trait Store: Send + Sync + Debug {
     /// Reserves the study's next trial number `n` (0, 1, 2, …) and creates the trial with the
     /// params `propose(n)` returns. Nothing is created when the study already has `max_trials`
     /// trials (in any state; a retry takes the place of the trial it retries, see
-    /// [`Store::fail_stale`]) or when `propose` returns `None`. `propose` runs inside the
+    /// [`Store::fail_stale`], and a trial with a parent the place of the member it continues,
+    /// see [`NewTrial::takes_a_place`]: such a trial is
+    /// never refused) or when `propose` returns `None`. `propose` runs inside the
     /// transaction: keep it short, and do not call the store from it.
     fn create_trial(
         &self,

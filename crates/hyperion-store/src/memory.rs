@@ -203,7 +203,8 @@ impl Store for MemoryStore {
         propose: &mut dyn FnMut(u64) -> Option<Params>,
     ) -> Result<Created, StoreError> {
         self.with(study, |data, next_trial| {
-            if max_trials.is_some_and(|max| data.view.budget_used() >= max) {
+            if !new.takes_a_place() && max_trials.is_some_and(|max| data.view.budget_used() >= max)
+            {
                 return Ok(Created::LimitReached);
             }
             let Some(params) = propose(data.view.trials().len() as u64) else {

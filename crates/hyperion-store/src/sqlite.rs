@@ -387,7 +387,7 @@ fn insert_trial(
     tx.prepare_cached(
         "UPDATE studies SET n_trials = n_trials + 1, n_retries = n_retries + ?2 WHERE id = ?1",
     )
-    .and_then(|mut s| s.execute(params![study.0 as i64, i64::from(new.retry_of.is_some())]))
+    .and_then(|mut s| s.execute(params![study.0 as i64, i64::from(new.takes_a_place())]))
     .map_err(sql)?;
     let change = Change::TrialCreated {
         id,
@@ -654,7 +654,8 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(sql)?
                 .ok_or(StoreError::StudyIdNotFound(study))?;
-            if max_trials.is_some_and(|max| (count - retries) as u64 >= max) {
+            if !new.takes_a_place() && max_trials.is_some_and(|max| (count - retries) as u64 >= max)
+            {
                 return Ok(Created::LimitReached);
             }
             let Some(params) = propose(count as u64) else {

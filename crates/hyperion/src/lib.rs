@@ -61,6 +61,7 @@
 pub use hyperion_core as core;
 pub use hyperion_runtime as runtime;
 pub use hyperion_samplers as samplers;
+pub use hyperion_schedulers as schedulers;
 pub use hyperion_store as store;
 
 pub use hyperion_core::{
@@ -69,8 +70,9 @@ pub use hyperion_core::{
     Trial, TrialState,
 };
 pub use hyperion_runtime::{
-    ActiveTrial, Budget, Error, NeverPrune, OptimizeConfig, Outcome, Pruner, Recovery, Study,
-    StudyBuilder, Summary, TrialError,
+    ActiveTrial, Budget, Error, OptimizeConfig, Outcome, Recovery, Study, StudyBuilder, Summary,
+    TrialError,
 };
 pub use hyperion_samplers::{Sampler, SamplerConfig};
+pub use hyperion_schedulers::{Scheduler, SchedulerConfig};
 pub use hyperion_store::{MemoryStore, SqliteStore, Store};

@@ -4,8 +4,9 @@ use hyperion_core::{
     CategoricalDistribution, Condition, FloatDistribution, IntDistribution, ParamValue, Params,
     SearchSpace, StudyView, Trial, TrialState,
 };
-use hyperion_runtime::{Error, Outcome, Pruner, Study};
+use hyperion_runtime::{Error, Outcome, Study};
 use hyperion_samplers::SamplerConfig;
+use hyperion_schedulers::{Action, Scheduler, Verdict};
 use hyperion_store::{MemoryStore, Store};
 
 use crate::{box_space, sphere};
@@ -245,24 +246,36 @@ fn a_reopened_grid_continues_without_repeating_a_point() {
 #[derive(Debug)]
 struct Threshold(f64);
 
-impl Pruner for Threshold {
-    fn should_prune(&self, _: &StudyView, trial: &Trial) -> Option<String> {
-        let (step, value) = trial.last_report()?;
-        (value > self.0).then(|| format!("{value} > {} at step {step}", self.0))
+impl Scheduler for Threshold {
+    fn decide(&self, _: &StudyView, trial: &Trial, step: u64) -> Option<Verdict> {
+        let value = trial.intermediate[&step];
+        let action = if value > self.0 {
+            Action::Stop
+        } else {
+            Action::Continue
+        };
+        Some(Verdict {
+            policy: "threshold",
+            action,
+            rationale: format!("{value} against {} at step {step}", self.0),
+        })
     }
 }
 
 #[test]
-fn should_prune_asks_the_pruner_and_pruned_trials_keep_their_step() {
+fn reports_ask_the_scheduler_log_its_decisions_and_pruned_trials_keep_their_step() {
     let study = Study::builder("s")
-        .pruner(Box::new(Threshold(1.0)))
+        .custom_scheduler(Box::new(Threshold(1.0)))
         .open()
         .unwrap();
     let mut trial = study.ask().unwrap();
     trial.report(0, 0.5).unwrap();
-    assert!(!trial.should_prune().unwrap());
+    assert!(!trial.should_prune());
+    assert_eq!(trial.check_pruned(), Ok(()));
     trial.report(1, 2.0).unwrap();
-    let reason = trial.prune_reason().unwrap().unwrap();
+    let reason = trial.prune_reason().unwrap().to_owned();
+    assert_eq!(reason, "2 against 1 at step 1");
+    assert!(trial.check_pruned().is_err());
     let number = trial.number();
     let stored = study
         .tell(
@@ -280,6 +293,13 @@ fn should_prune_asks_the_pruner_and_pruned_trials_keep_their_step() {
         }
     );
     assert_eq!(stored.intermediate.len(), 2);
+    let log = study.store().decisions(study.view().unwrap().id()).unwrap();
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .map(|d| (d.policy.as_str(), d.action.as_str()))
+        .collect();
+    assert_eq!(actions, [("threshold", "continue"), ("threshold", "stop")]);
+    assert_eq!(log[1].trial, Some(number));
 }
 
 #[test]
