@@ -55,6 +55,15 @@ enum Commands {
         #[arg(long)]
         json: bool,
     },
+    /// The decision log of a study: what the schedulers decided about its trials, and why.
+    Decisions {
+        study: String,
+        /// Only the decisions about this trial.
+        #[arg(long)]
+        trial: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every trial of a study, for other tools.
     Export {
         study: String,
@@ -120,6 +129,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Commands::Best { study, json } => {
             show::best(&open_store(storage.as_deref())?, &study, json)
+        }
+        Commands::Decisions { study, trial, json } => {
+            show::decisions(&open_store(storage.as_deref())?, &study, trial, json)
         }
         Commands::Export {
             study,

@@ -127,6 +127,41 @@ pub fn trials(store: &Arc<dyn Store>, study: &str, format: TableFormat) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn decisions(
+    store: &Arc<dyn Store>,
+    study: &str,
+    trial: Option<u64>,
+    json: bool,
+) -> Result<ExitCode> {
+    let record = find_study(store, study)?;
+    let decisions: Vec<_> = store
+        .decisions(record.id)?
+        .into_iter()
+        .filter(|d| trial.is_none() || d.trial == trial)
+        .collect();
+    let text = if json {
+        serde_json::to_string_pretty(&decisions)? + "\n"
+    } else {
+        let mut rows = vec![vec![
+            "trial".to_owned(),
+            "policy".into(),
+            "action".into(),
+            "rationale".into(),
+        ]];
+        for d in &decisions {
+            rows.push(vec![
+                d.trial.map(|t| t.to_string()).unwrap_or_default(),
+                d.policy.clone(),
+                d.action.clone(),
+                d.rationale.clone(),
+            ]);
+        }
+        table(&rows)
+    };
+    out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn best(store: &Arc<dyn Store>, study: &str, json: bool) -> Result<ExitCode> {
     let record = find_study(store, study)?;
     let view = view(store, &record)?;

@@ -59,7 +59,9 @@ pub enum Event {
         number: u64,
         values: Vec<f64>,
     },
-    /// After each finished trial: `finished` counts 1, 2, … up to `total` (the trial budget, if any).
+    /// After each finished trial: `finished` counts 1, 2, … up to `total` (the trial budget, if
+    /// any), as the budget counts (a retry or a PBT child takes the place of the trial it carries
+    /// on); the state counts are of every trial.
     StudyProgress {
         finished: u64,
         total: Option<u64>,

@@ -298,7 +298,8 @@ impl StudyView {
                     }
                 }
                 events.push(Event::StudyProgress {
-                    finished: self.counts.finished(),
+                    // A retry or a PBT child carries on a finished trial's place in the budget.
+                    finished: self.counts.finished().saturating_sub(self.retries),
                     total: self.total,
                     completed: self.counts.completed,
                     pruned: self.counts.pruned,

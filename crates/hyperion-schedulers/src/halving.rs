@@ -14,7 +14,7 @@ use hyperion_core::{Change, StudyView, Trial};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better,
+    Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better, num,
 };
 
 /// Settings of asynchronous successive halving.
@@ -291,7 +291,7 @@ impl Halving {
             .enumerate()
             .filter(|&(_, &r)| r <= step && previous.is_none_or(|p| p < r));
         let value = lower_is_better(direction(view), *trial.intermediate.get(&step)?);
-        let shown = |v: f64| lower_is_better(direction(view), v);
+        let shown = |v: f64| num(lower_is_better(direction(view), v));
         let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
         let bracket = if self.brackets.len() > 1 {
             format!("bracket {b}, ")

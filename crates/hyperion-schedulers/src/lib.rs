@@ -217,3 +217,15 @@ pub(crate) fn insert_sorted(values: &mut Vec<f64>, value: f64) {
     let at = values.partition_point(|&v| v <= value);
     values.insert(at, value);
 }
+
+/// A number for a rationale: four significant decimals, or scientific notation when tiny or
+/// huge (`0.4821`, `12.5`, `3.2e-7`).
+pub(crate) fn num(v: f64) -> String {
+    if v == 0.0 || (1e-3..1e6).contains(&v.abs()) {
+        let text = format!("{v:.4}");
+        let text = text.trim_end_matches('0').trim_end_matches('.');
+        text.to_owned()
+    } else {
+        format!("{v:.3e}")
+    }
+}

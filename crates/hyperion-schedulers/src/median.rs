@@ -9,7 +9,7 @@ use hyperion_core::{Change, StudyView, Trial, TrialState};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better,
+    Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better, num,
 };
 
 /// Settings of the median and percentile rules.
@@ -141,7 +141,7 @@ impl Scheduler for PercentileRule {
             .map(|(_, &v)| lower_is_better(direction, v))
             .fold(f64::INFINITY, f64::min);
         let threshold = percentile(others, self.percentile);
-        let shown = |v: f64| lower_is_better(direction, v);
+        let shown = |v: f64| num(lower_is_better(direction, v));
         let (action, verb) = if best > threshold {
             (Action::Stop, "worse than")
         } else {

@@ -17,7 +17,7 @@ use hyperion_samplers::{from_unit, stream};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::{Action, Scheduler, SchedulerError, Verdict, direction, lower_is_better};
+use crate::{Action, Scheduler, SchedulerError, Verdict, direction, lower_is_better, num};
 
 /// Settings of population-based training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -189,12 +189,11 @@ impl Scheduler for Pbt {
     fn decide(&self, view: &StudyView, trial: &Trial, step: u64) -> Option<Verdict> {
         let interval = self.config.perturbation_interval;
         let (&first, _) = trial.intermediate.first_key_value()?;
-        let previous = trial
-            .intermediate
-            .range(..step)
-            .next_back()
-            .map(|(&s, _)| s)?;
-        if (step - first) / interval <= (previous - first) / interval {
+        // Steps it has trained itself (a child's first report follows its restored step).
+        let trained = |s: u64| s - first + 1;
+        let before = trial.intermediate.range(..step).next_back();
+        let trained_before = before.map_or(0, |(&s, _)| trained(s));
+        if trained(step) / interval <= trained_before / interval {
             return None;
         }
         let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
@@ -207,7 +206,7 @@ impl Scheduler for Pbt {
         let n = members.len();
         let q = ((n as f64 * self.config.quantile_fraction).ceil() as usize).clamp(1, n / 2);
         let rank = members.iter().position(|&(_, m)| m == trial.number)? + 1;
-        let shown = |v: f64| lower_is_better(direction(view), v);
+        let shown = |v: f64| num(lower_is_better(direction(view), v));
         let value = shown(members[rank - 1].0);
         if rank <= n - q {
             return Some(Verdict {

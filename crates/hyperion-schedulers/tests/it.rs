@@ -253,7 +253,7 @@ fn pbt_replaces_the_bottom_quantile_with_explored_children_of_the_top() {
         );
         let trials: Vec<u64> = [0.1, 0.2, 0.3, 0.4].iter().map(|&lr| h.start(lr)).collect();
         let mut verdicts = Vec::new();
-        for step in 0..=2 {
+        for step in 0..=1 {
             for (i, &t) in trials.iter().enumerate() {
                 let v = h.report(t, step, i as f64 + 1.0 / (step as f64 + 1.0));
                 verdicts.push((t, step, v));
@@ -262,16 +262,16 @@ fn pbt_replaces_the_bottom_quantile_with_explored_children_of_the_top() {
         verdicts
     };
     let verdicts = run(7);
-    // Nothing before a trial has trained perturbation_interval steps.
+    // Nothing before a trial has trained perturbation_interval (2) steps: 0 and 1.
     assert!(
         verdicts
             .iter()
-            .filter(|(_, s, _)| *s < 2)
+            .filter(|(_, s, _)| *s < 1)
             .all(|(_, _, v)| v.is_none())
     );
     let at_two: Vec<&Option<Verdict>> = verdicts
         .iter()
-        .filter(|(_, s, _)| *s == 2)
+        .filter(|(_, s, _)| *s == 1)
         .map(|(_, _, v)| v)
         .collect();
     for v in &at_two[..3] {

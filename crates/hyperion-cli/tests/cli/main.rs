@@ -1,6 +1,7 @@
 //! The real `hyperion` binary on real scripts, each test in its own directory.
 
 mod bad_input;
+mod early_stopping;
 mod protocol;
 mod resume;
 

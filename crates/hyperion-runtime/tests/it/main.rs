@@ -3,6 +3,7 @@
 mod ask_tell;
 mod events;
 mod optimize;
+mod schedulers;
 
 use hyperion_core::{FloatDistribution, SearchSpace};
 
