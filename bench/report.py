@@ -4,6 +4,8 @@ usage: report.py SUITE HYPERION.jsonl OPTUNA.jsonl
 """
 
 import json
+import math
+import random
 import sys
 
 
@@ -156,11 +158,83 @@ def tpe(hyperion, optuna):
             "ms_per_suggest_at_10000": hc.get(10000)}
 
 
+def pruning(hyperion, optuna):
+    inf = float("inf")
+    runs, mlp = {}, []
+    for r in hyperion + optuna:
+        if r.get("problem") == "mlp":
+            mlp.append(r)
+        elif "regret" in r:
+            curve = [inf if x is None else x for x in r["regret"]]
+            runs.setdefault((r["problem"], r["strategy"]), []).append((r["epochs"], curve))
+    problems = list(dict.fromkeys(p for p, _ in runs))
+    strategies = ["none", "median", "asha", "hyperband", "pbt", "optuna_none",
+                  "optuna_median", "optuna_sh", "optuna_hyperband"]
+    fractions, ratios, finals = [], [], []
+    for problem in problems:
+        seeds = len(runs[(problem, "none")])
+        grid = len(runs[(problem, "none")][0][1])
+        at = {"E/9": grid // 9 - 1, "E/3": grid // 3 - 1, "E": grid - 1}
+        print(f"{problem}: regret against epochs spent, median (interquartile range) over {seeds} seeds; "
+              f"E = the epochs no stopping spends")
+        med = {s: [median([c[k] for _, c in runs[(problem, s)]]) for k in range(grid)]
+               for s in strategies if (problem, s) in runs}
+        target = med["none"][-1]
+        rows = []
+        for s in med:
+            cells = []
+            for label, k in at.items():
+                xs = [c[k] for _, c in runs[(problem, s)]]
+                lo, hi = quartiles(xs)
+                cells.append(f"{sig(median(xs))} ({sig(lo)}-{sig(hi)})")
+            reach = next((k for k in range(grid) if med[s][k] <= target), None)
+            epochs = median([e for e, _ in runs[(problem, s)]])
+            rows.append([s] + cells + [sig(epochs), "-" if reach is None else f"{(reach + 1) / grid:.3f}"])
+        table(["strategy"] + [f"@{label}" for label in at] + ["epochs used", "reaches none@E at"], rows)
+        fraction = next(((k + 1) / grid for k in range(grid) if med["asha"][k] <= target), None)
+        fractions.append(fraction if fraction is not None else inf)
+        ratio = med["optuna_sh"][-1] / med["asha"][-1] if med["asha"][-1] > 0 else inf
+        ratios.append(ratio)
+        sh_final = [c[-1] for _, c in runs[(problem, "optuna_sh")]]
+        asha_final = [c[-1] for _, c in runs[(problem, "asha")]]
+        finals.append((sh_final, asha_final))
+        print(f"{problem}: ASHA reaches no stopping's final regret {sig(target)} with "
+              f"{'more than all' if fraction is None else f'{fraction:.3f}'} of its epochs; "
+              f"Optuna SH / ASHA regret at E = {sig(ratio)}")
+        print()
+    if mlp:
+        print("scikit-learn MLP on digits (one seed, a sanity check): best validation log-loss")
+        table(["impl", "strategy", "trials", "pruned", "epochs", "best val_loss", "seconds"],
+              [[r["impl"], r["strategy"], r["trials"], r["pruned"], r["epochs"], sig(r["best"]), sig(r["seconds"])]
+               for r in mlp])
+    # The epochs fraction of the worst problem; the regret ratio as a geometric mean over the
+    # problems (one problem's ratio at one budget is mostly noise: the two follow one rule).
+    mean_ratio = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    # How much of that is noise: resample the seeds of both sides (bootstrap, 2,000 draws).
+    rng = random.Random(0)
+    draws = []
+    for _ in range(2000):
+        logs = []
+        for sh, asha in finals:
+            m_sh = median([rng.choice(sh) for _ in sh])
+            m_asha = median([rng.choice(asha) for _ in asha])
+            logs.append(math.log(m_sh / m_asha) if m_sh > 0 and m_asha > 0 else 0.0)
+        draws.append(math.exp(sum(logs) / len(logs)))
+    draws.sort()
+    low, high = draws[len(draws) // 40], draws[len(draws) - len(draws) // 40 - 1]
+    print(f"Optuna SH / ASHA regret at E, geometric mean over problems: {sig(mean_ratio)} "
+          f"(95% bootstrap interval over seeds {sig(low)}-{sig(high)})")
+    return {"suite": "pruning", "epochs_fraction_asha": max(fractions), "asha_vs_optuna_sh": mean_ratio,
+            "asha_vs_optuna_sh_interval": [low, high],
+            "per_problem": {p: {"epochs_fraction_asha": f, "asha_vs_optuna_sh": r}
+                            for p, f, r in zip(problems, fractions, ratios)}}
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     suite, hyperion, optuna = sys.argv[1], load(sys.argv[2]), load(sys.argv[3])
-    reports = {"overhead": overhead, "store": store, "launch": launch, "tpe": tpe}
+    reports = {"overhead": overhead, "store": store, "launch": launch, "tpe": tpe, "pruning": pruning}
     if suite not in reports:
         sys.exit(f"report: unknown suite {suite}")
     print()

@@ -1,6 +1,8 @@
 //! `hyperion-bench SUITE [--quick]`: the Hyperion half of `bench/run SUITE`. Prints one JSON
 //! line per measurement; `bench/report.py` sets them beside the peer's.
 
+mod mlp;
+mod pruning;
 mod tpe;
 
 use std::path::PathBuf;
@@ -24,10 +26,11 @@ fn main() -> ExitCode {
         Some("store-worker") => return store_worker(&args[1..]),
         Some("launch") => launch(quick),
         Some("tpe") => tpe::run(quick),
+        Some("pruning") => pruning::run(quick),
         Some("tpe-cost") => tpe::cost(&[1_000, 10_000]),
         _ => {
             eprintln!(
-                "usage: hyperion-bench SUITE [--quick]\nsuites: overhead, store, launch, tpe"
+                "usage: hyperion-bench SUITE [--quick]\nsuites: overhead, store, launch, tpe, pruning"
             );
             return ExitCode::from(2);
         }

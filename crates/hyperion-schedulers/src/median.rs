@@ -123,7 +123,7 @@ impl Scheduler for PercentileRule {
 
     fn decide(&self, view: &StudyView, trial: &Trial, step: u64) -> Option<Verdict> {
         let c = &self.config;
-        if step < c.n_warmup_steps || (step - c.n_warmup_steps) % c.interval_steps != 0 {
+        if step < c.n_warmup_steps || !(step - c.n_warmup_steps).is_multiple_of(c.interval_steps) {
             return None;
         }
         let index = self.index.lock().unwrap_or_else(|e| e.into_inner());

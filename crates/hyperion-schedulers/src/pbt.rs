@@ -171,13 +171,11 @@ impl Scheduler for Pbt {
                 number,
                 step,
                 value,
-            } => {
-                if view
-                    .trial(*number)
-                    .is_some_and(|t| t.state == TrialState::Running)
-                {
-                    latest.insert(*number, (*step, lower_is_better(direction(view), *value)));
-                }
+            } if view
+                .trial(*number)
+                .is_some_and(|t| t.state == TrialState::Running) =>
+            {
+                latest.insert(*number, (*step, lower_is_better(direction(view), *value)));
             }
             Change::TrialFinished { number, .. } => {
                 latest.remove(number);
@@ -217,7 +215,7 @@ impl Scheduler for Pbt {
                 ),
             });
         }
-        let mut rng = stream(self.seed, trial.number, 0x7062_74 ^ step);
+        let mut rng = stream(self.seed, trial.number, 0x0070_6274 ^ step);
         let (parent_value, parent) = members[rng.random_range(0..q)];
         let parent_trial = view.trial(parent)?;
         let params = self.explore(view, &parent_trial.params, &mut rng);
