@@ -350,7 +350,7 @@ mod tests {
                 assert_eq!(epochs, PBT_POPULATION * EPOCHS);
             } else {
                 assert!(
-                    epochs >= 10 * EPOCHS && epochs < 11 * EPOCHS,
+                    (10 * EPOCHS..11 * EPOCHS).contains(&epochs),
                     "{strategy}: {epochs}"
                 );
             }

@@ -23,9 +23,7 @@ pub enum Change {
         retry_of: Option<u64>,
     },
     /// A pending trial was claimed by a worker.
-    TrialStarted {
-        number: u64,
-    },
+    TrialStarted { number: u64 },
     /// A define-by-run parameter got its distribution; the same name keeps it for the study.
     ParamRegistered {
         name: String,
@@ -37,10 +35,14 @@ pub enum Change {
         name: String,
         value: ParamValue,
     },
+    /// An intermediate value: the first objective's, and for a study with several objectives
+    /// possibly the others' (`others`, objectives 2, 3, …; empty when not reported).
     MetricReported {
         number: u64,
         step: u64,
         value: f64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        others: Vec<f64>,
     },
     UserAttrSet {
         number: u64,

@@ -79,8 +79,13 @@ pub struct Trial {
     pub params: Arc<Params>,
     /// One value per objective, set when the trial completes. Always finite.
     pub values: Option<Vec<f64>>,
-    /// Intermediate objective values by step (`report`); a later report of a step replaces it.
+    /// Intermediate values of the first objective by step (`report`); a later report of a step
+    /// replaces it.
     pub intermediate: BTreeMap<u64, f64>,
+    /// With several objectives, the other objectives' intermediate values, at the steps where
+    /// they were reported (see [`Trial::intermediate_point`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub intermediate_others: BTreeMap<u64, Vec<f64>>,
     pub user_attrs: BTreeMap<String, serde_json::Value>,
     /// Lineage for schedulers (PBT): the trial this one continues from, and how many ancestors
     /// it has.
@@ -103,6 +108,21 @@ impl Trial {
     /// The first objective's value, for single-objective studies.
     pub fn value(&self) -> Option<f64> {
         self.values.as_ref().and_then(|v| v.first().copied())
+    }
+
+    /// Every objective's intermediate value at `step`, if all were reported there.
+    pub fn intermediate_point(&self, step: u64, objectives: usize) -> Option<Vec<f64>> {
+        let first = *self.intermediate.get(&step)?;
+        if objectives == 1 {
+            return Some(vec![first]);
+        }
+        let others = self.intermediate_others.get(&step)?;
+        (others.len() + 1 == objectives).then(|| {
+            let mut point = Vec::with_capacity(objectives);
+            point.push(first);
+            point.extend_from_slice(others);
+            point
+        })
     }
 
     /// The latest intermediate value and its step.

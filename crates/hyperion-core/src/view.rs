@@ -189,6 +189,7 @@ impl StudyView {
                     params: params.clone(),
                     values: None,
                     intermediate: BTreeMap::new(),
+                    intermediate_others: BTreeMap::new(),
                     user_attrs: BTreeMap::new(),
                     parent: *parent,
                     depth: *depth,
@@ -237,8 +238,15 @@ impl StudyView {
                 number,
                 step,
                 value,
+                others,
             } => {
-                self.trial_mut(*number)?.intermediate.insert(*step, *value);
+                let trial = self.trial_mut(*number)?;
+                trial.intermediate.insert(*step, *value);
+                if others.is_empty() {
+                    trial.intermediate_others.remove(step);
+                } else {
+                    trial.intermediate_others.insert(*step, others.clone());
+                }
                 events.push(Event::MetricReported {
                     number: *number,
                     step: *step,

@@ -694,8 +694,9 @@ fn read_metrics_file(r: &mut Running<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Keeps the latest value of every metric and reports the first objective's as an
-/// intermediate value (finite values only: the final value decides what a NaN means).
+/// Keeps the latest value of every metric and reports the objectives' as intermediate values:
+/// every objective's when the record has them all, else the first one's (finite values only:
+/// the final value decides what a NaN means). Then the scheduler's decision may stop the trial.
 fn record(
     r: &mut Running<'_>,
     step: Option<u64>,
@@ -707,11 +708,18 @@ fn record(
     }
     let step = step.unwrap_or(r.next_step);
     r.next_step = step + 1;
-    let objective = r.trial.study().spec().objectives[0].metric.clone();
-    if let Some(&value) = metrics.get(&objective)
-        && value.is_finite()
-    {
-        match r.trial.report(step, value) {
+    let objectives = &r.trial.study().spec().objectives;
+    let values: Vec<f64> = objectives
+        .iter()
+        .map_while(|o| metrics.get(&o.metric).copied().filter(|v| v.is_finite()))
+        .collect();
+    let values = if values.len() == objectives.len() {
+        &values[..]
+    } else {
+        &values[..values.len().min(1)]
+    };
+    if !values.is_empty() {
+        match r.trial.report_values(step, values) {
             Err(e) if !e.settled_elsewhere() => return Err(e),
             _ => {}
         }

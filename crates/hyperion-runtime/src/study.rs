@@ -512,10 +512,21 @@ impl<'s> ActiveTrial<'s> {
     /// and lets the study's scheduler decide whether the trial goes on; its decision, with the
     /// rationale, goes to the decision log. Then [`ActiveTrial::should_prune`] tells.
     pub fn report(&mut self, step: u64, value: f64) -> Result<(), Error> {
+        self.report_values(step, &[value])
+    }
+
+    /// [`ActiveTrial::report`] for a study with several objectives: one value per objective,
+    /// so that schedulers can stop the trials other trials dominate.
+    pub fn report_values(&mut self, step: u64, values: &[f64]) -> Result<(), Error> {
         let study = self.study;
         let id = study.record.id;
-        study.store.report(id, self.trial.number, step, value)?;
-        self.trial.intermediate.insert(step, value);
+        study.store.report(id, self.trial.number, step, values)?;
+        if let Some((&first, others)) = values.split_first() {
+            self.trial.intermediate.insert(step, first);
+            if !others.is_empty() {
+                self.trial.intermediate_others.insert(step, others.to_vec());
+            }
+        }
         if self.stopped.is_some() {
             return Ok(());
         }

@@ -14,7 +14,8 @@ use hyperion_core::{Change, StudyView, Trial};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better, num,
+    Action, Scheduler, SchedulerError, Verdict, direction, dominates, insert_sorted,
+    lower_is_better, num, oriented, point_text,
 };
 
 /// Settings of asynchronous successive halving.
@@ -216,6 +217,8 @@ struct Halving {
 struct Rungs {
     /// Per rung, the values recorded there, sorted, lower is better.
     values: Vec<Vec<f64>>,
+    /// With several objectives: per rung, the points recorded there, lower is better.
+    points: Vec<Vec<Vec<f64>>>,
     /// Per trial, how many rungs it has reached.
     reached: HashMap<u64, usize>,
 }
@@ -226,6 +229,7 @@ impl Halving {
             .iter()
             .map(|rungs| Rungs {
                 values: vec![Vec::new(); rungs.len()],
+                points: vec![Vec::new(); rungs.len()],
                 reached: HashMap::new(),
             })
             .collect();
@@ -262,18 +266,33 @@ impl Halving {
             number,
             step,
             value,
+            ..
         } = change
         else {
             return;
         };
+        let objectives = view.spec().objectives.len();
+        let point = match objectives {
+            1 => vec![lower_is_better(direction(view), *value)],
+            k => match view
+                .trial(*number)
+                .and_then(|t| t.intermediate_point(*step, k))
+            {
+                Some(point) => oriented(view, &point),
+                None => return, // several objectives, not all reported: nothing to rank
+            },
+        };
         let b = self.bracket(*number);
         let rungs = &self.brackets[b];
-        let value = lower_is_better(direction(view), *value);
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
         let index = &mut index[b];
         let reached = index.reached.entry(*number).or_insert(0);
         while *reached < rungs.len() && rungs[*reached] <= *step {
-            insert_sorted(&mut index.values[*reached], value);
+            if objectives == 1 {
+                insert_sorted(&mut index.values[*reached], point[0]);
+            } else {
+                index.points[*reached].push(point.clone());
+            }
             *reached += 1;
         }
     }
@@ -290,7 +309,9 @@ impl Halving {
             .iter()
             .enumerate()
             .filter(|&(_, &r)| r <= step && previous.is_none_or(|p| p < r));
-        let value = lower_is_better(direction(view), *trial.intermediate.get(&step)?);
+        let objectives = view.spec().objectives.len();
+        let point = oriented(view, &trial.intermediate_point(step, objectives)?);
+        let value = point[0];
         let shown = |v: f64| num(lower_is_better(direction(view), v));
         let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
         let bracket = if self.brackets.len() > 1 {
@@ -300,6 +321,34 @@ impl Halving {
         };
         let mut verdict = None;
         for (k, &rung) in crossed {
+            if objectives > 1 {
+                let points = &index[b].points[k];
+                if points.is_empty() {
+                    continue;
+                }
+                let keep = (points.len() as u64 / self.eta).max(1) as usize;
+                let dominating = points.iter().filter(|q| dominates(q, &point)).count();
+                let (action, what) = if dominating >= keep {
+                    (Action::Stop, "stops")
+                } else {
+                    (Action::Continue, "is promoted")
+                };
+                let stops = action == Action::Stop;
+                verdict = Some(Verdict {
+                    policy: self.policy,
+                    action,
+                    rationale: format!(
+                        "{bracket}rung {k} (step {rung}): values {} are dominated by {dominating} of \
+                         {} trials there; those dominated by fewer than {keep} go on, so it {what}",
+                        point_text(view, &point),
+                        points.len()
+                    ),
+                });
+                if stops {
+                    break;
+                }
+                continue;
+            }
             let values = &index[b].values[k];
             if values.is_empty() {
                 continue;

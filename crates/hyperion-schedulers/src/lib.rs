@@ -212,6 +212,27 @@ pub(crate) fn direction(view: &StudyView) -> Direction {
         .map_or(Direction::Minimize, |o| o.direction)
 }
 
+/// Every objective's value on a "lower is better" scale.
+pub(crate) fn oriented(view: &StudyView, point: &[f64]) -> Vec<f64> {
+    point
+        .iter()
+        .zip(&view.spec().objectives)
+        .map(|(&v, o)| lower_is_better(o.direction, v))
+        .collect()
+}
+
+/// Whether `a` dominates `b`, both lower-is-better: no worse anywhere, better somewhere.
+pub(crate) fn dominates(a: &[f64], b: &[f64]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
+}
+
+/// A point for a rationale: `(0.12, 3.4)`.
+pub(crate) fn point_text(view: &StudyView, oriented_point: &[f64]) -> String {
+    let raw = oriented(view, oriented_point);
+    let parts: Vec<String> = raw.iter().map(|&v| num(v)).collect();
+    format!("({})", parts.join(", "))
+}
+
 /// Inserts `value` into the sorted `values`.
 pub(crate) fn insert_sorted(values: &mut Vec<f64>, value: f64) {
     let at = values.partition_point(|&v| v <= value);

@@ -9,7 +9,8 @@ use hyperion_core::{Change, StudyView, Trial, TrialState};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better, num,
+    Action, Scheduler, SchedulerError, Verdict, direction, dominates, insert_sorted,
+    lower_is_better, num, oriented, point_text,
 };
 
 /// Settings of the median and percentile rules.
@@ -61,10 +62,10 @@ pub struct PercentileRule {
     index: Mutex<Index>,
 }
 
-/// The completed trials' values at each step, sorted, lower is better.
+/// The completed trials' values at each step, one sorted list per objective, lower is better.
 #[derive(Debug, Default)]
 struct Index {
-    by_step: HashMap<u64, Vec<f64>>,
+    by_step: HashMap<u64, Vec<Vec<f64>>>,
     completed: u64,
 }
 
@@ -110,14 +111,20 @@ impl Scheduler for PercentileRule {
         let Some(trial) = view.trial(*number) else {
             return;
         };
-        let direction = direction(view);
+        let objectives = view.spec().objectives.len();
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
         index.completed += 1;
-        for (&step, &value) in &trial.intermediate {
-            insert_sorted(
-                index.by_step.entry(step).or_default(),
-                lower_is_better(direction, value),
-            );
+        for &step in trial.intermediate.keys() {
+            let Some(point) = trial.intermediate_point(step, objectives) else {
+                continue;
+            };
+            let lists = index
+                .by_step
+                .entry(step)
+                .or_insert_with(|| vec![Vec::new(); objectives]);
+            for (list, value) in lists.iter_mut().zip(oriented(view, &point)) {
+                insert_sorted(list, value);
+            }
         }
     }
 
@@ -130,32 +137,58 @@ impl Scheduler for PercentileRule {
         if index.completed < c.n_startup_trials {
             return None;
         }
-        let others = index.by_step.get(&step)?;
-        if (others.len() as u64) < c.n_min_trials.max(1) {
+        let lists = index.by_step.get(&step)?;
+        let completed = lists[0].len();
+        if (completed as u64) < c.n_min_trials.max(1) {
             return None;
         }
-        let direction = direction(view);
-        let best = trial
-            .intermediate
-            .range(..=step)
-            .map(|(_, &v)| lower_is_better(direction, v))
-            .fold(f64::INFINITY, f64::min);
-        let threshold = percentile(others, self.percentile);
-        let shown = |v: f64| num(lower_is_better(direction, v));
-        let (action, verb) = if best > threshold {
-            (Action::Stop, "worse than")
+        // The trial's best value so far on each objective, against each objective's percentile.
+        let objectives = lists.len();
+        let mut best = vec![f64::INFINITY; objectives];
+        for &s in trial.intermediate.range(..=step).map(|(s, _)| s) {
+            if let Some(point) = trial.intermediate_point(s, objectives) {
+                for (b, v) in best.iter_mut().zip(oriented(view, &point)) {
+                    *b = b.min(v);
+                }
+            }
+        }
+        if best.iter().any(|b| b.is_infinite()) {
+            return None;
+        }
+        let threshold: Vec<f64> = lists
+            .iter()
+            .map(|l| percentile(l, self.percentile))
+            .collect();
+        let stop = if objectives == 1 {
+            best[0] > threshold[0]
         } else {
-            (Action::Continue, "no worse than")
+            dominates(&threshold, &best)
+        };
+        let (action, verb) = match (stop, objectives) {
+            (true, 1) => (Action::Stop, "is worse than"),
+            (false, 1) => (Action::Continue, "is no worse than"),
+            (true, _) => (Action::Stop, "are dominated by"),
+            (false, _) => (Action::Continue, "are not dominated by"),
+        };
+        let (what, best, threshold) = match objectives {
+            1 => (
+                "value",
+                num(lower_is_better(direction(view), best[0])),
+                num(lower_is_better(direction(view), threshold[0])),
+            ),
+            _ => (
+                "values",
+                point_text(view, &best),
+                point_text(view, &threshold),
+            ),
         };
         Some(Verdict {
             policy: self.name(),
             action,
             rationale: format!(
-                "best value so far {} is {verb} the {}th percentile {} of {} completed trials at step {step}",
-                shown(best),
+                "best {what} so far {best} {verb} the {}th percentile {threshold} of {completed} \
+                 completed trials at step {step}",
                 self.percentile,
-                shown(threshold),
-                others.len()
             ),
         })
     }

@@ -171,6 +171,7 @@ impl Scheduler for Pbt {
                 number,
                 step,
                 value,
+                ..
             } if view
                 .trial(*number)
                 .is_some_and(|t| t.state == TrialState::Running) =>

@@ -19,11 +19,15 @@ struct History<S> {
 
 impl<S: Scheduler> History<S> {
     fn new(scheduler: S, objective: Objective) -> Self {
+        Self::with_objectives(scheduler, vec![objective])
+    }
+
+    fn with_objectives(scheduler: S, objectives: Vec<Objective>) -> Self {
         let space = SearchSpace::builder()
             .param("lr", FloatDistribution::new(1e-4, 1.0).log())
             .build()
             .unwrap();
-        let spec = StudySpec::new("s", vec![objective], space);
+        let spec = StudySpec::new("s", objectives, space);
         History {
             view: StudyView::new(StudyId(1), spec),
             scheduler,
@@ -58,20 +62,29 @@ impl<S: Scheduler> History<S> {
 
     /// Reports and asks for the decision, as `ActiveTrial::report` does.
     fn report(&mut self, number: u64, step: u64, value: f64) -> Option<Verdict> {
+        self.report_point(number, step, &[value])
+    }
+
+    fn report_point(&mut self, number: u64, step: u64, point: &[f64]) -> Option<Verdict> {
         self.apply(Change::MetricReported {
             number,
             step,
-            value,
+            value: point[0],
+            others: point[1..].to_vec(),
         });
         let trial = self.view.trial(number).unwrap();
         self.scheduler.decide(&self.view, trial, step)
     }
 
     fn complete(&mut self, number: u64, value: f64) {
+        self.complete_point(number, &[value]);
+    }
+
+    fn complete_point(&mut self, number: u64, point: &[f64]) {
         self.apply(Change::TrialFinished {
             number,
             state: TrialState::Completed,
-            values: Some(vec![value]),
+            values: Some(point.to_vec()),
         });
     }
 }
@@ -287,4 +300,60 @@ fn pbt_replaces_the_bottom_quantile_with_explored_children_of_the_top() {
         "the parent's lr 0.1, perturbed by 0.8 or 1.2: {lr}"
     );
     assert_eq!(run(7), verdicts, "same seed, same decisions");
+}
+
+fn two_objectives() -> Vec<Objective> {
+    vec![Objective::minimize("loss"), Objective::maximize("accuracy")]
+}
+
+#[test]
+fn asha_stops_a_trial_dominated_at_a_rung_with_several_objectives() {
+    let asha = Asha::new(AshaConfig::default()).unwrap();
+    let mut h = History::with_objectives(asha, two_objectives());
+    let a = h.start(0.1);
+    assert!(!stops(&h.report_point(a, 1, &[1.0, 0.8])));
+    // Worse on both: dominated by trial a, with 2 at the rung only 1 may dominate nothing.
+    let b = h.start(0.1);
+    let v = h.report_point(b, 1, &[2.0, 0.7]).unwrap();
+    assert_eq!(v.action, Action::Stop);
+    assert!(
+        v.rationale
+            .contains("values (2, 0.7) are dominated by 1 of 2"),
+        "{}",
+        v.rationale
+    );
+    // Worse loss but better accuracy: a trade-off, not dominated.
+    let c = h.start(0.1);
+    assert!(!stops(&h.report_point(c, 1, &[3.0, 0.9])));
+    // A report of the first objective alone cannot be ranked: nothing is decided.
+    let d = h.start(0.1);
+    assert_eq!(h.report(d, 1, 0.1), None);
+}
+
+#[test]
+fn the_median_rule_stops_a_trial_the_median_dominates_with_several_objectives() {
+    let rule = PercentileRule::new(PercentileConfig {
+        n_startup_trials: 3,
+        ..PercentileConfig::default()
+    })
+    .unwrap();
+    let mut h = History::with_objectives(rule, two_objectives());
+    for (loss, accuracy) in [(1.0, 0.9), (2.0, 0.8), (3.0, 0.7)] {
+        let t = h.start(0.1);
+        h.report_point(t, 0, &[loss, accuracy]);
+        h.complete_point(t, &[loss, accuracy]);
+    }
+    // The median point is (2, 0.8).
+    let worse = h.start(0.1);
+    let v = h.report_point(worse, 0, &[2.5, 0.75]).unwrap();
+    assert_eq!(v.action, Action::Stop, "{}", v.rationale);
+    assert!(
+        v.rationale
+            .contains("(2.5, 0.75) are dominated by the 50th percentile (2, 0.8)"),
+        "{}",
+        v.rationale
+    );
+    let trade_off = h.start(0.1);
+    let v = h.report_point(trade_off, 0, &[2.5, 0.85]).unwrap();
+    assert_eq!(v.action, Action::Continue, "{}", v.rationale);
 }

@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
             a_finished_trial_keeps_its_first_result,
             completion_needs_one_finite_value_per_objective,
             intermediate_values_are_kept_by_step,
+            intermediate_values_of_several_objectives_are_kept_together,
             pending_trials_are_claimed_once_in_order,
             define_by_run_params_keep_their_distribution,
             user_attrs_and_lineage_are_kept,
@@ -304,7 +305,7 @@ pub fn a_finished_trial_keeps_its_first_result(store: &dyn Store) {
         )
         .unwrap_err();
     assert!(matches!(e, StoreError::NotRunning { .. }));
-    assert!(store.report(study, n, 1, 0.5).is_err());
+    assert!(store.report(study, n, 1, &[0.5]).is_err());
     assert_eq!(store.trial(study, n).unwrap().values, Some(vec![1.0]));
 }
 
@@ -339,15 +340,55 @@ pub fn completion_needs_one_finite_value_per_objective(store: &dyn Store) {
 pub fn intermediate_values_are_kept_by_step(store: &dyn Store) {
     let study = store.create_study(&spec("s")).unwrap().id;
     let n = create(store, study);
-    store.report(study, n, 0, 0.9).unwrap();
-    store.report(study, n, 1, 0.7).unwrap();
-    store.report(study, n, 1, 0.6).unwrap();
-    assert!(store.report(study, n, 2, f64::NAN).is_err());
+    store.report(study, n, 0, &[0.9]).unwrap();
+    store.report(study, n, 1, &[0.7]).unwrap();
+    store.report(study, n, 1, &[0.6]).unwrap();
+    assert!(store.report(study, n, 2, &[f64::NAN]).is_err());
     let trial = store.trial(study, n).unwrap();
     assert_eq!(
         trial.intermediate.into_iter().collect::<Vec<_>>(),
         [(0, 0.9), (1, 0.6)]
     );
+}
+
+pub fn intermediate_values_of_several_objectives_are_kept_together(store: &dyn Store) {
+    let mut two = spec("mo");
+    two.objectives.push(Objective::maximize("accuracy"));
+    let study = store.create_study(&two).unwrap().id;
+    let n = create(store, study);
+    store.report(study, n, 0, &[0.9, 0.5]).unwrap();
+    store.report(study, n, 1, &[0.7]).unwrap();
+    let e = store
+        .report(study, n, 2, &[0.6, 0.7, 0.8])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("3 intermediate values at step 2 for 2 objectives"),
+        "{e}"
+    );
+    assert!(store.report(study, n, 2, &[0.6, f64::INFINITY]).is_err());
+    let trial = store.trial(study, n).unwrap();
+    assert_eq!(trial.intermediate_point(0, 2), Some(vec![0.9, 0.5]));
+    assert_eq!(
+        trial.intermediate_point(1, 2),
+        None,
+        "only the first objective at step 1"
+    );
+    assert_eq!(trial.intermediate.get(&1), Some(&0.7));
+    assert!(
+        !trial.intermediate.contains_key(&2),
+        "a refused report records nothing"
+    );
+    let mut view = StudyView::new(study, two);
+    for change in store.changes_since(study, 0).unwrap() {
+        view.apply(&change, &mut Vec::new()).unwrap();
+    }
+    assert_eq!(
+        view.trial(n),
+        Some(&trial),
+        "the log rebuilds the same trial"
+    );
+    assert_eq!(store.trials(study).unwrap()[0], trial);
 }
 
 pub fn pending_trials_are_claimed_once_in_order(store: &dyn Store) {
@@ -463,7 +504,7 @@ pub fn the_change_log_rebuilds_the_trials(store: &dyn Store) {
     let study = store.create_study(&spec).unwrap().id;
     complete(store, study, 3.0);
     let n = create(store, study);
-    store.report(study, n, 0, 1.5).unwrap();
+    store.report(study, n, 0, &[1.5]).unwrap();
     store
         .set_param(
             study,

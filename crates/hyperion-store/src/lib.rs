@@ -208,8 +208,15 @@ pub trait Store: Send + Sync + Debug {
         value: &serde_json::Value,
     ) -> Result<(), StoreError>;
 
-    /// Records an intermediate value of a running trial (finite); a repeated step replaces it.
-    fn report(&self, study: StudyId, number: u64, step: u64, value: f64) -> Result<(), StoreError>;
+    /// Records the intermediate values of a running trial at `step`: the first objective's, or
+    /// one per objective (finite); a repeated step replaces them.
+    fn report(
+        &self,
+        study: StudyId,
+        number: u64,
+        step: u64,
+        values: &[f64],
+    ) -> Result<(), StoreError>;
 
     fn set_user_attr(
         &self,
@@ -281,6 +288,29 @@ pub enum StoreError {
     /// A bug in a backend, or a corrupted store.
     #[error("store inconsistency (a bug): {0}")]
     Inconsistent(String),
+}
+
+/// Checks intermediate `values` at `step`: the first objective's, or one per objective, finite.
+pub fn check_report(
+    number: u64,
+    step: u64,
+    values: &[f64],
+    objectives: usize,
+) -> Result<(), StoreError> {
+    let invalid = |reason: String| Err(StoreError::InvalidValues { number, reason });
+    if values.len() != 1 && values.len() != objectives {
+        return invalid(format!(
+            "{} intermediate values at step {step} for {objectives} objectives (give the first \
+             objective's, or one per objective)",
+            values.len()
+        ));
+    }
+    match values.iter().find(|v| !v.is_finite()) {
+        Some(v) => invalid(format!(
+            "intermediate value {v} at step {step} is not a finite number"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Checks `values` for completing a trial of a study with `objectives` objectives.

@@ -8,8 +8,8 @@ use hyperion_core::{
 };
 
 use crate::{
-    Created, NewTrial, Store, StoreError, StudyRecord, check_param, check_values, retry_depth,
-    spec_difference, stale_error,
+    Created, NewTrial, Store, StoreError, StudyRecord, check_param, check_report, check_values,
+    retry_depth, spec_difference, stale_error,
 };
 
 /// A store in this process's memory: fast, shared by threads, gone when the process ends.
@@ -336,21 +336,21 @@ impl Store for MemoryStore {
         })
     }
 
-    fn report(&self, study: StudyId, number: u64, step: u64, value: f64) -> Result<(), StoreError> {
+    fn report(
+        &self,
+        study: StudyId,
+        number: u64,
+        step: u64,
+        values: &[f64],
+    ) -> Result<(), StoreError> {
         self.with(study, |data, _| {
             data.running(number)?;
-            if !value.is_finite() {
-                return Err(StoreError::InvalidValues {
-                    number,
-                    reason: format!(
-                        "intermediate value {value} at step {step} is not a finite number"
-                    ),
-                });
-            }
+            check_report(number, step, values, data.view.spec().objectives.len())?;
             data.record(Change::MetricReported {
                 number,
                 step,
-                value,
+                value: values[0],
+                others: values[1..].to_vec(),
             })
         })
     }

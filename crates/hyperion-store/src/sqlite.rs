@@ -14,8 +14,8 @@ use rusqlite::{
 };
 
 use crate::{
-    Created, NewTrial, Store, StoreError, StudyRecord, check_param, check_values, retry_depth,
-    spec_difference, stale_error,
+    Created, NewTrial, Store, StoreError, StudyRecord, check_param, check_report, check_values,
+    retry_depth, spec_difference, stale_error,
 };
 
 /// Marks a file as a Hyperion store (`PRAGMA application_id`, "Hypr").
@@ -23,7 +23,7 @@ const APPLICATION_ID: i32 = 0x4879_7072;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`; the last version is the current
 /// one. Never edit a released migration: add one.
-const MIGRATIONS: &[&str] = &[include_str!("sqlite/v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("sqlite/v1.sql"), include_str!("sqlite/v2.sql")];
 
 /// How long one operation waits for another process's write lock before giving up.
 const LOCK_PATIENCE: Duration = Duration::from_secs(120);
@@ -406,6 +406,7 @@ fn insert_trial(
         params,
         values: None,
         intermediate: Default::default(),
+        intermediate_others: Default::default(),
         user_attrs: Default::default(),
         parent: new.parent,
         depth: new.depth,
@@ -461,6 +462,7 @@ fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Trial, Store
             params: Arc::new(from_json("params", &params)?),
             values: values.map(|v| from_json("values", &v)).transpose()?,
             intermediate: Default::default(),
+            intermediate_others: Default::default(),
             user_attrs: Default::default(),
             parent: parent.map(|p| p as u64),
             depth: depth as u32,
@@ -470,6 +472,22 @@ fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Trial, Store
             finished_at,
         })
     })())
+}
+
+/// Adds one row of the `intermediate` table to `trial`.
+fn add_intermediate(
+    trial: &mut Trial,
+    step: u64,
+    value: f64,
+    others: Option<String>,
+) -> Result<(), StoreError> {
+    trial.intermediate.insert(step, value);
+    if let Some(others) = others {
+        trial
+            .intermediate_others
+            .insert(step, from_json("intermediate values", &others)?);
+    }
+    Ok(())
 }
 
 /// Trial `number` with its intermediate values and user attributes.
@@ -484,16 +502,22 @@ fn load_trial(conn: &Connection, study: StudyId, number: u64) -> Result<Trial, S
         .ok_or(StoreError::TrialNotFound { number })??;
     let key = params![study.0 as i64, number as i64];
     let mut s = conn
-        .prepare_cached("SELECT step, value FROM intermediate WHERE study_id = ?1 AND number = ?2")
+        .prepare_cached(
+            "SELECT step, value, others FROM intermediate WHERE study_id = ?1 AND number = ?2",
+        )
         .map_err(sql)?;
     for row in s
         .query_map(key, |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, f64>(1)?))
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, f64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
         })
         .map_err(sql)?
     {
-        let (step, value) = row.map_err(sql)?;
-        trial.intermediate.insert(step, value);
+        let (step, value, others) = row.map_err(sql)?;
+        add_intermediate(&mut trial, step, value, others)?;
     }
     let mut s = conn
         .prepare_cached("SELECT key, value FROM user_attrs WHERE study_id = ?1 AND number = ?2")
@@ -841,21 +865,24 @@ impl Store for SqliteStore {
         })
     }
 
-    fn report(&self, study: StudyId, number: u64, step: u64, value: f64) -> Result<(), StoreError> {
-        self.write(study, |tx, _| {
+    fn report(
+        &self,
+        study: StudyId,
+        number: u64,
+        step: u64,
+        values: &[f64],
+    ) -> Result<(), StoreError> {
+        self.write(study, |tx, spec| {
             require_running(tx, study, number)?;
-            if !value.is_finite() {
-                return Err(StoreError::InvalidValues {
-                    number,
-                    reason: format!("intermediate value {value} at step {step} is not a finite number"),
-                });
-            }
+            check_report(number, step, values, spec.objectives.len())?;
+            let (value, others) = (values[0], values[1..].to_vec());
+            let others_json = (!others.is_empty()).then(|| to_json(&others));
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO intermediate (study_id, number, step, value) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR REPLACE INTO intermediate (study_id, number, step, value, others) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
-            .and_then(|mut s| s.execute(params![study.0 as i64, number as i64, step as i64, value]))
+            .and_then(|mut s| s.execute(params![study.0 as i64, number as i64, step as i64, value, others_json]))
             .map_err(sql)?;
-            append(tx, study, Timestamp::now(), &Change::MetricReported { number, step, value })
+            append(tx, study, Timestamp::now(), &Change::MetricReported { number, step, value, others })
         })
     }
 
@@ -952,19 +979,22 @@ impl Store for SqliteStore {
                 .map(|row| row.map_err(sql)?)
                 .collect::<Result<Vec<Trial>, StoreError>>()?;
             let mut s = conn
-                .prepare_cached("SELECT number, step, value FROM intermediate WHERE study_id = ?1")
+                .prepare_cached(
+                    "SELECT number, step, value, others FROM intermediate WHERE study_id = ?1",
+                )
                 .map_err(sql)?;
             let rows = s.query_map([id], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, f64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
                 ))
             });
             for row in rows.map_err(sql)? {
-                let (number, step, value) = row.map_err(sql)?;
+                let (number, step, value, others) = row.map_err(sql)?;
                 if let Some(t) = trials.get_mut(number as usize) {
-                    t.intermediate.insert(step as u64, value);
+                    add_intermediate(t, step as u64, value, others)?;
                 }
             }
             let mut s = conn

@@ -212,3 +212,32 @@ fn pbt_children_resume_from_their_parents_checkpoint() {
             .any(|d| d["policy"] == "pbt" && d["action"].as_str().unwrap().starts_with("exploit"))
     );
 }
+
+#[test]
+fn with_two_metrics_a_trial_dominated_at_a_rung_is_stopped() {
+    let s = Sandbox::new();
+    // Each trial reports loss and latency at every epoch; both are to be minimized.
+    s.write(
+        "two.sh",
+        "case $1 in\n  first) set -- 1 1 ;;\n  worse) set -- 2 2 ;;\n  trade) set -- 0.5 5 ;;\nesac\n\
+         for i in 1 2 3 4 5 6; do\n\
+         echo \"HYPERION_METRIC {\\\"step\\\": $i, \\\"loss\\\": $1, \\\"latency\\\": $2}\"\ndone\n",
+    );
+    s.run(
+        "name: mo\ncommand: [sh, two.sh, '{run}']\n\
+         parameters: {run: {type: categorical, choices: [first, worse, trade]}}\n\
+         metrics: [{name: loss}, {name: latency}]\nmethod: grid\n\
+         early_stopping: {type: asha, min_resource: 1, reduction_factor: 3}\n",
+        &["-q"],
+    );
+    let trials = s.trials("mo");
+    let states: Vec<&str> = trials.iter().map(state).collect();
+    // (2, 2) is dominated by (1, 1); (0.5, 5) trades latency for loss: nothing dominates it.
+    assert_eq!(states, ["completed", "pruned", "completed"]);
+    let reason = trials[1]["state"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("values (2, 2) are dominated by 1 of 2"),
+        "{reason}"
+    );
+    assert_eq!(trials[1]["state"]["step"], 1);
+}

@@ -54,7 +54,7 @@ fn trials_survive_reopening_the_file() {
         else {
             panic!()
         };
-        store.report(study.id, t.number, 1, 0.5).unwrap();
+        store.report(study.id, t.number, 1, &[0.5]).unwrap();
         store
             .finish_trial(study.id, t.number, TrialState::Completed, Some(vec![0.25]))
             .unwrap();
@@ -206,6 +206,64 @@ fn an_older_schema_is_migrated_forward_on_open() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert!(version >= 1, "migrated to the current schema");
+}
+
+#[test]
+fn a_version_1_file_keeps_its_trials_and_takes_intermediate_values_of_several_objectives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    // A store as version 1 wrote it: one study, one trial with an intermediate value.
+    let spec = spec();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../../src/sqlite/v1.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.pragma_update(None, "application_id", 0x4879_7072)
+            .unwrap();
+        conn.execute(
+            "INSERT INTO studies (name, spec, created_at, n_trials, last_seq) VALUES (?1, ?2, 1, 1, 0)",
+            rusqlite::params![spec.name, serde_json::to_string(&spec).unwrap()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO trials (study_id, number, state, params, created_at, started_at) \
+             VALUES (1, 0, 'running', '{\"x\": 0.5}', 1, 1)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO intermediate (study_id, number, step, value) VALUES (1, 0, 3, 0.25)",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let id = store.study(&spec.name).unwrap().id;
+    let trial = store.trial(id, 0).unwrap();
+    assert_eq!(trial.intermediate.get(&3), Some(&0.25));
+    assert!(trial.intermediate_others.is_empty());
+    let mut two = spec.clone();
+    two.name = "two".into();
+    two.objectives
+        .push(hyperion_core::Objective::maximize("accuracy"));
+    let study = store.create_study(&two).unwrap().id;
+    let created = store
+        .create_trial(
+            study,
+            &hyperion_store::NewTrial::running(),
+            None,
+            &mut |_| Some(hyperion_core::Params::new()),
+        )
+        .unwrap();
+    let hyperion_store::Created::Trial(t) = created else {
+        panic!("{created:?}")
+    };
+    store.report(study, t.number, 1, &[0.5, 0.9]).unwrap();
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let again = store.trial(study, t.number).unwrap();
+    assert_eq!(again.intermediate_point(1, 2), Some(vec![0.5, 0.9]));
 }
 
 #[test]
