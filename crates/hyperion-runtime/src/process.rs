@@ -194,10 +194,17 @@ impl Study {
                     }
                 }
             }
-            if stop.is_none()
-                && let Some(reason) = budget.reached(&*self.sync()?, started)
             {
-                stop = Some(reason);
+                let view = self.sync()?;
+                if stop.is_none()
+                    && let Some(reason) = budget.reached(&view, started)
+                {
+                    stop = Some(reason);
+                }
+                // A spent budget still runs pending trials (retries, PBT children) at once.
+                if view.counts().pending > 0 {
+                    budget_spent = false;
+                }
             }
 
             // 2. Launch while there is room.
