@@ -27,7 +27,12 @@ fn main() -> ExitCode {
         Some("launch") => launch(quick),
         Some("tpe") => tpe::run(quick),
         Some("pruning") => pruning::run(quick),
-        Some("tpe-cost") => tpe::cost(&[1_000, 10_000]),
+        // `tpe-cost [SIZE]`: one size alone, for a profiler.
+        Some("tpe-cost") => match args.get(1).and_then(|n| n.parse().ok()) {
+            Some(size) => tpe::cost(&[size]),
+            None => tpe::cost(&[1_000, 10_000]),
+        },
+        Some("tpe-quality") => tpe::quality(quick, &["tpe"]),
         _ => {
             eprintln!(
                 "usage: hyperion-bench SUITE [--quick]\nsuites: overhead, store, launch, tpe, pruning"

@@ -202,9 +202,20 @@ pub fn curve(problem: &Problem, sampler_name: &str, seed: u64, trials: usize) ->
 }
 
 pub fn run(quick: bool) {
+    quality(quick, &["tpe", "tpe_independent", "random", "sobol"]);
+    cost(if quick {
+        &[100, 1_000]
+    } else {
+        &[100, 1_000, 10_000]
+    });
+}
+
+/// The quality half of the suite for `samplers` (`tpe-quality` runs Hyperion's default TPE
+/// alone, to try settings through `HYPERION_TPE`).
+pub fn quality(quick: bool, samplers: &[&str]) {
     let (seeds, trials) = if quick { (5, 100) } else { (20, 200) };
     for problem in problems() {
-        for name in ["tpe", "tpe_independent", "random", "sobol"] {
+        for &name in samplers {
             for seed in 0..seeds {
                 let c = curve(&problem, name, seed, trials);
                 let at = |n: usize| c.get(n - 1).copied();
@@ -216,11 +227,6 @@ pub fn run(quick: bool) {
             }
         }
     }
-    cost(if quick {
-        &[100, 1_000]
-    } else {
-        &[100, 1_000, 10_000]
-    });
 }
 
 /// The cost of one suggestion against the history size (10-D floats, random history).

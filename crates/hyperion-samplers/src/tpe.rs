@@ -454,13 +454,12 @@ impl Dim {
 struct Parzen {
     /// Per dimension: its bounds if numeric, its number of categories if not.
     dims: Vec<Dim>,
-    /// Only continuous dimensions: the branch-free density loop applies.
-    continuous_only: bool,
     weights: Vec<f64>,
     /// Per kernel: ln(weight) minus the numeric dimensions' log normalizers.
     consts: Vec<f64>,
-    /// Per kernel × dimension: the mean and 1/sigma (numeric), or the start of the
-    /// category log-probabilities in `log_p` (categorical).
+    /// Per dimension × kernel (dimension-major, so that the density loop runs over kernels
+    /// and vectorizes): the mean and 1/sigma (numeric), or the start of the category
+    /// log-probabilities in `log_p` (categorical).
     mu: Vec<f64>,
     inv_sigma: Vec<f64>,
     log_p: Vec<f64>,
@@ -527,7 +526,6 @@ impl Parzen {
             dims: Vec::with_capacity(d),
             consts: weights.iter().map(|w| w.ln()).collect(),
             weights,
-            continuous_only: true,
             mu: vec![0.0; k * d],
             inv_sigma: vec![0.0; k * d],
             log_p: Vec::new(),
@@ -570,8 +568,8 @@ impl Parzen {
                             parzen.consts[i] -= mass[i].ln();
                             mass[i] = 1.0;
                         }
-                        parzen.mu[i * d + j] = mu;
-                        parzen.inv_sigma[i * d + j] = 1.0 / sigma;
+                        parzen.mu[j * k + i] = mu;
+                        parzen.inv_sigma[j * k + i] = 1.0 / sigma;
                     }
                     numeric += usize::from(step.is_none());
                 }
@@ -581,7 +579,7 @@ impl Parzen {
                     let prior = config.prior_weight / k as f64;
                     for i in 0..k {
                         let start = parzen.log_p.len();
-                        parzen.mu[i * d + j] = start as f64;
+                        parzen.mu[j * k + i] = start as f64;
                         let observed = column.get(i).map(|&c| c as usize);
                         let total = if observed.is_some() {
                             1.0 + prior * choices as f64
@@ -599,10 +597,6 @@ impl Parzen {
                 }
             }
         }
-        parzen.continuous_only = parzen
-            .dims
-            .iter()
-            .all(|dim| matches!(dim, Dim::Numeric { step: None, .. }));
         let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
         for (c, m) in parzen.consts.iter_mut().zip(&mass) {
             *c -= m.ln() + numeric as f64 * half_ln_2pi;
@@ -620,13 +614,13 @@ impl Parzen {
             }
             u -= w;
         }
-        let d = self.dims.len();
         self.dims
             .iter()
             .enumerate()
             .map(|(j, dim)| match *dim {
                 Dim::Numeric { low, high, step } => {
-                    let (mu, sigma) = (self.mu[k * d + j], 1.0 / self.inv_sigma[k * d + j]);
+                    let at = j * self.weights.len() + k;
+                    let (mu, sigma) = (self.mu[at], 1.0 / self.inv_sigma[at]);
                     // Rejection from the Gaussian: the mean lies in [low, high], so at least
                     // ~16% of draws land inside.
                     let x = (0..64)
@@ -643,7 +637,7 @@ impl Parzen {
                     }
                 }
                 Dim::Categorical { n: choices } => {
-                    let start = self.mu[k * d + j] as usize;
+                    let start = self.mu[j * self.weights.len() + k] as usize;
                     let mut u: f64 = rng.random();
                     for c in 0..choices {
                         let p = self.log_p[start + c].exp();
@@ -659,44 +653,35 @@ impl Parzen {
     }
 
     fn log_pdf(&self, x: &[f64]) -> f64 {
-        let d = self.dims.len();
-        let numeric_only = self.continuous_only;
-        let terms: Vec<f64> = self
-            .consts
-            .iter()
-            .zip(
-                self.mu
-                    .chunks_exact(d.max(1))
-                    .zip(self.inv_sigma.chunks_exact(d.max(1))),
-            )
-            .map(|(&c, (mu, inv))| {
-                let mut acc = c;
-                if numeric_only {
-                    // The hot loop: no branch per dimension.
-                    for ((&xj, &m), &s) in x.iter().zip(mu).zip(inv) {
+        let k = self.weights.len();
+        let mut terms = self.consts.clone();
+        for (j, dim) in self.dims.iter().enumerate() {
+            let mu = &self.mu[j * k..(j + 1) * k];
+            let inv = &self.inv_sigma[j * k..(j + 1) * k];
+            let xj = x[j];
+            match *dim {
+                // The hot loop: over kernels, no branch, vectorized.
+                Dim::Numeric { step: None, .. } => {
+                    for ((t, &m), &s) in terms.iter_mut().zip(mu).zip(inv) {
                         let z = (xj - m) * s;
-                        acc -= 0.5 * z * z;
-                    }
-                } else {
-                    for (j, dim) in self.dims.iter().enumerate() {
-                        acc += match dim {
-                            Dim::Numeric { step: None, .. } => {
-                                let z = (x[j] - mu[j]) * inv[j];
-                                -0.5 * z * z
-                            }
-                            // A grid point's probability: the mass of its cell.
-                            Dim::Numeric { step: Some(s), .. } => {
-                                let upper = normal_cdf((x[j] + s / 2.0 - mu[j]) * inv[j]);
-                                let lower = normal_cdf((x[j] - s / 2.0 - mu[j]) * inv[j]);
-                                (upper - lower).max(1e-300).ln()
-                            }
-                            Dim::Categorical { .. } => self.log_p[mu[j] as usize + x[j] as usize],
-                        };
+                        *t -= 0.5 * z * z;
                     }
                 }
-                acc
-            })
-            .collect();
+                // A grid point's probability: the mass of its cell.
+                Dim::Numeric { step: Some(step), .. } => {
+                    for ((t, &m), &s) in terms.iter_mut().zip(mu).zip(inv) {
+                        let upper = normal_cdf((xj + step / 2.0 - m) * s);
+                        let lower = normal_cdf((xj - step / 2.0 - m) * s);
+                        *t += (upper - lower).max(1e-300).ln();
+                    }
+                }
+                Dim::Categorical { .. } => {
+                    for (t, &start) in terms.iter_mut().zip(mu) {
+                        *t += self.log_p[start as usize + xj as usize];
+                    }
+                }
+            }
+        }
         let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         // Terms 40 nats below the largest add less than 1e-17 of it: skip their exp.
         max + terms
@@ -759,6 +744,10 @@ fn normal_cdf(z: f64) -> f64 {
 
 fn erfc(x: f64) -> f64 {
     let z = x.abs();
+    // Beyond 27, exp(-z²) underflows (and glibc's slow path runs): the tail is 0.
+    if z > 27.0 {
+        return if x >= 0.0 { 0.0 } else { 2.0 };
+    }
     let t = 1.0 / (1.0 + 0.5 * z);
     let poly = -z * z - 1.26551223
         + t * (1.00002368
