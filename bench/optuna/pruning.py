@@ -16,7 +16,7 @@ from problems import PROBLEMS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 quick = "--quick" in sys.argv
-SEEDS, TRIALS = (5, 30) if quick else (50, 60)
+SEEDS, TRIALS = (5, 30) if quick else (100, 60)
 EPOCHS, START, NOISE, GRID = 27, 2.0, 0.02, 60
 SCALES = {"hartmann6": 3.33, "branin": 310.0, "mixed": 60.0}
 

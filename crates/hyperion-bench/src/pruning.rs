@@ -274,7 +274,7 @@ fn simulate_pbt(
 }
 
 pub fn run(quick: bool) {
-    let (seeds, trials) = if quick { (5, 30) } else { (50, 60) };
+    let (seeds, trials) = if quick { (5, 30) } else { (100, 60) };
     let budget = trials * EPOCHS;
     for problem in curve_problems() {
         for strategy in ["none", "median", "asha", "hyperband", "pbt"] {

@@ -214,9 +214,19 @@ pub fn run(quick: bool) {
 /// alone, to try settings through `HYPERION_TPE`).
 pub fn quality(quick: bool, samplers: &[&str]) {
     let (seeds, trials) = if quick { (5, 100) } else { (20, 200) };
+    // HYPERION_BENCH_SEEDS=FIRST,COUNT: other seeds, to choose settings on seeds the
+    // benchmark's verdict does not use.
+    let seeds = std::env::var("HYPERION_BENCH_SEEDS")
+        .ok()
+        .and_then(|s| {
+            let (first, count) = s.split_once(',')?;
+            let first: u64 = first.parse().ok()?;
+            Some(first..first + count.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0..seeds);
     for problem in problems() {
         for &name in samplers {
-            for seed in 0..seeds {
+            for seed in seeds.clone() {
                 let c = curve(&problem, name, seed, trials);
                 let at = |n: usize| c.get(n - 1).copied();
                 println!(

@@ -463,7 +463,7 @@ fn build(
     process.stdout_regex = stdout_regex;
     let early_stopping = raw.early_stopping.unwrap_or(SchedulerConfig::None);
     early_stopping
-        .build(0, spec.objectives.len())
+        .build(0)
         .map_err(|e| at("early_stopping", e.to_string()))?;
     if let SchedulerConfig::Pbt(pbt) = &early_stopping
         && let Some(population) = pbt.population_size

@@ -111,7 +111,7 @@ impl StudyBuilder {
             SamplerChoice::Custom(sampler) => sampler,
         };
         let scheduler = match self.scheduler {
-            SchedulerChoice::Config(config) => config.build(seed, spec.objectives.len())?,
+            SchedulerChoice::Config(config) => config.build(seed)?,
             SchedulerChoice::Custom(scheduler) => scheduler,
         };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
@@ -322,6 +322,28 @@ impl Study {
     /// Asks a running [`Study::optimize`] to start no more trials; running ones finish.
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Creates the pending child of a PBT exploit: it continues trial `parent` with `params`,
+    /// one generation deeper. Returns its number.
+    fn start_child(&self, parent: u64, params: Params) -> Result<u64, Error> {
+        let id = self.record.id;
+        let new = NewTrial {
+            pending: true,
+            parent: Some(parent),
+            depth: self.store.trial(id, parent)?.depth + 1,
+            ..NewTrial::default()
+        };
+        let mut params = Some(params);
+        match self
+            .store
+            .create_trial(id, &new, None, &mut |_| params.take())?
+        {
+            Created::Trial(child) => Ok(child.number),
+            other => Err(Error::Store(hyperion_store::StoreError::Inconsistent(
+                format!("a PBT child was not created: {other:?}"),
+            ))),
+        }
     }
 
     /// Sends the heartbeat of this process's running trials `mine`, and settles stale trials.
@@ -545,25 +567,7 @@ impl<'s> ActiveTrial<'s> {
             Action::Continue => {}
             Action::Stop => self.stopped = Some(verdict.rationale),
             Action::Exploit { parent, params } => {
-                let depth = study.store.trial(id, parent)?.depth + 1;
-                let new = NewTrial {
-                    pending: true,
-                    parent: Some(parent),
-                    depth,
-                    ..NewTrial::default()
-                };
-                let mut params = Some(params);
-                let child = match study
-                    .store
-                    .create_trial(id, &new, None, &mut |_| params.take())?
-                {
-                    Created::Trial(child) => child.number,
-                    other => {
-                        return Err(Error::Store(hyperion_store::StoreError::Inconsistent(
-                            format!("exploit: {other:?}"),
-                        )));
-                    }
-                };
+                let child = study.start_child(parent, params)?;
                 self.stopped = Some(format!("{} (as trial {child})", verdict.rationale));
             }
         }

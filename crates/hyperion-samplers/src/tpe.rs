@@ -668,7 +668,9 @@ impl Parzen {
                     }
                 }
                 // A grid point's probability: the mass of its cell.
-                Dim::Numeric { step: Some(step), .. } => {
+                Dim::Numeric {
+                    step: Some(step), ..
+                } => {
                     for ((t, &m), &s) in terms.iter_mut().zip(mu).zip(inv) {
                         let upper = normal_cdf((xj + step / 2.0 - m) * s);
                         let lower = normal_cdf((xj - step / 2.0 - m) * s);

@@ -17,7 +17,7 @@
 //!
 //! let config: SchedulerConfig = serde_json::from_str(r#"{"type": "asha", "min_resource": 1, "reduction_factor": 3}"#)?;
 //! assert_eq!(config, SchedulerConfig::Asha(AshaConfig { min_resource: 1, max_resource: None, reduction_factor: 3, brackets: 1 }));
-//! let scheduler = config.build(42, 1)?;
+//! let scheduler = config.build(42)?;
 //! # let _ = scheduler;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -149,13 +149,8 @@ pub enum SchedulerConfig {
 }
 
 impl SchedulerConfig {
-    /// The scheduler, with the study's `seed` (PBT's exploration) and number of `objectives`.
-    pub fn build(
-        &self,
-        seed: u64,
-        objectives: usize,
-    ) -> Result<Box<dyn Scheduler>, SchedulerError> {
-        let _ = objectives;
+    /// The scheduler, with the study's `seed` (for PBT's exploration).
+    pub fn build(&self, seed: u64) -> Result<Box<dyn Scheduler>, SchedulerError> {
         Ok(match self {
             SchedulerConfig::None => Box::new(NoStopping),
             SchedulerConfig::Median(c) => Box::new(PercentileRule::new(PercentileConfig {
