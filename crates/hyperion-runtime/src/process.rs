@@ -346,15 +346,17 @@ fn launch<'s>(
     let prepared = (|| -> std::io::Result<(File, File, PathBuf)> {
         fs::create_dir_all(dir.join("checkpoint"))?;
         if let (Some(restore), Some(parent)) = (&restore, trial.trial().parent) {
-            // A copy taken now: the parent trains on and rewrites its own checkpoint.
-            let _ = fs::remove_dir_all(restore);
-            copy_dir(
-                &config
-                    .trials_dir
-                    .join(parent.to_string())
-                    .join("checkpoint"),
-                restore,
-            )?;
+            // Copied when the parent was exploited, by the run that decided it; a child another
+            // run created gets the parent's checkpoint as it is now.
+            if !restore.exists() {
+                copy_dir(
+                    &config
+                        .trials_dir
+                        .join(parent.to_string())
+                        .join("checkpoint"),
+                    restore,
+                )?;
+            }
         }
         fs::write(
             dir.join("params.json"),
@@ -732,6 +734,20 @@ fn record(
         }
         if let Some(reason) = r.trial.prune_reason() {
             terminate(r, Ending::Pruned(reason.to_owned()));
+            if let Some((child, parent)) = r.trial.successor() {
+                // The child restores the parent's state as it was at this decision.
+                let trials_dir = r.metrics_file.parent().and_then(Path::parent);
+                if let Some(dir) = trials_dir {
+                    let restore = dir.join(child.to_string()).join("restore");
+                    let from = dir.join(parent.to_string()).join("checkpoint");
+                    if let Err(e) = copy_dir(&from, &restore) {
+                        eprintln!(
+                            "warning: cannot copy {} for trial {child}: {e}",
+                            from.display()
+                        );
+                    }
+                }
+            }
         }
     }
     r.last.extend(metrics);

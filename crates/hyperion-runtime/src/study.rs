@@ -440,6 +440,8 @@ pub struct ActiveTrial<'s> {
     trial: Trial,
     /// Why the scheduler stopped this trial, once it has.
     stopped: Option<String>,
+    /// When PBT exploited it: the child that takes its place, and the child's parent.
+    successor: Option<(u64, u64)>,
 }
 
 impl<'s> ActiveTrial<'s> {
@@ -448,6 +450,7 @@ impl<'s> ActiveTrial<'s> {
             study,
             trial,
             stopped: None,
+            successor: None,
         }
     }
 
@@ -569,6 +572,7 @@ impl<'s> ActiveTrial<'s> {
             Action::Exploit { parent, params } => {
                 let child = study.start_child(parent, params)?;
                 self.stopped = Some(format!("{} (as trial {child})", verdict.rationale));
+                self.successor = Some((child, parent));
             }
         }
         study.catch_up()?;
@@ -579,6 +583,12 @@ impl<'s> ActiveTrial<'s> {
     /// `true` returns `Err(TrialError::pruned(…))`, or uses [`ActiveTrial::check_pruned`].
     pub fn should_prune(&self) -> bool {
         self.stopped.is_some()
+    }
+
+    /// When PBT exploited this trial: the child that takes its place and the trial whose
+    /// checkpoint the child restores.
+    pub fn successor(&self) -> Option<(u64, u64)> {
+        self.successor
     }
 
     /// The scheduler's reason for stopping this trial, if it did.
