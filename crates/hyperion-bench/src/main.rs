@@ -225,9 +225,6 @@ fn launch(quick: bool) {
         json!({"impl": "bare", "suite": "launch", "trials": trials, "ms_per_trial": bare_ms})
     );
 
-    let hyperion = std::env::current_exe()
-        .expect("own path")
-        .with_file_name("hyperion");
     let study = dir.join("launch.yaml");
     std::fs::write(
         &study,
@@ -238,19 +235,14 @@ fn launch(quick: bool) {
     for concurrency in [1, 8] {
         let db = dir.join(format!("launch-{concurrency}.db"));
         let started = Instant::now();
-        let status = Command::new(&hyperion)
-            .args([
-                "--storage",
-                &db.to_string_lossy(),
-                "run",
-                &study.to_string_lossy(),
-                "-q",
-            ])
-            .arg(format!("budget.max_trials={trials}"))
-            .arg(format!("resources.max_concurrent={concurrency}"))
-            .status()
-            .expect("run hyperion (build it with cargo build --release -p hyperion-cli)");
-        assert!(status.success(), "hyperion run failed");
+        hyperion_run(
+            &db,
+            &study,
+            &[
+                format!("budget.max_trials={trials}"),
+                format!("resources.max_concurrent={concurrency}"),
+            ],
+        );
         let seconds = started.elapsed().as_secs_f64();
         let store = SqliteStore::open(&db).expect("the launch store");
         let id = store.study("launch").expect("the study").id;
@@ -269,6 +261,24 @@ fn launch(quick: bool) {
         );
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `hyperion --storage DB run STUDY -q OVERRIDES…` with the `hyperion` built beside this
+/// program; it must succeed.
+fn hyperion_run(db: &std::path::Path, study: &std::path::Path, overrides: &[String]) {
+    let hyperion = std::env::current_exe()
+        .expect("own path")
+        .with_file_name("hyperion");
+    let status = Command::new(hyperion)
+        .arg("--storage")
+        .arg(db)
+        .arg("run")
+        .arg(study)
+        .arg("-q")
+        .args(overrides)
+        .status()
+        .expect("run hyperion (build it with cargo build --release -p hyperion-cli)");
+    assert!(status.success(), "hyperion run {} failed", study.display());
 }
 
 fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {

@@ -2,7 +2,6 @@
 //! trial processes through `hyperion run`, without early stopping and with ASHA.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use hyperion::Store;
@@ -18,9 +17,6 @@ pub fn run(quick: bool) {
     let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench");
     let python = std::env::var("HYPERION_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let dir = crate::scratch_dir();
-    let hyperion = std::env::current_exe()
-        .expect("own path")
-        .with_file_name("hyperion");
     for (strategy, n) in [("none", trials(quick)), ("asha", 2 * trials(quick))] {
         let early = match strategy {
             "asha" => {
@@ -44,17 +40,7 @@ pub fn run(quick: bool) {
         .expect("write the study file");
         let db = dir.join(format!("mlp-{strategy}.db"));
         let started = Instant::now();
-        let status = Command::new(&hyperion)
-            .args([
-                "--storage",
-                &db.to_string_lossy(),
-                "run",
-                &study.to_string_lossy(),
-                "-q",
-            ])
-            .status()
-            .expect("run hyperion (build it with cargo build --release -p hyperion-cli)");
-        assert!(status.success(), "hyperion run failed");
+        crate::hyperion_run(&db, &study, &[]);
         let store = SqliteStore::open(&db).expect("the store");
         let trials = store
             .trials(store.study("mlp").expect("the study").id)
