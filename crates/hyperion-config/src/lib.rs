@@ -365,6 +365,9 @@ fn build(
             }
         }
     };
+    if let SamplerConfig::Tpe(tpe) = &sampler {
+        tpe.validate().map_err(|e| at("tpe", e.to_string()))?;
+    }
     if let SamplerConfig::Grid { points, values } = &sampler {
         hyperion_samplers::GridSampler::new(*points, values.clone())
             .and_then(|g| g.size(&spec.space))

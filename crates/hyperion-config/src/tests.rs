@@ -380,3 +380,14 @@ fn a_missing_working_directory_is_refused_before_anything_runs() {
         "{e}"
     );
 }
+
+#[test]
+fn bad_tpe_settings_name_the_setting() {
+    let e = Dir::new().error(&BASIC.replace("method: sobol", "method: tpe\ntpe: {gamma: 2}"));
+    assert!(e.contains("tpe") && e.contains("gamma is 2"), "{e}");
+    let e = Dir::new().error(&BASIC.replace(
+        "method: sobol",
+        "method: tpe\ntpe: {min_bandwidth_factor: -0.1}",
+    ));
+    assert!(e.contains("min_bandwidth_factor is -0.1"), "{e}");
+}

@@ -128,7 +128,10 @@ impl SamplerConfig {
             }
             SamplerConfig::Random => Box::new(RandomSampler::new(seed)),
             SamplerConfig::Sobol => Box::new(SobolSampler::new(seed)),
-            SamplerConfig::Tpe(config) => Box::new(TpeSampler::new(seed, config.clone())),
+            SamplerConfig::Tpe(config) => {
+                config.validate()?;
+                Box::new(TpeSampler::new(seed, config.clone()))
+            }
         })
     }
 }

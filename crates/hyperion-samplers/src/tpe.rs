@@ -48,13 +48,52 @@ pub struct TpeConfig {
     pub multivariate: bool,
     /// Count running trials as bad ones (default true).
     pub constant_liar: bool,
-    /// Bandwidths at least `range / min(100, 1 + kernels)` (default true).
+    /// Bandwidths at least a shrinking fraction of the range (default true; see
+    /// `min_bandwidth_factor`).
     pub magic_clip: bool,
     /// The outermost kernels' bandwidths also look at the distance to the domain's ends
     /// (default false).
     pub consider_endpoints: bool,
     /// Fraction of trials in "below" (capped at 25 trials, at least 1); default 0.1.
     pub gamma: f64,
+    /// With `magic_clip`, bandwidths are at least `range · max(min_bandwidth_factor,
+    /// (kernels + 1)^-magic_exponent)`: Watanabe (2023)'s Δ and α. Defaults 0.03 and 1.5;
+    /// Optuna's clip is 0.01 and 1. Chosen by `bench/run tpe`'s problems on seeds the
+    /// benchmark does not use (100–259): better on all seven, see ARCHITECTURE.md.
+    pub min_bandwidth_factor: f64,
+    pub magic_exponent: f64,
+}
+
+impl TpeConfig {
+    /// Refuses settings TPE cannot work with, naming the setting.
+    pub fn validate(&self) -> Result<(), SamplerError> {
+        let bad = |m: String| Err(SamplerError::Config(format!("TPE {m}")));
+        if !(self.gamma > 0.0 && self.gamma <= 1.0) {
+            return bad(format!("gamma is {}; it must be in (0, 1]", self.gamma));
+        }
+        if self.candidates == 0 {
+            return bad("candidates must be at least 1".into());
+        }
+        if !(self.prior_weight > 0.0 && self.prior_weight.is_finite()) {
+            return bad(format!(
+                "prior_weight is {}; it must be positive",
+                self.prior_weight
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.min_bandwidth_factor) {
+            return bad(format!(
+                "min_bandwidth_factor is {}; it must be in [0, 1]",
+                self.min_bandwidth_factor
+            ));
+        }
+        if !(self.magic_exponent > 0.0 && self.magic_exponent.is_finite()) {
+            return bad(format!(
+                "magic_exponent is {}; it must be positive",
+                self.magic_exponent
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for TpeConfig {
@@ -68,6 +107,8 @@ impl Default for TpeConfig {
             magic_clip: true,
             consider_endpoints: false,
             gamma: 0.1,
+            min_bandwidth_factor: 0.03,
+            magic_exponent: 1.5,
         }
     }
 }
@@ -211,7 +252,6 @@ impl TpeSampler {
             .map(|p| history.columns[&p.name].as_slice())
             .collect();
         // The entries in which every parameter is active, and their rows, flat.
-        let d = dims.len();
         let complete = |entries: &[usize]| -> Vec<usize> {
             entries
                 .iter()
@@ -219,16 +259,17 @@ impl TpeSampler {
                 .filter(|&i| columns.iter().all(|c| c[i].is_some()))
                 .collect()
         };
-        let rows = |entries: &[usize]| -> Vec<f64> {
-            entries
+        // Per parameter, the entries' values in chronological order.
+        let values = |entries: &[usize]| -> Vec<Vec<f64>> {
+            columns
                 .iter()
-                .flat_map(|&i| columns.iter().map(move |c| c[i].unwrap_or_default()))
+                .map(|c| entries.iter().map(|&i| c[i].unwrap_or_default()).collect())
                 .collect()
         };
         let below_entries = complete(&split.below);
         let above_entries = complete(&split.above);
-        let below = rows(&below_entries);
-        let mut above = rows(&above_entries);
+        let below = values(&below_entries);
+        let mut above = values(&above_entries);
         let mut liars = 0;
         for liar in &split.liars {
             let row: Option<Vec<f64>> = params
@@ -240,7 +281,9 @@ impl TpeSampler {
                 })
                 .collect();
             if let Some(row) = row {
-                above.extend(row);
+                for (column, v) in above.iter_mut().zip(row) {
+                    column.push(v);
+                }
                 liars += 1;
             }
         }
@@ -260,7 +303,7 @@ impl TpeSampler {
                 });
                 let mut order: Vec<u32> = from_history.collect();
                 if liars > 0 {
-                    let value = |k: u32| above[k as usize * d + j];
+                    let value = |k: u32| above[j][k as usize];
                     let mut extra: Vec<u32> = (above_entries.len()..above_entries.len() + liars)
                         .map(|k| k as u32)
                         .collect();
@@ -466,17 +509,18 @@ struct Parzen {
 }
 
 impl Parzen {
-    /// `rows` in chronological order. Chronological weights (Optuna's default_weights): the
-    /// last 25 count fully, older ones ramp up from 1/n; then at most MAX_KERNELS kernels,
-    /// the oldest thinned with their weight scaled up.
-    /// `orders`, when given: per dimension, the rows in increasing order of their value.
+    /// `columns`: per dimension, the observations' values in chronological order.
+    /// Chronological weights (Optuna's default_weights): the last 25 count fully, older ones
+    /// ramp up from 1/n; then at most MAX_KERNELS kernels, the oldest thinned with their
+    /// weight scaled up. `orders`, when given: per dimension, the observations in increasing
+    /// order of their value.
     fn new(
         dims: &[Dim],
-        rows: Vec<f64>,
+        mut columns: Vec<Vec<f64>>,
         orders: Option<Vec<Vec<u32>>>,
         config: &TpeConfig,
     ) -> Self {
-        let n = rows.len() / dims.len().max(1);
+        let n = columns.first().map_or(0, Vec::len);
         let weight = |i: usize| {
             if n < 25 || i + 25 >= n {
                 1.0
@@ -499,8 +543,17 @@ impl Parzen {
             kept = thinned;
         }
         let m = kept.len();
+        let thinned = m < n;
+        if thinned {
+            for column in &mut columns {
+                *column = kept.iter().map(|&(i, _)| column[i]).collect();
+            }
+        }
         // The orders, over the kept kernels.
         let orders: Option<Vec<Vec<u32>>> = orders.map(|orders| {
+            if !thinned {
+                return orders;
+            }
             let mut position = vec![u32::MAX; n];
             for (k, &(i, _)) in kept.iter().enumerate() {
                 position[i] = k as u32;
@@ -524,7 +577,7 @@ impl Parzen {
         let k = m + 1;
         let mut parzen = Parzen {
             dims: Vec::with_capacity(d),
-            consts: weights.iter().map(|w| w.ln()).collect(),
+            consts: vec![0.0; k],
             weights,
             mu: vec![0.0; k * d],
             inv_sigma: vec![0.0; k * d],
@@ -533,8 +586,7 @@ impl Parzen {
         // Per kernel, the product over numeric dimensions of sigma × truncated mass.
         let mut mass = vec![1.0; k];
         let mut numeric = 0;
-        for (j, dim) in dims.iter().enumerate() {
-            let column: Vec<f64> = kept.iter().map(|&(i, _)| rows[i * d + j]).collect();
+        for ((j, dim), column) in dims.iter().enumerate().zip(columns) {
             match *dim {
                 Dim::Numeric { low, high, step } => {
                     parzen.dims.push(*dim);
@@ -547,16 +599,20 @@ impl Parzen {
                     let mut mus = column;
                     mus.push(mid);
                     let min_sigma = if config.magic_clip {
-                        range / (100f64).min(1.0 + k as f64)
+                        let shrink = (1.0 + k as f64).powf(-config.magic_exponent);
+                        range * shrink.max(config.min_bandwidth_factor)
                     } else {
                         1e-12
                     };
                     for (i, (&mu, &sigma)) in mus.iter().zip(&sigmas).enumerate() {
                         let sigma = sigma.clamp(min_sigma, range);
                         let (hi, lo) = ((high - mu) / sigma, (low - mu) / sigma);
-                        // Most kernels lie well inside the bounds: their mass is 1.
+                        // Most kernels lie well inside the bounds (mass 1), or near one of them:
+                        // the far side's tail (below 1e-15) is not computed.
                         if !(hi > 8.0 && lo < -8.0) {
-                            mass[i] *= (normal_cdf(hi) - normal_cdf(lo)).max(1e-300);
+                            let upper = if hi > 8.0 { 1.0 } else { tabulated_cdf(hi) };
+                            let lower = if lo < -8.0 { 0.0 } else { tabulated_cdf(lo) };
+                            mass[i] *= (upper - lower).max(1e-300);
                         }
                         // One ln per kernel at the end, of the product of its sigmas (a
                         // discrete dimension's cell mass needs none); a product drifting
@@ -597,9 +653,10 @@ impl Parzen {
                 }
             }
         }
+        // One ln per kernel: of its weight over its sigmas and masses.
         let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
-        for (c, m) in parzen.consts.iter_mut().zip(&mass) {
-            *c -= m.ln() + numeric as f64 * half_ln_2pi;
+        for ((c, m), w) in parzen.consts.iter_mut().zip(&mass).zip(&parzen.weights) {
+            *c += (w / m).ln() - numeric as f64 * half_ln_2pi;
         }
         parzen
     }
@@ -686,10 +743,11 @@ impl Parzen {
         }
         let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         // Terms 40 nats below the largest add less than 1e-17 of it: skip their exp.
+        // Terms 40 nats below the largest add less than 1e-17 of it: skip them.
         max + terms
             .iter()
             .filter(|&&t| t - max > -40.0)
-            .map(|t| (t - max).exp())
+            .map(|&t| exp_nonpositive(t - max))
             .sum::<f64>()
             .ln()
     }
@@ -744,6 +802,119 @@ fn normal_cdf(z: f64) -> f64 {
     0.5 * erfc(-z / std::f64::consts::SQRT_2)
 }
 
+/// `exp(x)` for `x <= 0`, to about 1e-12 relative: the density's hot path calls it tens of
+/// thousands of times per suggestion, and this form (a power of two times a polynomial on
+/// [0, ln 2)) is plain arithmetic that vectorizes and gives the same bits on every machine.
+fn exp_nonpositive(x: f64) -> f64 {
+    if x < -700.0 {
+        return 0.0;
+    }
+    let y = x * std::f64::consts::LOG2_E;
+    // floor(y) without a libm call: truncation, one down for negative non-integers.
+    let mut n = y as i64;
+    if (n as f64) > y {
+        n -= 1;
+    }
+    let f = (y - n as f64) * std::f64::consts::LN_2;
+    // Taylor series of e^f to degree 12 (Horner): the remainder is below 2e-12 on [0, ln 2).
+    let c = &INVERSE_FACTORIALS;
+    let mut p = c[12];
+    p = p * f + c[11];
+    p = p * f + c[10];
+    p = p * f + c[9];
+    p = p * f + c[8];
+    p = p * f + c[7];
+    p = p * f + c[6];
+    p = p * f + c[5];
+    p = p * f + c[4];
+    p = p * f + c[3];
+    p = p * f + c[2];
+    p = p * f + c[1];
+    p = p * f + c[0];
+    p * f64::from_bits(((n + 1023) as u64) << 52)
+}
+
+/// 1/k! for k = 0, 1, …, 12.
+const INVERSE_FACTORIALS: [f64; 13] = [
+    1.0,
+    1.0,
+    1.0 / 2.0,
+    1.0 / 6.0,
+    1.0 / 24.0,
+    1.0 / 120.0,
+    1.0 / 720.0,
+    1.0 / 5040.0,
+    1.0 / 40_320.0,
+    1.0 / 362_880.0,
+    1.0 / 3_628_800.0,
+    1.0 / 39_916_800.0,
+    1.0 / 479_001_600.0,
+];
+
+#[cfg(test)]
+#[test]
+fn exp_nonpositive_matches_exp() {
+    for i in 0..=70_000 {
+        let x = -(i as f64) / 100.0;
+        let (fast, exact) = (exp_nonpositive(x), x.exp());
+        assert!(
+            (fast - exact).abs() <= 1e-11 * exact,
+            "exp({x}): {fast} vs {exact}"
+        );
+    }
+    assert_eq!(exp_nonpositive(-800.0), 0.0);
+    assert_eq!(exp_nonpositive(0.0), 1.0);
+}
+
+/// Φ(z) on [-8, 8] by cubic Hermite interpolation between points 1/128 apart (error below
+/// 1e-10): kernel masses need thousands per suggestion. 0 and 1 outside.
+fn tabulated_cdf(z: f64) -> f64 {
+    const STEPS: f64 = 128.0;
+    static TABLE: std::sync::OnceLock<Vec<(f64, f64)>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..=16 * STEPS as usize)
+            .map(|i| {
+                let z = i as f64 / STEPS - 8.0;
+                let density = exp_nonpositive(-0.5 * z * z) / (2.0 * std::f64::consts::PI).sqrt();
+                (normal_cdf(z), density / STEPS)
+            })
+            .collect()
+    });
+    if z <= -8.0 {
+        return 0.0;
+    }
+    if z >= 8.0 {
+        return 1.0;
+    }
+    let t = (z + 8.0) * STEPS;
+    let i = (t as usize).min(table.len() - 2);
+    let u = t - i as f64;
+    let ((p0, m0), (p1, m1)) = (table[i], table[i + 1]);
+    let (u2, u3) = (u * u, u * u * u);
+    (2.0 * u3 - 3.0 * u2 + 1.0) * p0
+        + (u3 - 2.0 * u2 + u) * m0
+        + (-2.0 * u3 + 3.0 * u2) * p1
+        + (u3 - u2) * m1
+}
+
+#[cfg(test)]
+#[test]
+fn tabulated_cdf_matches_the_formula() {
+    for i in -9_000..=9_000 {
+        let z = i as f64 / 1000.0 + 0.000_37;
+        let (fast, exact) = (tabulated_cdf(z), normal_cdf(z));
+        let exact = if z <= -8.0 {
+            0.0
+        } else if z >= 8.0 {
+            1.0
+        } else {
+            exact
+        };
+        // The formula itself is good to about 1.2e-7.
+        assert!((fast - exact).abs() < 2e-7, "Φ({z}): {fast} vs {exact}");
+    }
+}
+
 fn erfc(x: f64) -> f64 {
     let z = x.abs();
     // Beyond 27, exp(-z²) underflows (and glibc's slow path runs): the tail is 0.
@@ -759,7 +930,7 @@ fn erfc(x: f64) -> f64 {
                         + t * (0.27886807
                             + t * (-1.13520398
                                 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
-    let r = t * poly.exp();
+    let r = t * exp_nonpositive(poly);
     if x >= 0.0 { r } else { 2.0 - r }
 }
 
