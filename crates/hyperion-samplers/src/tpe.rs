@@ -604,28 +604,40 @@ impl Parzen {
                     } else {
                         1e-12
                     };
-                    for (i, (&mu, &sigma)) in mus.iter().zip(&sigmas).enumerate() {
+                    let (mu_out, inv_out) = (
+                        &mut parzen.mu[j * k..(j + 1) * k],
+                        &mut parzen.inv_sigma[j * k..(j + 1) * k],
+                    );
+                    for ((((&mu, &sigma), m), mu_out), inv_out) in mus
+                        .iter()
+                        .zip(&sigmas)
+                        .zip(mass.iter_mut())
+                        .zip(mu_out)
+                        .zip(inv_out)
+                    {
                         let sigma = sigma.clamp(min_sigma, range);
-                        let (hi, lo) = ((high - mu) / sigma, (low - mu) / sigma);
+                        let inv = 1.0 / sigma;
+                        let (hi, lo) = ((high - mu) * inv, (low - mu) * inv);
+                        // The product of its sigmas (a discrete dimension's cell mass needs
+                        // none) and truncated masses: one ln per kernel at the end.
+                        let mut factor = if step.is_none() { sigma } else { 1.0 };
                         // Most kernels lie well inside the bounds (mass 1), or near one of them:
                         // the far side's tail (below 1e-15) is not computed.
                         if !(hi > 8.0 && lo < -8.0) {
                             let upper = if hi > 8.0 { 1.0 } else { tabulated_cdf(hi) };
                             let lower = if lo < -8.0 { 0.0 } else { tabulated_cdf(lo) };
-                            mass[i] *= (upper - lower).max(1e-300);
+                            factor *= (upper - lower).max(1e-300);
                         }
-                        // One ln per kernel at the end, of the product of its sigmas (a
-                        // discrete dimension's cell mass needs none); a product drifting
-                        // towards underflow is moved into the log now.
-                        if step.is_none() {
-                            mass[i] *= sigma;
+                        *m *= factor;
+                        *mu_out = mu;
+                        *inv_out = inv;
+                    }
+                    // A product drifting towards underflow or overflow moves into the log now.
+                    for (c, m) in parzen.consts.iter_mut().zip(mass.iter_mut()) {
+                        if !(1e-100..=1e100).contains(m) {
+                            *c -= m.ln();
+                            *m = 1.0;
                         }
-                        if !(1e-100..=1e100).contains(&mass[i]) {
-                            parzen.consts[i] -= mass[i].ln();
-                            mass[i] = 1.0;
-                        }
-                        parzen.mu[j * k + i] = mu;
-                        parzen.inv_sigma[j * k + i] = 1.0 / sigma;
                     }
                     numeric += usize::from(step.is_none());
                 }
