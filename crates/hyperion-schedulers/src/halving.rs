@@ -297,6 +297,52 @@ impl Halving {
         }
     }
 
+    /// Whether `point` (lower is better) stops at rung `k`, and its standing there; `None`
+    /// when nothing is recorded at the rung. One objective: its rank among the values there,
+    /// the best `max(1, ⌊n/η⌋)` go on. Several: how many points there dominate it; it goes on
+    /// unless that many do.
+    fn standing(
+        &self,
+        view: &StudyView,
+        rungs: &Rungs,
+        k: usize,
+        point: &[f64],
+    ) -> Option<(bool, String)> {
+        let keep = |n: usize| (n as u64 / self.eta).max(1) as usize;
+        if point.len() > 1 {
+            let points = &rungs.points[k];
+            if points.is_empty() {
+                return None;
+            }
+            let keep = keep(points.len());
+            let dominating = points.iter().filter(|q| dominates(q, point)).count();
+            return Some((
+                dominating >= keep,
+                format!(
+                    "values {} are dominated by {dominating} of {} trials there; those \
+                     dominated by fewer than {keep} go on",
+                    point_text(view, point),
+                    points.len()
+                ),
+            ));
+        }
+        let values = &rungs.values[k];
+        let keep = keep(values.len().max(1)).min(values.len());
+        let threshold = *values.get(keep.checked_sub(1)?)?;
+        let value = point[0];
+        let rank = values.partition_point(|&v| v < value) + 1;
+        let shown = |v: f64| num(lower_is_better(direction(view), v));
+        Some((
+            value > threshold,
+            format!(
+                "value {} ranks {rank} of {}; the best {keep} go on (threshold {})",
+                shown(value),
+                values.len(),
+                shown(threshold)
+            ),
+        ))
+    }
+
     fn decide(&self, view: &StudyView, trial: &Trial, step: u64) -> Option<Verdict> {
         let b = self.bracket(trial.number);
         let rungs = &self.brackets[b];
@@ -311,8 +357,6 @@ impl Halving {
             .filter(|&(_, &r)| r <= step && previous.is_none_or(|p| p < r));
         let objectives = view.spec().objectives.len();
         let point = oriented(view, &trial.intermediate_point(step, objectives)?);
-        let value = point[0];
-        let shown = |v: f64| num(lower_is_better(direction(view), v));
         let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
         let bracket = if self.brackets.len() > 1 {
             format!("bracket {b}, ")
@@ -321,58 +365,17 @@ impl Halving {
         };
         let mut verdict = None;
         for (k, &rung) in crossed {
-            if objectives > 1 {
-                let points = &index[b].points[k];
-                if points.is_empty() {
-                    continue;
-                }
-                let keep = (points.len() as u64 / self.eta).max(1) as usize;
-                let dominating = points.iter().filter(|q| dominates(q, &point)).count();
-                let (action, what) = if dominating >= keep {
-                    (Action::Stop, "stops")
-                } else {
-                    (Action::Continue, "is promoted")
-                };
-                let stops = action == Action::Stop;
-                verdict = Some(Verdict {
-                    policy: self.policy,
-                    action,
-                    rationale: format!(
-                        "{bracket}rung {k} (step {rung}): values {} are dominated by {dominating} of \
-                         {} trials there; those dominated by fewer than {keep} go on, so it {what}",
-                        point_text(view, &point),
-                        points.len()
-                    ),
-                });
-                if stops {
-                    break;
-                }
+            let Some((stops, standing)) = self.standing(view, &index[b], k, &point) else {
                 continue;
-            }
-            let values = &index[b].values[k];
-            if values.is_empty() {
-                continue;
-            }
-            let keep = (values.len() as u64 / self.eta).max(1) as usize;
-            let threshold = values[keep.min(values.len()) - 1];
-            let rank = values.partition_point(|&v| v < value) + 1;
-            let (action, what) = if value > threshold {
-                (Action::Stop, "stops")
-            } else {
-                (Action::Continue, "is promoted")
             };
-            let rationale = format!(
-                "{bracket}rung {k} (step {rung}): value {} ranks {rank} of {}; the best {keep} go on \
-                 (threshold {}), so it {what}",
-                shown(value),
-                values.len(),
-                shown(threshold)
-            );
-            let stops = action == Action::Stop;
+            let (action, what) = match stops {
+                true => (Action::Stop, "stops"),
+                false => (Action::Continue, "is promoted"),
+            };
             verdict = Some(Verdict {
                 policy: self.policy,
                 action,
-                rationale,
+                rationale: format!("{bracket}rung {k} (step {rung}): {standing}, so it {what}"),
             });
             if stops {
                 break;
