@@ -9,7 +9,7 @@ use hyperion_core::{
 };
 use hyperion_schedulers::{
     Action, Asha, AshaConfig, Hyperband, HyperbandConfig, Pbt, PbtConfig, PercentileConfig,
-    PercentileRule, Scheduler, Verdict, hyperband_brackets,
+    PercentileRule, Pipeline, Scheduler, Verdict, hyperband_brackets,
 };
 
 struct History<S> {
@@ -356,4 +356,20 @@ fn the_median_rule_stops_a_trial_the_median_dominates_with_several_objectives() 
     let trade_off = h.start(0.1);
     let v = h.report_point(trade_off, 0, &[2.5, 0.85]).unwrap();
     assert_eq!(v.action, Action::Continue, "{}", v.rationale);
+}
+
+#[test]
+fn a_pipeline_lets_the_first_stop_decide() {
+    let pipeline = Pipeline(vec![
+        Box::new(PercentileRule::new(PercentileConfig::default()).unwrap()),
+        Box::new(Asha::new(AshaConfig::default()).unwrap()),
+    ]);
+    let mut h = History::new(pipeline, Objective::minimize("loss"));
+    let a = h.start(0.1);
+    // The median rule has no completed trial yet: ASHA's "promoted" is the decision.
+    let v = h.report(a, 1, 0.5).unwrap();
+    assert_eq!((v.policy, v.action), ("asha", Action::Continue));
+    let b = h.start(0.1);
+    let v = h.report(b, 1, 0.9).unwrap();
+    assert_eq!((v.policy, v.action), ("asha", Action::Stop));
 }
