@@ -775,29 +775,32 @@ fn neighbor_sigmas(
     high: f64,
     endpoints: bool,
 ) -> Vec<f64> {
-    let order: Vec<u32> = match order {
-        Some(order) => order.to_vec(),
+    let n = mus.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let sorted;
+    let order = match order {
+        Some(order) => order,
         None => {
-            let mut order: Vec<u32> = (0..mus.len() as u32).collect();
+            let mut order: Vec<u32> = (0..n as u32).collect();
             order.sort_unstable_by(|&a, &b| mus[a as usize].total_cmp(&mus[b as usize]));
-            order
+            sorted = order;
+            &sorted[..]
         }
     };
-    let n = mus.len();
-    let mut with_ends = Vec::with_capacity(n + 2);
-    with_ends.push(low);
-    with_ends.extend(order.iter().map(|&i| mus[i as usize]));
-    with_ends.push(high);
-    let mut sorted: Vec<f64> = (1..=n)
-        .map(|r| (with_ends[r] - with_ends[r - 1]).max(with_ends[r + 1] - with_ends[r]))
-        .collect();
-    if !endpoints && n >= 2 {
-        sorted[0] = with_ends[2] - with_ends[1];
-        sorted[n - 1] = with_ends[n] - with_ends[n - 1];
-    }
     let mut sigmas = vec![0.0; n];
-    for (r, &i) in order.iter().enumerate() {
-        sigmas[i as usize] = sorted[r];
+    // One pass in increasing order: each kernel's larger gap to its neighbours.
+    let value = |r: usize| mus[order[r] as usize];
+    let (mut previous, mut current) = (low, value(0));
+    for r in 0..n {
+        let next = if r + 1 < n { value(r + 1) } else { high };
+        sigmas[order[r] as usize] = (current - previous).max(next - current);
+        (previous, current) = (current, next);
+    }
+    if !endpoints && n >= 2 {
+        sigmas[order[0] as usize] = value(1) - value(0);
+        sigmas[order[n - 1] as usize] = value(n - 1) - value(n - 2);
     }
     sigmas
 }
