@@ -505,6 +505,10 @@ struct Parzen {
     /// log-probabilities in `log_p` (categorical).
     mu: Vec<f64>,
     inv_sigma: Vec<f64>,
+    /// The continuous dimensions' means (from the dimension's low end) and `1 / (σ√2)` in
+    /// single precision, dimension-major, when bandwidths are wide enough for it (a clip of at
+    /// least 0.1% of the range): the density's hot loop runs twice as many lanes.
+    single: Option<(Vec<f32>, Vec<f32>)>,
     log_p: Vec<f64>,
 }
 
@@ -581,6 +585,7 @@ impl Parzen {
             weights,
             mu: vec![0.0; k * d],
             inv_sigma: vec![0.0; k * d],
+            single: None,
             log_p: Vec::new(),
         };
         // Per kernel, the product over numeric dimensions of sigma × truncated mass.
@@ -665,6 +670,22 @@ impl Parzen {
                 }
             }
         }
+        if config.magic_clip && config.min_bandwidth_factor >= 1e-3 {
+            let mut mu32 = vec![0f32; k * d];
+            let mut inv32 = vec![0f32; k * d];
+            for (j, dim) in parzen.dims.iter().enumerate() {
+                if let Dim::Numeric {
+                    low, step: None, ..
+                } = *dim
+                {
+                    for i in j * k..(j + 1) * k {
+                        mu32[i] = (parzen.mu[i] - low) as f32;
+                        inv32[i] = (parzen.inv_sigma[i] * std::f64::consts::FRAC_1_SQRT_2) as f32;
+                    }
+                }
+            }
+            parzen.single = Some((mu32, inv32));
+        }
         // One ln per kernel: of its weight over its sigmas and masses.
         let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
         for ((c, m), w) in parzen.consts.iter_mut().zip(&mass).zip(&parzen.weights) {
@@ -724,18 +745,32 @@ impl Parzen {
     fn log_pdf(&self, x: &[f64]) -> f64 {
         let k = self.weights.len();
         let mut terms = self.consts.clone();
+        // The continuous dimensions' squared distances, in single precision when allowed.
+        let mut squares = self.single.as_ref().map(|_| vec![0f32; k]);
         for (j, dim) in self.dims.iter().enumerate() {
             let mu = &self.mu[j * k..(j + 1) * k];
             let inv = &self.inv_sigma[j * k..(j + 1) * k];
             let xj = x[j];
             match *dim {
                 // The hot loop: over kernels, no branch, vectorized.
-                Dim::Numeric { step: None, .. } => {
-                    for ((t, &m), &s) in terms.iter_mut().zip(mu).zip(inv) {
-                        let z = (xj - m) * s;
-                        *t -= 0.5 * z * z;
+                Dim::Numeric {
+                    low, step: None, ..
+                } => match (&self.single, &mut squares) {
+                    (Some((mu32, inv32)), Some(squares)) => {
+                        let xj = (xj - low) as f32;
+                        let (mu, inv) = (&mu32[j * k..(j + 1) * k], &inv32[j * k..(j + 1) * k]);
+                        for ((q, &m), &s) in squares.iter_mut().zip(mu).zip(inv) {
+                            let z = (xj - m) * s;
+                            *q += z * z;
+                        }
                     }
-                }
+                    _ => {
+                        for ((t, &m), &s) in terms.iter_mut().zip(mu).zip(inv) {
+                            let z = (xj - m) * s;
+                            *t -= 0.5 * z * z;
+                        }
+                    }
+                },
                 // A grid point's probability: the mass of its cell.
                 Dim::Numeric {
                     step: Some(step), ..
@@ -751,6 +786,11 @@ impl Parzen {
                         *t += self.log_p[start as usize + xj as usize];
                     }
                 }
+            }
+        }
+        if let Some(squares) = squares {
+            for (t, q) in terms.iter_mut().zip(squares) {
+                *t -= f64::from(q);
             }
         }
         let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
