@@ -588,6 +588,7 @@ impl Parzen {
             single: None,
             log_p: Vec::new(),
         };
+        let table = cdf_table();
         // Per kernel, the product over numeric dimensions of sigma × truncated mass.
         let mut mass = vec![1.0; k];
         let mut numeric = 0;
@@ -609,33 +610,50 @@ impl Parzen {
                     } else {
                         1e-12
                     };
+                    let inv_min_sigma = 1.0 / min_sigma;
                     let (mu_out, inv_out) = (
                         &mut parzen.mu[j * k..(j + 1) * k],
                         &mut parzen.inv_sigma[j * k..(j + 1) * k],
                     );
+                    // The product of its sigmas (a discrete dimension's cell mass needs none)
+                    // and truncated masses: one ln per kernel at the end.
                     for ((((&mu, &sigma), m), mu_out), inv_out) in mus
                         .iter()
                         .zip(&sigmas)
                         .zip(mass.iter_mut())
-                        .zip(mu_out)
-                        .zip(inv_out)
+                        .zip(mu_out.iter_mut())
+                        .zip(inv_out.iter_mut())
                     {
                         let sigma = sigma.clamp(min_sigma, range);
-                        let inv = 1.0 / sigma;
-                        let (hi, lo) = ((high - mu) * inv, (low - mu) * inv);
-                        // The product of its sigmas (a discrete dimension's cell mass needs
-                        // none) and truncated masses: one ln per kernel at the end.
-                        let mut factor = if step.is_none() { sigma } else { 1.0 };
-                        // Most kernels lie well inside the bounds (mass 1), or near one of them:
-                        // the far side's tail (below 1e-15) is not computed.
-                        if !(hi > 8.0 && lo < -8.0) {
-                            let upper = if hi > 8.0 { 1.0 } else { tabulated_cdf(hi) };
-                            let lower = if lo < -8.0 { 0.0 } else { tabulated_cdf(lo) };
-                            factor *= (upper - lower).max(1e-300);
+                        if step.is_none() {
+                            *m *= sigma;
                         }
-                        *m *= factor;
                         *mu_out = mu;
-                        *inv_out = inv;
+                        // Most kernels sit at the clip: one division for all of them.
+                        *inv_out = if sigma == min_sigma {
+                            inv_min_sigma
+                        } else {
+                            1.0 / sigma
+                        };
+                    }
+                    // The mass inside the bounds, for the kernels near one (the others' is 1 to
+                    // 1e-15). In increasing order of the means, when known, so that the branch
+                    // is predictable: near the low end, inside, near the high end.
+                    let mut truncate = |i: usize| {
+                        let (mu, inv) = (mu_out[i], inv_out[i]);
+                        let (hi, lo) = ((high - mu) * inv, (low - mu) * inv);
+                        if !(hi > 8.0 && lo < -8.0) {
+                            let upper = if hi > 8.0 { 1.0 } else { cdf_from(table, hi) };
+                            let lower = if lo < -8.0 { 0.0 } else { cdf_from(table, lo) };
+                            mass[i] *= (upper - lower).max(1e-300);
+                        }
+                    };
+                    match order {
+                        Some(order) if order.len() + 1 == k => {
+                            order.iter().for_each(|&i| truncate(i as usize));
+                            truncate(k - 1); // the prior
+                        }
+                        _ => (0..k).for_each(truncate),
                     }
                     // A product drifting towards underflow or overflow moves into the log now.
                     for (c, m) in parzen.consts.iter_mut().zip(mass.iter_mut()) {
@@ -923,25 +941,37 @@ fn exp_nonpositive_matches_exp() {
 
 /// Φ(z) on [-8, 8] by cubic Hermite interpolation between points 1/128 apart (error below
 /// 1e-10): kernel masses need thousands per suggestion. 0 and 1 outside.
+#[cfg(test)]
 fn tabulated_cdf(z: f64) -> f64 {
-    const STEPS: f64 = 128.0;
-    static TABLE: std::sync::OnceLock<Vec<(f64, f64)>> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        (0..=16 * STEPS as usize)
-            .map(|i| {
-                let z = i as f64 / STEPS - 8.0;
-                let density = exp_nonpositive(-0.5 * z * z) / (2.0 * std::f64::consts::PI).sqrt();
-                (normal_cdf(z), density / STEPS)
-            })
-            .collect()
-    });
     if z <= -8.0 {
         return 0.0;
     }
     if z >= 8.0 {
         return 1.0;
     }
-    let t = (z + 8.0) * STEPS;
+    cdf_from(cdf_table(), z)
+}
+
+const CDF_STEPS: f64 = 128.0;
+
+/// Φ, and its derivative times the step, at -8, -8 + 1/128, …, 8.
+fn cdf_table() -> &'static [(f64, f64)] {
+    static TABLE: std::sync::OnceLock<Vec<(f64, f64)>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=16 * CDF_STEPS as usize)
+            .map(|i| {
+                let z = i as f64 / CDF_STEPS - 8.0;
+                let density = exp_nonpositive(-0.5 * z * z) / (2.0 * std::f64::consts::PI).sqrt();
+                (normal_cdf(z), density / CDF_STEPS)
+            })
+            .collect()
+    })
+}
+
+/// Φ(z) for z in (-8, 8), from the table.
+#[inline]
+fn cdf_from(table: &[(f64, f64)], z: f64) -> f64 {
+    let t = (z + 8.0) * CDF_STEPS;
     let i = (t as usize).min(table.len() - 2);
     let u = t - i as f64;
     let ((p0, m0), (p1, m1)) = (table[i], table[i + 1]);
