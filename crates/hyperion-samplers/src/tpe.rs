@@ -696,9 +696,12 @@ impl Parzen {
                     low, step: None, ..
                 } = *dim
                 {
-                    for i in j * k..(j + 1) * k {
-                        mu32[i] = (parzen.mu[i] - low) as f32;
-                        inv32[i] = (parzen.inv_sigma[i] * std::f64::consts::FRAC_1_SQRT_2) as f32;
+                    let span = j * k..(j + 1) * k;
+                    for (out, &mu) in mu32[span.clone()].iter_mut().zip(&parzen.mu[span.clone()]) {
+                        *out = (mu - low) as f32;
+                    }
+                    for (out, &inv) in inv32[span.clone()].iter_mut().zip(&parzen.inv_sigma[span]) {
+                        *out = (inv * std::f64::consts::FRAC_1_SQRT_2) as f32;
                     }
                 }
             }
