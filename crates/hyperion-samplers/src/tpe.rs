@@ -331,9 +331,10 @@ impl TpeSampler {
         let lower = Parzen::new(&dims, below, None, &self.config);
         let upper = Parzen::new(&dims, above, Some(orders), &self.config);
         let mut best: Option<(f64, Vec<f64>)> = None;
+        let mut scratch = Scratch::default();
         for _ in 0..self.config.candidates.max(1) {
             let x = lower.sample(rng);
-            let score = lower.log_pdf(&x) - upper.log_pdf(&x);
+            let score = lower.log_pdf(&x, &mut scratch) - upper.log_pdf(&x, &mut scratch);
             if best.as_ref().is_none_or(|(s, _)| score > *s) {
                 best = Some((score, x));
             }
@@ -490,6 +491,13 @@ impl Dim {
             (Dim::Categorical { .. }, other) => from_unit(other, 0.0),
         }
     }
+}
+
+/// Buffers for [`Parzen::log_pdf`], reused across candidates.
+#[derive(Default)]
+struct Scratch {
+    terms: Vec<f64>,
+    squares: Vec<f32>,
 }
 
 /// A weighted mixture of product kernels over a group's dimensions, one per observation plus
@@ -763,11 +771,18 @@ impl Parzen {
             .collect()
     }
 
-    fn log_pdf(&self, x: &[f64]) -> f64 {
+    /// The log density at `x`; `scratch` holds buffers reused from call to call.
+    fn log_pdf(&self, x: &[f64], scratch: &mut Scratch) -> f64 {
         let k = self.weights.len();
-        let mut terms = self.consts.clone();
+        let terms = &mut scratch.terms;
+        terms.clear();
+        terms.extend_from_slice(&self.consts);
         // The continuous dimensions' squared distances, in single precision when allowed.
-        let mut squares = self.single.as_ref().map(|_| vec![0f32; k]);
+        let mut squares = self.single.as_ref().map(|_| {
+            scratch.squares.clear();
+            scratch.squares.resize(k, 0.0);
+            &mut scratch.squares
+        });
         for (j, dim) in self.dims.iter().enumerate() {
             let mu = &self.mu[j * k..(j + 1) * k];
             let inv = &self.inv_sigma[j * k..(j + 1) * k];
@@ -810,7 +825,7 @@ impl Parzen {
             }
         }
         if let Some(squares) = squares {
-            for (t, q) in terms.iter_mut().zip(squares) {
+            for (t, &q) in terms.iter_mut().zip(squares.iter()) {
                 *t -= f64::from(q);
             }
         }
