@@ -251,8 +251,15 @@ impl TpeSampler {
             .iter()
             .map(|p| history.columns[&p.name].as_slice())
             .collect();
-        // The entries in which every parameter is active, and their rows, flat.
+        // The entries in which every parameter is active: all of them when no column has a
+        // gap (each column's sorted values count its present ones).
+        let gapless = params
+            .iter()
+            .all(|p| history.sorted[&p.name].len() == history.columns[&p.name].len());
         let complete = |entries: &[usize]| -> Vec<usize> {
+            if gapless {
+                return entries.to_vec();
+            }
             entries
                 .iter()
                 .copied()
