@@ -652,14 +652,14 @@ impl Parzen {
                         };
                     }
                     // The mass inside the bounds, for the kernels near one (the others' is 1 to
-                    // 1e-15). In increasing order of the means, when known, so that the branch
+                    // 1e-9). In increasing order of the means, when known, so that the branch
                     // is predictable: near the low end, inside, near the high end.
                     let mut truncate = |i: usize| {
                         let (mu, inv) = (mu_out[i], inv_out[i]);
                         let (hi, lo) = ((high - mu) * inv, (low - mu) * inv);
-                        if !(hi > 8.0 && lo < -8.0) {
-                            let upper = if hi > 8.0 { 1.0 } else { cdf_from(table, hi) };
-                            let lower = if lo < -8.0 { 0.0 } else { cdf_from(table, lo) };
+                        if !(hi > 6.0 && lo < -6.0) {
+                            let upper = if hi > 6.0 { 1.0 } else { cdf_from(table, hi) };
+                            let lower = if lo < -6.0 { 0.0 } else { cdf_from(table, lo) };
                             mass[i] *= (upper - lower).max(1e-300);
                         }
                     };
