@@ -31,9 +31,8 @@ pub struct AshaConfig {
     /// `eta`: rungs are this factor apart, and one trial in this many goes on (default 3).
     #[serde(default = "three")]
     pub reduction_factor: u64,
-    /// Brackets, each starting one rung later than the previous (default 1; trials are dealt
-    /// to brackets in turn).
-    #[serde(default = "one")]
+    /// Brackets, each starting one rung later than the previous (default 1; trials are spread
+    /// evenly over them by their number).
     pub brackets: u64,
 }
 
