@@ -249,6 +249,17 @@ fn early_stopping_sections_build_their_scheduler() {
             reduction_factor: 3,
         })
     );
+    let study = with("{type: asha, max_resource: 27}").unwrap();
+    assert_eq!(
+        study.early_stopping,
+        SchedulerConfig::Asha(AshaConfig {
+            min_resource: 1,
+            max_resource: Some(27),
+            reduction_factor: 3,
+            brackets: 1,
+        }),
+        "every ASHA setting but the maximum has a default"
+    );
     let study = with("{type: median, n_warmup_steps: 5}").unwrap();
     let SchedulerConfig::Median(median) = &study.early_stopping else {
         panic!("{:?}", study.early_stopping)

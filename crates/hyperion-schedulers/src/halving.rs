@@ -33,6 +33,7 @@ pub struct AshaConfig {
     pub reduction_factor: u64,
     /// Brackets, each starting one rung later than the previous (default 1; trials are spread
     /// evenly over them by their number).
+    #[serde(default = "one")]
     pub brackets: u64,
 }
 
