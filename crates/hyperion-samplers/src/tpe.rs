@@ -524,6 +524,9 @@ struct Parzen {
     /// single precision, dimension-major, when bandwidths are wide enough for it (a clip of at
     /// least 0.1% of the range): the density's hot loop runs twice as many lanes.
     single: Option<(Vec<f32>, Vec<f32>)>,
+    /// With `single` and continuous dimensions only: `-consts` in single precision, so that
+    /// the whole density runs there (see [`Parzen::log_pdf_single`]).
+    costs32: Option<Vec<f32>>,
     log_p: Vec<f64>,
 }
 
@@ -601,6 +604,7 @@ impl Parzen {
             mu: vec![0.0; k * d],
             inv_sigma: vec![0.0; k * d],
             single: None,
+            costs32: None,
             log_p: Vec::new(),
         };
         let table = cdf_table();
@@ -727,7 +731,41 @@ impl Parzen {
         for ((c, m), w) in parzen.consts.iter_mut().zip(&mass).zip(&parzen.weights) {
             *c += (w / m).ln() - numeric as f64 * half_ln_2pi;
         }
+        let continuous = |dim: &Dim| matches!(dim, Dim::Numeric { step: None, .. });
+        if parzen.single.is_some() && parzen.dims.iter().all(continuous) {
+            parzen.costs32 = Some(parzen.consts.iter().map(|&c| -c as f32).collect());
+        }
         parzen
+    }
+
+    /// `log_pdf` in single precision, for continuous dimensions only: each kernel's cost is
+    /// `-const + Σ z²/2`, the density `Σ exp(-cost)`; only the kernels within 40 nats of the
+    /// cheapest leave single precision.
+    fn log_pdf_single(&self, x: &[f64], costs: &[f32], acc: &mut Vec<f32>) -> f64 {
+        let Some((mu32, inv32)) = &self.single else {
+            unreachable!("costs32 comes with single")
+        };
+        let k = costs.len();
+        acc.clear();
+        acc.extend_from_slice(costs);
+        for (j, dim) in self.dims.iter().enumerate() {
+            let Dim::Numeric { low, .. } = *dim else {
+                unreachable!("continuous dimensions only")
+            };
+            let xj = (x[j] - low) as f32;
+            let (mu, inv) = (&mu32[j * k..(j + 1) * k], &inv32[j * k..(j + 1) * k]);
+            for ((a, &m), &s) in acc.iter_mut().zip(mu).zip(inv) {
+                let z = (xj - m) * s;
+                *a += z * z;
+            }
+        }
+        let least = acc.iter().copied().fold(f32::INFINITY, f32::min);
+        let sum: f64 = acc
+            .iter()
+            .filter(|&&a| a - least < 40.0)
+            .map(|&a| exp_nonpositive(f64::from(least) - f64::from(a)))
+            .sum();
+        -f64::from(least) + sum.ln()
     }
 
     fn sample(&self, rng: &mut Xoshiro256PlusPlus) -> Vec<f64> {
@@ -780,6 +818,9 @@ impl Parzen {
 
     /// The log density at `x`; `scratch` holds buffers reused from call to call.
     fn log_pdf(&self, x: &[f64], scratch: &mut Scratch) -> f64 {
+        if let Some(costs) = &self.costs32 {
+            return self.log_pdf_single(x, costs, &mut scratch.squares);
+        }
         let k = self.weights.len();
         let terms = &mut scratch.terms;
         terms.clear();
@@ -838,7 +879,6 @@ impl Parzen {
         }
         let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         // Terms 40 nats below the largest add less than 1e-17 of it: skip their exp.
-        // Terms 40 nats below the largest add less than 1e-17 of it: skip them.
         max + terms
             .iter()
             .filter(|&&t| t - max > -40.0)
