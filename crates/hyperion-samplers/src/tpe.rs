@@ -608,6 +608,8 @@ impl Parzen {
             log_p: Vec::new(),
         };
         let table = cdf_table();
+        // The single-precision copy (see `single`), filled dimension by dimension.
+        let mut single = (vec![0f32; k * d], vec![0f32; k * d]);
         // Per kernel, the product over numeric dimensions of sigma × truncated mass.
         let mut mass = vec![1.0; k];
         let mut numeric = 0;
@@ -654,6 +656,18 @@ impl Parzen {
                         } else {
                             1.0 / sigma
                         };
+                    }
+                    if step.is_none() {
+                        let (mu32, inv32) = (
+                            &mut single.0[j * k..(j + 1) * k],
+                            &mut single.1[j * k..(j + 1) * k],
+                        );
+                        for (out, &mu) in mu32.iter_mut().zip(mu_out.iter()) {
+                            *out = (mu - low) as f32;
+                        }
+                        for (out, &inv) in inv32.iter_mut().zip(inv_out.iter()) {
+                            *out = (inv * std::f64::consts::FRAC_1_SQRT_2) as f32;
+                        }
                     }
                     // The mass inside the bounds, for the kernels near one (the others' is 1 to
                     // 1e-9). In increasing order of the means, when known, so that the branch
@@ -708,23 +722,7 @@ impl Parzen {
             }
         }
         if config.magic_clip && config.min_bandwidth_factor >= 1e-3 {
-            let mut mu32 = vec![0f32; k * d];
-            let mut inv32 = vec![0f32; k * d];
-            for (j, dim) in parzen.dims.iter().enumerate() {
-                if let Dim::Numeric {
-                    low, step: None, ..
-                } = *dim
-                {
-                    let span = j * k..(j + 1) * k;
-                    for (out, &mu) in mu32[span.clone()].iter_mut().zip(&parzen.mu[span.clone()]) {
-                        *out = (mu - low) as f32;
-                    }
-                    for (out, &inv) in inv32[span.clone()].iter_mut().zip(&parzen.inv_sigma[span]) {
-                        *out = (inv * std::f64::consts::FRAC_1_SQRT_2) as f32;
-                    }
-                }
-            }
-            parzen.single = Some((mu32, inv32));
+            parzen.single = Some(single);
         }
         // One ln per kernel: of its weight over its sigmas and masses.
         let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
