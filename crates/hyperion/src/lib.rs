@@ -5,8 +5,9 @@
 //! library's front door; it re-exports the crates that do the work:
 //!
 //! - [`core`]: search spaces, trials, studies, changes and events (pure data);
-//! - [`samplers`]: grid, random, Sobol — what to try next;
-//! - [`store`]: the store contract, the in-memory backend, the conformance suite;
+//! - [`samplers`]: grid, random, Sobol, TPE — what to try next;
+//! - [`schedulers`]: median, ASHA, Hyperband, PBT — when a running trial stops early;
+//! - [`store`]: the store contract, the in-memory and SQLite backends, the conformance suite;
 //! - [`runtime`]: [`Study`] with ask/tell and `optimize`, budgets, the event bus.
 //!
 //! # Tune a closure on 4 threads
@@ -35,6 +36,36 @@
 //! let best = summary.best.expect("200 trials completed");
 //! assert_eq!(study.trials()?.len(), 200);
 //! assert!(best.value().unwrap() < 5.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Stop hopeless trials early
+//!
+//! Report an intermediate value at each step; the study's scheduler decides, and
+//! `check_pruned()?` ends a stopped trial as pruned (every decision is in the decision log):
+//!
+//! ```
+//! use hyperion::schedulers::AshaConfig;
+//! use hyperion::{Budget, FloatDistribution, OptimizeConfig, SchedulerConfig, SearchSpace, Study, TrialState};
+//!
+//! let space = SearchSpace::builder().param("lr", FloatDistribution::new(1e-4, 1.0).log()).build()?;
+//! let study = Study::builder("curves")
+//!     .minimize("loss")
+//!     .space(space)
+//!     .early_stopping(SchedulerConfig::Asha(AshaConfig { max_resource: Some(27), ..Default::default() }))
+//!     .open()?;
+//! study.optimize(&OptimizeConfig::new(Budget::trials(30)), |trial| {
+//!     let lr = trial.params()["lr"].as_f64().unwrap_or_default();
+//!     let mut loss = f64::NAN;
+//!     for epoch in 1..=27 {
+//!         loss = (lr.log10() + 2.0).powi(2) + 1.0 / epoch as f64; // stands in for training
+//!         trial.report(epoch, loss)?;
+//!         trial.check_pruned()?;
+//!     }
+//!     Ok(loss)
+//! })?;
+//! let pruned = study.trials()?.iter().filter(|t| matches!(t.state, TrialState::Pruned { .. })).count();
+//! assert!(pruned > 10, "most trials stop at a rung");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
