@@ -463,15 +463,11 @@ fn fronts_peeled_by_sweep_match_brute_force() {
             assert_eq!(chosen.len(), k);
             let worst = chosen.iter().map(|&i| front_of[i]).max().unwrap();
             // Every trial of a better front is in, none of a worse one.
-            for i in 0..losses.len() {
-                if front_of[i] < worst {
-                    assert!(
-                        chosen.contains(&i),
-                        "k {k}: trial {i} of front {}",
-                        front_of[i]
-                    );
+            for (i, &front) in front_of.iter().enumerate() {
+                if front < worst {
+                    assert!(chosen.contains(&i), "k {k}: trial {i} of front {front}");
                 }
-                if front_of[i] > worst {
+                if front > worst {
                     assert!(!chosen.contains(&i));
                 }
             }
