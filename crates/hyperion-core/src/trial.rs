@@ -38,7 +38,7 @@ pub enum TrialState {
     Pending,
     Running,
     Completed,
-    /// Stopped early by a pruner (or by the objective) at `step`.
+    /// Stopped early by a scheduler (or by the objective) at `step`.
     Pruned {
         step: Option<u64>,
         reason: String,
