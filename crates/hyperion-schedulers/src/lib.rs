@@ -31,7 +31,7 @@ use std::fmt::Debug;
 use hyperion_core::{Change, Decision, Direction, Params, StudyView, Trial};
 use serde::{Deserialize, Serialize};
 
-pub use halving::{Asha, AshaConfig, Hyperband, HyperbandConfig, hyperband_brackets};
+pub use halving::{Asha, AshaConfig, Bracket, Hyperband, HyperbandConfig, hyperband_brackets};
 pub use median::{PercentileConfig, PercentileRule};
 pub use pbt::{Pbt, PbtConfig};
 
