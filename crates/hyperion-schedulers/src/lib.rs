@@ -2,7 +2,7 @@
 //! (population-based training) end it in favour of a child that continues a better trial.
 //!
 //! A scheduler reads the study's state the way a sampler does, from the
-//! [`StudyView`](hyperion_core::StudyView) the runtime keeps up to date, and never touches the
+//! [`StudyView`] the runtime keeps up to date, and never touches the
 //! store. What it needs beyond the view (the values at each rung, the completed trials' values at
 //! each step) it folds from the study's change log as the runtime applies it
 //! ([`Scheduler::observe`]): an index that a restarted process rebuilds by replaying the log, so
