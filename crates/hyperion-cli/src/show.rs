@@ -89,20 +89,26 @@ pub fn trials(store: &Arc<dyn Store>, study: &str, format: TableFormat) -> Resul
         TableFormat::Json => serde_json::to_string_pretty(&trials)? + "\n",
         TableFormat::Csv => csv(&record.spec, &trials),
         TableFormat::Table => {
-            let mut rows = vec![vec![
+            // PBT children: the trial each continues from.
+            let lineage = trials.iter().any(|t| t.parent.is_some());
+            let mut header = vec![
                 "#".to_owned(),
                 "state".into(),
                 "value".into(),
                 "duration".into(),
                 "params".into(),
-            ]];
+            ];
+            if lineage {
+                header.insert(1, "from".into());
+            }
+            let mut rows = vec![header];
             for t in &trials {
                 let params: Vec<String> = t
                     .params
                     .iter()
                     .map(|(k, v)| format!("{k}={}", short(&v.to_string())))
                     .collect();
-                rows.push(vec![
+                let mut row = vec![
                     t.number.to_string(),
                     state_text(&t.state),
                     t.values
@@ -118,7 +124,11 @@ pub fn trials(store: &Arc<dyn Store>, study: &str, format: TableFormat) -> Resul
                         .map(|d| format!("{:.1}s", d.as_secs_f64()))
                         .unwrap_or_default(),
                     params.join(" "),
-                ]);
+                ];
+                if lineage {
+                    row.insert(1, t.parent.map(|p| p.to_string()).unwrap_or_default());
+                }
+                rows.push(row);
             }
             table(&rows)
         }

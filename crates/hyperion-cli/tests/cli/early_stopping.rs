@@ -212,6 +212,8 @@ fn pbt_children_resume_from_their_parents_checkpoint() {
         })
         .collect();
     assert_eq!(exploited.len(), children.len());
+    let table = String::from_utf8_lossy(&s.hyperion(&["trials", "p"]).stdout).into_owned();
+    assert!(table.lines().next().unwrap().contains("from"), "{table}");
     let log = decisions(&s, "p");
     assert!(
         log.iter()
