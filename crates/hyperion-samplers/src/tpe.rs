@@ -135,6 +135,9 @@ struct History {
     /// Per parameter name, its values with their entries, in increasing order (kept sorted
     /// as entries arrive, so no suggestion sorts the history).
     sorted: HashMap<String, Vec<(f64, u32)>>,
+    /// Per parameter name: a bandwidth, and per entry the truncated mass of a kernel at the
+    /// entry's value with that bandwidth (see [`History::clip_masses`]).
+    clip: HashMap<String, (f64, Vec<f64>)>,
 }
 
 impl History {
@@ -153,6 +156,29 @@ impl History {
                 .map(|(v, d)| if *d == Direction::Minimize { *v } else { -*v });
             self.losses.push(losses.collect());
             self.params.push(t.params.clone());
+        }
+    }
+
+    /// Keeps, per entry of `param`'s column, the truncated mass of a kernel at its value with
+    /// bandwidth `sigma`: computed once as entries arrive (again only if the clip's bandwidth
+    /// changes, which it stops doing after a few trials), so that estimators take most masses
+    /// from here rather than from the normal CDF.
+    fn clip_masses(&mut self, param: &Param, dim: &Dim, sigma: f64) {
+        let Dim::Numeric { low, high, .. } = *dim else {
+            return;
+        };
+        let History { columns, clip, .. } = self;
+        let column = &columns[&param.name];
+        let (kept_sigma, masses) = clip
+            .entry(param.name.clone())
+            .or_insert((sigma, Vec::new()));
+        if kept_sigma.to_bits() != sigma.to_bits() {
+            *kept_sigma = sigma;
+            masses.clear();
+        }
+        let (table, inv) = (cdf_table(), 1.0 / sigma);
+        for value in &column[masses.len()..] {
+            masses.push(value.map_or(f64::NAN, |mu| truncated_mass(table, mu, inv, low, high)));
         }
     }
 
@@ -246,16 +272,46 @@ impl TpeSampler {
         for (p, dim) in params.iter().zip(&dims) {
             history.column(p, dim);
         }
-        let history = &*history;
-        let columns: Vec<&[Option<f64>]> = params
-            .iter()
-            .map(|p| history.columns[&p.name].as_slice())
-            .collect();
         // The entries in which every parameter is active: all of them when no column has a
         // gap (each column's sorted values count its present ones).
         let gapless = params
             .iter()
             .all(|p| history.sorted[&p.name].len() == history.columns[&p.name].len());
+        let liar_rows: Vec<Vec<f64>> = split
+            .liars
+            .iter()
+            .filter_map(|liar| {
+                params
+                    .iter()
+                    .zip(&dims)
+                    .map(|(p, d)| {
+                        liar.get(&p.name)
+                            .and_then(|v| d.observe(&p.distribution, v))
+                    })
+                    .collect()
+            })
+            .collect();
+        // Without gaps, "above" has every entry it names: its clip is known in advance, and
+        // the masses at it come from the history.
+        let clip_sigmas: Option<Vec<f64>> = gapless.then(|| {
+            let kernels = (split.above.len() + liar_rows.len()).min(MAX_KERNELS) + 1;
+            dims.iter()
+                .map(|dim| match *dim {
+                    Dim::Numeric { low, high, .. } => clip_sigma(high - low, kernels, &self.config),
+                    Dim::Categorical { .. } => f64::NAN,
+                })
+                .collect()
+        });
+        if let Some(sigmas) = &clip_sigmas {
+            for ((p, dim), &sigma) in params.iter().zip(&dims).zip(sigmas) {
+                history.clip_masses(p, dim, sigma);
+            }
+        }
+        let history = &*history;
+        let columns: Vec<&[Option<f64>]> = params
+            .iter()
+            .map(|p| history.columns[&p.name].as_slice())
+            .collect();
         let complete = |entries: &[usize]| -> Vec<usize> {
             if gapless {
                 return entries.to_vec();
@@ -277,21 +333,11 @@ impl TpeSampler {
         let above_entries = complete(&split.above);
         let below = values(&below_entries);
         let mut above = values(&above_entries);
-        let mut liars = 0;
-        for liar in &split.liars {
-            let row: Option<Vec<f64>> = params
-                .iter()
-                .zip(&dims)
-                .map(|(p, d)| {
-                    liar.get(&p.name)
-                        .and_then(|v| d.observe(&p.distribution, v))
-                })
-                .collect();
-            if let Some(row) = row {
-                for (column, v) in above.iter_mut().zip(row) {
-                    column.push(v);
-                }
-                liars += 1;
+        // The running trials (constant liar) count as bad points.
+        let liars = liar_rows.len();
+        for row in liar_rows {
+            for (column, v) in above.iter_mut().zip(row) {
+                column.push(v);
             }
         }
         // "Above" in increasing order per dimension, read off the history's sorted columns,
@@ -335,8 +381,22 @@ impl TpeSampler {
                 order
             })
             .collect();
-        let lower = Parzen::new(&dims, below, None, &self.config);
-        let upper = Parzen::new(&dims, above, Some(orders), &self.config);
+        let clip = clip_sigmas.map(|sigmas| {
+            let masses = params
+                .iter()
+                .map(|p| match history.clip.get(&p.name) {
+                    Some((_, masses)) => above_entries
+                        .iter()
+                        .map(|&e| masses[e])
+                        .chain(std::iter::repeat_n(f64::NAN, liars))
+                        .collect(),
+                    None => Vec::new(),
+                })
+                .collect();
+            (sigmas, masses)
+        });
+        let lower = Parzen::new(&dims, below, None, None, &self.config);
+        let upper = Parzen::new(&dims, above, Some(orders), clip, &self.config);
         let mut best: Option<(f64, Vec<f64>)> = None;
         let mut scratch = Scratch::default();
         for _ in 0..self.config.candidates.max(1) {
@@ -601,10 +661,13 @@ impl Parzen {
     /// ramp up from 1/n; then at most MAX_KERNELS kernels, the oldest thinned with their
     /// weight scaled up. `orders`, when given: per dimension, the observations in increasing
     /// order of their value.
+    /// `clip`, when given: per dimension, the bandwidth of the clip it was computed for, and
+    /// per observation the truncated mass of a kernel at that bandwidth (NaN where unknown).
     fn new(
         dims: &[Dim],
         mut columns: Vec<Vec<f64>>,
         orders: Option<Vec<Vec<u32>>>,
+        mut clip: Option<(Vec<f64>, Vec<Vec<f64>>)>,
         config: &TpeConfig,
     ) -> Self {
         let n = columns.first().map_or(0, Vec::len);
@@ -632,7 +695,8 @@ impl Parzen {
         let m = kept.len();
         let thinned = m < n;
         if thinned {
-            for column in &mut columns {
+            let cached = clip.iter_mut().flat_map(|(_, c)| c.iter_mut());
+            for column in columns.iter_mut().chain(cached) {
                 *column = kept.iter().map(|&(i, _)| column[i]).collect();
             }
         }
@@ -690,12 +754,7 @@ impl Parzen {
                     sigmas.push(range);
                     let mut mus = column;
                     mus.push(mid);
-                    let min_sigma = if config.magic_clip {
-                        let shrink = (1.0 + k as f64).powf(-config.magic_exponent);
-                        range * shrink.max(config.min_bandwidth_factor)
-                    } else {
-                        1e-12
-                    };
+                    let min_sigma = clip_sigma(range, k, config);
                     let inv_min_sigma = 1.0 / min_sigma;
                     let (mu_out, inv_out) = (
                         &mut parzen.mu[j * k..(j + 1) * k],
@@ -737,17 +796,23 @@ impl Parzen {
                     // The mass inside the bounds, for the kernels near one (the others' is 1 to
                     // 1e-9). In increasing order of the means, when known, so that the branch
                     // is predictable: near the low end, inside, near the high end.
-                    let mut truncate = |i: usize| {
-                        let (mu, inv) = (mu_out[i], inv_out[i]);
-                        let (hi, lo) = ((high - mu) * inv, (low - mu) * inv);
-                        if !(hi > 6.0 && lo < -6.0) {
-                            let upper = if hi > 6.0 { 1.0 } else { cdf_from(table, hi) };
-                            let lower = if lo < -6.0 { 0.0 } else { cdf_from(table, lo) };
-                            mass[i] *= (upper - lower).max(1e-300);
+                    // At the clip, an observation's mass was computed when it arrived (see
+                    // `History::clip_masses`).
+                    let cached = match &clip {
+                        Some((sigmas, masses)) if sigmas[j].to_bits() == min_sigma.to_bits() => {
+                            masses[j].as_slice()
                         }
+                        _ => &[],
+                    };
+                    let mut truncate = |i: usize| {
+                        let known = cached.get(i).filter(|c| !c.is_nan());
+                        mass[i] *= match known {
+                            Some(&c) if inv_out[i] == inv_min_sigma => c,
+                            _ => truncated_mass(table, mu_out[i], inv_out[i], low, high),
+                        };
                     };
                     match order {
-                        Some(order) if order.len() + 1 == k => {
+                        Some(order) if order.len() + 1 == k && cached.is_empty() => {
                             order.iter().for_each(|&i| truncate(i as usize));
                             truncate(k - 1); // the prior
                         }
@@ -949,6 +1014,28 @@ impl Parzen {
             .sum::<f64>()
             .ln()
     }
+}
+
+/// The smallest bandwidth of an estimator of `kernels` kernels on a dimension of `range`.
+fn clip_sigma(range: f64, kernels: usize, config: &TpeConfig) -> f64 {
+    if config.magic_clip {
+        let shrink = (1.0 + kernels as f64).powf(-config.magic_exponent);
+        range * shrink.max(config.min_bandwidth_factor)
+    } else {
+        1e-12
+    }
+}
+
+/// The mass of a kernel at `mu` with `1 / sigma` = `inv` inside [low, high]; 1 for a kernel
+/// more than 6 sigmas from both ends (its tails outside are below 1e-9).
+fn truncated_mass(table: &[(f64, f64)], mu: f64, inv: f64, low: f64, high: f64) -> f64 {
+    let (hi, lo) = ((high - mu) * inv, (low - mu) * inv);
+    if hi > 6.0 && lo < -6.0 {
+        return 1.0;
+    }
+    let upper = if hi > 6.0 { 1.0 } else { cdf_from(table, hi) };
+    let lower = if lo < -6.0 { 0.0 } else { cdf_from(table, lo) };
+    (upper - lower).max(1e-300)
 }
 
 /// Bandwidths, per dimension: each kernel as wide as its larger gap to a neighbouring
