@@ -90,6 +90,11 @@ impl StudySpec {
     }
 }
 
+/// [`dominates`] for values already oriented so that every objective is minimized.
+pub fn dominates_minimizing(a: &[f64], b: &[f64]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
+}
+
 /// Whether `a` Pareto-dominates `b`: no worse in every objective, strictly better in one.
 pub fn dominates(objectives: &[Objective], a: &[f64], b: &[f64]) -> bool {
     let mut strictly = false;

@@ -441,9 +441,7 @@ fn rank(losses: &[Vec<f64>], k: usize) -> Vec<usize> {
     // lexicographic order a trial's dominators all come before it, and whoever dominates it is
     // itself in the front or dominated by a member: checking the front found so far suffices,
     // O(n · front) per front rather than O(n²).
-    let dominates = |a: &[f64], b: &[f64]| {
-        a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
-    };
+    let dominates = hyperion_core::dominates_minimizing;
     let lexicographic = |a: &usize, b: &usize| {
         let by_value = losses[*a]
             .iter()
@@ -492,9 +490,7 @@ fn rank(losses: &[Vec<f64>], k: usize) -> Vec<usize> {
 #[test]
 fn fronts_peeled_by_sweep_match_brute_force() {
     use rand::SeedableRng;
-    let dominates = |a: &[f64], b: &[f64]| {
-        a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
-    };
+    let dominates = hyperion_core::dominates_minimizing;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
     for objectives in [2, 3] {
         // Coarse values, so that ties and duplicates occur.
@@ -645,14 +641,21 @@ struct Parzen {
     /// log-probabilities in `log_p` (categorical).
     mu: Vec<f64>,
     inv_sigma: Vec<f64>,
-    /// The continuous dimensions' means (from the dimension's low end) and `1 / (σ√2)` in
-    /// single precision, dimension-major, when bandwidths are wide enough for it (a clip of at
-    /// least 0.1% of the range): the density's hot loop runs twice as many lanes.
-    single: Option<(Vec<f32>, Vec<f32>)>,
-    /// With `single` and continuous dimensions only: `-consts` in single precision, so that
-    /// the whole density runs there (see [`Parzen::log_pdf_single`]).
-    costs32: Option<Vec<f32>>,
+    /// The single-precision copy, when bandwidths are wide enough for it (a clip of at least
+    /// 0.1% of the range): the density's hot loop runs twice as many lanes.
+    single: Option<Single>,
     log_p: Vec<f64>,
+}
+
+/// A [`Parzen`] estimator's continuous dimensions in single precision, dimension-major.
+struct Single {
+    /// Means, measured from the dimension's low end so that no precision is lost.
+    mu: Vec<f32>,
+    /// `1 / (σ√2)`.
+    inv: Vec<f32>,
+    /// With continuous dimensions only: `-consts`, so that the whole density runs in single
+    /// precision (see [`Parzen::log_pdf_single`]).
+    costs: Option<Vec<f32>>,
 }
 
 impl Parzen {
@@ -733,12 +736,16 @@ impl Parzen {
             mu: vec![0.0; k * d],
             inv_sigma: vec![0.0; k * d],
             single: None,
-            costs32: None,
             log_p: Vec::new(),
         };
         let table = cdf_table();
         // The single-precision copy (see `single`), filled dimension by dimension.
-        let mut single = (vec![0f32; k * d], vec![0f32; k * d]);
+        let mut single =
+            (config.magic_clip && config.min_bandwidth_factor >= 1e-3).then(|| Single {
+                mu: vec![0.0; k * d],
+                inv: vec![0.0; k * d],
+                costs: None,
+            });
         // Per kernel, the product over numeric dimensions of sigma × truncated mass.
         let mut mass = vec![1.0; k];
         let mut numeric = 0;
@@ -781,10 +788,10 @@ impl Parzen {
                             1.0 / sigma
                         };
                     }
-                    if step.is_none() {
+                    if let (Some(single), None) = (&mut single, step) {
                         let (mu32, inv32) = (
-                            &mut single.0[j * k..(j + 1) * k],
-                            &mut single.1[j * k..(j + 1) * k],
+                            &mut single.mu[j * k..(j + 1) * k],
+                            &mut single.inv[j * k..(j + 1) * k],
                         );
                         for (out, &mu) in mu32.iter_mut().zip(mu_out.iter()) {
                             *out = (mu - low) as f32;
@@ -793,11 +800,11 @@ impl Parzen {
                             *out = (inv * std::f64::consts::FRAC_1_SQRT_2) as f32;
                         }
                     }
-                    // The mass inside the bounds, for the kernels near one (the others' is 1 to
-                    // 1e-9). In increasing order of the means, when known, so that the branch
-                    // is predictable: near the low end, inside, near the high end.
-                    // At the clip, an observation's mass was computed when it arrived (see
-                    // `History::clip_masses`).
+                    // The mass inside the bounds. At the clip, an observation's was computed
+                    // when it arrived (see `History::clip_masses`); otherwise it is computed
+                    // here, in increasing order of the means when known, so that the branch in
+                    // `truncated_mass` is predictable: near the low end, inside, near the high
+                    // end.
                     let cached = match &clip {
                         Some((sigmas, masses)) if sigmas[j].to_bits() == min_sigma.to_bits() => {
                             masses[j].as_slice()
@@ -851,28 +858,25 @@ impl Parzen {
                 }
             }
         }
-        if config.magic_clip && config.min_bandwidth_factor >= 1e-3 {
-            parzen.single = Some(single);
-        }
         // One ln per kernel: of its weight over its sigmas and masses.
         let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
         for ((c, m), w) in parzen.consts.iter_mut().zip(&mass).zip(&parzen.weights) {
             *c += (w / m).ln() - numeric as f64 * half_ln_2pi;
         }
         let continuous = |dim: &Dim| matches!(dim, Dim::Numeric { step: None, .. });
-        if parzen.single.is_some() && parzen.dims.iter().all(continuous) {
-            parzen.costs32 = Some(parzen.consts.iter().map(|&c| -c as f32).collect());
+        if let Some(single) = &mut single
+            && parzen.dims.iter().all(continuous)
+        {
+            single.costs = Some(parzen.consts.iter().map(|&c| -c as f32).collect());
         }
+        parzen.single = single;
         parzen
     }
 
     /// `log_pdf` in single precision, for continuous dimensions only: each kernel's cost is
     /// `-const + Σ z²/2`, the density `Σ exp(-cost)`; only the kernels within 40 nats of the
     /// cheapest leave single precision.
-    fn log_pdf_single(&self, x: &[f64], costs: &[f32], acc: &mut Vec<f32>) -> f64 {
-        let Some((mu32, inv32)) = &self.single else {
-            unreachable!("costs32 comes with single")
-        };
+    fn log_pdf_single(&self, single: &Single, costs: &[f32], x: &[f64], acc: &mut Vec<f32>) -> f64 {
         let k = costs.len();
         acc.clear();
         acc.extend_from_slice(costs);
@@ -881,7 +885,10 @@ impl Parzen {
                 unreachable!("continuous dimensions only")
             };
             let xj = (x[j] - low) as f32;
-            let (mu, inv) = (&mu32[j * k..(j + 1) * k], &inv32[j * k..(j + 1) * k]);
+            let (mu, inv) = (
+                &single.mu[j * k..(j + 1) * k],
+                &single.inv[j * k..(j + 1) * k],
+            );
             for ((a, &m), &s) in acc.iter_mut().zip(mu).zip(inv) {
                 let z = (xj - m) * s;
                 *a += z * z;
@@ -946,8 +953,13 @@ impl Parzen {
 
     /// The log density at `x`; `scratch` holds buffers reused from call to call.
     fn log_pdf(&self, x: &[f64], scratch: &mut Scratch) -> f64 {
-        if let Some(costs) = &self.costs32 {
-            return self.log_pdf_single(x, costs, &mut scratch.squares);
+        if let Some(
+            single @ Single {
+                costs: Some(costs), ..
+            },
+        ) = &self.single
+        {
+            return self.log_pdf_single(single, costs, x, &mut scratch.squares);
         }
         let k = self.weights.len();
         let terms = &mut scratch.terms;
@@ -968,9 +980,12 @@ impl Parzen {
                 Dim::Numeric {
                     low, step: None, ..
                 } => match (&self.single, &mut squares) {
-                    (Some((mu32, inv32)), Some(squares)) => {
+                    (Some(single), Some(squares)) => {
                         let xj = (xj - low) as f32;
-                        let (mu, inv) = (&mu32[j * k..(j + 1) * k], &inv32[j * k..(j + 1) * k]);
+                        let (mu, inv) = (
+                            &single.mu[j * k..(j + 1) * k],
+                            &single.inv[j * k..(j + 1) * k],
+                        );
                         for ((q, &m), &s) in squares.iter_mut().zip(mu).zip(inv) {
                             let z = (xj - m) * s;
                             *q += z * z;

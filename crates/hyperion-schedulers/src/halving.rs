@@ -10,12 +10,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use hyperion_core::{Change, StudyView, Trial};
+use hyperion_core::{Change, StudyView, Trial, dominates_minimizing};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Action, Scheduler, SchedulerError, Verdict, direction, dominates, insert_sorted,
-    lower_is_better, num, oriented, point_text,
+    Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better, num,
+    oriented, point_text,
 };
 
 /// Settings of asynchronous successive halving.
@@ -315,7 +315,10 @@ impl Halving {
                 return None;
             }
             let keep = keep(points.len());
-            let dominating = points.iter().filter(|q| dominates(q, point)).count();
+            let dominating = points
+                .iter()
+                .filter(|q| dominates_minimizing(q, point))
+                .count();
             return Some((
                 dominating >= keep,
                 format!(

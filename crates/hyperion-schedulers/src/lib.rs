@@ -216,11 +216,6 @@ pub(crate) fn oriented(view: &StudyView, point: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Whether `a` dominates `b`, both lower-is-better: no worse anywhere, better somewhere.
-pub(crate) fn dominates(a: &[f64], b: &[f64]) -> bool {
-    a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
-}
-
 /// A point for a rationale: `(0.12, 3.4)`.
 pub(crate) fn point_text(view: &StudyView, oriented_point: &[f64]) -> String {
     let raw = oriented(view, oriented_point);

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use hyperion_core::{Change, StudyView, Trial, TrialState};
+use hyperion_core::{Change, StudyView, Trial, TrialState, dominates_minimizing};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Action, Scheduler, SchedulerError, Verdict, direction, dominates, insert_sorted,
-    lower_is_better, num, oriented, point_text,
+    Action, Scheduler, SchedulerError, Verdict, direction, insert_sorted, lower_is_better, num,
+    oriented, point_text,
 };
 
 /// Settings of the median and percentile rules.
@@ -145,11 +145,17 @@ impl Scheduler for PercentileRule {
         // The trial's best value so far on each objective, against each objective's percentile.
         let objectives = lists.len();
         let mut best = vec![f64::INFINITY; objectives];
-        for &s in trial.intermediate.range(..=step).map(|(s, _)| s) {
-            if let Some(point) = trial.intermediate_point(s, objectives) {
-                for (b, v) in best.iter_mut().zip(oriented(view, &point)) {
-                    *b = b.min(v);
-                }
+        for (s, &first) in trial.intermediate.range(..=step) {
+            let others = trial
+                .intermediate_others
+                .get(s)
+                .map_or(&[][..], Vec::as_slice);
+            if others.len() + 1 != objectives {
+                continue; // not every objective reported at this step
+            }
+            let values = std::iter::once(first).chain(others.iter().copied());
+            for ((b, v), o) in best.iter_mut().zip(values).zip(&view.spec().objectives) {
+                *b = b.min(lower_is_better(o.direction, v));
             }
         }
         if best.iter().any(|b| b.is_infinite()) {
@@ -162,7 +168,7 @@ impl Scheduler for PercentileRule {
         let stop = if objectives == 1 {
             best[0] > threshold[0]
         } else {
-            dominates(&threshold, &best)
+            dominates_minimizing(&threshold, &best)
         };
         let (action, verb) = match (stop, objectives) {
             (true, 1) => (Action::Stop, "is worse than"),
