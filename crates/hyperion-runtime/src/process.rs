@@ -342,20 +342,17 @@ fn launch<'s>(
 ) -> Result<Running<'s>, (u64, Vec<String>, String)> {
     let number = trial.number();
     let dir = config.trials_dir.join(number.to_string());
-    let restore = trial.trial().parent.map(|_| dir.join("restore"));
+    let restore = trial
+        .trial()
+        .parent
+        .map(|_| restore_dir(&config.trials_dir, number));
     let prepared = (|| -> std::io::Result<(File, File, PathBuf)> {
         fs::create_dir_all(dir.join("checkpoint"))?;
         if let (Some(restore), Some(parent)) = (&restore, trial.trial().parent) {
             // Copied when the parent was exploited, by the run that decided it; a child another
             // run created gets the parent's checkpoint as it is now.
             if !restore.exists() {
-                copy_dir(
-                    &config
-                        .trials_dir
-                        .join(parent.to_string())
-                        .join("checkpoint"),
-                    restore,
-                )?;
+                copy_checkpoint(&config.trials_dir, parent, number)?;
             }
         }
         fs::write(
@@ -457,6 +454,17 @@ fn launch<'s>(
         stderr_tail,
         terminated: None,
     })
+}
+
+/// Where trial `child` finds its parent's checkpoint (`HYPERION_RESTORE_FROM`).
+fn restore_dir(trials_dir: &Path, child: u64) -> PathBuf {
+    trials_dir.join(child.to_string()).join("restore")
+}
+
+/// Copies trial `parent`'s checkpoint to where its child restores it from.
+fn copy_checkpoint(trials_dir: &Path, parent: u64, child: u64) -> std::io::Result<()> {
+    let from = trials_dir.join(parent.to_string()).join("checkpoint");
+    copy_dir(&from, &restore_dir(trials_dir, child))
 }
 
 /// Copies the directory tree `from` to `to` (an absent `from` gives an empty `to`).
@@ -737,15 +745,12 @@ fn record(
             if let Some((child, parent)) = r.trial.successor() {
                 // The child restores the parent's state as it was at this decision.
                 let trials_dir = r.metrics_file.parent().and_then(Path::parent);
-                if let Some(dir) = trials_dir {
-                    let restore = dir.join(child.to_string()).join("restore");
-                    let from = dir.join(parent.to_string()).join("checkpoint");
-                    if let Err(e) = copy_dir(&from, &restore) {
-                        eprintln!(
-                            "warning: cannot copy {} for trial {child}: {e}",
-                            from.display()
-                        );
-                    }
+                if let Some(dir) = trials_dir
+                    && let Err(e) = copy_checkpoint(dir, parent, child)
+                {
+                    eprintln!(
+                        "warning: cannot copy trial {parent}'s checkpoint for trial {child}: {e}"
+                    );
                 }
             }
         }
