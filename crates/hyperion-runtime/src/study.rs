@@ -331,7 +331,8 @@ impl Study {
         let new = NewTrial {
             pending: true,
             parent: Some(parent),
-            depth: self.store.trial(id, parent)?.depth + 1,
+            // The parent is in the view: no need to load it with its reports from the store.
+            depth: self.sync()?.trial(parent).map_or(0, |t| t.depth) + 1,
             ..NewTrial::default()
         };
         let mut params = Some(params);
