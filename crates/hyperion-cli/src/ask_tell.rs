@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use hyperion_core::{Objective, SearchSpace, StudySpec};
-use hyperion_runtime::{Outcome, Study};
+use hyperion_core::{Objective, SearchSpace};
+use hyperion_runtime::{Outcome, Study, StudyBuilder, Verdict, protocol};
 use hyperion_samplers::SamplerConfig;
 use hyperion_store::Store;
 use serde_json::json;
@@ -78,57 +78,78 @@ enum EndState {
 }
 
 pub fn ask(storage: Option<&str>, args: AskArgs) -> Result<ExitCode> {
-    let (spec, mut sampler, mut seed, store) = match &args.file {
+    let study = match &args.file {
         Some(path) => {
-            let file = hyperion_config::load(path, &[])?;
-            let mut spec = file.spec;
+            let mut file = hyperion_config::load(path, &[])?;
             if let Some(name) = &args.study {
-                spec.name = name.clone();
+                file.spec.name = name.clone();
             }
-            let url = storage.map(str::to_owned).or(file.storage);
-            (spec, file.sampler, file.seed, open_store(url.as_deref())?)
+            let url = storage.map(str::to_owned).or(file.storage.clone());
+            let builder = crate::run::builder(&file, open_store(url.as_deref())?);
+            args.choose(builder).open()?
         }
         None => {
             let Some(name) = &args.study else {
                 bail!("give --study NAME (or --file STUDY_FILE)")
             };
             let store = open_store(storage)?;
-            let spec = match (&args.space, store.study(name)) {
-                (None, Ok(record)) => record.spec,
-                (None, Err(_)) => {
-                    find_study(&store, name)?;
-                    unreachable!("find_study fails for a missing study")
+            match &args.space {
+                None => {
+                    let record = find_study(&store, name)?;
+                    if args.method.is_none() && args.seed.is_none() {
+                        Study::open(store, name)?
+                    } else {
+                        let builder = Study::builder(name)
+                            .objectives(record.spec.objectives)
+                            .space(record.spec.space)
+                            .store(store);
+                        args.choose(builder).open()?
+                    }
                 }
-                (Some(space), _) => {
+                Some(space) => {
                     let objective = match (&args.minimize, &args.maximize) {
                         (_, Some(m)) => Objective::maximize(m),
                         (Some(m), None) => Objective::minimize(m),
                         (None, None) => Objective::minimize("value"),
                     };
-                    StudySpec::new(name, vec![objective], read_space(space)?)
+                    let builder = Study::builder(name)
+                        .objectives(vec![objective])
+                        .space(read_space(space)?)
+                        .store(store);
+                    args.choose(builder).open()?
                 }
-            };
-            (spec, SamplerConfig::Random, None, store)
+            }
         }
     };
-    if let Some(method) = args.method {
-        sampler = match method {
-            Method::Random => SamplerConfig::Random,
-            Method::Sobol => SamplerConfig::Sobol,
-            Method::Grid => SamplerConfig::grid(),
-            Method::Tpe => SamplerConfig::Tpe(Default::default()),
-        };
+    for change in study.settings_changes() {
+        eprintln!("note: study \"{}\" changes {change}", study.name());
     }
-    seed = args.seed.or(seed);
-    let study = open(&store, &spec, sampler, seed)?;
     let trial = study.ask()?;
-    let line = json!({"study": spec.name, "number": trial.number(), "params": trial.params()});
+    let line = json!({"study": study.name(), "number": trial.number(), "params": trial.params()});
     out(&format!("{line}\n"))?;
     Ok(ExitCode::SUCCESS)
 }
 
+impl AskArgs {
+    /// The builder with the sampler and seed given on the command line.
+    fn choose(&self, mut builder: StudyBuilder) -> StudyBuilder {
+        if let Some(method) = self.method {
+            builder = builder.sampler(match method {
+                Method::Random => SamplerConfig::Random,
+                Method::Sobol => SamplerConfig::Sobol,
+                Method::Grid => SamplerConfig::grid(),
+                Method::Tpe => SamplerConfig::Tpe(Default::default()),
+            });
+        }
+        if let Some(seed) = self.seed {
+            builder = builder.seed(seed);
+        }
+        builder
+    }
+}
+
 pub fn tell(store: &Arc<dyn Store>, args: TellArgs) -> Result<ExitCode> {
-    let record = find_study(store, &args.study)?;
+    find_study(store, &args.study)?;
     let outcome = match (args.value, args.values, args.state) {
         (Some(v), _, _) => Outcome::Completed(vec![v]),
         (_, Some(vs), _) => Outcome::Completed(vs),
@@ -140,7 +161,7 @@ pub fn tell(store: &Arc<dyn Store>, args: TellArgs) -> Result<ExitCode> {
         },
         _ => bail!("give --value, --values or --state"),
     };
-    let study = open(store, &record.spec, SamplerConfig::Random, None)?;
+    let study = Study::open(store.clone(), &args.study)?;
     let trial = study.tell(args.trial, outcome)?;
     out(&format!(
         "trial {} of \"{}\" is {}\n",
@@ -151,26 +172,62 @@ pub fn tell(store: &Arc<dyn Store>, args: TellArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open(
-    store: &Arc<dyn Store>,
-    spec: &StudySpec,
-    sampler: SamplerConfig,
-    seed: Option<u64>,
-) -> Result<Study> {
-    let mut builder = Study::builder(&spec.name)
-        .space(spec.space.clone())
-        .sampler(sampler)
-        .store(store.clone());
-    for o in &spec.objectives {
-        builder = match o.direction {
-            hyperion_core::Direction::Minimize => builder.minimize(&o.metric),
-            hyperion_core::Direction::Maximize => builder.maximize(&o.metric),
-        };
+/// The exit status of `hyperion report` when the trial should stop.
+pub const EXIT_STOP: u8 = 3;
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    #[arg(long)]
+    study: String,
+    /// The trial's number, as `ask` printed it.
+    #[arg(long)]
+    trial: u64,
+    /// The step (epoch, iteration) the values are at.
+    #[arg(long)]
+    step: u64,
+    /// The first objective's intermediate value.
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "metrics")]
+    value: Option<f64>,
+    /// A JSON object of metrics, e.g. '{"val_loss": 0.3}': every objective's value when it
+    /// has them all (as in a metrics line), else the first one's.
+    #[arg(long)]
+    metrics: Option<String>,
+}
+
+/// `hyperion report`: records an intermediate value and prints the verdict: `continue`
+/// (exit 0), or `stop: REASON` (exit [`EXIT_STOP`]). It renews the trial's lease.
+pub fn report(store: &Arc<dyn Store>, args: ReportArgs) -> Result<ExitCode> {
+    find_study(store, &args.study)?;
+    let study = Study::open(store.clone(), &args.study)?;
+    let values = match (args.value, &args.metrics) {
+        (Some(v), _) => vec![v],
+        (None, Some(json)) => {
+            let (_, metrics) = protocol::parse_record(json)
+                .with_context(|| format!("--metrics: `{json}` is not a JSON object"))?;
+            let record = (Some(args.step), metrics);
+            let (_, values) = protocol::Reported::default().take(study.spec(), record);
+            if values.is_empty() {
+                let wanted = &study.spec().objectives[0].metric;
+                bail!(
+                    "--metrics: `{json}` has no finite value of \"{wanted}\", the study's objective"
+                );
+            }
+            values
+        }
+        (None, None) => bail!("give --value or --metrics"),
+    };
+    let verdict = study.report(args.trial, args.step, &values)?;
+    study.renew_lease(args.trial)?;
+    match verdict {
+        Verdict::Continue => {
+            out("continue\n")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Verdict::Stop { reason, .. } => {
+            out(&format!("stop: {reason}\n"))?;
+            Ok(ExitCode::from(EXIT_STOP))
+        }
     }
-    if let Some(seed) = seed {
-        builder = builder.seed(seed);
-    }
-    Ok(builder.open()?)
 }
 
 fn read_space(text: &str) -> Result<SearchSpace> {

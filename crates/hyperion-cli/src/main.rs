@@ -21,6 +21,7 @@ Examples:
   hyperion trials mnist --format csv          all trials of a study
   hyperion best mnist --json                  the best trial
   hyperion ask --study mnist                  a trial for another program to run
+  hyperion report --study mnist --trial 7 --step 3 --value 0.41
   hyperion tell --study mnist --trial 7 --value 0.93
   hyperion completions bash > /etc/bash_completion.d/hyperion";
 
@@ -84,6 +85,9 @@ enum Commands {
     Delete { study: String },
     /// Start a trial for another program to run; prints its number and params as JSON.
     Ask(ask_tell::AskArgs),
+    /// Record an intermediate value of an asked trial; prints `continue`, or `stop: REASON`
+    /// and exits with status 3 when the study's early stopping stops it.
+    Report(ask_tell::ReportArgs),
     /// Record the result of an asked trial.
     Tell(ask_tell::TellArgs),
     /// Print shell completions.
@@ -153,6 +157,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Ask(args) => ask_tell::ask(storage.as_deref(), args),
+        Commands::Report(args) => ask_tell::report(&open_store(storage.as_deref())?, args),
         Commands::Tell(args) => ask_tell::tell(&open_store(storage.as_deref())?, args),
         Commands::Completions { shell } => {
             clap_complete::generate(

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use hyperion_core::{Decision, Event, EventKind, StopReason};
-use hyperion_runtime::{RunControl, Study};
+use hyperion_core::{Event, EventKind, StopReason};
+use hyperion_runtime::{RunControl, Study, StudyBuilder};
 use hyperion_store::{DEFAULT_STORAGE, Store, StoreError};
 
 use crate::{find_study, open_store};
@@ -53,21 +53,9 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from(".hyperion"));
     let name = file.spec.name.clone();
 
-    let mut builder = Study::builder(&name)
-        .space(file.spec.space.clone())
-        .sampler(file.sampler.clone())
-        .early_stopping(file.early_stopping.clone())
-        .store(store);
-    for objective in &file.spec.objectives {
-        builder = match objective.direction {
-            hyperion_core::Direction::Minimize => builder.minimize(&objective.metric),
-            hyperion_core::Direction::Maximize => builder.maximize(&objective.metric),
-        };
-    }
-    if let Some(seed) = file.seed {
-        builder = builder.seed(seed);
-    }
-    let study = builder.open().map_err(|e| match e {
+    let mut process = file.process.clone();
+    process.trials_dir = root.join(&name).join("trials");
+    let study = builder(&file, store).open().map_err(|e| match e {
         hyperion_runtime::Error::Store(StoreError::SpecMismatch { name, what }) => anyhow::anyhow!(
             "study \"{name}\" already exists with a different {what}.\n\
              To start a new study, give it another name (`name:` in {}, or `hyperion run {} name=NEW`);\n\
@@ -75,17 +63,14 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
             args.file.display(),
             args.file.display()
         ),
-        other => other.into(),
+        other => anyhow::Error::from(other).context(format!("{}", args.file.display())),
     })?;
+    for change in study.settings_changes() {
+        eprintln!("note: study \"{name}\" changes {change}");
+    }
 
-    let mut process = file.process.clone();
-    process.trials_dir = root.join(&name).join("trials");
     let control = RunControl::default();
     watch_signals(&control)?;
-    watch_stop_requests(
-        study.subscribe(EventKind::DecisionRecorded),
-        control.clone(),
-    );
 
     let mode = match (args.quiet, args.log) {
         (true, _) => Mode::Quiet,
@@ -97,7 +82,7 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     let events = study.subscribe_all();
     let printer = std::thread::spawn(move || view.show(events));
 
-    let result = study.run_processes(&process, &file.budget, &control);
+    let result = study.run_processes(&process, &file.budget, &file.recovery, &control);
     drop(study); // Closes the event channel, so the printer finishes.
     let summary = printer
         .join()
@@ -140,15 +125,38 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C once: start no more trials and wait for the running ones. Twice: kill them.
+/// The study a file describes, on `store`: its spec and every setting the file gives.
+pub fn builder(file: &hyperion_config::StudyFile, store: Arc<dyn Store>) -> StudyBuilder {
+    let mut builder = Study::builder(&file.spec.name)
+        .objectives(file.spec.objectives.clone())
+        .space(file.spec.space.clone())
+        .sampler(file.sampler.clone())
+        .early_stopping(file.early_stopping.clone())
+        .budget(file.budget.clone())
+        .recovery(file.recovery.clone())
+        .trial_template(file.process.clone())
+        .store(store);
+    if let Some(seed) = file.seed {
+        builder = builder.seed(seed);
+    }
+    if let Some(description) = &file.description {
+        builder = builder.description(description);
+    }
+    builder
+}
+
+/// Ctrl-C once: start no more trials and wait for the running ones. Twice, or SIGTERM or
+/// SIGHUP: kill them (their process groups get SIGTERM, then SIGKILL after the grace).
 fn watch_signals(control: &RunControl) -> Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;
     let control = control.clone();
     std::thread::spawn(move || {
-        for (count, _) in signals.forever().enumerate() {
-            if count == 0 {
+        let mut interrupts = 0;
+        for signal in signals.forever() {
+            interrupts += usize::from(signal == SIGINT);
+            if signal == SIGINT && interrupts == 1 {
                 eprintln!(
                     "\nstopping: no new trials; waiting for the running ones (Ctrl-C again kills them)"
                 );
@@ -162,37 +170,13 @@ fn watch_signals(control: &RunControl) -> Result<()> {
     Ok(())
 }
 
-/// `hyperion stop` records a decision in the store; this run obeys the ones made after it
-/// started (the subscription only hears changes from now on).
-fn watch_stop_requests(decisions: Receiver<Event>, control: RunControl) {
-    std::thread::spawn(move || {
-        for event in decisions {
-            if let Event::DecisionRecorded(d) = event
-                && d.policy == "user"
-            {
-                match d.action.as_str() {
-                    "stop" => control.stop(),
-                    "kill" => control.kill(),
-                    _ => {}
-                }
-            }
-        }
-    });
-}
-
+/// `hyperion stop`: a stop request in the store, which every run of the study obeys within
+/// a heartbeat.
 pub fn request_stop(store: &Arc<dyn Store>, study: &str, kill: bool) -> Result<ExitCode> {
-    let record = find_study(store, study)?;
-    let action = if kill { "kill" } else { "stop" };
-    let decision = Decision {
-        trial: None,
-        policy: "user".into(),
-        action: action.into(),
-        rationale: format!(
-            "`hyperion stop{}` from the command line",
-            if kill { " --kill" } else { "" }
-        ),
-    };
-    store.record_decision(record.id, &decision)?;
+    find_study(store, study)?;
+    let opened = Study::open(store.clone(), study)?;
+    let by = if kill { "hyperion stop --kill" } else { "hyperion stop" };
+    opened.request(kill, by)?;
     println!(
         "asked the runs of \"{study}\" to stop{}",
         if kill {

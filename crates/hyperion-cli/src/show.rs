@@ -162,7 +162,7 @@ pub fn decisions(
             rows.push(vec![
                 d.trial.map(|t| t.to_string()).unwrap_or_default(),
                 d.policy.clone(),
-                d.action.clone(),
+                d.action.to_string(),
                 d.rationale.clone(),
             ]);
         }

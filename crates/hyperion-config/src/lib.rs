@@ -49,6 +49,8 @@ pub struct StudyFile {
     pub budget: Budget,
     /// How trials run; `trials_dir` is left empty for the caller to set (it follows the store).
     pub process: ProcessConfig,
+    pub recovery: Recovery,
+    pub description: Option<String>,
     pub storage: Option<String>,
     /// The `early_stopping` section: when running trials stop (none when absent).
     pub early_stopping: SchedulerConfig,
@@ -179,6 +181,7 @@ struct RawRecovery {
     heartbeat: Option<DurationText>,
     grace: Option<DurationText>,
     max_retries: Option<u32>,
+    lease: Option<DurationText>,
 }
 
 #[derive(Deserialize)]
@@ -325,7 +328,6 @@ fn build(
         }
     })?;
     let at = |key: &str, message: String| ConfigError::at(path, text, key, message);
-    let _ = raw.description;
 
     let space = space_from_map(&raw.parameters).map_err(|(key, message)| at(&key, message))?;
     let metrics = match (raw.metric, raw.metrics) {
@@ -385,12 +387,6 @@ fn build(
         target: raw.budget.target,
         max_failures: raw.budget.max_failures,
     };
-    if budget.target.is_some() && spec.objectives.len() != 1 {
-        return Err(at(
-            "budget.target",
-            "a target needs exactly one metric".into(),
-        ));
-    }
 
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() {
@@ -463,7 +459,7 @@ fn build(
     if let Some(prefix) = raw.report.prefix {
         process.stdout_prefix = prefix;
     }
-    process.stdout_regex = stdout_regex;
+    process.stdout_regex = stdout_regex.map(hyperion_runtime::MetricRegex);
     let early_stopping = raw.early_stopping.unwrap_or(SchedulerConfig::None);
     early_stopping
         .build(0)
@@ -471,36 +467,28 @@ fn build(
     if let SchedulerConfig::Pbt(pbt) = &early_stopping
         && let Some(population) = pbt.population_size
     {
-        // Members are compared while they run: the whole population runs at once.
-        let budget_trials = budget.max_trials.get_or_insert(population);
-        if *budget_trials < population {
-            return Err(at(
-                "budget.max_trials",
-                format!("{budget_trials} trials cannot hold a PBT population of {population}"),
-            ));
-        }
-        match raw.resources.max_concurrent {
-            None => process.max_concurrent = population as usize,
-            Some(n) if (n as u64) < population => {
-                return Err(at(
-                    "resources.max_concurrent",
-                    format!(
-                        "{n} trials at once cannot hold a PBT population of {population}: its \
-                         members are compared while they run"
-                    ),
-                ));
-            }
-            Some(_) => {}
+        // Members are compared while they run: the population sets what the file leaves unset.
+        budget.max_trials.get_or_insert(population);
+        if raw.resources.max_concurrent.is_none() {
+            process.max_concurrent = population as usize;
         }
     }
+    hyperion_runtime::check_limits(
+        spec.objectives.len(),
+        &budget,
+        Some(&early_stopping),
+        process.max_concurrent,
+    )
+    .map_err(|(key, message)| at(key, message))?;
     let defaults = Recovery::default();
-    process.recovery = Recovery {
+    let recovery = Recovery {
         heartbeat: duration("recovery.heartbeat", &raw.recovery.heartbeat)?
             .unwrap_or(defaults.heartbeat),
         grace: duration("recovery.grace", &raw.recovery.grace)?.unwrap_or(defaults.grace),
         max_retries: raw.recovery.max_retries.unwrap_or(defaults.max_retries),
+        lease: duration("recovery.lease", &raw.recovery.lease)?.unwrap_or(defaults.lease),
     };
-    if process.recovery.grace <= process.recovery.heartbeat {
+    if recovery.grace <= recovery.heartbeat {
         return Err(at(
             "recovery.grace",
             "must be longer than recovery.heartbeat".into(),
@@ -514,6 +502,8 @@ fn build(
         seed: raw.seed,
         budget,
         process,
+        recovery,
+        description: raw.description,
         storage: raw.storage,
         early_stopping,
         notes,

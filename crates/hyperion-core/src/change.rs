@@ -62,6 +62,26 @@ pub enum Change {
         key: String,
         value: serde_json::Value,
     },
+    /// The study's settings (sampler, early stopping, seed, budget, recovery, trial template),
+    /// in the runtime's serde form, which this crate does not interpret. The latest is in force.
+    SettingsRecorded { settings: serde_json::Value },
+    /// Someone asked the study's runs to start no more trials and, with `kill`, to kill their
+    /// running ones. Runs started before it obey it; later runs do not.
+    StopRequested { kill: bool, by: String },
+    /// A running trial's process started: where, so that a later run on the same machine can
+    /// kill what is left of it once its own run is gone.
+    TrialLaunched { number: u64, launch: Launch },
+}
+
+/// Where a trial's process group runs. The group is the one to kill only while its leader is
+/// the process with this start time on the machine with this boot id: a pid can be reused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launch {
+    pub host: String,
+    pub boot_id: String,
+    pub pgid: i32,
+    /// The leader's start time, in clock ticks after boot (`/proc/PID/stat`, field 22).
+    pub start_time: u64,
 }
 
 impl Change {
@@ -77,7 +97,23 @@ impl Change {
             Change::TrialFinished { .. } => "trial_finished",
             Change::DecisionRecorded(_) => "decision_recorded",
             Change::SamplerStateSet { .. } => "sampler_state_set",
+            Change::SettingsRecorded { .. } => "settings_recorded",
+            Change::StopRequested { .. } => "stop_requested",
+            Change::TrialLaunched { .. } => "trial_launched",
         }
+    }
+
+    /// Whether the change is a fact of the log alone, touching no trial: such changes are what
+    /// a store appends with `Store::log`.
+    pub fn is_log_only(&self) -> bool {
+        matches!(
+            self,
+            Change::DecisionRecorded(_)
+                | Change::SamplerStateSet { .. }
+                | Change::SettingsRecorded { .. }
+                | Change::StopRequested { .. }
+                | Change::TrialLaunched { .. }
+        )
     }
 }
 
@@ -88,9 +124,69 @@ pub struct Decision {
     pub trial: Option<u64>,
     /// Who decided: `asha`, `median`, `controller`, …
     pub policy: String,
-    /// What: `prune`, `promote`, `continue`, `retry`, …
-    pub action: String,
+    pub action: DecisionAction,
     pub rationale: String,
+}
+
+impl Decision {
+    /// Whether the decision ends its trial (a stop, or an exploit that hands its place on).
+    pub fn stops(&self) -> bool {
+        matches!(
+            self.action,
+            DecisionAction::Stop | DecisionAction::Exploit { .. }
+        )
+    }
+}
+
+/// What a decision does, written in the log as `continue`, `stop` or `exploit N`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecisionAction {
+    Continue,
+    /// The trial stops now and ends as pruned.
+    Stop,
+    /// The trial stops and a child continues trial `parent` in its place (PBT).
+    Exploit { parent: u64 },
+    /// An action this release does not know (written by another release); kept as it is.
+    Other(String),
+}
+
+impl std::fmt::Display for DecisionAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecisionAction::Continue => f.write_str("continue"),
+            DecisionAction::Stop => f.write_str("stop"),
+            DecisionAction::Exploit { parent } => write!(f, "exploit {parent}"),
+            DecisionAction::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::str::FromStr for DecisionAction {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let exploit = text
+            .strip_prefix("exploit ")
+            .and_then(|n| n.parse().ok())
+            .map(|parent| DecisionAction::Exploit { parent });
+        Ok(match text {
+            "continue" => DecisionAction::Continue,
+            "stop" => DecisionAction::Stop,
+            _ => exploit.unwrap_or_else(|| DecisionAction::Other(text.to_owned())),
+        })
+    }
+}
+
+impl Serialize for DecisionAction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DecisionAction {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(text.parse().unwrap_or_else(|never| match never {}))
+    }
 }
 
 /// A change with its place in the study's log.

@@ -25,7 +25,7 @@ mod trial;
 mod value;
 mod view;
 
-pub use change::{Change, Decision, LoggedChange};
+pub use change::{Change, Decision, DecisionAction, Launch, LoggedChange};
 pub use distribution::{CategoricalDistribution, Distribution, FloatDistribution, IntDistribution};
 pub use error::Error;
 pub use event::{Event, EventKind, StopReason};
@@ -33,4 +33,4 @@ pub use space::{Condition, Param, SearchSpace, SearchSpaceBuilder};
 pub use study::{Direction, Objective, StudyId, StudySpec, dominates, dominates_minimizing};
 pub use trial::{Timestamp, Trial, TrialId, TrialState};
 pub use value::{ParamValue, Params};
-pub use view::{Counts, StudyView};
+pub use view::{Counts, StopRequest, StudyView};

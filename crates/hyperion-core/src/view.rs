@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::{
-    Change, Distribution, Error, Event, LoggedChange, StudyId, StudySpec, Trial, TrialState,
+    Change, Distribution, Error, Event, Launch, LoggedChange, StudyId, StudySpec, Trial, TrialState,
     dominates,
 };
 
@@ -62,6 +62,24 @@ pub struct StudyView {
     best: Option<u64>,
     pareto: Vec<u64>,
     total: Option<u64>,
+    /// The latest [`Change::SettingsRecorded`].
+    settings: Option<serde_json::Value>,
+    /// Sequence numbers of the latest stop and kill requests (0: none).
+    last_stop: u64,
+    last_kill: u64,
+    /// Why each trial a scheduler stopped was stopped (its first stopping decision).
+    stopped: std::collections::HashMap<u64, String>,
+    /// Where the running trials' processes run.
+    launches: std::collections::HashMap<u64, Launch>,
+}
+
+/// What the runs of a study were asked to do by a [`Change::StopRequested`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StopRequest {
+    /// Start no more trials; running ones finish.
+    Stop,
+    /// Start no more trials and kill the running ones.
+    Kill,
 }
 
 impl StudyView {
@@ -80,6 +98,11 @@ impl StudyView {
             best: None,
             pareto: Vec::new(),
             total: None,
+            settings: None,
+            last_stop: 0,
+            last_kill: 0,
+            stopped: Default::default(),
+            launches: Default::default(),
         }
     }
 
@@ -146,6 +169,29 @@ impl StudyView {
     /// What samplers persisted with [`Change::SamplerStateSet`].
     pub fn sampler_state(&self, key: &str) -> Option<&serde_json::Value> {
         self.sampler_state.get(key)
+    }
+    /// The settings last recorded ([`Change::SettingsRecorded`]), if any.
+    pub fn settings(&self) -> Option<&serde_json::Value> {
+        self.settings.as_ref()
+    }
+    /// The strongest stop request recorded after sequence number `since` (a run passes the
+    /// cursor it started at, so it obeys only the requests made while it runs).
+    pub fn stop_requested_since(&self, since: u64) -> Option<StopRequest> {
+        if self.last_kill > since {
+            Some(StopRequest::Kill)
+        } else if self.last_stop > since {
+            Some(StopRequest::Stop)
+        } else {
+            None
+        }
+    }
+    /// Why a scheduler stopped trial `number`, if one did (the rationale of its decision).
+    pub fn stop_reason(&self, number: u64) -> Option<&str> {
+        self.stopped.get(&number).map(String::as_str)
+    }
+    /// Where running trial `number`'s process runs, if it is a process.
+    pub fn launch(&self, number: u64) -> Option<&Launch> {
+        self.launches.get(&number)
     }
     /// The trial budget announced in progress events.
     pub fn set_total(&mut self, total: Option<u64>) {
@@ -259,7 +305,22 @@ impl StudyView {
                     .insert(key.clone(), value.clone());
             }
             Change::DecisionRecorded(decision) => {
+                if let (Some(number), true) = (decision.trial, decision.stops()) {
+                    self.stopped
+                        .entry(number)
+                        .or_insert_with(|| decision.rationale.clone());
+                }
                 events.push(Event::DecisionRecorded(decision.clone()))
+            }
+            Change::SettingsRecorded { settings } => self.settings = Some(settings.clone()),
+            Change::TrialLaunched { number, launch } => {
+                self.launches.insert(*number, launch.clone());
+            }
+            Change::StopRequested { kill, .. } => {
+                if *kill {
+                    self.last_kill = logged.seq;
+                }
+                self.last_stop = logged.seq;
             }
             Change::SamplerStateSet { key, value } => {
                 self.sampler_state.insert(key.clone(), value.clone());
@@ -276,6 +337,7 @@ impl StudyView {
                 *self.counts.slot(&before) -= 1;
                 *self.counts.slot(state) += 1;
                 self.running.remove(number);
+                self.launches.remove(number);
                 match state {
                     TrialState::Completed => {
                         let values = values.clone().unwrap_or_default();

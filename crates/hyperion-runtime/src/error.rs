@@ -16,6 +16,14 @@ pub enum Error {
     /// The sampler has no point left (an exhausted grid).
     #[error("the search space is exhausted: every grid point has a trial")]
     Exhausted,
+    /// The study has its `max_trials` trials.
+    #[error("the study's trial budget is spent: it has its {max_trials} trials")]
+    BudgetSpent { max_trials: u64 },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
 }

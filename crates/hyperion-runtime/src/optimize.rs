@@ -1,21 +1,22 @@
-use std::collections::BTreeSet;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::Ordering;
-use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use hyperion_core::{Direction, Event, StopReason, StudyView, Trial};
+use hyperion_core::{Direction, StopReason, StudyView, Trial};
+use serde::{Deserialize, Serialize};
 
-use crate::{ActiveTrial, Error, Outcome, Study};
+use crate::settings::seconds;
+use crate::threads::ThreadDispatcher;
+use crate::{ActiveTrial, Error, RunControl, RunOptions, Study};
 
 /// When a run of [`Study::optimize`] ends. Every limit is optional; with none, the run goes on
 /// until the sampler is exhausted or [`Study::request_stop`] is called.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Budget {
     /// Trials in the study, counting earlier runs: a resumed study runs only the rest.
     pub max_trials: Option<u64>,
-    /// Wall time of this run; running trials finish after it.
+    /// Wall time of this run; running trials finish after it. Never recorded.
+    #[serde(skip)]
     pub max_time: Option<Duration>,
     /// Stop once the best value reaches this (≤ when minimizing, ≥ when maximizing); single
     /// objective only.
@@ -29,6 +30,16 @@ impl Budget {
         Budget {
             max_trials: Some(n),
             ..Budget::default()
+        }
+    }
+
+    /// This budget, with each limit it leaves unset taken from `fallback`.
+    pub fn or(&self, fallback: &Budget) -> Budget {
+        Budget {
+            max_trials: self.max_trials.or(fallback.max_trials),
+            max_time: self.max_time.or(fallback.max_time),
+            target: self.target.or(fallback.target),
+            max_failures: self.max_failures.or(fallback.max_failures),
         }
     }
 
@@ -88,17 +99,29 @@ impl Default for OptimizeConfig {
 
 /// How a run notices and settles trials whose worker died (a killed process, a lost machine).
 ///
-/// While it runs, a study sends a heartbeat for its running trials every `heartbeat`; any run
-/// on the study fails a running trial whose heartbeat is older than `grace` ("stale") and
-/// retries it as a new trial with the same params, at most `max_retries` times per original.
-#[derive(Clone, Debug, PartialEq)]
+/// Every running trial has a lease. While it runs, a run renews its trials' leases for `grace`
+/// every `heartbeat`; any run on the study fails a running trial whose lease ran out ("stale")
+/// and retries it as a new trial with the same params, at most `max_retries` times per
+/// original. A trial handed out by `ask` to another program has a lease of `lease`, which each
+/// `report` renews.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Recovery {
     /// Default 2 s.
+    #[serde(with = "seconds")]
     pub heartbeat: Duration,
     /// Default 20 s; keep it several heartbeats long.
+    #[serde(with = "seconds")]
     pub grace: Duration,
     /// Default 1.
     pub max_retries: u32,
+    /// The lease of an asked trial. Default 1 h.
+    #[serde(with = "seconds", default = "default_lease")]
+    pub lease: Duration,
+}
+
+fn default_lease() -> Duration {
+    Duration::from_secs(3600)
 }
 
 impl Default for Recovery {
@@ -107,6 +130,7 @@ impl Default for Recovery {
             heartbeat: Duration::from_secs(2),
             grace: Duration::from_secs(20),
             max_retries: 1,
+            lease: default_lease(),
         }
     }
 }
@@ -183,197 +207,30 @@ impl Study {
     ///
     /// One bad trial never ends the study: an `Err` from the objective, a panic in it, or a
     /// non-finite value becomes a failed trial (with the message), and `TrialError::Pruned` a
-    /// pruned one. The run ends at the first budget limit reached, when the sampler is
-    /// exhausted, or on [`Study::request_stop`]; trials already running finish first. Only a
-    /// store or sampler error ends it with `Err`.
+    /// pruned one. The run ends at the first budget limit reached (each limit `config` leaves
+    /// unset comes from the study's settings), when the sampler is exhausted, or on
+    /// [`Study::stop`] from any process; trials already running finish first. Only a store or
+    /// sampler error ends it with `Err`.
     pub fn optimize<F, V>(&self, config: &OptimizeConfig, objective: F) -> Result<Summary, Error>
     where
         F: Fn(&mut ActiveTrial<'_>) -> Result<V, TrialError> + Sync,
         V: IntoValues,
     {
-        let budget = &config.budget;
-        if budget.target.is_some() && self.spec().objectives.len() != 1 {
-            return Err(Error::Config(
-                "a target value needs exactly one objective".into(),
-            ));
-        }
-        self.stop.store(false, Ordering::SeqCst);
-        self.sync()?.set_total(budget.max_trials);
-        self.bus.publish(&Event::StudyStarted {
-            study: self.name().to_owned(),
-        });
-
-        let run = Run {
-            study: self,
-            budget,
-            recovery: &config.recovery,
-            started: Instant::now(),
-            stop: Mutex::new(None),
-            trials_run: Mutex::new(0),
-            running: Mutex::new(BTreeSet::new()),
+        let options = RunOptions {
+            budget: config.budget.clone(),
+            recovery: config.recovery.clone(),
+            trial_timeout: None,
+            kill_grace: Duration::ZERO,
+            max_concurrent: config.threads.max(1),
         };
-        // Settle what a dead run left behind before starting anything.
-        run.keep_alive()?;
-        let threads = config.threads.max(1);
-        let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
-            let (done, finished) = mpsc::channel::<()>();
-            let heartbeat = s.spawn(|| run.heartbeats(finished));
-            let workers: Vec<_> = (0..threads)
-                .map(|_| s.spawn(|| run.worker(&objective)))
-                .collect();
-            let mut results: Vec<_> = workers
-                .into_iter()
-                .map(|w| {
-                    w.join()
-                        .unwrap_or_else(|_| Err(Error::Config("a worker panicked".into())))
-                })
-                .collect();
-            drop(done);
-            results.push(
-                heartbeat
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::Config("the heartbeat panicked".into()))),
-            );
-            results
-        });
-        results.into_iter().collect::<Result<(), Error>>()?;
-
-        let reason = run
-            .stop
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .unwrap_or(StopReason::Stopped);
-        self.bus.publish(&Event::StudyCompleted {
-            study: self.name().to_owned(),
-            reason: reason.clone(),
-        });
-        Ok(Summary {
-            reason,
-            trials_run: run
-                .trials_run
-                .into_inner()
-                .unwrap_or_else(|e| e.into_inner()),
-            best: self.best_trial()?,
+        std::thread::scope(|scope| {
+            let mut threads = ThreadDispatcher::new(scope, &objective, config.threads.max(1));
+            self.run_with(&mut threads, &options, &RunControl::default())
         })
     }
 }
 
-struct Run<'a> {
-    study: &'a Study,
-    budget: &'a Budget,
-    recovery: &'a Recovery,
-    started: Instant,
-    /// The first reason to stop; once set, no thread starts a trial.
-    stop: Mutex<Option<StopReason>>,
-    trials_run: Mutex<u64>,
-    /// Trials this run's threads are running.
-    running: Mutex<BTreeSet<u64>>,
-}
-
-impl Run<'_> {
-    fn worker<F, V>(&self, objective: &F) -> Result<(), Error>
-    where
-        F: Fn(&mut ActiveTrial<'_>) -> Result<V, TrialError> + Sync,
-        V: IntoValues,
-    {
-        loop {
-            if let Some(reason) = self.should_stop()? {
-                self.stop_with(reason);
-                return Ok(());
-            }
-            let mut trial = match self.study.ask_within(self.budget.max_trials, true) {
-                Ok(Some(trial)) => trial,
-                Ok(None) => {
-                    // The budget is spent, but trials of other runs may still fail (a dead
-                    // worker's, once stale) and come back as retries: wait for them.
-                    let counts = self.study.sync()?.counts();
-                    let mine = lock(&self.running).len() as u64;
-                    if counts.pending == 0 && counts.running <= mine {
-                        self.stop_with(StopReason::MaxTrials);
-                        return Ok(());
-                    }
-                    std::thread::sleep(WAIT_FOR_OTHERS.min(self.recovery.heartbeat));
-                    continue;
-                }
-                Err(Error::Exhausted) => {
-                    self.stop_with(StopReason::SpaceExhausted);
-                    return Ok(());
-                }
-                Err(e) => {
-                    self.stop_with(StopReason::Stopped);
-                    return Err(e);
-                }
-            };
-            *lock(&self.trials_run) += 1;
-            let number = trial.number();
-            lock(&self.running).insert(number);
-            let outcome = match catch_unwind(AssertUnwindSafe(|| objective(&mut trial))) {
-                Ok(Ok(values)) => Outcome::Completed(values.into_values()),
-                Ok(Err(TrialError::Pruned { reason })) => Outcome::Pruned { reason },
-                Ok(Err(TrialError::Failed(error))) => Outcome::Failed { error },
-                Err(panic) => Outcome::Failed {
-                    error: format!("the objective panicked: {}", panic_message(&*panic)),
-                },
-            };
-            drop(trial);
-            let told = self.study.tell(number, outcome);
-            lock(&self.running).remove(&number);
-            match told {
-                Ok(_) => {}
-                // A result the store refuses (say, two values for one objective) fails the trial.
-                Err(Error::Store(hyperion_store::StoreError::InvalidValues { reason, .. })) => {
-                    self.study.tell(number, Outcome::Failed { error: reason })?;
-                }
-                Err(e) if e.settled_elsewhere() => {}
-                Err(e) => {
-                    self.stop_with(StopReason::Stopped);
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    /// Sends this run's heartbeats and settles stale trials until `finished` disconnects.
-    fn heartbeats(&self, finished: mpsc::Receiver<()>) -> Result<(), Error> {
-        while let Err(mpsc::RecvTimeoutError::Timeout) =
-            finished.recv_timeout(self.recovery.heartbeat)
-        {
-            self.keep_alive()?;
-        }
-        Ok(())
-    }
-
-    fn keep_alive(&self) -> Result<(), Error> {
-        let mine: Vec<u64> = lock(&self.running).iter().copied().collect();
-        self.study.keep_alive(&mine, self.recovery)
-    }
-
-    fn should_stop(&self) -> Result<Option<StopReason>, Error> {
-        if let Some(reason) = lock(&self.stop).clone() {
-            return Ok(Some(reason));
-        }
-        if self.study.stop.load(Ordering::SeqCst) {
-            return Ok(Some(StopReason::Stopped));
-        }
-        Ok(self.budget.reached(&*self.study.sync()?, self.started))
-    }
-
-    fn stop_with(&self, reason: StopReason) {
-        self.stop
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert(reason);
-    }
-}
-
-/// How long a run whose budget is spent waits before looking again for retries to run.
-const WAIT_FOR_OTHERS: Duration = Duration::from_millis(50);
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -1,18 +1,23 @@
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use hyperion_core::{
-    CategoricalDistribution, Distribution, Error as CoreError, Event, EventKind, FloatDistribution,
+    CategoricalDistribution, Change, StopRequest, Distribution, Error as CoreError, Event, EventKind, FloatDistribution,
     IntDistribution, Objective, ParamValue, Params, SearchSpace, StudySpec, StudyView, Trial,
     TrialState,
 };
-use hyperion_samplers::{SampleContext, Sampler, SamplerConfig, SamplerError, name_salt};
+use hyperion_samplers::{SampleContext, Sampler, SamplerConfig, SamplerError};
 use hyperion_store::{Created, MemoryStore, NewTrial, Store, StudyRecord};
 
 use hyperion_schedulers::{Action, NoStopping, Scheduler, SchedulerConfig};
 
-use crate::{Error, EventBus, TrialError};
+use crate::{
+    Budget, Error, EventBus, ProcessConfig, Recovery, RunControl, SettingsChange, StudySettings,
+    TrialError,
+};
 
 /// How a trial ended, as told by whoever ran it.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,16 +33,43 @@ pub enum Outcome {
     },
 }
 
-/// Builds or reopens a [`Study`].
+/// What a report decided about its trial.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// The trial goes on.
+    Continue,
+    /// The trial should stop now; it ends as pruned at its last step.
+    Stop {
+        /// The scheduler's rationale.
+        reason: String,
+        /// When PBT exploited it: the child that takes its place.
+        successor: Option<Successor>,
+    },
+}
+
+/// A PBT child that continues trial `parent` in the place of the trial it stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Successor {
+    pub child: u64,
+    pub parent: u64,
+}
+
+/// Builds or reopens a [`Study`]. What the builder leaves unset comes from the study's
+/// recorded settings when it exists (so reopening a TPE study keeps TPE), and from the
+/// defaults when it is new.
 #[derive(Debug)]
 pub struct StudyBuilder {
     name: String,
     objectives: Vec<Objective>,
     space: SearchSpace,
-    sampler: SamplerChoice,
-    seed: Option<u64>,
     store: Option<Arc<dyn Store>>,
-    scheduler: SchedulerChoice,
+    sampler: Option<SamplerChoice>,
+    scheduler: Option<SchedulerChoice>,
+    seed: Option<u64>,
+    budget: Option<Budget>,
+    recovery: Option<Recovery>,
+    description: Option<String>,
+    trial: Option<ProcessConfig>,
 }
 
 #[derive(Debug)]
@@ -61,6 +93,11 @@ impl StudyBuilder {
         self.objectives.push(Objective::maximize(metric));
         self
     }
+    /// The objectives, in order.
+    pub fn objectives(mut self, objectives: Vec<Objective>) -> Self {
+        self.objectives = objectives;
+        self
+    }
     /// The declared search space; define-by-run parameters may be added by the objective.
     pub fn space(mut self, space: SearchSpace) -> Self {
         self.space = space;
@@ -68,16 +105,17 @@ impl StudyBuilder {
     }
     /// The sampler (default: random).
     pub fn sampler(mut self, config: SamplerConfig) -> Self {
-        self.sampler = SamplerChoice::Config(config);
+        self.sampler = Some(SamplerChoice::Config(config));
         self
     }
-    /// A sampler of your own.
+    /// A sampler of your own. The store cannot rebuild it: a program that reopens the study
+    /// passes it again.
     pub fn custom_sampler(mut self, sampler: Box<dyn Sampler>) -> Self {
-        self.sampler = SamplerChoice::Custom(sampler);
+        self.sampler = Some(SamplerChoice::Custom(sampler));
         self
     }
     /// The seed of every random choice (default: derived from the study name, so a study is
-    /// reproducible by default and two studies differ).
+    /// reproducible by default and two studies differ). A study keeps its seed for life.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
@@ -89,41 +127,147 @@ impl StudyBuilder {
     }
     /// When running trials stop early (default: never): median, ASHA, Hyperband, PBT.
     pub fn early_stopping(mut self, config: SchedulerConfig) -> Self {
-        self.scheduler = SchedulerChoice::Config(config);
+        self.scheduler = Some(SchedulerChoice::Config(config));
         self
     }
     /// A scheduler of your own (or a [`Pipeline`](hyperion_schedulers::Pipeline) of several).
     pub fn custom_scheduler(mut self, scheduler: Box<dyn Scheduler>) -> Self {
-        self.scheduler = SchedulerChoice::Custom(scheduler);
+        self.scheduler = Some(SchedulerChoice::Custom(scheduler));
+        self
+    }
+    /// The study's limits (`max_time` belongs to a run and is not kept).
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+    /// How trials whose worker died are noticed and retried.
+    pub fn recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = Some(recovery);
+        self
+    }
+    pub fn description(mut self, description: &str) -> Self {
+        self.description = Some(description.to_owned());
+        self
+    }
+    /// How a trial runs as a command (`hyperion run`); kept so that any process can run the
+    /// study's trials.
+    pub fn trial_template(mut self, template: ProcessConfig) -> Self {
+        self.trial = Some(template);
         self
     }
 
-    /// Creates the study, or reopens it (same name and spec) with all its trials.
+    /// Creates the study, or reopens it (same name and spec) with all its trials. Settings
+    /// that differ from the recorded ones are recorded as a change (see
+    /// [`Study::settings_changes`]); a change that would corrupt the study (another seed, a
+    /// grid switched) is an error and nothing is written.
     pub fn open(self) -> Result<Study, Error> {
         let objectives = match self.objectives.is_empty() {
             true => vec![Objective::minimize("value")],
-            false => self.objectives,
+            false => self.objectives.clone(),
         };
-        let spec = StudySpec::new(&self.name, objectives, self.space);
-        let seed = self.seed.unwrap_or_else(|| name_salt(&spec.name));
+        let spec = StudySpec::new(&self.name, objectives, self.space.clone());
+        let store = self
+            .store
+            .clone()
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let record = store.create_study(&spec)?;
+        self.assemble(record, store)
+    }
+
+    /// Builds the study on its stored `record` with these settings over the recorded ones.
+    fn assemble(self, record: StudyRecord, store: Arc<dyn Store>) -> Result<Study, Error> {
+        let mut view = StudyView::new(record.id, record.spec.clone());
+        let changes = store.changes_since(record.id, 0)?;
+        for change in &changes {
+            view.apply(change, &mut Vec::new())?;
+        }
+        let recorded = view
+            .settings()
+            .map(StudySettings::from_json)
+            .transpose()?;
+        let says_something = self.sampler.is_some()
+            || self.scheduler.is_some()
+            || self.seed.is_some()
+            || self.budget.is_some()
+            || self.recovery.is_some()
+            || self.description.is_some()
+            || self.trial.is_some();
+        let mut settings = recorded
+            .clone()
+            .unwrap_or_else(|| StudySettings::defaults(&record.spec.name));
+        if let Some(seed) = self.seed {
+            settings.seed = seed;
+        }
         let sampler = match self.sampler {
-            SamplerChoice::Config(config) => config.build(seed)?,
-            SamplerChoice::Custom(sampler) => sampler,
+            Some(SamplerChoice::Config(config)) => {
+                settings.sampler = Some(config.clone());
+                config.build(settings.seed)?
+            }
+            Some(SamplerChoice::Custom(sampler)) => {
+                settings.sampler = None;
+                sampler
+            }
+            None => match &settings.sampler {
+                Some(config) => config.build(settings.seed)?,
+                None => {
+                    return Err(Error::Config(format!(
+                        "study \"{}\" uses a custom sampler: open it with \
+                         `Study::builder(…).custom_sampler(…)`",
+                        record.spec.name
+                    )));
+                }
+            },
         };
         let scheduler = match self.scheduler {
-            SchedulerChoice::Config(config) => config.build(seed)?,
-            SchedulerChoice::Custom(scheduler) => scheduler,
+            Some(SchedulerChoice::Config(config)) => {
+                settings.early_stopping = Some(config.clone());
+                config.build(settings.seed)?
+            }
+            Some(SchedulerChoice::Custom(scheduler)) => {
+                settings.early_stopping = None;
+                scheduler
+            }
+            // A scheduler of the program's own that this one did not pass: stop nothing.
+            None => match &settings.early_stopping {
+                Some(config) => config.build(settings.seed)?,
+                None => Box::new(NoStopping),
+            },
         };
-        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let record = store.create_study(&spec)?;
+        if let Some(budget) = self.budget {
+            settings.budget = Budget {
+                max_time: None,
+                ..budget
+            };
+        }
+        if let Some(recovery) = self.recovery {
+            settings.recovery = recovery;
+        }
+        if self.description.is_some() {
+            settings.description = self.description;
+        }
+        if self.trial.is_some() {
+            settings.trial = self.trial;
+        }
+        let settings_changes = match &recorded {
+            Some(old) => old.changes_to(&settings)?,
+            None => Vec::new(),
+        };
+        if (recorded.is_none() && says_something) || !settings_changes.is_empty() {
+            let change = Change::SettingsRecorded {
+                settings: settings.to_json(),
+            };
+            store.log(record.id, &change)?;
+        }
         let study = Study {
             view: Mutex::new(StudyView::new(record.id, record.spec.clone())),
             record,
             store,
             sampler,
             scheduler,
+            settings,
+            settings_changes,
             bus: EventBus::default(),
-            stop: AtomicBool::new(false),
+            control: RunControl::default(),
         };
         study.catch_up()?;
         Ok(study)
@@ -143,10 +287,14 @@ pub struct Study {
     store: Arc<dyn Store>,
     sampler: Box<dyn Sampler>,
     scheduler: Box<dyn Scheduler>,
+    settings: StudySettings,
+    settings_changes: Vec<SettingsChange>,
     /// Lock order: `view`, then the store.
     view: Mutex<StudyView>,
     pub(crate) bus: EventBus,
-    pub(crate) stop: AtomicBool,
+    /// Reaches this process's runs of the study at once; other processes' at their next
+    /// heartbeat, through the store.
+    pub(crate) control: RunControl,
 }
 
 impl Study {
@@ -155,11 +303,22 @@ impl Study {
             name: name.to_owned(),
             objectives: Vec::new(),
             space: SearchSpace::default(),
-            sampler: SamplerChoice::Config(SamplerConfig::Random),
-            seed: None,
             store: None,
-            scheduler: SchedulerChoice::Custom(Box::new(NoStopping)),
+            sampler: None,
+            scheduler: None,
+            seed: None,
+            budget: None,
+            recovery: None,
+            description: None,
+            trial: None,
         }
+    }
+
+    /// Reopens study `name` from the store alone: its spec and its recorded settings (sampler,
+    /// early stopping, seed, budget, recovery, trial template).
+    pub fn open(store: Arc<dyn Store>, name: &str) -> Result<Study, Error> {
+        let record = store.study(name)?;
+        Study::builder(name).assemble(record, store)
     }
 
     pub fn name(&self) -> &str {
@@ -171,23 +330,39 @@ impl Study {
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
-
-    /// Starts a trial: a pending (enqueued) trial if there is one, else a new one with params
-    /// from the sampler. [`Error::Exhausted`] when the sampler has no point left.
-    pub fn ask(&self) -> Result<ActiveTrial<'_>, Error> {
-        self.ask_within(None, false)?.ok_or(Error::Exhausted)
+    /// The settings in force.
+    pub fn settings(&self) -> &StudySettings {
+        &self.settings
+    }
+    /// What opening the study changed in its recorded settings ("budget.max_trials: 100 →
+    /// 200"); empty when nothing changed or the study is new.
+    pub fn settings_changes(&self) -> &[SettingsChange] {
+        &self.settings_changes
     }
 
-    /// [`Study::ask`], creating nothing when the study has `max_trials` trials (`Ok(None)`).
-    /// `watched`: this process sends the trial's heartbeats (see `Recovery`).
+    /// Starts a trial: a pending (enqueued) trial if there is one, else a new one with params
+    /// from the sampler. [`Error::Exhausted`] when the sampler has no point left,
+    /// [`Error::BudgetSpent`] when the study has its `max_trials`. The trial has a lease of
+    /// [`Recovery::lease`], which [`Study::report`] renews: a trial nobody reports or tells
+    /// about for that long goes stale, and a run retries it.
+    pub fn ask(&self) -> Result<ActiveTrial<'_>, Error> {
+        let max_trials = self.settings.budget.max_trials;
+        self.ask_within(max_trials, self.settings.recovery.lease)?
+            .ok_or(Error::BudgetSpent {
+                max_trials: max_trials.unwrap_or_default(),
+            })
+    }
+
+    /// [`Study::ask`], creating nothing when the study has `max_trials` trials (`Ok(None)`),
+    /// the trial leased for `lease`.
     pub(crate) fn ask_within(
         &self,
         max_trials: Option<u64>,
-        watched: bool,
+        lease: Duration,
     ) -> Result<Option<ActiveTrial<'_>>, Error> {
         let mut view = self.sync()?;
         if view.counts().pending > 0
-            && let Some(trial) = self.store.claim_pending(self.record.id, watched)?
+            && let Some(trial) = self.store.claim_pending(self.record.id, Some(lease))?
         {
             self.refresh(&mut view)?;
             return Ok(Some(ActiveTrial::new(self, trial)));
@@ -198,7 +373,7 @@ impl Study {
         let created = self.store.create_trial(
             self.record.id,
             &NewTrial {
-                watched,
+                lease: Some(lease),
                 ..NewTrial::running()
             },
             max_trials,
@@ -207,7 +382,14 @@ impl Study {
                     view: &view,
                     trial_number: number,
                 };
-                match self.sampler.suggest(space, &ctx) {
+                let suggested = catch_unwind(AssertUnwindSafe(|| self.sampler.suggest(space, &ctx)))
+                    .unwrap_or_else(|panic| {
+                        Err(SamplerError::Failed(format!(
+                            "it panicked: {}",
+                            crate::optimize::panic_message(&*panic)
+                        )))
+                    });
+                match suggested {
                     Ok(Some(params)) => Some(params),
                     Ok(None) => {
                         exhausted = true;
@@ -234,6 +416,94 @@ impl Study {
                 )),
             },
         }
+    }
+
+    /// Records trial `number`'s intermediate values at `step` — the first objective's, or one
+    /// per objective — and lets the study's scheduler decide whether it goes on; the decision,
+    /// with its rationale, goes to the decision log. Works from any thread or process that
+    /// holds the store, not only through the handle `ask` returned. A trial already stopped
+    /// stays stopped.
+    pub fn report(&self, number: u64, step: u64, values: &[f64]) -> Result<Verdict, Error> {
+        let id = self.record.id;
+        self.store.report(id, number, step, values)?;
+        let verdict = {
+            let view = self.sync()?;
+            if let Some(reason) = view.stop_reason(number) {
+                return Ok(Verdict::Stop {
+                    reason: reason.to_owned(),
+                    successor: None,
+                });
+            }
+            let trial = view
+                .trial(number)
+                .ok_or(hyperion_store::StoreError::TrialNotFound { number })?;
+            self.scheduler.decide(&view, trial, step)
+        };
+        let Some(verdict) = verdict else {
+            return Ok(Verdict::Continue);
+        };
+        self.store.record_decision(id, &verdict.decision(number))?;
+        let verdict = match verdict.action {
+            Action::Continue => Verdict::Continue,
+            Action::Stop => Verdict::Stop {
+                reason: verdict.rationale,
+                successor: None,
+            },
+            Action::Exploit { parent, params } => {
+                let child = self.start_child(parent, params)?;
+                Verdict::Stop {
+                    reason: format!("{} (as trial {child})", verdict.rationale),
+                    successor: Some(Successor { child, parent }),
+                }
+            }
+        };
+        self.catch_up()?;
+        Ok(verdict)
+    }
+
+    /// What the scheduler last decided about trial `number`: whether it should stop.
+    pub fn verdict(&self, number: u64) -> Result<Verdict, Error> {
+        let view = self.sync()?;
+        if view.trial(number).is_none() {
+            return Err(hyperion_store::StoreError::TrialNotFound { number }.into());
+        }
+        Ok(match view.stop_reason(number) {
+            Some(reason) => Verdict::Stop {
+                reason: reason.to_owned(),
+                successor: None,
+            },
+            None => Verdict::Continue,
+        })
+    }
+
+    /// Renews the lease of trial `number` (run by another program) for [`Recovery::lease`].
+    pub fn renew_lease(&self, number: u64) -> Result<(), Error> {
+        let lease = self.settings.recovery.lease;
+        Ok(self.store.heartbeat(self.record.id, &[number], lease)?)
+    }
+
+    /// Asks every run of the study — in this process at once, in others within a heartbeat
+    /// — to start no more trials; running ones finish. Recorded in the store.
+    pub fn stop(&self) -> Result<(), Error> {
+        self.request(false, "Study::stop")
+    }
+
+    /// As [`Study::stop`], and the runs kill their running trials.
+    pub fn kill(&self) -> Result<(), Error> {
+        self.request(true, "Study::kill")
+    }
+
+    /// Records a stop request by `by`; this process's runs obey it at once.
+    pub fn request(&self, kill: bool, by: &str) -> Result<(), Error> {
+        self.control.request(match kill {
+            true => StopRequest::Kill,
+            false => StopRequest::Stop,
+        });
+        let change = Change::StopRequested {
+            kill,
+            by: by.to_owned(),
+        };
+        Ok(self.store.log(self.record.id, &change)?)
     }
 
     /// Records how trial `number` ended and returns it as stored.
@@ -319,11 +589,6 @@ impl Study {
         self.bus.subscribe_all()
     }
 
-    /// Asks a running [`Study::optimize`] to start no more trials; running ones finish.
-    pub fn request_stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-
     /// Creates the pending child of a PBT exploit: it continues trial `parent` with `params`,
     /// one generation deeper. Returns its number.
     fn start_child(&self, parent: u64, params: Params) -> Result<u64, Error> {
@@ -345,16 +610,6 @@ impl Study {
                 format!("a PBT child was not created: {other:?}"),
             ))),
         }
-    }
-
-    /// Sends the heartbeat of this process's running trials `mine`, and settles stale trials.
-    pub(crate) fn keep_alive(&self, mine: &[u64], recovery: &crate::Recovery) -> Result<(), Error> {
-        if !mine.is_empty() {
-            self.store.heartbeat(self.record.id, mine)?;
-        }
-        self.store
-            .fail_stale(self.record.id, recovery.grace, recovery.max_retries)?;
-        Ok(())
     }
 
     /// Locks the view and brings it up to date with the store.
@@ -441,8 +696,8 @@ pub struct ActiveTrial<'s> {
     trial: Trial,
     /// Why the scheduler stopped this trial, once it has.
     stopped: Option<String>,
-    /// When PBT exploited it: the child that takes its place, and the child's parent.
-    successor: Option<(u64, u64)>,
+    /// Set by the run when it stops this trial from outside (a kill request).
+    halted: Arc<AtomicBool>,
 }
 
 impl<'s> ActiveTrial<'s> {
@@ -451,8 +706,13 @@ impl<'s> ActiveTrial<'s> {
             study,
             trial,
             stopped: None,
-            successor: None,
+            halted: Arc::default(),
         }
+    }
+
+    /// The flag that makes [`ActiveTrial::should_prune`] true from another thread.
+    pub(crate) fn halt_flag(&self) -> Arc<AtomicBool> {
+        self.halted.clone()
     }
 
     /// The trial's number in its study: pass it to [`Study::tell`].
@@ -544,64 +804,40 @@ impl<'s> ActiveTrial<'s> {
     /// [`ActiveTrial::report`] for a study with several objectives: one value per objective,
     /// so that schedulers can stop the trials other trials dominate.
     pub fn report_values(&mut self, step: u64, values: &[f64]) -> Result<(), Error> {
-        let study = self.study;
-        let id = study.record.id;
-        study.store.report(id, self.trial.number, step, values)?;
+        let verdict = self.study.report(self.trial.number, step, values)?;
         if let Some((&first, others)) = values.split_first() {
             self.trial.intermediate.insert(step, first);
             if !others.is_empty() {
                 self.trial.intermediate_others.insert(step, others.to_vec());
             }
         }
-        if self.stopped.is_some() {
-            return Ok(());
+        if let Verdict::Stop { reason, .. } = verdict {
+            self.stopped.get_or_insert(reason);
         }
-        let verdict = {
-            let view = study.sync()?;
-            let trial = view.trial(self.trial.number).unwrap_or(&self.trial);
-            study.scheduler.decide(&view, trial, step)
-        };
-        let Some(verdict) = verdict else {
-            return Ok(());
-        };
-        study
-            .store
-            .record_decision(id, &verdict.decision(self.trial.number))?;
-        match verdict.action {
-            Action::Continue => {}
-            Action::Stop => self.stopped = Some(verdict.rationale),
-            Action::Exploit { parent, params } => {
-                let child = study.start_child(parent, params)?;
-                self.stopped = Some(format!("{} (as trial {child})", verdict.rationale));
-                self.successor = Some((child, parent));
-            }
-        }
-        study.catch_up()?;
         Ok(())
     }
 
-    /// Whether the scheduler stopped this trial at its last report. An objective that gets
-    /// `true` returns `Err(TrialError::pruned(…))`, or uses [`ActiveTrial::check_pruned`].
+    /// Whether the scheduler stopped this trial at its last report (or the run is being
+    /// killed). An objective that gets `true` returns `Err(TrialError::pruned(…))`, or uses
+    /// [`ActiveTrial::check_pruned`].
     pub fn should_prune(&self) -> bool {
-        self.stopped.is_some()
-    }
-
-    /// When PBT exploited this trial: the child that takes its place and the trial whose
-    /// checkpoint the child restores.
-    pub fn successor(&self) -> Option<(u64, u64)> {
-        self.successor
+        self.stopped.is_some() || self.halted.load(Ordering::SeqCst)
     }
 
     /// The scheduler's reason for stopping this trial, if it did.
     pub fn prune_reason(&self) -> Option<&str> {
-        self.stopped.as_deref()
+        match (&self.stopped, self.halted.load(Ordering::SeqCst)) {
+            (Some(reason), _) => Some(reason),
+            (None, true) => Some(HALTED),
+            (None, false) => None,
+        }
     }
 
     /// `Err(TrialError::Pruned)` once the scheduler stopped this trial:
     /// `trial.report(epoch, loss)?; trial.check_pruned()?;` in an objective.
     pub fn check_pruned(&self) -> Result<(), TrialError> {
-        match &self.stopped {
-            Some(reason) => Err(TrialError::pruned(reason.clone())),
+        match self.prune_reason() {
+            Some(reason) => Err(TrialError::pruned(reason)),
             None => Ok(()),
         }
     }
@@ -614,6 +850,9 @@ impl<'s> ActiveTrial<'s> {
         Ok(())
     }
 }
+
+/// Why a trial that the run halted stops.
+const HALTED: &str = "the run is stopping";
 
 fn type_error(name: &str, want: &str, got: &ParamValue) -> Error {
     CoreError::InvalidParam {

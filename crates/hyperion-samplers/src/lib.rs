@@ -86,6 +86,9 @@ pub enum SamplerError {
     GridTooLarge { limit: usize },
     #[error("invalid sampler configuration: {0}")]
     Config(String),
+    /// The sampler failed while suggesting (a bug in it: it panicked).
+    #[error("the sampler failed: {0}")]
+    Failed(String),
 }
 
 /// Which sampler to use and its settings: the serde form a study file holds.

@@ -28,7 +28,7 @@ mod pbt;
 
 use std::fmt::Debug;
 
-use hyperion_core::{Change, Decision, Direction, Params, StudyView, Trial};
+use hyperion_core::{Change, Decision, DecisionAction, Direction, Params, StudyView, Trial};
 use serde::{Deserialize, Serialize};
 
 pub use halving::{Asha, AshaConfig, Bracket, Hyperband, HyperbandConfig, hyperband_brackets};
@@ -80,9 +80,9 @@ impl Verdict {
     /// The entry of the decision log.
     pub fn decision(&self, trial: u64) -> Decision {
         let action = match &self.action {
-            Action::Continue => "continue".to_owned(),
-            Action::Stop => "stop".to_owned(),
-            Action::Exploit { parent, .. } => format!("exploit {parent}"),
+            Action::Continue => DecisionAction::Continue,
+            Action::Stop => DecisionAction::Stop,
+            Action::Exploit { parent, .. } => DecisionAction::Exploit { parent: *parent },
         };
         Decision {
             trial: Some(trial),

@@ -403,7 +403,7 @@ pub fn pending_trials_are_claimed_once_in_order(store: &dyn Store) {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 s.spawn(|| {
-                    std::iter::from_fn(|| store.claim_pending(study, true).unwrap())
+                    std::iter::from_fn(|| store.claim_pending(study, Some(GRACE)).unwrap())
                         .map(|t| t.number)
                         .collect::<Vec<_>>()
                 })
@@ -423,7 +423,7 @@ pub fn pending_trials_are_claimed_once_in_order(store: &dyn Store) {
             .iter()
             .all(|t| t.state == TrialState::Running)
     );
-    assert_eq!(store.claim_pending(study, true).unwrap(), None);
+    assert_eq!(store.claim_pending(study, Some(GRACE)).unwrap(), None);
 }
 
 pub fn define_by_run_params_keep_their_distribution(store: &dyn Store) {
@@ -583,7 +583,7 @@ pub fn stale_trials_fail_and_are_retried_up_to_max_retries(store: &dyn Store) {
             &NewTrial {
                 parent: Some(done),
                 depth: 1,
-                watched: true,
+                lease: Some(GRACE),
                 ..NewTrial::running()
             },
             None,
@@ -595,12 +595,12 @@ pub fn stale_trials_fail_and_are_retried_up_to_max_retries(store: &dyn Store) {
     };
     wait_past_grace();
     assert_eq!(
-        store.fail_stale(study, GRACE, 2).unwrap(),
+        store.fail_stale(study, 2).unwrap(),
         [original.number]
     );
     let failed = store.trial(study, original.number).unwrap();
     assert!(
-        matches!(&failed.state, TrialState::Failed { error } if error.starts_with("stale: no heartbeat"))
+        matches!(&failed.state, TrialState::Failed { error } if error.starts_with(crate::STALE))
     );
     assert_eq!(
         store.trial(study, done).unwrap().state,
@@ -611,7 +611,7 @@ pub fn stale_trials_fail_and_are_retried_up_to_max_retries(store: &dyn Store) {
     let mut chain = vec![original.number];
     for _ in 0..2 {
         let retry = store
-            .claim_pending(study, true)
+            .claim_pending(study, Some(GRACE))
             .unwrap()
             .expect("a retry is pending");
         assert_eq!(retry.retry_of, Some(*chain.last().unwrap()));
@@ -621,10 +621,10 @@ pub fn stale_trials_fail_and_are_retried_up_to_max_retries(store: &dyn Store) {
         );
         chain.push(retry.number);
         wait_past_grace();
-        assert_eq!(store.fail_stale(study, GRACE, 2).unwrap(), [retry.number]);
+        assert_eq!(store.fail_stale(study, 2).unwrap(), [retry.number]);
     }
     assert_eq!(
-        store.claim_pending(study, true).unwrap(),
+        store.claim_pending(study, Some(GRACE)).unwrap(),
         None,
         "two retries, then no more"
     );
@@ -633,7 +633,7 @@ pub fn stale_trials_fail_and_are_retried_up_to_max_retries(store: &dyn Store) {
 
 fn create_watched(store: &dyn Store, study: StudyId) -> u64 {
     let new = NewTrial {
-        watched: true,
+        lease: Some(GRACE),
         ..NewTrial::running()
     };
     match store
@@ -651,17 +651,17 @@ pub fn heartbeats_keep_trials_alive(store: &dyn Store) {
     let unwatched = create(store, study);
     for _ in 0..3 {
         std::thread::sleep(GRACE / 2);
-        store.heartbeat(study, &[a]).unwrap();
+        store.heartbeat(study, &[a], GRACE).unwrap();
     }
-    assert_eq!(store.fail_stale(study, GRACE, 0).unwrap(), [b]);
+    assert_eq!(store.fail_stale(study, 0).unwrap(), [b]);
     assert_eq!(store.trial(study, a).unwrap().state, TrialState::Running);
     assert_eq!(
         store.trial(study, unwatched).unwrap().state,
         TrialState::Running,
-        "a trial nobody sends heartbeats for (ask/tell) is never stale"
+        "a trial without a lease is never stale"
     );
     assert_eq!(
-        store.claim_pending(study, true).unwrap(),
+        store.claim_pending(study, Some(GRACE)).unwrap(),
         None,
         "max_retries 0 retries nothing"
     );
@@ -672,7 +672,7 @@ pub fn a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget(store: &dyn
     let limit = Some(2);
     let new = |store: &dyn Store| {
         let new = NewTrial {
-            watched: true,
+            lease: Some(GRACE),
             ..NewTrial::running()
         };
         store.create_trial(study, &new, limit, &mut |_| Some(point(0.1)))
@@ -680,7 +680,7 @@ pub fn a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget(store: &dyn
     assert!(matches!(new(store), Ok(Created::Trial(_))));
     assert!(matches!(new(store), Ok(Created::Trial(_))));
     wait_past_grace();
-    assert_eq!(store.fail_stale(study, GRACE, 1).unwrap(), [0, 1]);
+    assert_eq!(store.fail_stale(study, 1).unwrap(), [0, 1]);
     assert_eq!(new(store).unwrap(), Created::LimitReached);
     let trials = store.trials(study).unwrap();
     let retries: Vec<_> = trials.iter().filter_map(|t| t.retry_of).collect();
@@ -728,7 +728,7 @@ pub fn decisions_and_sampler_state_are_logged(store: &dyn Store) {
     let decision = Decision {
         trial: Some(n),
         policy: "asha".into(),
-        action: "prune".into(),
+        action: hyperion_core::DecisionAction::Stop,
         rationale: "0.9 is below the rung-1 cutoff 0.7".into(),
     };
     store.record_decision(study, &decision).unwrap();

@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hyperion_core::{
-    Decision, Distribution, LoggedChange, ParamValue, Params, StudyId, StudySpec, Timestamp, Trial,
+    Change, Decision, Distribution, LoggedChange, ParamValue, Params, StudyId, StudySpec, Timestamp, Trial,
     TrialState,
 };
 
@@ -95,9 +95,10 @@ pub struct StudyRecord {
 pub struct NewTrial {
     /// Whether the trial starts now, or waits to be claimed (enqueued).
     pub pending: bool,
-    /// Whether a run sends heartbeats for it, so that it goes stale when they stop (see
-    /// [`Store::fail_stale`]). Trials handed out by `ask` to another program are not watched.
-    pub watched: bool,
+    /// How long a running trial lives without a heartbeat: it goes stale when its lease runs
+    /// out (see [`Store::fail_stale`]), and each [`Store::heartbeat`] renews it. `None`: it
+    /// never goes stale.
+    pub lease: Option<Duration>,
     pub parent: Option<u64>,
     pub depth: u32,
     pub retry_of: Option<u64>,
@@ -164,8 +165,12 @@ pub trait Store: Send + Sync + Debug {
 
     /// Moves the lowest-numbered pending trial to running and returns it; `None` if there is
     /// none. Two callers never claim the same trial.
-    /// `watched` as in [`NewTrial::watched`].
-    fn claim_pending(&self, study: StudyId, watched: bool) -> Result<Option<Trial>, StoreError>;
+    /// `lease` as in [`NewTrial::lease`].
+    fn claim_pending(
+        &self,
+        study: StudyId,
+        lease: Option<Duration>,
+    ) -> Result<Option<Trial>, StoreError>;
 
     /// Sets a define-by-run parameter of a running trial. The first use of `name` in the study
     /// registers `distribution` for it; a later use with another distribution is
@@ -179,23 +184,26 @@ pub trait Store: Send + Sync + Debug {
         distribution: &Distribution,
     ) -> Result<(), StoreError>;
 
-    /// Marks running trials as alive now (their worker's heartbeat). Not logged: a heartbeat is
-    /// not a fact of the study.
-    fn heartbeat(&self, study: StudyId, numbers: &[u64]) -> Result<(), StoreError>;
+    /// Renews the leases of running trials for `lease` from now (their worker's heartbeat), on
+    /// the store's clock. Not logged: a heartbeat is not a fact of the study.
+    fn heartbeat(&self, study: StudyId, numbers: &[u64], lease: Duration)
+    -> Result<(), StoreError>;
 
-    /// Settles trials whose worker died: each watched running trial whose last heartbeat (or
-    /// start) is older than `grace` becomes failed ("stale: …") and, unless it is already the
-    /// `max_retries`-th retry of its original, is retried as a new pending trial with the same
-    /// params, lineage and `retry_of` set to it. Returns the numbers of the trials it failed.
-    fn fail_stale(
-        &self,
-        study: StudyId,
-        grace: Duration,
-        max_retries: u32,
-    ) -> Result<Vec<u64>, StoreError>;
+    /// Settles trials whose worker died: each running trial whose lease ran out becomes failed
+    /// ([`STALE`]…) and, unless it is already the `max_retries`-th retry of its original, is
+    /// retried as a new pending trial with the same params, lineage and `retry_of` set to it.
+    /// Returns the numbers of the trials it failed.
+    fn fail_stale(&self, study: StudyId, max_retries: u32) -> Result<Vec<u64>, StoreError>;
+
+    /// Appends a change that touches no trial ([`Change::is_log_only`]: a decision, sampler
+    /// state, settings, a stop request) to the study's log. Any other change is
+    /// [`StoreError::Inconsistent`] and nothing is written.
+    fn log(&self, study: StudyId, change: &Change) -> Result<(), StoreError>;
 
     /// Appends a policy's decision and its rationale to the decision log.
-    fn record_decision(&self, study: StudyId, decision: &Decision) -> Result<(), StoreError>;
+    fn record_decision(&self, study: StudyId, decision: &Decision) -> Result<(), StoreError> {
+        self.log(study, &Change::DecisionRecorded(decision.clone()))
+    }
 
     /// The decision log, oldest first.
     fn decisions(&self, study: StudyId) -> Result<Vec<Decision>, StoreError>;
@@ -206,7 +214,13 @@ pub trait Store: Send + Sync + Debug {
         study: StudyId,
         key: &str,
         value: &serde_json::Value,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let change = Change::SamplerStateSet {
+            key: key.to_owned(),
+            value: value.clone(),
+        };
+        self.log(study, &change)
+    }
 
     /// Records the intermediate values of a running trial at `step`: the first objective's, or
     /// one per objective (finite); a repeated step replaces them.
@@ -375,12 +389,29 @@ pub fn check_param(
     }
 }
 
-/// The error of a trial failed by [`Store::fail_stale`].
-pub fn stale_error(grace: Duration) -> String {
-    format!(
-        "stale: no heartbeat for {:.1}s (its worker died?)",
-        grace.as_secs_f64()
-    )
+/// How the error of a trial failed by [`Store::fail_stale`] starts.
+pub const STALE: &str = "stale: no heartbeat";
+
+/// The error of a trial failed by [`Store::fail_stale`], whose lease ran out at `until`.
+pub fn stale_error(until: Timestamp) -> String {
+    let late = Timestamp::now().0.saturating_sub(until.0) as f64 / 1e6;
+    format!("{STALE} before its lease ran out {late:.1}s ago (its worker died?)")
+}
+
+/// Refuses a change [`Store::log`] must not append.
+pub fn check_log_only(change: &Change) -> Result<(), StoreError> {
+    match change.is_log_only() {
+        true => Ok(()),
+        false => Err(StoreError::Inconsistent(format!(
+            "a {} is not a log-only change",
+            change.kind()
+        ))),
+    }
+}
+
+/// The end of a lease of `lease` from `now`.
+pub fn lease_end(now: Timestamp, lease: Duration) -> Timestamp {
+    Timestamp(now.0.saturating_add(lease.as_micros().min(u64::MAX as u128) as u64))
 }
 
 /// How many retries precede trial `number` in its chain (0 for an original), following

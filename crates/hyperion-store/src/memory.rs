@@ -8,8 +8,8 @@ use hyperion_core::{
 };
 
 use crate::{
-    Created, NewTrial, Store, StoreError, StudyRecord, check_param, check_report, check_values,
-    retry_depth, spec_difference, stale_error,
+    Created, NewTrial, Store, StoreError, StudyRecord, check_log_only, check_param, check_report,
+    check_values, lease_end, retry_depth, spec_difference, stale_error,
 };
 
 /// A store in this process's memory: fast, shared by threads, gone when the process ends.
@@ -37,7 +37,7 @@ struct StudyData {
     view: StudyView,
     /// Pending trial numbers, lowest first.
     pending: std::collections::BTreeSet<u64>,
-    /// Running trials and their last heartbeat.
+    /// Running trials with a lease, and when it ends.
     alive: BTreeMap<u64, Timestamp>,
     /// Scratch space for the view's events, which the store does not need.
     events: Vec<Event>,
@@ -82,8 +82,8 @@ impl StudyData {
         })?;
         if new.pending {
             self.pending.insert(number);
-        } else if new.watched {
-            self.alive.insert(number, Timestamp::now());
+        } else if let Some(lease) = new.lease {
+            self.alive.insert(number, lease_end(Timestamp::now(), lease));
         }
         Ok(number)
     }
@@ -215,14 +215,18 @@ impl Store for MemoryStore {
         })
     }
 
-    fn claim_pending(&self, study: StudyId, watched: bool) -> Result<Option<Trial>, StoreError> {
+    fn claim_pending(
+        &self,
+        study: StudyId,
+        lease: Option<Duration>,
+    ) -> Result<Option<Trial>, StoreError> {
         self.with(study, |data, _| {
             let Some(number) = data.pending.pop_first() else {
                 return Ok(None);
             };
             data.record(Change::TrialStarted { number })?;
-            if watched {
-                data.alive.insert(number, Timestamp::now());
+            if let Some(lease) = lease {
+                data.alive.insert(number, lease_end(Timestamp::now(), lease));
             }
             Ok(Some(data.trial(number)?.clone()))
         })
@@ -253,36 +257,36 @@ impl Store for MemoryStore {
         })
     }
 
-    fn heartbeat(&self, study: StudyId, numbers: &[u64]) -> Result<(), StoreError> {
+    fn heartbeat(
+        &self,
+        study: StudyId,
+        numbers: &[u64],
+        lease: Duration,
+    ) -> Result<(), StoreError> {
         self.with(study, |data, _| {
-            let now = Timestamp::now();
+            let until = lease_end(Timestamp::now(), lease);
             for n in numbers {
-                if let Some(beat) = data.alive.get_mut(n) {
-                    *beat = now;
+                if let Some(end) = data.alive.get_mut(n) {
+                    *end = until;
                 }
             }
             Ok(())
         })
     }
 
-    fn fail_stale(
-        &self,
-        study: StudyId,
-        grace: Duration,
-        max_retries: u32,
-    ) -> Result<Vec<u64>, StoreError> {
+    fn fail_stale(&self, study: StudyId, max_retries: u32) -> Result<Vec<u64>, StoreError> {
         self.with(study, |data, next_trial| {
-            let deadline = Timestamp(Timestamp::now().0.saturating_sub(grace.as_micros() as u64));
-            let stale: Vec<u64> = data
+            let now = Timestamp::now();
+            let stale: Vec<(u64, Timestamp)> = data
                 .alive
                 .iter()
-                .filter(|(_, beat)| **beat < deadline)
-                .map(|(n, _)| *n)
+                .filter(|(_, end)| **end < now)
+                .map(|(n, end)| (*n, *end))
                 .collect();
-            for &number in &stale {
+            for &(number, until) in &stale {
                 data.alive.remove(&number);
                 let state = TrialState::Failed {
-                    error: stale_error(grace),
+                    error: stale_error(until),
                 };
                 data.record(Change::TrialFinished {
                     number,
@@ -302,14 +306,13 @@ impl Store for MemoryStore {
                     data.insert_trial(next_trial, &new, trial.params.clone())?;
                 }
             }
-            Ok(stale)
+            Ok(stale.into_iter().map(|(n, _)| n).collect())
         })
     }
 
-    fn record_decision(&self, study: StudyId, decision: &Decision) -> Result<(), StoreError> {
-        self.with(study, |data, _| {
-            data.record(Change::DecisionRecorded(decision.clone()))
-        })
+    fn log(&self, study: StudyId, change: &Change) -> Result<(), StoreError> {
+        check_log_only(change)?;
+        self.with(study, |data, _| data.record(change.clone()))
     }
 
     fn decisions(&self, study: StudyId) -> Result<Vec<Decision>, StoreError> {
@@ -319,20 +322,6 @@ impl Store for MemoryStore {
                 _ => None,
             });
             Ok(decisions.collect())
-        })
-    }
-
-    fn set_sampler_state(
-        &self,
-        study: StudyId,
-        key: &str,
-        value: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        self.with(study, |data, _| {
-            data.record(Change::SamplerStateSet {
-                key: key.to_owned(),
-                value: value.clone(),
-            })
         })
     }
 

@@ -14,8 +14,8 @@ use rusqlite::{
 };
 
 use crate::{
-    Created, NewTrial, Store, StoreError, StudyRecord, check_param, check_report, check_values,
-    retry_depth, spec_difference, stale_error,
+    Created, NewTrial, Store, StoreError, StudyRecord, check_log_only, check_param, check_report,
+    check_values, lease_end, retry_depth, spec_difference, stale_error,
 };
 
 /// Marks a file as a Hyperion store (`PRAGMA application_id`, "Hypr").
@@ -23,7 +23,11 @@ const APPLICATION_ID: i32 = 0x4879_7072;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`; the last version is the current
 /// one. Never edit a released migration: add one.
-const MIGRATIONS: &[&str] = &[include_str!("sqlite/v1.sql"), include_str!("sqlite/v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sqlite/v1.sql"),
+    include_str!("sqlite/v2.sql"),
+    include_str!("sqlite/v3.sql"),
+];
 
 /// How long one operation waits for another process's write lock before giving up.
 const LOCK_PATIENCE: Duration = Duration::from_secs(120);
@@ -379,7 +383,9 @@ fn insert_trial(
             new.retry_of.map(|p| p as i64),
             at.0 as i64,
             started_at,
-            started_at.filter(|_| new.watched),
+            new.lease
+                .filter(|_| !new.pending)
+                .map(|lease| lease_end(at, lease).0 as i64),
         ])
     })
     .map_err(sql)?;
@@ -689,7 +695,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn claim_pending(&self, study: StudyId, watched: bool) -> Result<Option<Trial>, StoreError> {
+    fn claim_pending(
+        &self,
+        study: StudyId,
+        lease: Option<Duration>,
+    ) -> Result<Option<Trial>, StoreError> {
         self.write(study, |tx, _| {
             let number: Option<i64> = tx
                 .prepare_cached(
@@ -705,7 +715,8 @@ impl Store for SqliteStore {
                  WHERE study_id = ?1 AND number = ?2",
             )
             .and_then(|mut s| {
-                s.execute(params![study.0 as i64, number, at.0 as i64, watched.then_some(at.0 as i64)])
+                let until = lease.map(|lease| lease_end(at, lease).0 as i64);
+                s.execute(params![study.0 as i64, number, at.0 as i64, until])
             })
             .map_err(sql)?;
             append(tx, study, at, &Change::TrialStarted { number: number as u64 })?;
@@ -754,9 +765,9 @@ impl Store for SqliteStore {
         })
     }
 
-    fn heartbeat(&self, study: StudyId, numbers: &[u64]) -> Result<(), StoreError> {
+    fn heartbeat(&self, study: StudyId, numbers: &[u64], lease: Duration) -> Result<(), StoreError> {
         self.write(study, |tx, _| {
-            let now = Timestamp::now().0 as i64;
+            let now = lease_end(Timestamp::now(), lease).0 as i64;
             let mut s = tx
                 .prepare_cached(
                     "UPDATE trials SET heartbeat_at = ?3 WHERE study_id = ?1 AND number = ?2 AND state = 'running'",
@@ -769,27 +780,21 @@ impl Store for SqliteStore {
         })
     }
 
-    fn fail_stale(
-        &self,
-        study: StudyId,
-        grace: Duration,
-        max_retries: u32,
-    ) -> Result<Vec<u64>, StoreError> {
+    fn fail_stale(&self, study: StudyId, max_retries: u32) -> Result<Vec<u64>, StoreError> {
         self.write(study, |tx, _| {
-            let deadline = Timestamp::now().0.saturating_sub(grace.as_micros() as u64) as i64;
-            let stale: Vec<u64> = tx
+            let now = Timestamp::now().0 as i64;
+            let stale: Vec<(u64, i64)> = tx
                 .prepare_cached(
-                    "SELECT number FROM trials WHERE study_id = ?1 AND state = 'running' AND heartbeat_at < ?2 \
-                     ORDER BY number",
+                    "SELECT number, heartbeat_at FROM trials WHERE study_id = ?1 AND state = 'running' \
+                     AND heartbeat_at < ?2 ORDER BY number",
                 )
                 .and_then(|mut s| {
-                    s.query_map(params![study.0 as i64, deadline], |r| r.get::<_, i64>(0))?
-                        .map(|n| n.map(|n| n as u64))
+                    s.query_map(params![study.0 as i64, now], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?
                         .collect()
                 })
                 .map_err(sql)?;
-            let error = stale_error(grace);
-            for &number in &stale {
+            for &(number, until) in &stale {
+                let error = stale_error(Timestamp(until as u64));
                 let at = Timestamp::now();
                 tx.prepare_cached(
                     "UPDATE trials SET state = 'failed', message = ?3, finished_at = ?4 WHERE study_id = ?1 AND number = ?2",
@@ -819,19 +824,13 @@ impl Store for SqliteStore {
                     insert_trial(tx, study, next as u64, &new, trial.params.clone())?;
                 }
             }
-            Ok(stale)
+            Ok(stale.into_iter().map(|(n, _)| n).collect())
         })
     }
 
-    fn record_decision(&self, study: StudyId, decision: &Decision) -> Result<(), StoreError> {
-        self.write(study, |tx, _| {
-            append(
-                tx,
-                study,
-                Timestamp::now(),
-                &Change::DecisionRecorded(decision.clone()),
-            )
-        })
+    fn log(&self, study: StudyId, change: &Change) -> Result<(), StoreError> {
+        check_log_only(change)?;
+        self.write(study, |tx, _| append(tx, study, Timestamp::now(), change))
     }
 
     fn decisions(&self, study: StudyId) -> Result<Vec<Decision>, StoreError> {
@@ -847,21 +846,6 @@ impl Store for SqliteStore {
                 other => Err(StoreError::Inconsistent(format!("a {} logged as a decision", other.kind()))),
             })
             .collect()
-        })
-    }
-
-    fn set_sampler_state(
-        &self,
-        study: StudyId,
-        key: &str,
-        value: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        self.write(study, |tx, _| {
-            let change = Change::SamplerStateSet {
-                key: key.to_owned(),
-                value: value.clone(),
-            };
-            append(tx, study, Timestamp::now(), &change)
         })
     }
 

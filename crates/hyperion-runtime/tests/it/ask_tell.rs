@@ -294,11 +294,14 @@ fn reports_ask_the_scheduler_log_its_decisions_and_pruned_trials_keep_their_step
     );
     assert_eq!(stored.intermediate.len(), 2);
     let log = study.store().decisions(study.view().unwrap().id()).unwrap();
-    let actions: Vec<(&str, &str)> = log
+    let actions: Vec<(&str, String)> = log
         .iter()
-        .map(|d| (d.policy.as_str(), d.action.as_str()))
+        .map(|d| (d.policy.as_str(), d.action.to_string()))
         .collect();
-    assert_eq!(actions, [("threshold", "continue"), ("threshold", "stop")]);
+    assert_eq!(
+        actions,
+        [("threshold", "continue".into()), ("threshold", "stop".into())]
+    );
     assert_eq!(log[1].trial, Some(number));
 }
 

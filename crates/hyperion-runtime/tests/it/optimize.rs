@@ -188,12 +188,12 @@ fn an_exhausted_grid_ends_the_study_with_every_point_once() {
 }
 
 #[test]
-fn request_stop_lets_running_trials_finish() {
+fn stop_lets_running_trials_finish() {
     let study = Study::builder("s").open().unwrap();
     let summary = study
         .optimize(&config(Budget::default(), 2), |t| {
             if t.number() == 5 {
-                study.request_stop();
+                study.stop().unwrap();
             }
             Ok::<_, TrialError>(1.0)
         })

@@ -65,7 +65,7 @@ fn asha_prunes_closures_at_rungs_and_logs_each_decision() {
     for (number, _) in &pruned {
         let stops = log
             .iter()
-            .filter(|d| d.trial == Some(*number) && d.action == "stop")
+            .filter(|d| d.trial == Some(*number) && d.action == hyperion_core::DecisionAction::Stop)
             .count();
         assert_eq!(stops, 1, "trial {number}");
     }

@@ -23,6 +23,7 @@ fn recovery(grace_ms: u64) -> Recovery {
         heartbeat: Duration::from_millis(100),
         grace: Duration::from_millis(grace_ms),
         max_retries: 3,
+        ..Recovery::default()
     }
 }
 

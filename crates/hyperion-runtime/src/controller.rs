@@ -1,0 +1,593 @@
+//! The controller loop: one loop for every way a trial runs.
+//!
+//! The loop asks the study for trials and hands them to a [`Dispatcher`] (threads running a
+//! closure, local processes, Slurm jobs next), which owns the resources trials need (slots,
+//! GPUs). Everything that happens comes back as a [`Message`] on one channel: a trial's output
+//! and metrics, its exit, a stop request, a tick. The loop sleeps until the next message or its
+//! next deadline (a timeout, a SIGKILL after SIGTERM, the time budget, the next settlement of
+//! stale trials), never on a clock of its own, so a trial's exit starts the next trial at once.
+//!
+//! The budget, stale-trial recovery, scheduler decisions on reported metrics and the rule for
+//! when a study is done exist here only. The loop keeps nothing that matters: the store is the
+//! truth, and a run killed at any instant is resumed by the next one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitStatus;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyperion_core::{Change, Event, Launch, StopReason, StopRequest};
+use hyperion_schedulers::SchedulerConfig;
+
+use crate::protocol::{Record, Reported, human};
+use crate::{ActiveTrial, Budget, Error, Outcome, Recovery, Study, Summary, Verdict};
+
+/// What reaches the controller loop.
+#[derive(Debug)]
+pub enum Message {
+    /// A line a trial printed.
+    Output {
+        number: u64,
+        stderr: bool,
+        line: String,
+    },
+    /// A metric record a trial reported (a line of its metrics file, or of its stdout).
+    Metrics { number: u64, record: Record },
+    /// A trial's process or thread ended; nothing about it follows.
+    Exited { number: u64, exit: Exit },
+    /// A stop request (Ctrl-C, a signal, `hyperion stop`, [`Study::stop`]).
+    Stop(StopRequest),
+    /// Something changed in the store that may let a trial start: look again.
+    Tick,
+}
+
+/// How a trial's run ended.
+#[derive(Debug)]
+pub enum Exit {
+    /// The objective returned (a closure on a thread).
+    Returned(Outcome),
+    /// The process ended, with the last lines of its stderr.
+    Process {
+        status: std::io::Result<ExitStatus>,
+        stderr_tail: Vec<String>,
+    },
+}
+
+/// How trials run: threads, local processes, Slurm jobs, … The contract:
+/// - [`Dispatcher::launch`] starts a trial; everything about it then arrives on the channel,
+///   ending with exactly one [`Message::Exited`], after which the loop calls
+///   [`Dispatcher::release`].
+/// - [`Dispatcher::stop`] asks a trial to end (SIGTERM, a flag the objective sees);
+///   [`Dispatcher::kill`] ends it now. Neither waits; the exit still comes as a message.
+/// - The dispatcher owns what trials need (slots, GPU ids) and frees them on release; when it
+///   is dropped, nothing it started is left running.
+pub trait Dispatcher<'s> {
+    /// Whether one more trial can start now.
+    fn has_room(&self) -> bool;
+    /// Starts `trial`. Returns where its process runs, if it is one, so that a later run can
+    /// clean up after this one if it dies; an `Err` fails the trial with that reason.
+    fn launch(
+        &mut self,
+        trial: ActiveTrial<'s>,
+        tx: &Sender<Message>,
+    ) -> Result<Option<Launch>, String>;
+    fn stop(&mut self, number: u64);
+    fn kill(&mut self, number: u64);
+    /// The trial's exit was handled: free what it held.
+    fn release(&mut self, number: u64);
+    /// PBT exploited a trial: `child` will restore `parent`'s checkpoint as it is now.
+    fn hand_over(&mut self, parent: u64, child: u64) {
+        let _ = (parent, child);
+    }
+    /// Kills what is left of a trial whose run died on this machine (see [`Launch`]).
+    fn clean_up(&mut self, launch: &Launch) {
+        let _ = launch;
+    }
+}
+
+/// What one run of the loop obeys besides the study's settings.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Limits of this run; each one it leaves unset comes from the study's settings.
+    pub budget: Budget,
+    pub recovery: Recovery,
+    /// A trial running longer is stopped and failed.
+    pub trial_timeout: Option<Duration>,
+    /// Between [`Dispatcher::stop`] and [`Dispatcher::kill`].
+    pub kill_grace: Duration,
+    /// Trials at once, for the PBT population check.
+    pub max_concurrent: usize,
+}
+
+/// Asks a run to stop, from another thread (a Ctrl-C handler): a handle on the loop's channel.
+#[derive(Clone, Debug, Default)]
+pub struct RunControl(Arc<Mutex<ControlState>>);
+
+#[derive(Debug, Default)]
+struct ControlState {
+    /// Requests so far, and the serial numbers of the last stop and the last kill.
+    serial: u64,
+    last_stop: u64,
+    last_kill: u64,
+    loops: Vec<Sender<Message>>,
+}
+
+impl RunControl {
+    /// Start no more trials; running ones finish.
+    pub fn stop(&self) {
+        self.request(StopRequest::Stop);
+    }
+    /// Start no more trials and kill the running ones (SIGTERM, then SIGKILL).
+    pub fn kill(&self) {
+        self.request(StopRequest::Kill);
+    }
+
+    pub(crate) fn request(&self, request: StopRequest) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        state.serial += 1;
+        state.last_stop = state.serial;
+        if request == StopRequest::Kill {
+            state.last_kill = state.serial;
+        }
+        state.loops.retain(|tx| tx.send(Message::Stop(request)).is_ok());
+    }
+
+    /// The strongest request made after the `since`-th one.
+    fn requested_since(&self, since: u64) -> Option<StopRequest> {
+        let state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match (state.last_kill > since, state.last_stop > since) {
+            (true, _) => Some(StopRequest::Kill),
+            (false, true) => Some(StopRequest::Stop),
+            (false, false) => None,
+        }
+    }
+
+    /// Connects a loop, which hears every later request; returns how many came before.
+    fn attach(&self, tx: Sender<Message>) -> u64 {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        state.loops.push(tx);
+        state.serial
+    }
+}
+
+/// How a trial that the loop stopped ends, whatever its exit status.
+#[derive(Clone, Debug)]
+enum Ending {
+    /// The scheduler stopped it.
+    Pruned(String),
+    /// A timeout or a killed run.
+    Failed(String),
+}
+
+struct Slot {
+    started: Instant,
+    /// When the loop stopped it, and how it ends.
+    ending: Option<(Instant, Ending)>,
+    killed: bool,
+    reported: Reported,
+}
+
+impl Study {
+    /// Runs the study's trials on `dispatcher` until the budget is spent, the sampler is
+    /// exhausted or a stop request arrives. Only store and sampler errors end it with `Err`;
+    /// the study stays resumable whatever happens.
+    pub fn run_with<'s>(
+        &'s self,
+        dispatcher: &mut dyn Dispatcher<'s>,
+        options: &RunOptions,
+        control: &RunControl,
+    ) -> Result<Summary, Error> {
+        let budget = options.budget.or(&self.settings().budget);
+        self.check_run(&budget, options)?;
+        let recovery = &options.recovery;
+        self.sync()?.set_total(budget.max_trials);
+        self.bus.publish(&Event::StudyStarted {
+            study: self.name().to_owned(),
+        });
+
+        let (tx, rx) = mpsc::channel();
+        // The caller's control may have been used before the run (a quick Ctrl-C); the
+        // study's own serves every run of it in this process, and only later requests count.
+        control.attach(tx.clone());
+        let controls = [(control, 0), (&self.control, self.control.attach(tx.clone()))];
+        let mut stop = None;
+        let mine = Mutex::new(BTreeSet::new());
+        // Settle what a dead run left behind before starting anything.
+        self.settle(dispatcher, recovery.max_retries)?;
+        let start_cursor = self.sync()?.cursor();
+
+        std::thread::scope(|scope| {
+            let (beating, done) = mpsc::channel::<()>();
+            let heartbeat = {
+                let tx = tx.clone();
+                let mine = &mine;
+                scope.spawn(move || self.heartbeats(done, mine, recovery, start_cursor, tx))
+            };
+            let result = self.drive(
+                dispatcher,
+                options,
+                &controls,
+                &budget,
+                (&tx, rx),
+                &mut stop,
+                &mine,
+            );
+            drop(beating);
+            let beat = heartbeat
+                .join()
+                .unwrap_or_else(|_| Err(Error::Config("the heartbeat thread panicked".into())));
+            let trials_run = result?;
+            beat?;
+            let reason = stop.clone().unwrap_or(StopReason::Stopped);
+            self.bus.publish(&Event::StudyCompleted {
+                study: self.name().to_owned(),
+                reason: reason.clone(),
+            });
+            Ok(Summary {
+                reason,
+                trials_run,
+                best: self.best_trial()?,
+            })
+        })
+    }
+
+    /// The checks every run makes, whoever calls it.
+    fn check_run(&self, budget: &Budget, options: &RunOptions) -> Result<(), Error> {
+        if options.recovery.grace <= options.recovery.heartbeat {
+            return Err(Error::Config(
+                "recovery.grace must be longer than recovery.heartbeat".into(),
+            ));
+        }
+        let early_stopping = self.settings().early_stopping.as_ref();
+        check_limits(
+            self.spec().objectives.len(),
+            budget,
+            early_stopping,
+            options.max_concurrent,
+        )
+        .map_err(|(key, message)| Error::Config(format!("{key}: {message}")))
+    }
+
+    /// The loop. Returns how many trials it started.
+    fn drive<'s>(
+        &'s self,
+        dispatcher: &mut dyn Dispatcher<'s>,
+        options: &RunOptions,
+        controls: &[(&RunControl, u64)],
+        budget: &Budget,
+        (tx, rx): (&Sender<Message>, mpsc::Receiver<Message>),
+        stop: &mut Option<StopReason>,
+        mine: &Mutex<BTreeSet<u64>>,
+    ) -> Result<u64, Error> {
+        let started = Instant::now();
+        let recovery = &options.recovery;
+        let mut running: BTreeMap<u64, Slot> = BTreeMap::new();
+        let mut budget_spent = false;
+        let mut trials_run = 0;
+        let mut next_settle = Instant::now() + recovery.heartbeat;
+        let mut kill_all = false;
+        let mut look = true;
+
+        loop {
+            if kill_all {
+                for (&number, slot) in running.iter_mut() {
+                    let ending = Ending::Failed("killed: the run was stopped".into());
+                    terminate(dispatcher, number, slot, ending);
+                }
+            }
+            if look {
+                look = false;
+                let view = self.sync()?;
+                if stop.is_none()
+                    && let Some(reason) = budget.reached(&view, started)
+                {
+                    *stop = Some(reason);
+                }
+                // A spent budget still runs pending trials (retries, PBT children) at once.
+                if view.counts().pending > 0 {
+                    budget_spent = false;
+                }
+                drop(view);
+
+                // A request made a moment ago may still be on its way as a message.
+                if controls.iter().any(|(c, since)| c.requested_since(*since).is_some()) {
+                    stop.get_or_insert(StopReason::Stopped);
+                }
+                while stop.is_none() && !budget_spent && dispatcher.has_room() {
+                    match self.ask_within(budget.max_trials, recovery.grace) {
+                        Ok(Some(trial)) => {
+                            trials_run += 1;
+                            let number = trial.number();
+                            lock(mine).insert(number);
+                            match dispatcher.launch(trial, tx) {
+                                Ok(launch) => {
+                                    running.insert(number, Slot::new());
+                                    if let Some(launch) = launch {
+                                        let change = Change::TrialLaunched { number, launch };
+                                        self.store().log(self.record.id, &change)?;
+                                    }
+                                }
+                                Err(error) => {
+                                    lock(mine).remove(&number);
+                                    self.tell(number, Outcome::Failed { error })?;
+                                }
+                            }
+                        }
+                        Ok(None) => budget_spent = true,
+                        Err(Error::Exhausted) => *stop = Some(StopReason::SpaceExhausted),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+
+            // Done when nothing runs here and nothing more will start.
+            if running.is_empty() {
+                if stop.is_some() {
+                    return Ok(trials_run);
+                }
+                if budget_spent {
+                    let counts = self.sync()?.counts();
+                    if counts.running == 0 && counts.pending == 0 {
+                        *stop = Some(StopReason::MaxTrials);
+                        return Ok(trials_run);
+                    }
+                    // Another run's trials may still come back as retries: wait for them.
+                }
+            }
+
+            let now = Instant::now();
+            let deadline = running
+                .values()
+                .filter_map(|slot| slot.deadline(options))
+                .chain(budget.max_time.map(|t| started + t))
+                .chain([next_settle])
+                .min()
+                .expect("the settlement is always due");
+            let message = match rx.recv_timeout(deadline.saturating_duration_since(now)) {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => unreachable!("the loop holds a sender"),
+            };
+            match message {
+                Some(Message::Output {
+                    number,
+                    stderr,
+                    line,
+                }) => {
+                    if running.contains_key(&number) {
+                        self.bus.publish(&Event::TrialOutput {
+                            number,
+                            stderr,
+                            line,
+                        });
+                    }
+                }
+                Some(Message::Metrics { number, record }) => {
+                    if let Some(slot) = running.get_mut(&number) {
+                        self.take_record(dispatcher, number, slot, record)?;
+                    }
+                }
+                Some(Message::Exited { number, exit }) => {
+                    if let Some(slot) = running.remove(&number) {
+                        let outcome = match (slot.ending, exit) {
+                            (Some((_, Ending::Pruned(reason))), _) => Outcome::Pruned { reason },
+                            (Some((_, Ending::Failed(error))), _) => Outcome::Failed { error },
+                            (None, Exit::Returned(outcome)) => outcome,
+                            (None, Exit::Process {
+                                status,
+                                stderr_tail,
+                            }) => crate::protocol::outcome(
+                                self.spec(),
+                                &slot.reported,
+                                &status,
+                                &stderr_tail,
+                            ),
+                        };
+                        dispatcher.release(number);
+                        lock(mine).remove(&number);
+                        self.settle_trial(number, outcome)?;
+                    }
+                    look = true;
+                }
+                Some(Message::Stop(request)) => {
+                    stop.get_or_insert(StopReason::Stopped);
+                    kill_all |= request == StopRequest::Kill;
+                    look = true;
+                }
+                Some(Message::Tick) => look = true,
+                None => look = true,
+            }
+
+            // Deadlines.
+            let now = Instant::now();
+            for (&number, slot) in running.iter_mut() {
+                if let Some(limit) = options.trial_timeout
+                    && slot.ending.is_none()
+                    && now >= slot.started + limit
+                {
+                    let ending = Ending::Failed(format!("timed out after {}", human(limit)));
+                    terminate(dispatcher, number, slot, ending);
+                }
+                if let Some((at, _)) = &slot.ending
+                    && !slot.killed
+                    && now >= *at + options.kill_grace
+                {
+                    dispatcher.kill(number);
+                    slot.killed = true;
+                }
+            }
+            if now >= next_settle {
+                self.settle(dispatcher, recovery.max_retries)?;
+                next_settle = now + recovery.heartbeat;
+                look = true;
+            }
+        }
+    }
+
+    /// A metric record: keeps its metrics, reports the objectives' values, and stops the trial
+    /// when the scheduler says so.
+    fn take_record<'s>(
+        &'s self,
+        dispatcher: &mut dyn Dispatcher<'s>,
+        number: u64,
+        slot: &mut Slot,
+        record: Record,
+    ) -> Result<(), Error> {
+        if slot.ending.is_some() {
+            // A stopped trial's last words change nothing: it ends at the step it was stopped.
+            return Ok(());
+        }
+        let (step, values) = slot.reported.take(self.spec(), record);
+        if values.is_empty() {
+            return Ok(());
+        }
+        match self.report(number, step, &values) {
+            Ok(Verdict::Continue) => {}
+            Ok(Verdict::Stop { reason, successor }) => {
+                if let Some(successor) = successor {
+                    dispatcher.hand_over(successor.parent, successor.child);
+                }
+                terminate(dispatcher, number, slot, Ending::Pruned(reason));
+            }
+            Err(e) if e.settled_elsewhere() => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Records how a trial of this run ended. A result the store refuses (two values for one
+    /// objective) fails the trial; a trial another run already settled (stale) is left alone.
+    fn settle_trial(&self, number: u64, outcome: Outcome) -> Result<(), Error> {
+        match self.tell(number, outcome) {
+            Ok(_) => Ok(()),
+            Err(Error::Store(hyperion_store::StoreError::InvalidValues { reason, .. })) => {
+                self.tell(number, Outcome::Failed { error: reason })
+                    .map(drop)
+                    .or_else(|e| if e.settled_elsewhere() { Ok(()) } else { Err(e) })
+            }
+            Err(e) if e.settled_elsewhere() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fails the stale trials of dead runs (which queues their retries), after killing what
+    /// is left of their processes on this machine.
+    fn settle<'s>(
+        &'s self,
+        dispatcher: &mut dyn Dispatcher<'s>,
+        max_retries: u32,
+    ) -> Result<(), Error> {
+        // Where the running trials run, read before failing them removes it from the view.
+        let launches: BTreeMap<u64, Launch> = {
+            let view = self.sync()?;
+            view.running()
+                .filter_map(|t| Some((t.number, view.launch(t.number)?.clone())))
+                .collect()
+        };
+        for number in self.store().fail_stale(self.record.id, max_retries)? {
+            if let Some(launch) = launches.get(&number) {
+                dispatcher.clean_up(launch);
+            }
+        }
+        Ok(())
+    }
+
+    /// Renews this run's leases every heartbeat, and passes on the stop requests recorded
+    /// after the run started, until `done` disconnects.
+    fn heartbeats(
+        &self,
+        done: mpsc::Receiver<()>,
+        mine: &Mutex<BTreeSet<u64>>,
+        recovery: &Recovery,
+        since: u64,
+        tx: Sender<Message>,
+    ) -> Result<(), Error> {
+        let mut obeyed = None;
+        while let Err(RecvTimeoutError::Timeout) = done.recv_timeout(recovery.heartbeat) {
+            let numbers: Vec<u64> = lock(mine).iter().copied().collect();
+            if !numbers.is_empty() {
+                self.store()
+                    .heartbeat(self.record.id, &numbers, recovery.grace)?;
+            }
+            let request = self.sync()?.stop_requested_since(since);
+            if request > obeyed {
+                obeyed = request;
+                let _ = tx.send(Message::Stop(request.expect("a request")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rules a run's limits obey, for the loop and for study files (which locate the key):
+/// a target needs one objective; a PBT population fits in the trial budget and runs at once.
+/// An error names the key at fault.
+pub fn check_limits(
+    objectives: usize,
+    budget: &Budget,
+    early_stopping: Option<&SchedulerConfig>,
+    max_concurrent: usize,
+) -> Result<(), (&'static str, String)> {
+    if budget.target.is_some() && objectives != 1 {
+        return Err(("budget.target", "a target needs exactly one objective".into()));
+    }
+    if let Some(SchedulerConfig::Pbt(pbt)) = early_stopping
+        && let Some(population) = pbt.population_size
+    {
+        if let Some(max_trials) = budget.max_trials.filter(|&n| n < population) {
+            return Err((
+                "budget.max_trials",
+                format!("{max_trials} trials cannot hold a PBT population of {population}"),
+            ));
+        }
+        if (max_concurrent as u64) < population {
+            return Err((
+                "resources.max_concurrent",
+                format!(
+                    "{max_concurrent} trials at once cannot hold a PBT population of \
+                     {population}: its members are compared while they run"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            started: Instant::now(),
+            ending: None,
+            killed: false,
+            reported: Reported::default(),
+        }
+    }
+
+    /// When the loop must next act on this trial: its timeout, or its SIGKILL.
+    fn deadline(&self, options: &RunOptions) -> Option<Instant> {
+        match (&self.ending, options.trial_timeout) {
+            (Some(_), _) if self.killed => None,
+            (Some((at, _)), _) => Some(*at + options.kill_grace),
+            (None, Some(limit)) => Some(self.started + limit),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Asks a trial to stop; it ends as `ending` whatever its exit status.
+fn terminate<'s>(
+    dispatcher: &mut dyn Dispatcher<'s>,
+    number: u64,
+    slot: &mut Slot,
+    ending: Ending,
+) {
+    if slot.ending.is_none() {
+        dispatcher.stop(number);
+        slot.ending = Some((Instant::now(), ending));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

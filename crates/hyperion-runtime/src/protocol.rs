@@ -1,0 +1,519 @@
+//! The trial protocol: what a trial that is a command receives, how it reports, how it ends.
+//! Every dispatcher that runs commands (local processes now, Slurm jobs next) shares this
+//! module unchanged; `docs/trial-protocol.md` is its user-facing description.
+//!
+//! - The argv comes from a template ([`render_argv`]): placeholders, `{args}`, shell quoting.
+//! - The environment ([`environment`]): the trial's identity, params and directories.
+//! - Metrics: JSON lines appended to `$HYPERION_METRICS_FILE` ([`MetricsTail`]), stdout lines
+//!   with a prefix or matching a regex ([`parse_stdout`]).
+//! - The end ([`outcome`]): exit 0 with every objective reported completes the trial.
+//! - Checkpoints: `checkpoint/` in the trial's directory, a PBT child's `restore/`.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use hyperion_core::{Params, StudySpec, Trial};
+use serde::{Deserialize, Serialize};
+
+use crate::Outcome;
+use crate::settings::seconds;
+
+/// The default stdout prefix of metric lines: `HYPERION_METRIC {"step": 1, "loss": 0.5}`.
+pub const DEFAULT_PREFIX: &str = "HYPERION_METRIC";
+
+/// How trials run as commands: the trial template of a study's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// The argv template: `{name}` is a parameter's value, `{args}` expands to one
+    /// `--name=value` element per active parameter (`{args_no_hyphens}`: `name=value`), `{trial_dir}`, `{trial_number}`,
+    /// `{trial_id}` and `{study}` are the trial's; `{{` and `}}` are literal braces.
+    pub argv: Vec<String>,
+    /// Run `argv` joined by spaces through `sh -c`, with every substituted value quoted.
+    pub shell: bool,
+    /// Working directory of every trial.
+    pub workdir: PathBuf,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Trial `n` gets the directory `trials_dir/n`. A property of the machine that runs the
+    /// trials, not of the study: never recorded.
+    #[serde(skip)]
+    pub trials_dir: PathBuf,
+    /// Trials running at once (default 1).
+    pub max_concurrent: usize,
+    /// A trial running longer is killed and failed.
+    #[serde(with = "seconds::option")]
+    pub trial_timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL when a trial is stopped.
+    #[serde(with = "seconds")]
+    pub kill_grace: Duration,
+    /// GPU ids handed out through `CUDA_VISIBLE_DEVICES`, `gpus_per_trial` to each trial.
+    pub gpus: Vec<String>,
+    pub gpus_per_trial: usize,
+    /// Stdout lines starting with this prefix carry a JSON object of metrics.
+    pub stdout_prefix: String,
+    /// A regex over stdout lines whose named groups are metrics (`step` is the step).
+    pub stdout_regex: Option<MetricRegex>,
+    /// Which dispatcher runs the trials: `local` (processes on this machine).
+    pub executor: String,
+}
+
+impl ProcessConfig {
+    /// Defaults for everything but the command and the directories.
+    pub fn new(argv: Vec<String>, workdir: PathBuf, trials_dir: PathBuf) -> Self {
+        ProcessConfig {
+            argv,
+            shell: false,
+            workdir,
+            env: BTreeMap::new(),
+            trials_dir,
+            max_concurrent: 1,
+            trial_timeout: None,
+            kill_grace: Duration::from_secs(10),
+            gpus: Vec::new(),
+            gpus_per_trial: 0,
+            stdout_prefix: DEFAULT_PREFIX.to_owned(),
+            stdout_regex: None,
+            executor: "local".to_owned(),
+        }
+    }
+}
+
+/// A compiled metric regex that travels as its pattern.
+#[derive(Clone, Debug)]
+pub struct MetricRegex(pub regex::Regex);
+
+impl PartialEq for MetricRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Serialize for MetricRegex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricRegex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pattern = String::deserialize(d)?;
+        regex::Regex::new(&pattern)
+            .map(MetricRegex)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A metric record: the step it is at (when it says) and its numeric fields.
+pub type Record = (Option<u64>, BTreeMap<String, f64>);
+
+/// What a trial's template is filled with.
+#[derive(Debug)]
+pub struct Placeholders<'a> {
+    pub params: &'a Params,
+    pub trial_dir: &'a Path,
+    pub number: u64,
+    pub id: u64,
+    pub study: &'a str,
+}
+
+/// The trial's argv from the template. With `shell`, the template is joined and run by
+/// `sh -c`, every substituted value single-quoted.
+pub fn render_argv(
+    template: &[String],
+    shell: bool,
+    vars: &Placeholders<'_>,
+) -> Result<Vec<String>, String> {
+    let quote = |s: String| {
+        if shell {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        } else {
+            s
+        }
+    };
+    let args: Vec<String> = vars
+        .params
+        .iter()
+        .map(|(k, v)| quote(format!("--{k}={v}")))
+        .collect();
+    let bare: Vec<String> = vars
+        .params
+        .iter()
+        .map(|(k, v)| quote(format!("{k}={v}")))
+        .collect();
+    let mut argv = Vec::with_capacity(template.len() + args.len());
+    for element in template {
+        match element.as_str() {
+            "{args}" => argv.extend(args.iter().cloned()),
+            "{args_no_hyphens}" => argv.extend(bare.iter().cloned()),
+            _ => argv.push(substitute(element, |name| {
+                let value = match name {
+                    "args" => args.join(" "),
+                    "args_no_hyphens" => bare.join(" "),
+                    "trial_dir" => vars.trial_dir.display().to_string(),
+                    "trial_number" => vars.number.to_string(),
+                    "trial_id" => vars.id.to_string(),
+                    "study" => vars.study.to_owned(),
+                    // An inactive conditional parameter is empty.
+                    name => vars
+                        .params
+                        .get(name)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                };
+                Ok(quote(value))
+            })?),
+        }
+    }
+    if shell {
+        return Ok(vec!["sh".into(), "-c".into(), argv.join(" ")]);
+    }
+    Ok(argv)
+}
+
+/// Replaces every `{name}` in `text` with `value(name)`; `{{` and `}}` are literal braces.
+pub fn substitute(
+    text: &str,
+    mut value: impl FnMut(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+        } else if let Some(stripped) = tail.strip_prefix('{') {
+            let end = stripped
+                .find('}')
+                .ok_or_else(|| format!("unclosed `{{` in `{text}`"))?;
+            out.push_str(&value(&stripped[..end])?);
+            rest = &stripped[end + 1..];
+        } else {
+            return Err(format!(
+                "unmatched `}}` in `{text}` (write `}}}}` for a brace)"
+            ));
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Where trial `number` keeps its files.
+pub fn trial_dir(trials_dir: &Path, number: u64) -> PathBuf {
+    trials_dir.join(number.to_string())
+}
+
+/// The environment a trial gets besides the template's `env`.
+pub fn environment(
+    study: &str,
+    trial: &Trial,
+    dir: &Path,
+    restore: Option<&Path>,
+) -> Vec<(&'static str, std::ffi::OsString)> {
+    let mut env = vec![
+        ("HYPERION_STUDY", study.into()),
+        ("HYPERION_TRIAL_ID", trial.id.0.to_string().into()),
+        ("HYPERION_TRIAL_NUMBER", trial.number.to_string().into()),
+        (
+            "HYPERION_PARAMS",
+            serde_json::to_string(&*trial.params)
+                .unwrap_or_default()
+                .into(),
+        ),
+        ("HYPERION_TRIAL_DIR", dir.into()),
+        ("HYPERION_METRICS_FILE", dir.join("metrics.jsonl").into()),
+        ("HYPERION_CHECKPOINT_DIR", dir.join("checkpoint").into()),
+    ];
+    if let Some(restore) = restore {
+        env.push(("HYPERION_RESTORE_FROM", restore.into()));
+    }
+    env
+}
+
+/// Creates trial `trial`'s directory: `checkpoint/`, `params.json`, an empty metrics file, and
+/// for a PBT child `restore/` with its parent's checkpoint (unless the run that decided the
+/// exploit copied it then). Returns the directory and the child's restore directory.
+pub fn prepare_dir(trials_dir: &Path, trial: &Trial) -> std::io::Result<(PathBuf, Option<PathBuf>)> {
+    let dir = trial_dir(trials_dir, trial.number);
+    fs::create_dir_all(dir.join("checkpoint"))?;
+    let restore = trial.parent.map(|_| restore_dir(trials_dir, trial.number));
+    if let (Some(restore), Some(parent)) = (&restore, trial.parent)
+        && !restore.exists()
+    {
+        copy_checkpoint(trials_dir, parent, trial.number)?;
+    }
+    fs::write(
+        dir.join("params.json"),
+        serde_json::to_vec_pretty(&*trial.params).unwrap_or_default(),
+    )?;
+    File::create(dir.join("metrics.jsonl"))?;
+    Ok((dir, restore))
+}
+
+/// Where trial `child` finds its parent's checkpoint (`HYPERION_RESTORE_FROM`).
+fn restore_dir(trials_dir: &Path, child: u64) -> PathBuf {
+    trial_dir(trials_dir, child).join("restore")
+}
+
+/// Copies trial `parent`'s checkpoint to where its child restores it from.
+pub fn copy_checkpoint(trials_dir: &Path, parent: u64, child: u64) -> std::io::Result<()> {
+    let from = trial_dir(trials_dir, parent).join("checkpoint");
+    copy_dir(&from, &restore_dir(trials_dir, child))
+}
+
+/// Copies the directory tree `from` to `to` (an absent `from` gives an empty `to`).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    let Ok(entries) = fs::read_dir(from) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Metrics in a stdout line: a prefixed JSON object, or the named groups of the regex.
+pub fn parse_stdout(line: &str, prefix: &str, regex: Option<&regex::Regex>) -> Vec<Record> {
+    let mut found = Vec::new();
+    if let Some(json) = line.strip_prefix(prefix)
+        && let Some(record) = parse_record(json.trim_start_matches(':').trim())
+    {
+        found.push(record);
+    }
+    if let Some(regex) = regex
+        && let Some(caps) = regex.captures(line)
+    {
+        let mut metrics = BTreeMap::new();
+        let mut step = None;
+        for name in regex.capture_names().flatten() {
+            let Some(value) = caps
+                .name(name)
+                .and_then(|m| m.as_str().trim().parse::<f64>().ok())
+            else {
+                continue;
+            };
+            if name == "step" {
+                step = as_step(value);
+            } else {
+                metrics.insert(name.to_owned(), value);
+            }
+        }
+        if !metrics.is_empty() {
+            found.push((step, metrics));
+        }
+    }
+    found
+}
+
+/// A step is a whole number of at least 0.
+fn as_step(value: f64) -> Option<u64> {
+    (value >= 0.0 && value.fract() == 0.0 && value < u64::MAX as f64).then_some(value as u64)
+}
+
+/// A JSON object of metrics, `step` apart. Non-numeric fields are ignored; `NaN` and
+/// `Infinity` (as Python's json writes them) are read as such.
+pub fn parse_record(text: &str) -> Option<Record> {
+    let text = text.trim();
+    if !text.starts_with('{') {
+        return None;
+    }
+    let fixed;
+    let text = if text.contains("NaN") || text.contains("Infinity") {
+        fixed = text
+            .replace("-Infinity", "\"-inf\"")
+            .replace("Infinity", "\"inf\"")
+            .replace("NaN", "\"nan\"");
+        fixed.as_str()
+    } else {
+        text
+    };
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
+    let mut step = None;
+    let mut metrics = BTreeMap::new();
+    for (key, value) in object {
+        let number = match &value {
+            serde_json::Value::Number(n) => n.as_f64(),
+            serde_json::Value::String(s) => s.parse::<f64>().ok(),
+            _ => None,
+        };
+        match (key.as_str(), number) {
+            ("step", Some(n)) => step = as_step(n),
+            (_, Some(n)) => {
+                metrics.insert(key, n);
+            }
+            _ => {}
+        }
+    }
+    Some((step, metrics))
+}
+
+/// Follows a trial's metrics file: each read returns the records of the whole lines appended
+/// since the last one.
+#[derive(Debug)]
+pub struct MetricsTail {
+    path: PathBuf,
+    read: u64,
+}
+
+impl MetricsTail {
+    pub fn new(path: PathBuf) -> Self {
+        MetricsTail { path, read: 0 }
+    }
+
+    pub fn read(&mut self) -> Vec<Record> {
+        let Ok(mut file) = File::open(&self.path) else {
+            return Vec::new();
+        };
+        let Ok(len) = file.metadata().map(|m| m.len()) else {
+            return Vec::new();
+        };
+        if len <= self.read {
+            return Vec::new();
+        }
+        let mut buf = Vec::new();
+        if file.seek(SeekFrom::Start(self.read)).is_err() || file.read_to_end(&mut buf).is_err() {
+            return Vec::new();
+        }
+        let complete = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        self.read += complete as u64;
+        String::from_utf8_lossy(&buf[..complete])
+            .lines()
+            .filter_map(parse_record)
+            .collect()
+    }
+}
+
+/// What a trial reported so far: the last value of every metric, and the step a record
+/// without one is at.
+#[derive(Debug, Default)]
+pub struct Reported {
+    pub last: BTreeMap<String, f64>,
+    next_step: u64,
+}
+
+impl Reported {
+    /// Takes in a record; returns its step and the objectives' intermediate values: every
+    /// objective's when the record has them all, else the first one's, else none (finite
+    /// values only: the final value decides what a NaN means).
+    pub fn take(&mut self, spec: &StudySpec, record: Record) -> (u64, Vec<f64>) {
+        let (step, metrics) = record;
+        let step = step.unwrap_or(self.next_step);
+        self.next_step = step.saturating_add(1);
+        let objectives = &spec.objectives;
+        let mut values: Vec<f64> = objectives
+            .iter()
+            .map_while(|o| metrics.get(&o.metric).copied().filter(|v| v.is_finite()))
+            .collect();
+        if values.len() != objectives.len() {
+            values.truncate(1);
+        }
+        self.last.extend(metrics);
+        (step, values)
+    }
+}
+
+/// How a trial process that exited on its own ends: a signal or a non-zero exit fails it
+/// (with the last lines of its stderr), exit 0 completes it with the last value of every
+/// objective, and fails it when one was never reported.
+pub fn outcome(
+    spec: &StudySpec,
+    reported: &Reported,
+    status: &std::io::Result<ExitStatus>,
+    stderr_tail: &[String],
+) -> Outcome {
+    // The last stderr line first (it usually says what went wrong), then the tail.
+    let tail = || match stderr_tail.last() {
+        None => String::new(),
+        Some(last) => format!(
+            ": {last}\n--- last lines of stderr ---\n{}",
+            stderr_tail.join("\n")
+        ),
+    };
+    let failed = |error: String| Outcome::Failed { error };
+    let status = match status {
+        Ok(status) => status,
+        Err(e) => return failed(format!("cannot wait for the trial process: {e}")),
+    };
+    if let Some(signal) = status.signal() {
+        return failed(format!("killed by signal {signal}{}", tail()));
+    }
+    if !status.success() {
+        return failed(format!(
+            "exit code {}{}",
+            status.code().unwrap_or(-1),
+            tail()
+        ));
+    }
+    let mut values = Vec::new();
+    for objective in &spec.objectives {
+        match reported.last.get(&objective.metric) {
+            Some(&v) => values.push(v),
+            None => {
+                return failed(format!(
+                    "metric \"{}\" was never reported (append {{\"{}\": …}} to $HYPERION_METRICS_FILE, or print a \
+                     `{DEFAULT_PREFIX} {{…}}` line)",
+                    objective.metric, objective.metric
+                ));
+            }
+        }
+    }
+    Outcome::Completed(values)
+}
+
+/// `90s`, `2m30s`, `1h`: for messages.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        1..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitute_replaces_names_and_keeps_escaped_braces() {
+        let got = substitute("--lr={lr} {{x}}", |n| Ok(format!("<{n}>"))).unwrap();
+        assert_eq!(got, "--lr=<lr> {x}");
+        assert!(
+            substitute("{lr", |_| Ok(String::new()))
+                .unwrap_err()
+                .contains("unclosed")
+        );
+    }
+
+    #[test]
+    fn records_parse_json_and_python_nan() {
+        let (step, m) = parse_record(r#"{"step": 3, "val_loss": 0.21, "note": "x"}"#).unwrap();
+        assert_eq!((step, m.len(), m["val_loss"]), (Some(3), 1, 0.21));
+        let (_, m) = parse_record(r#"{"loss": NaN}"#).unwrap();
+        assert!(m["loss"].is_nan());
+        assert!(parse_record("epoch 3 done").is_none());
+    }
+
+    #[test]
+    fn a_step_is_a_whole_number_of_at_least_zero() {
+        for bad in ["-1", "2.5", "1e30"] {
+            let (step, _) = parse_record(&format!(r#"{{"step": {bad}, "x": 1}}"#)).unwrap();
+            assert_eq!(step, None, "step {bad}");
+        }
+    }
+}
