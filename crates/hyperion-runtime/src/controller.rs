@@ -40,6 +40,8 @@ pub enum Message {
     Stop(StopRequest),
     /// Something changed in the store that may let a trial start: look again.
     Tick,
+    /// A helper of the loop (the heartbeat) failed: the run ends with this error.
+    Failed(Error),
 }
 
 /// How a trial's run ended.
@@ -181,7 +183,7 @@ impl Study {
         let budget = options.budget.or(&self.settings().budget);
         self.check_run(&budget, options)?;
         let recovery = &options.recovery;
-        self.sync()?.set_total(budget.max_trials);
+        Arc::make_mut(&mut *self.sync()?).set_total(budget.max_trials);
         self.bus.publish(&Event::StudyStarted {
             study: self.name().to_owned(),
         });
@@ -202,7 +204,11 @@ impl Study {
             let heartbeat = {
                 let tx = tx.clone();
                 let mine = &mine;
-                scope.spawn(move || self.heartbeats(done, mine, recovery, start_cursor, tx))
+                scope.spawn(move || {
+                    if let Err(e) = self.heartbeats(done, mine, recovery, start_cursor, &tx) {
+                        let _ = tx.send(Message::Failed(e));
+                    }
+                })
             };
             let result = self.drive(
                 dispatcher,
@@ -214,11 +220,10 @@ impl Study {
                 &mine,
             );
             drop(beating);
-            let beat = heartbeat
-                .join()
-                .unwrap_or_else(|_| Err(Error::Config("the heartbeat thread panicked".into())));
+            if heartbeat.join().is_err() {
+                return Err(Error::Config("the heartbeat thread panicked".into()));
+            }
             let trials_run = result?;
-            beat?;
             let reason = stop.clone().unwrap_or(StopReason::Stopped);
             self.bus.publish(&Event::StudyCompleted {
                 study: self.name().to_owned(),
@@ -396,6 +401,7 @@ impl Study {
                     look = true;
                 }
                 Some(Message::Tick) => look = true,
+                Some(Message::Failed(e)) => return Err(e),
                 None => look = true,
             }
 
@@ -501,7 +507,7 @@ impl Study {
         mine: &Mutex<BTreeSet<u64>>,
         recovery: &Recovery,
         since: u64,
-        tx: Sender<Message>,
+        tx: &Sender<Message>,
     ) -> Result<(), Error> {
         let mut obeyed = None;
         while let Err(RecvTimeoutError::Timeout) = done.recv_timeout(recovery.heartbeat) {

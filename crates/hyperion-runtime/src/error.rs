@@ -8,7 +8,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Sampler(#[from] SamplerError),
+    Sampler(SamplerError),
     #[error(transparent)]
     Scheduler(#[from] hyperion_schedulers::SchedulerError),
     #[error(transparent)]
@@ -34,5 +34,14 @@ impl Error {
     /// that is no reason to stop.
     pub(crate) fn settled_elsewhere(&self) -> bool {
         matches!(self, Error::Store(StoreError::NotRunning { .. }))
+    }
+}
+
+impl From<SamplerError> for Error {
+    fn from(e: SamplerError) -> Self {
+        match e {
+            SamplerError::Exhausted => Error::Exhausted,
+            e => Error::Sampler(e),
+        }
     }
 }

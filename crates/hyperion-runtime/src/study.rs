@@ -259,7 +259,7 @@ impl StudyBuilder {
             store.log(record.id, &change)?;
         }
         let study = Study {
-            view: Mutex::new(StudyView::new(record.id, record.spec.clone())),
+            view: Mutex::new(Arc::new(StudyView::new(record.id, record.spec.clone()))),
             record,
             store,
             sampler,
@@ -289,8 +289,9 @@ pub struct Study {
     scheduler: Box<dyn Scheduler>,
     settings: StudySettings,
     settings_changes: Vec<SettingsChange>,
-    /// Lock order: `view`, then the store.
-    view: Mutex<StudyView>,
+    /// Lock order: `view`, then the store. Shared with the snapshots samplers that fit
+    /// slowly read outside the lock; a refresh copies it only while such a snapshot lives.
+    view: Mutex<Arc<StudyView>>,
     pub(crate) bus: EventBus,
     /// Reaches this process's runs of the study at once; other processes' at their next
     /// heartbeat, through the store.
@@ -367,54 +368,91 @@ impl Study {
             self.refresh(&mut view)?;
             return Ok(Some(ActiveTrial::new(self, trial)));
         }
+        if self.sampler.fits_slowly() {
+            drop(view);
+            return self.ask_after_fit(max_trials, lease);
+        }
         let mut failure: Option<SamplerError> = None;
-        let mut exhausted = false;
-        let space = &self.record.spec.space;
-        let created = self.store.create_trial(
-            self.record.id,
-            &NewTrial {
-                lease: Some(lease),
-                ..NewTrial::running()
-            },
-            max_trials,
-            &mut |number| {
-                let ctx = SampleContext {
-                    view: &view,
-                    trial_number: number,
-                };
-                let suggested = catch_unwind(AssertUnwindSafe(|| self.sampler.suggest(space, &ctx)))
-                    .unwrap_or_else(|panic| {
-                        Err(SamplerError::Failed(format!(
-                            "it panicked: {}",
-                            crate::optimize::panic_message(&*panic)
-                        )))
-                    });
-                match suggested {
-                    Ok(Some(params)) => Some(params),
-                    Ok(None) => {
-                        exhausted = true;
-                        None
-                    }
+        let new = NewTrial {
+            lease: Some(lease),
+            ..NewTrial::running()
+        };
+        let created = self
+            .store
+            .create_trial(self.record.id, &new, max_trials, &mut |number| {
+                match self.suggest(&view, number) {
+                    Ok(params) => Some(params),
                     Err(e) => {
                         failure = Some(e);
                         None
                     }
                 }
-            },
-        )?;
+            })?;
         match created {
             Created::Trial(trial) => {
                 self.refresh(&mut view)?;
                 Ok(Some(ActiveTrial::new(self, trial)))
             }
             Created::LimitReached => Ok(None),
-            Created::Declined => match failure {
-                Some(e) => Err(e.into()),
-                None if exhausted => Err(Error::Exhausted),
-                None => Err(Error::Config(
-                    "the sampler declined without a reason".into(),
-                )),
-            },
+            Created::Declined => Err(failure.map_or(Error::Exhausted, Error::from)),
+        }
+    }
+
+    /// [`Study::ask_within`] for a sampler that fits slowly: it suggests for the next number
+    /// from a snapshot of the study, with no lock held (heartbeats and reports go on), and the
+    /// trial is created only if that number is still the next one; otherwise another worker
+    /// created a trial meanwhile, and the sampler suggests again from the fresh study.
+    fn ask_after_fit(
+        &self,
+        max_trials: Option<u64>,
+        lease: Duration,
+    ) -> Result<Option<ActiveTrial<'_>>, Error> {
+        let new = NewTrial {
+            lease: Some(lease),
+            ..NewTrial::running()
+        };
+        loop {
+            let snapshot = Arc::clone(&*self.sync()?);
+            if max_trials.is_some_and(|n| snapshot.budget_used() >= n) {
+                return Ok(None);
+            }
+            let number = snapshot.trials().len() as u64;
+            let mut params = Some(self.suggest(&snapshot, number)?);
+            drop(snapshot);
+            let mut moved = false;
+            let created = self
+                .store
+                .create_trial(self.record.id, &new, max_trials, &mut |n| {
+                    moved = n != number;
+                    if moved { None } else { params.take() }
+                })?;
+            match created {
+                Created::Trial(trial) => {
+                    self.catch_up()?;
+                    return Ok(Some(ActiveTrial::new(self, trial)));
+                }
+                Created::LimitReached => return Ok(None),
+                Created::Declined if moved => continue,
+                Created::Declined => unreachable!("the proposal is only declined when stale"),
+            }
+        }
+    }
+
+    /// The sampler's params for trial `number`; a panic in it is an error.
+    fn suggest(&self, view: &StudyView, number: u64) -> Result<Params, SamplerError> {
+        let ctx = SampleContext {
+            view,
+            trial_number: number,
+        };
+        let space = &self.record.spec.space;
+        match catch_unwind(AssertUnwindSafe(|| self.sampler.suggest(space, &ctx))) {
+            Ok(Ok(Some(params))) => Ok(params),
+            Ok(Ok(None)) => Err(SamplerError::Exhausted),
+            Ok(Err(e)) => Err(e),
+            Err(panic) => Err(SamplerError::Failed(format!(
+                "it panicked: {}",
+                crate::optimize::panic_message(&*panic)
+            ))),
         }
     }
 
@@ -578,7 +616,7 @@ impl Study {
     }
 
     /// The study's state, up to date, for as long as the guard lives (it blocks the study).
-    pub fn view(&self) -> Result<MutexGuard<'_, StudyView>, Error> {
+    pub fn view(&self) -> Result<MutexGuard<'_, Arc<StudyView>>, Error> {
         self.sync()
     }
 
@@ -613,7 +651,7 @@ impl Study {
     }
 
     /// Locks the view and brings it up to date with the store.
-    pub(crate) fn sync(&self) -> Result<MutexGuard<'_, StudyView>, Error> {
+    pub(crate) fn sync(&self) -> Result<MutexGuard<'_, Arc<StudyView>>, Error> {
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
         self.refresh(&mut view)?;
         Ok(view)
@@ -624,8 +662,12 @@ impl Study {
         self.sync().map(drop)
     }
 
-    fn refresh(&self, view: &mut StudyView) -> Result<(), Error> {
+    fn refresh(&self, view: &mut Arc<StudyView>) -> Result<(), Error> {
         let changes = self.store.changes_since(self.record.id, view.cursor())?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let view = Arc::make_mut(view);
         let mut events = Vec::new();
         for change in &changes {
             view.apply(change, &mut events)?;

@@ -62,6 +62,14 @@ pub trait Sampler: Send + Sync + Debug {
         ctx: &SampleContext<'_>,
     ) -> Result<Option<Params>, SamplerError>;
 
+    /// Whether [`Sampler::suggest`] can take long (a model fit over the history): the runtime
+    /// then calls it on a snapshot of the study, holding no lock, and creates the trial only
+    /// if no other trial was created meanwhile (otherwise it suggests again from the fresh
+    /// study). A fast sampler suggests inside the store's transaction instead.
+    fn fits_slowly(&self) -> bool {
+        false
+    }
+
     /// A value for one define-by-run parameter, not in the declared space. `distribution` is
     /// valid.
     fn suggest_param(
@@ -86,6 +94,9 @@ pub enum SamplerError {
     GridTooLarge { limit: usize },
     #[error("invalid sampler configuration: {0}")]
     Config(String),
+    /// The sampler has no point left (an exhausted grid).
+    #[error("the search space is exhausted: every grid point has a trial")]
+    Exhausted,
     /// The sampler failed while suggesting (a bug in it: it panicked).
     #[error("the sampler failed: {0}")]
     Failed(String),

@@ -767,14 +767,23 @@ impl Store for SqliteStore {
 
     fn heartbeat(&self, study: StudyId, numbers: &[u64], lease: Duration) -> Result<(), StoreError> {
         self.write(study, |tx, _| {
-            let now = lease_end(Timestamp::now(), lease).0 as i64;
+            let until = lease_end(Timestamp::now(), lease).0 as i64;
             let mut s = tx
                 .prepare_cached(
                     "UPDATE trials SET heartbeat_at = ?3 WHERE study_id = ?1 AND number = ?2 AND state = 'running'",
                 )
                 .map_err(sql)?;
+            let mut renewed = 0;
             for &n in numbers {
-                s.execute(params![study.0 as i64, n as i64, now]).map_err(sql)?;
+                renewed += s.execute(params![study.0 as i64, n as i64, until]).map_err(sql)?;
+            }
+            // Trials may have finished meanwhile; but if the study is gone, say so.
+            if renewed < numbers.len() {
+                let exists: Option<i64> = tx
+                    .query_row("SELECT id FROM studies WHERE id = ?1", [study.0 as i64], |r| r.get(0))
+                    .optional()
+                    .map_err(sql)?;
+                exists.ok_or(StoreError::StudyIdNotFound(study))?;
             }
             Ok(())
         })

@@ -1,6 +1,7 @@
 //! The real `hyperion` binary on real scripts, each test in its own directory.
 
 mod bad_input;
+mod controller;
 mod early_stopping;
 mod protocol;
 mod resume;

@@ -1,6 +1,7 @@
 //! Studies driven end to end: ask/tell, optimize on threads, budgets, define-by-run, events.
 
 mod ask_tell;
+mod controller;
 mod events;
 mod optimize;
 mod schedulers;
