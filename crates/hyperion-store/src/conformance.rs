@@ -14,7 +14,7 @@ use std::sync::Barrier;
 use std::time::Duration;
 
 use hyperion_core::{
-    Condition, Decision, Distribution, FloatDistribution, IntDistribution, Objective, ParamValue,
+    Change, Condition, Decision, Distribution, FloatDistribution, IntDistribution, Objective, ParamValue,
     Params, SearchSpace, StudyId, StudySpec, StudyView, TrialState,
 };
 
@@ -47,7 +47,9 @@ macro_rules! conformance_tests {
             heartbeats_keep_trials_alive,
             a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget,
             a_child_takes_the_place_of_the_member_it_continues_in_the_budget,
-            decisions_and_sampler_state_are_logged
+            decisions_and_sampler_state_are_logged,
+            settings_and_stop_requests_are_logged_and_trial_changes_are_refused,
+            a_heartbeat_renews_a_lease_for_its_own_length
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -746,4 +748,43 @@ pub fn decisions_and_sampler_state_are_logged(store: &dyn Store) {
             .iter()
             .any(|e| matches!(e, hyperion_core::Event::DecisionRecorded(_)))
     );
+}
+
+pub fn settings_and_stop_requests_are_logged_and_trial_changes_are_refused(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let n = create(store, study);
+    let settings = serde_json::json!({"seed": 3});
+    store
+        .log(study, &Change::SettingsRecorded { settings: settings.clone() })
+        .unwrap();
+    store
+        .log(study, &Change::StopRequested { kill: true, by: "test".into() })
+        .unwrap();
+    let before = store.changes_since(study, 0).unwrap().len();
+    let forged = Change::TrialFinished {
+        number: n,
+        state: TrialState::Completed,
+        values: Some(vec![1.0]),
+    };
+    assert!(matches!(store.log(study, &forged), Err(StoreError::Inconsistent(_))));
+    assert_eq!(store.changes_since(study, 0).unwrap().len(), before, "nothing written");
+    assert_eq!(store.trial(study, n).unwrap().state, TrialState::Running);
+    let mut view = StudyView::new(study, spec("s"));
+    for change in store.changes_since(study, 0).unwrap() {
+        view.apply(&change, &mut Vec::new()).unwrap();
+    }
+    assert_eq!(view.settings(), Some(&settings));
+    assert_eq!(view.stop_requested_since(0), Some(hyperion_core::StopRequest::Kill));
+    assert_eq!(view.stop_requested_since(view.cursor()), None, "later runs are not bound");
+}
+
+pub fn a_heartbeat_renews_a_lease_for_its_own_length(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let short = create_watched(store, study);
+    let long = create_watched(store, study);
+    // One trial's lease is renewed for much longer than the other's (an asked trial's).
+    store.heartbeat(study, &[long], GRACE * 50).unwrap();
+    wait_past_grace();
+    assert_eq!(store.fail_stale(study, 0).unwrap(), [short]);
+    assert_eq!(store.trial(study, long).unwrap().state, TrialState::Running);
 }

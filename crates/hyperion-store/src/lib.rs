@@ -48,13 +48,44 @@ pub use sqlite::SqliteStore;
 /// an SQLite file in the current directory.
 pub const DEFAULT_STORAGE: &str = ".hyperion/hyperion.db";
 
+/// A kind of store, chosen by the scheme of a storage URL (as sqlx's `AnyDriver`s are).
+#[derive(Clone, Copy, Debug)]
+pub struct Backend {
+    /// The URL schemes it serves (`sqlite` for `sqlite:PATH`).
+    pub schemes: &'static [&'static str],
+    /// Opens the store `url` names (the whole URL, scheme included).
+    pub open: fn(&str) -> Result<std::sync::Arc<dyn Store>, StoreError>,
+}
+
+/// Every backend this build has. A new backend adds one entry.
+pub const BACKENDS: &[Backend] = &[
+    Backend {
+        schemes: &["sqlite"],
+        open: |url| match sqlite_path(url)? {
+            Some(path) => Ok(std::sync::Arc::new(SqliteStore::open(path)?)),
+            None => Ok(std::sync::Arc::new(MemoryStore::new())),
+        },
+    },
+    Backend {
+        schemes: &["memory"],
+        open: |_| Ok(std::sync::Arc::new(MemoryStore::new())),
+    },
+];
+
 /// Opens the store a storage URL names: `sqlite:PATH` or `sqlite:///abs/path` (or a bare
-/// path) for SQLite, `memory` for a new in-memory store.
+/// path) for SQLite, `memory` for a new in-memory store; the scheme picks the [`Backend`].
 pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    match sqlite_path(url)? {
-        None => Ok(std::sync::Arc::new(MemoryStore::new())),
-        Some(path) => Ok(std::sync::Arc::new(SqliteStore::open(path)?)),
-    }
+    let scheme = match url.split_once(':') {
+        _ if url == "memory" || url == ":memory:" => "memory",
+        Some((scheme, _)) if BACKENDS.iter().any(|b| b.schemes.contains(&scheme)) => scheme,
+        // A bare path, or an unknown scheme (which `sqlite_path` names in its error).
+        _ => "sqlite",
+    };
+    let backend = BACKENDS
+        .iter()
+        .find(|b| b.schemes.contains(&scheme))
+        .expect("the scheme was found above");
+    (backend.open)(url)
 }
 
 /// The SQLite file a storage URL names; `None` for `memory`.
@@ -70,7 +101,14 @@ pub fn sqlite_path(url: &str) -> Result<Option<PathBuf>, StoreError> {
         Some(("sqlite", rest)) => rest.strip_prefix("//").unwrap_or(rest),
         Some((scheme, rest)) if rest.starts_with("//") => {
             return Err(unsupported(format!(
-                "unknown storage scheme \"{scheme}\" (use sqlite:PATH, a file path, or memory)"
+                "unknown storage scheme \"{scheme}\" (this build has {}; a file path is an \
+                 SQLite file)",
+                BACKENDS
+                    .iter()
+                    .flat_map(|b| b.schemes)
+                    .map(|s| format!("{s}:"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         _ => url,
@@ -296,12 +334,49 @@ pub enum StoreError {
         found: i32,
         supported: i32,
     },
-    /// An error from the database engine, with its context.
-    #[error("store error: {0}")]
-    Backend(String),
+    /// An error from the database engine (its `source`), and where.
+    #[error("store error in {context}")]
+    Backend {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A bug in a backend, or a corrupted store.
     #[error("store inconsistency (a bug): {0}")]
     Inconsistent(String),
+}
+
+/// The study rules every backend applies inside its own transactions, so that no backend
+/// writes them again: backends provide the atomic reads and writes, these decide.
+pub mod rules {
+    use super::*;
+
+    /// Whether a new trial fits the trial budget when `used` places are taken: a retry or a
+    /// PBT child takes the place of the trial it carries on, so it always fits.
+    pub fn fits_budget(new: &NewTrial, used: u64, max_trials: Option<u64>) -> bool {
+        new.takes_a_place() || max_trials.is_none_or(|max| used < max)
+    }
+
+    /// The pending retry of stale `trial`, which is the `depth`-th retry of its original;
+    /// `None` once it is the `max_retries`-th. Same params and lineage, `retry_of` set.
+    pub fn retry(trial: &Trial, depth: u32, max_retries: u32) -> Option<NewTrial> {
+        (depth < max_retries).then(|| NewTrial {
+            pending: true,
+            parent: trial.parent,
+            depth: trial.depth,
+            retry_of: Some(trial.number),
+            ..NewTrial::default()
+        })
+    }
+
+    /// A trial finishes once: only a pending or running trial can; a finished one keeps its
+    /// first result ([`StoreError::NotRunning`]).
+    pub fn check_unfinished(number: u64, state: &'static str) -> Result<(), StoreError> {
+        match state {
+            "pending" | "running" => Ok(()),
+            state => Err(StoreError::NotRunning { number, state }),
+        }
+    }
 }
 
 /// Checks intermediate `values` at `step`: the first objective's, or one per objective, finite.

@@ -8,7 +8,7 @@ use hyperion_core::{
 };
 
 use crate::{
-    Created, NewTrial, Store, StoreError, StudyRecord, check_log_only, check_param, check_report,
+    Created, NewTrial, Store, StoreError, StudyRecord, rules, check_log_only, check_param, check_report,
     check_values, lease_end, retry_depth, spec_difference, stale_error,
 };
 
@@ -203,8 +203,7 @@ impl Store for MemoryStore {
         propose: &mut dyn FnMut(u64) -> Option<Params>,
     ) -> Result<Created, StoreError> {
         self.with(study, |data, next_trial| {
-            if !new.takes_a_place() && max_trials.is_some_and(|max| data.view.budget_used() >= max)
-            {
+            if !rules::fits_budget(new, data.view.budget_used(), max_trials) {
                 return Ok(Created::LimitReached);
             }
             let Some(params) = propose(data.view.trials().len() as u64) else {
@@ -295,14 +294,8 @@ impl Store for MemoryStore {
                 })?;
                 let trial = data.trial(number)?.clone();
                 let view = &data.view;
-                if retry_depth(number, |n| view.trial(n).and_then(|t| t.retry_of)) < max_retries {
-                    let new = NewTrial {
-                        pending: true,
-                        parent: trial.parent,
-                        depth: trial.depth,
-                        retry_of: Some(number),
-                        ..NewTrial::default()
-                    };
+                let depth = retry_depth(number, |n| view.trial(n).and_then(|t| t.retry_of));
+                if let Some(new) = rules::retry(&trial, depth, max_retries) {
                     data.insert_trial(next_trial, &new, trial.params.clone())?;
                 }
             }
@@ -369,13 +362,7 @@ impl Store for MemoryStore {
         values: Option<Vec<f64>>,
     ) -> Result<Trial, StoreError> {
         self.with(study, |data, _| {
-            let trial = data.trial(number)?;
-            if trial.state.is_finished() {
-                return Err(StoreError::NotRunning {
-                    number,
-                    state: trial.state.name(),
-                });
-            }
+            rules::check_unfinished(number, data.trial(number)?.state.name())?;
             check_values(
                 number,
                 &state,

@@ -14,7 +14,7 @@ use rusqlite::{
 };
 
 use crate::{
-    Created, NewTrial, Store, StoreError, StudyRecord, check_log_only, check_param, check_report,
+    Created, NewTrial, Store, StoreError, StudyRecord, rules, check_log_only, check_param, check_report,
     check_values, lease_end, retry_depth, spec_difference, stale_error,
 };
 
@@ -192,7 +192,10 @@ impl SqliteStore {
                 path: self.path.clone(),
                 reason: "the file or its directory is read-only".into(),
             },
-            _ => StoreError::Backend(format!("{}: {e}", self.path.display())),
+            _ => StoreError::Backend {
+                context: self.path.display().to_string(),
+                source: Box::new(e),
+            },
         }
     }
 
@@ -205,9 +208,20 @@ impl SqliteStore {
         let mut inner = self.lock();
         let spec = self.spec(&mut inner, study)?;
         let tx = begin(&mut inner.conn).map_err(|e| self.classify(e))?;
-        let out = f(&tx, &spec)?;
+        let out = f(&tx, &spec).map_err(|e| self.place(e))?;
         tx.commit().map_err(|e| self.classify(e))?;
         Ok(out)
+    }
+
+    /// Names this file in an SQLite error raised by a query.
+    fn place(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Backend { source, context } => match source.downcast::<rusqlite::Error>() {
+                Ok(e) => self.classify(*e),
+                Err(source) => StoreError::Backend { context, source },
+            },
+            other => other,
+        }
     }
 
     fn read<T>(
@@ -217,7 +231,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let mut inner = self.lock();
         let spec = self.spec(&mut inner, study)?;
-        f(&inner.conn, &spec)
+        f(&inner.conn, &spec).map_err(|e| self.place(e))
     }
 
     fn spec(&self, inner: &mut Inner, study: StudyId) -> Result<Arc<StudySpec>, StoreError> {
@@ -293,7 +307,10 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T
 }
 
 fn sql(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::Backend {
+        context: "SQLite".into(),
+        source: Box::new(e),
+    }
 }
 
 /// Appends `change` to the study's log with the next sequence number.
@@ -684,8 +701,7 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(sql)?
                 .ok_or(StoreError::StudyIdNotFound(study))?;
-            if !new.takes_a_place() && max_trials.is_some_and(|max| (count - retries) as u64 >= max)
-            {
+            if !rules::fits_budget(new, (count - retries) as u64, max_trials) {
                 return Ok(Created::LimitReached);
             }
             let Some(params) = propose(count as u64) else {
@@ -819,17 +835,10 @@ impl Store for SqliteStore {
                 let depth = retry_depth(number, |n| {
                     retry_of.query_row(params![study.0 as i64, n as i64], |r| r.get::<_, Option<i64>>(0)).ok().flatten().map(|p| p as u64)
                 });
-                if depth < max_retries {
+                if let Some(new) = rules::retry(&trial, depth, max_retries) {
                     let next: i64 = tx
                         .query_row("SELECT n_trials FROM studies WHERE id = ?1", [study.0 as i64], |r| r.get(0))
                         .map_err(sql)?;
-                    let new = NewTrial {
-                        pending: true,
-                        parent: trial.parent,
-                        depth: trial.depth,
-                        retry_of: Some(number),
-                        ..NewTrial::default()
-                    };
                     insert_trial(tx, study, next as u64, &new, trial.params.clone())?;
                 }
             }
@@ -906,10 +915,7 @@ impl Store for SqliteStore {
         values: Option<Vec<f64>>,
     ) -> Result<Trial, StoreError> {
         self.write(study, |tx, spec| {
-            let current = state_of(tx, study, number)?;
-            if !matches!(current.as_str(), "running" | "pending") {
-                return Err(StoreError::NotRunning { number, state: state_name(&current) });
-            }
+            rules::check_unfinished(number, state_name(&state_of(tx, study, number)?))?;
             check_values(number, &state, values.as_deref(), spec.objectives.len())?;
             let at = Timestamp::now();
             let (name, step, message) = state_columns(&state);

@@ -101,8 +101,9 @@ pub use hyperion_core::{
     Trial, TrialState,
 };
 pub use hyperion_runtime::{
-    ActiveTrial, Budget, Error, OptimizeConfig, Outcome, Recovery, Study, StudyBuilder, Summary,
-    TrialError,
+    ActiveTrial, Budget, Dispatcher, Error, LocalDispatcher, OptimizeConfig, Outcome,
+    ProcessConfig, Recovery, RunControl, RunOptions, StudyBuilder, StudySettings, Study, Summary,
+    TrialError, Verdict,
 };
 pub use hyperion_samplers::{Sampler, SamplerConfig};
 pub use hyperion_schedulers::{Scheduler, SchedulerConfig};
