@@ -47,8 +47,12 @@ pub struct StudyFile {
     pub sampler: SamplerConfig,
     pub seed: Option<u64>,
     pub budget: Budget,
-    /// How trials run; `trials_dir` is left empty for the caller to set (it follows the store).
+    /// How trials run; its `trials_dir` is left empty for the caller to set (it follows the store
+    /// unless `trials_dir` below says otherwise).
     pub process: ProcessConfig,
+    /// The `trials_dir` key: where the trials' directories go, relative to the study file's
+    /// directory (none when absent).
+    pub trials_dir: Option<PathBuf>,
     pub recovery: Recovery,
     pub description: Option<String>,
     pub storage: Option<String>,
@@ -172,6 +176,8 @@ struct Raw {
     #[serde(default)]
     workdir: Option<String>,
     #[serde(default)]
+    trials_dir: Option<String>,
+    #[serde(default)]
     recovery: RawRecovery,
 }
 
@@ -238,6 +244,7 @@ struct RawResources {
     kill_grace: Option<DurationText>,
     gpus: Option<Gpus>,
     gpus_per_trial: Option<usize>,
+    executor: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -309,192 +316,34 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Checks the merged tree against the schema, one section after another: the first error found
+/// is the one reported.
 fn build(
     path: &Path,
     text: &str,
     tree: Value,
     notes: Vec<String>,
 ) -> Result<StudyFile, ConfigError> {
-    let raw: Raw = serde_path_to_error::deserialize(tree).map_err(|e| {
-        let key = e.path().to_string();
-        let message = with_suggestion(&e.inner().to_string());
-        let key = if key == "." { None } else { Some(key) };
-        let line = key.as_deref().and_then(|k| locate(text, k));
-        ConfigError {
-            file: path.to_path_buf(),
-            line,
-            key,
-            message,
-        }
-    })?;
-    let at = |key: &str, message: String| ConfigError::at(path, text, key, message);
-
-    let space = space_from_map(&raw.parameters).map_err(|(key, message)| at(&key, message))?;
-    let metrics = match (raw.metric, raw.metrics) {
-        (Some(_), Some(_)) => {
-            return Err(at("metrics", "give `metric` or `metrics`, not both".into()));
-        }
-        (Some(m), None) => vec![m],
-        (None, Some(ms)) if !ms.is_empty() => ms,
-        _ => {
-            return Err(ConfigError::file(
-                path,
-                "no metric: add `metric: {name: val_loss, goal: minimize}`".into(),
-            ));
-        }
-    };
-    let objectives: Vec<Objective> = metrics
-        .into_iter()
-        .map(|m| Objective {
-            metric: m.name,
-            direction: m.goal,
-        })
-        .collect();
-    let spec = StudySpec::new(&raw.name, objectives, space);
-    spec.validate().map_err(|e| at("name", e.to_string()))?;
-
-    let sampler = match raw.method {
-        Method::Random => SamplerConfig::Random,
-        Method::Sobol => SamplerConfig::Sobol,
-        Method::Tpe => SamplerConfig::Tpe(raw.tpe),
-        Method::Grid => {
-            let SamplerConfig::Grid { points, .. } = SamplerConfig::grid() else {
-                unreachable!()
-            };
-            SamplerConfig::Grid {
-                points: raw.grid.points.unwrap_or(points),
-                values: raw.grid.values,
-            }
-        }
-    };
-    if let SamplerConfig::Tpe(tpe) = &sampler {
-        tpe.validate().map_err(|e| at("tpe", e.to_string()))?;
-    }
-    if let SamplerConfig::Grid { points, values } = &sampler {
-        hyperion_samplers::GridSampler::new(*points, values.clone())
-            .and_then(|g| g.size(&spec.space))
-            .map_err(|e| at("grid", e.to_string()))?;
-    }
-
-    let duration = |key: &str, d: &Option<DurationText>| {
-        d.as_ref()
-            .map(|d| d.parse().map_err(|e| at(key, e)))
-            .transpose()
-    };
-    let mut budget = Budget {
-        max_trials: raw.budget.max_trials,
-        max_time: duration("budget.max_time", &raw.budget.max_time)?,
-        target: raw.budget.target,
-        max_failures: raw.budget.max_failures,
-    };
-
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = if dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        dir
-    };
-    let workdir = raw.workdir.map(|w| dir.join(w)).unwrap_or(dir);
-    let argv = match raw.command {
-        RawCommand::Argv(argv) => argv,
-        RawCommand::Line(line) if raw.shell => vec![line],
-        RawCommand::Line(line) => split_words(&line).map_err(|e| at("command", e))?,
-    };
-    if argv.is_empty() || argv[0].trim().is_empty() {
-        return Err(at("command", "the command is empty".into()));
-    }
-    if !workdir.is_dir() {
-        return Err(at(
-            "workdir",
-            format!("{} is not a directory", workdir.display()),
-        ));
-    }
-    check_placeholders(&argv, &spec).map_err(|e| at("command", e))?;
-    if !raw.shell {
-        check_program(&argv[0], &workdir).map_err(|e| at("command", e))?;
-    }
-
-    let gpus: Vec<String> = match raw.resources.gpus {
-        None => Vec::new(),
-        Some(Gpus::Count(n)) => (0..n).map(|i| i.to_string()).collect(),
-        Some(Gpus::List(list)) => list
-            .iter()
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-            .collect(),
-    };
-    let gpus_per_trial = raw
-        .resources
-        .gpus_per_trial
-        .unwrap_or(usize::from(!gpus.is_empty()));
-    if gpus_per_trial > gpus.len() {
-        return Err(at(
-            "resources.gpus_per_trial",
-            format!(
-                "{gpus_per_trial} GPUs per trial, but only {} listed in resources.gpus",
-                gpus.len()
-            ),
-        ));
-    }
-    let max_concurrent = raw.resources.max_concurrent.unwrap_or(1);
-    if max_concurrent == 0 {
-        return Err(at("resources.max_concurrent", "must be at least 1".into()));
-    }
-    let stdout_regex = raw
-        .report
-        .regex
-        .map(|r| {
-            regex::Regex::new(&r).map_err(|e| at("report.regex", format!("invalid regex: {e}")))
-        })
-        .transpose()?;
-    let mut process = ProcessConfig::new(argv, workdir, PathBuf::new());
-    process.shell = raw.shell;
-    process.env = raw.env;
-    process.max_concurrent = max_concurrent;
-    process.trial_timeout = duration("resources.trial_timeout", &raw.resources.trial_timeout)?;
-    if let Some(grace) = duration("resources.kill_grace", &raw.resources.kill_grace)? {
-        process.kill_grace = grace;
-    }
-    process.gpus = gpus;
-    process.gpus_per_trial = gpus_per_trial;
-    if let Some(prefix) = raw.report.prefix {
-        process.stdout_prefix = prefix;
-    }
-    process.stdout_regex = stdout_regex.map(hyperion_runtime::MetricRegex);
-    let early_stopping = raw.early_stopping.unwrap_or(SchedulerConfig::None);
-    early_stopping
-        .build(0)
-        .map_err(|e| at("early_stopping", e.to_string()))?;
-    if let SchedulerConfig::Pbt(pbt) = &early_stopping
-        && let Some(population) = pbt.population_size
-    {
-        // Members are compared while they run: the population sets what the file leaves unset.
-        budget.max_trials.get_or_insert(population);
-        if raw.resources.max_concurrent.is_none() {
-            process.max_concurrent = population as usize;
-        }
-    }
-    hyperion_runtime::check_limits(
-        spec.objectives.len(),
-        &budget,
-        Some(&early_stopping),
-        process.max_concurrent,
-    )
-    .map_err(|(key, message)| at(key, message))?;
-    let defaults = Recovery::default();
-    let recovery = Recovery {
-        heartbeat: duration("recovery.heartbeat", &raw.recovery.heartbeat)?
-            .unwrap_or(defaults.heartbeat),
-        grace: duration("recovery.grace", &raw.recovery.grace)?.unwrap_or(defaults.grace),
-        max_retries: raw.recovery.max_retries.unwrap_or(defaults.max_retries),
-        lease: duration("recovery.lease", &raw.recovery.lease)?.unwrap_or(defaults.lease),
-    };
-    if recovery.grace <= recovery.heartbeat {
-        return Err(at(
-            "recovery.grace",
-            "must be longer than recovery.heartbeat".into(),
-        ));
-    }
-
+    let cx = Ctx { path, text };
+    let raw = deserialize(&cx, tree)?;
+    let space = space_from_map(&raw.parameters).map_err(|(key, message)| cx.at(&key, message))?;
+    let spec = StudySpec::new(&raw.name, objectives(&cx, raw.metric, raw.metrics)?, space);
+    spec.validate().map_err(|e| cx.at("name", e.to_string()))?;
+    let sampler = sampler(&cx, raw.method, raw.tpe, raw.grid, &spec.space)?;
+    let mut budget = budget(&cx, &raw.budget)?;
+    let command = command(&cx, raw.command, raw.shell, raw.workdir, raw.env, &spec)?;
+    let trials_dir = trials_dir(&cx, raw.trials_dir)?;
+    let concurrency_set = raw.resources.max_concurrent.is_some();
+    let mut process = resources(&cx, command, raw.resources, raw.report)?;
+    let early_stopping = early_stopping(
+        &cx,
+        raw.early_stopping,
+        &spec,
+        concurrency_set,
+        &mut budget,
+        &mut process,
+    )?;
+    let recovery = recovery(&cx, &raw.recovery)?;
     Ok(StudyFile {
         path: path.to_path_buf(),
         spec,
@@ -502,12 +351,329 @@ fn build(
         seed: raw.seed,
         budget,
         process,
+        trials_dir,
         recovery,
         description: raw.description,
         storage: raw.storage,
         early_stopping,
         notes,
     })
+}
+
+/// The study file being checked: where its errors point.
+struct Ctx<'a> {
+    path: &'a Path,
+    /// Its text, to find the line where a key is written.
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    /// An error about `key` (a dotted path), at its line.
+    fn at(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::at(self.path, self.text, key, message)
+    }
+
+    /// The duration written at `key`, if any.
+    fn duration(
+        &self,
+        key: &str,
+        duration: &Option<DurationText>,
+    ) -> Result<Option<Duration>, ConfigError> {
+        duration
+            .as_ref()
+            .map(|d| d.parse().map_err(|e| self.at(key, e)))
+            .transpose()
+    }
+
+    /// The study file's directory: relative paths in the file start there.
+    fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+/// The tree as the schema's [`Raw`]: an unknown key, a missing one or a wrong type is an error
+/// at that key (with a "did you mean" for a typo), or about the whole file at the top level.
+fn deserialize(cx: &Ctx<'_>, tree: Value) -> Result<Raw, ConfigError> {
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let key = e.path().to_string();
+        let message = with_suggestion(&e.inner().to_string());
+        let key = if key == "." { None } else { Some(key) };
+        let line = key.as_deref().and_then(|k| locate(cx.text, k));
+        ConfigError {
+            file: cx.path.to_path_buf(),
+            line,
+            key,
+            message,
+        }
+    })
+}
+
+/// `metric` or `metrics` (one of them, not empty) as the study's objectives.
+fn objectives(
+    cx: &Ctx<'_>,
+    metric: Option<RawMetric>,
+    metrics: Option<Vec<RawMetric>>,
+) -> Result<Vec<Objective>, ConfigError> {
+    let metrics = match (metric, metrics) {
+        (Some(_), Some(_)) => {
+            return Err(cx.at("metrics", "give `metric` or `metrics`, not both".into()));
+        }
+        (Some(m), None) => vec![m],
+        (None, Some(ms)) if !ms.is_empty() => ms,
+        _ => {
+            return Err(ConfigError::file(
+                cx.path,
+                "no metric: add `metric: {name: val_loss, goal: minimize}`".into(),
+            ));
+        }
+    };
+    Ok(metrics
+        .into_iter()
+        .map(|m| Objective {
+            metric: m.name,
+            direction: m.goal,
+        })
+        .collect())
+}
+
+/// `method` with its `tpe` or `grid` settings, checked against the space.
+fn sampler(
+    cx: &Ctx<'_>,
+    method: Method,
+    tpe: hyperion_samplers::TpeConfig,
+    grid: RawGrid,
+    space: &SearchSpace,
+) -> Result<SamplerConfig, ConfigError> {
+    Ok(match method {
+        Method::Random => SamplerConfig::Random,
+        Method::Sobol => SamplerConfig::Sobol,
+        Method::Tpe => {
+            tpe.validate().map_err(|e| cx.at("tpe", e.to_string()))?;
+            SamplerConfig::Tpe(tpe)
+        }
+        Method::Grid => {
+            let SamplerConfig::Grid {
+                points: default_points,
+                ..
+            } = SamplerConfig::grid()
+            else {
+                unreachable!()
+            };
+            let points = grid.points.unwrap_or(default_points);
+            hyperion_samplers::GridSampler::new(points, grid.values.clone())
+                .and_then(|g| g.size(space))
+                .map_err(|e| cx.at("grid", e.to_string()))?;
+            SamplerConfig::Grid {
+                points,
+                values: grid.values,
+            }
+        }
+    })
+}
+
+/// The `budget` section.
+fn budget(cx: &Ctx<'_>, budget: &RawBudget) -> Result<Budget, ConfigError> {
+    Ok(Budget {
+        max_trials: budget.max_trials,
+        max_time: cx.duration("budget.max_time", &budget.max_time)?,
+        target: budget.target,
+        max_failures: budget.max_failures,
+    })
+}
+
+/// What runs a trial, checked before anything runs.
+struct Command {
+    argv: Vec<String>,
+    shell: bool,
+    workdir: PathBuf,
+    env: BTreeMap<String, String>,
+}
+
+/// `command` as an argv (a string is split into words, unless `shell`), run in `workdir`
+/// (relative to the study file): the argv is not empty, the working directory exists, every
+/// placeholder is known and (without `shell`) the program exists.
+fn command(
+    cx: &Ctx<'_>,
+    command: RawCommand,
+    shell: bool,
+    workdir: Option<String>,
+    env: BTreeMap<String, String>,
+    spec: &StudySpec,
+) -> Result<Command, ConfigError> {
+    let dir = cx.dir();
+    let workdir = workdir.map(|w| dir.join(w)).unwrap_or(dir);
+    let argv = match command {
+        RawCommand::Argv(argv) => argv,
+        RawCommand::Line(line) if shell => vec![line],
+        RawCommand::Line(line) => split_words(&line).map_err(|e| cx.at("command", e))?,
+    };
+    if argv.is_empty() || argv[0].trim().is_empty() {
+        return Err(cx.at("command", "the command is empty".into()));
+    }
+    if !workdir.is_dir() {
+        return Err(cx.at(
+            "workdir",
+            format!("{} is not a directory", workdir.display()),
+        ));
+    }
+    check_placeholders(&argv, spec).map_err(|e| cx.at("command", e))?;
+    if !shell {
+        check_program(&argv[0], &workdir).map_err(|e| cx.at("command", e))?;
+    }
+    Ok(Command {
+        argv,
+        shell,
+        workdir,
+        env,
+    })
+}
+
+/// `trials_dir`, relative to the study file: a directory, or not there yet.
+fn trials_dir(cx: &Ctx<'_>, trials_dir: Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(trials_dir) = trials_dir else {
+        return Ok(None);
+    };
+    let trials_dir = cx.dir().join(trials_dir);
+    if trials_dir.exists() && !trials_dir.is_dir() {
+        return Err(cx.at(
+            "trials_dir",
+            format!("{} is not a directory", trials_dir.display()),
+        ));
+    }
+    Ok(Some(trials_dir))
+}
+
+/// The dispatchers a study file may name in `resources.executor`.
+const EXECUTORS: [&str; 1] = ["local"];
+
+/// The command with the `resources` and `report` sections: how trials run. `trials_dir` is
+/// left empty.
+fn resources(
+    cx: &Ctx<'_>,
+    command: Command,
+    resources: RawResources,
+    report: RawReport,
+) -> Result<ProcessConfig, ConfigError> {
+    let gpus: Vec<String> = match resources.gpus {
+        None => Vec::new(),
+        Some(Gpus::Count(n)) => (0..n).map(|i| i.to_string()).collect(),
+        Some(Gpus::List(list)) => list
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect(),
+    };
+    let gpus_per_trial = resources
+        .gpus_per_trial
+        .unwrap_or(usize::from(!gpus.is_empty()));
+    if gpus_per_trial > gpus.len() {
+        return Err(cx.at(
+            "resources.gpus_per_trial",
+            format!(
+                "{gpus_per_trial} GPUs per trial, but only {} listed in resources.gpus",
+                gpus.len()
+            ),
+        ));
+    }
+    let max_concurrent = resources.max_concurrent.unwrap_or(1);
+    if max_concurrent == 0 {
+        return Err(cx.at("resources.max_concurrent", "must be at least 1".into()));
+    }
+    if let Some(executor) = &resources.executor
+        && !EXECUTORS.contains(&executor.as_str())
+    {
+        return Err(cx.at(
+            "resources.executor",
+            format!(
+                "unknown executor \"{executor}\" (this release runs trials with: {})",
+                EXECUTORS.join(", ")
+            ),
+        ));
+    }
+    let stdout_regex = report
+        .regex
+        .map(|r| {
+            regex::Regex::new(&r).map_err(|e| cx.at("report.regex", format!("invalid regex: {e}")))
+        })
+        .transpose()?;
+    let mut process = ProcessConfig::new(command.argv, command.workdir, PathBuf::new());
+    process.shell = command.shell;
+    process.env = command.env;
+    process.max_concurrent = max_concurrent;
+    process.trial_timeout = cx.duration("resources.trial_timeout", &resources.trial_timeout)?;
+    if let Some(grace) = cx.duration("resources.kill_grace", &resources.kill_grace)? {
+        process.kill_grace = grace;
+    }
+    process.gpus = gpus;
+    process.gpus_per_trial = gpus_per_trial;
+    if let Some(prefix) = report.prefix {
+        process.stdout_prefix = prefix;
+    }
+    process.stdout_regex = stdout_regex.map(hyperion_runtime::MetricRegex);
+    if let Some(executor) = resources.executor {
+        process.executor = executor;
+    }
+    Ok(process)
+}
+
+/// The `early_stopping` section (none when absent), built once to check it. A PBT population
+/// sets the trial budget, and the concurrency unless the file sets it (`concurrency_set`): its
+/// members are compared while they run. Then the limits that bind the budget, the scheduler and
+/// the concurrency together are checked.
+fn early_stopping(
+    cx: &Ctx<'_>,
+    section: Option<SchedulerConfig>,
+    spec: &StudySpec,
+    concurrency_set: bool,
+    budget: &mut Budget,
+    process: &mut ProcessConfig,
+) -> Result<SchedulerConfig, ConfigError> {
+    let early_stopping = section.unwrap_or(SchedulerConfig::None);
+    early_stopping
+        .build(0)
+        .map_err(|e| cx.at("early_stopping", e.to_string()))?;
+    if let SchedulerConfig::Pbt(pbt) = &early_stopping
+        && let Some(population) = pbt.population_size
+    {
+        budget.max_trials.get_or_insert(population);
+        if !concurrency_set {
+            process.max_concurrent = population as usize;
+        }
+    }
+    hyperion_runtime::check_limits(
+        spec.objectives.len(),
+        budget,
+        Some(&early_stopping),
+        process.max_concurrent,
+    )
+    .map_err(|(key, message)| cx.at(key, message))?;
+    Ok(early_stopping)
+}
+
+/// The `recovery` section over the defaults: `grace` must be longer than `heartbeat`.
+fn recovery(cx: &Ctx<'_>, recovery: &RawRecovery) -> Result<Recovery, ConfigError> {
+    let defaults = Recovery::default();
+    let recovery = Recovery {
+        heartbeat: cx
+            .duration("recovery.heartbeat", &recovery.heartbeat)?
+            .unwrap_or(defaults.heartbeat),
+        grace: cx
+            .duration("recovery.grace", &recovery.grace)?
+            .unwrap_or(defaults.grace),
+        max_retries: recovery.max_retries.unwrap_or(defaults.max_retries),
+        lease: cx
+            .duration("recovery.lease", &recovery.lease)?
+            .unwrap_or(defaults.lease),
+    };
+    if recovery.grace <= recovery.heartbeat {
+        return Err(cx.at(
+            "recovery.grace",
+            "must be longer than recovery.heartbeat".into(),
+        ));
+    }
+    Ok(recovery)
 }
 
 /// The `parameters` mapping as a space: `{type: …}` mappings, or a bare value for a constant.

@@ -402,3 +402,56 @@ fn bad_tpe_settings_name_the_setting() {
     ));
     assert!(e.contains("min_bandwidth_factor is -0.1"), "{e}");
 }
+
+#[test]
+fn resources_executor_is_local_unless_another_is_named() {
+    let dir = Dir::new();
+    let plain = dir.load("study.yaml", BASIC).unwrap();
+    assert_eq!(plain.process.executor, "local", "the default");
+    let text = BASIC.replace("gpus_per_trial: 1}", "gpus_per_trial: 1, executor: local}");
+    let study = dir.load("study.yaml", &text).unwrap();
+    assert_eq!(study.process.executor, "local");
+    let e = Dir::new()
+        .error(&BASIC.replace("gpus_per_trial: 1}", "gpus_per_trial: 1, executor: slurm}"));
+    assert_eq!(
+        e,
+        "DIR/study.yaml:14: resources.executor: unknown executor \"slurm\" \
+         (this release runs trials with: local)"
+    );
+}
+
+#[test]
+fn trials_dir_is_relative_to_the_study_file() {
+    let dir = Dir::new();
+    let plain = dir.load("study.yaml", BASIC).unwrap();
+    assert_eq!(plain.trials_dir, None);
+    assert!(
+        plain.process.trials_dir.as_os_str().is_empty(),
+        "left for the caller"
+    );
+    let study = dir
+        .load("study.yaml", &format!("{BASIC}trials_dir: runs/trials\n"))
+        .unwrap();
+    assert_eq!(study.trials_dir, Some(dir.0.path().join("runs/trials")));
+    let elsewhere = dir.0.path().join("elsewhere");
+    let study = dir
+        .load(
+            "study.yaml",
+            &format!("{BASIC}trials_dir: {}\n", elsewhere.display()),
+        )
+        .unwrap();
+    assert_eq!(study.trials_dir, Some(elsewhere), "an absolute path stays");
+
+    let dir = Dir::new();
+    dir.write("notes.txt", "not a directory\n");
+    let e = dir.error(&format!("{BASIC}trials_dir: notes.txt\n"));
+    assert_eq!(
+        e,
+        "DIR/study.yaml:15: trials_dir: DIR/notes.txt is not a directory"
+    );
+    let e = Dir::new().error(&format!("{BASIC}trials_dir: [a, b]\n"));
+    assert!(
+        e.starts_with("DIR/study.yaml:15: trials_dir: invalid type: sequence"),
+        "{e}"
+    );
+}
