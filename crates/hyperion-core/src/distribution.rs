@@ -256,15 +256,6 @@ impl Distribution {
             (Distribution::Constant { value: c }, v) => c == v,
         }
     }
-
-    /// Whether the distribution has exactly one value (nothing to search).
-    pub fn is_single(&self) -> bool {
-        match self {
-            Distribution::Categorical(d) => d.choices.len() == 1,
-            Distribution::Constant { .. } => true,
-            _ => false,
-        }
-    }
 }
 
 impl From<FloatDistribution> for Distribution {

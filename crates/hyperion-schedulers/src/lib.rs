@@ -170,18 +170,6 @@ impl SchedulerConfig {
             SchedulerConfig::Pbt(c) => Box::new(Pbt::new(c.clone(), seed)?),
         })
     }
-
-    /// The name a study file uses for it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            SchedulerConfig::None => "none",
-            SchedulerConfig::Median(_) => "median",
-            SchedulerConfig::Percentile(_) => "percentile",
-            SchedulerConfig::Asha(_) => "asha",
-            SchedulerConfig::Hyperband(_) => "hyperband",
-            SchedulerConfig::Pbt(_) => "pbt",
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]

@@ -52,8 +52,8 @@ fn factors() -> [f64; 2] {
 pub struct Pbt {
     config: PbtConfig,
     seed: u64,
-    /// Each running trial's latest report: (step, value, lower is better).
-    latest: Mutex<HashMap<u64, (u64, f64)>>,
+    /// Each running trial's latest value, lower is better.
+    latest: Mutex<HashMap<u64, f64>>,
 }
 
 impl Pbt {
@@ -167,16 +167,12 @@ impl Scheduler for Pbt {
     fn observe(&self, view: &StudyView, change: &Change) {
         let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         match change {
-            Change::MetricReported {
-                number,
-                step,
-                value,
-                ..
-            } if view
-                .trial(*number)
-                .is_some_and(|t| t.state == TrialState::Running) =>
+            Change::MetricReported { number, value, .. }
+                if view
+                    .trial(*number)
+                    .is_some_and(|t| t.state == TrialState::Running) =>
             {
-                latest.insert(*number, (*step, lower_is_better(direction(view), *value)));
+                latest.insert(*number, lower_is_better(direction(view), *value));
             }
             Change::TrialFinished { number, .. } => {
                 latest.remove(number);
@@ -196,7 +192,7 @@ impl Scheduler for Pbt {
             return None;
         }
         let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        let mut members: Vec<(f64, u64)> = latest.iter().map(|(&n, &(_, v))| (v, n)).collect();
+        let mut members: Vec<(f64, u64)> = latest.iter().map(|(&n, &v)| (v, n)).collect();
         drop(latest);
         if members.len() < 2 {
             return None;
