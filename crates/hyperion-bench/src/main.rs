@@ -260,7 +260,57 @@ fn launch(quick: bool) {
                    "overhead_ms": seconds * 1e3 / trials as f64 - bare_ms})
         );
     }
+    next_start(&dir, trials);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The time from one trial's exit to the next trial's start, at concurrency 1: each trial
+/// writes the time just before it exits to its directory (a little early, so the figure errs
+/// high), and the store has when the next trial started.
+fn next_start(dir: &std::path::Path, trials: u64) {
+    let script = dir.join("exit.sh");
+    std::fs::write(
+        &script,
+        "echo 'HYPERION_METRIC {\"v\": 1}'\ndate +%s%N > \"$HYPERION_TRIAL_DIR/exit\"\n",
+    )
+    .expect("write the trial script");
+    let study = dir.join("next.yaml");
+    std::fs::write(
+        &study,
+        format!(
+            "name: next\ncommand: [sh, {}]\nmetric: {{name: v, goal: minimize}}\n",
+            script.display()
+        ),
+    )
+    .expect("write the study file");
+    let db = dir.join("next.db");
+    hyperion_run(&db, &study, &[format!("budget.max_trials={trials}")]);
+    let store = SqliteStore::open(&db).expect("the store");
+    let id = store.study("next").expect("the study").id;
+    let started: Vec<u64> = store
+        .trials(id)
+        .expect("trials")
+        .iter()
+        .map(|t| t.started_at.expect("started").0)
+        .collect();
+    let mut gaps: Vec<f64> = (1..trials as usize)
+        .map(|n| {
+            let exit = dir.join(format!("next/trials/{}/exit", n - 1));
+            let nanos: u64 = std::fs::read_to_string(&exit)
+                .expect("the exit time")
+                .trim()
+                .parse()
+                .expect("nanoseconds");
+            (started[n] as f64 - nanos as f64 / 1e3) / 1e3
+        })
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let at = |q: f64| gaps[((gaps.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "{}",
+        json!({"impl": "hyperion", "suite": "launch", "next_start": true, "trials": trials,
+               "next_start_p50_ms": at(0.5), "next_start_p99_ms": at(0.99)})
+    );
 }
 
 /// `hyperion --storage DB run STUDY -q OVERRIDES…` with the `hyperion` built beside this

@@ -54,7 +54,10 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     let name = file.spec.name.clone();
 
     let mut process = file.process.clone();
-    process.trials_dir = root.join(&name).join("trials");
+    process.trials_dir = file
+        .trials_dir
+        .clone()
+        .unwrap_or_else(|| root.join(&name).join("trials"));
     let study = builder(&file, store).open().map_err(|e| match e {
         hyperion_runtime::Error::Store(StoreError::SpecMismatch { name, what }) => anyhow::anyhow!(
             "study \"{name}\" already exists with a different {what}.\n\

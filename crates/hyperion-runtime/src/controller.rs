@@ -193,7 +193,6 @@ impl Study {
         // study's own serves every run of it in this process, and only later requests count.
         control.attach(tx.clone());
         let controls = [(control, 0), (&self.control, self.control.attach(tx.clone()))];
-        let mut stop = None;
         let mine = Mutex::new(BTreeSet::new());
         // Settle what a dead run left behind before starting anything.
         self.settle(dispatcher, recovery.max_retries)?;
@@ -210,21 +209,12 @@ impl Study {
                     }
                 })
             };
-            let result = self.drive(
-                dispatcher,
-                options,
-                &controls,
-                &budget,
-                (&tx, rx),
-                &mut stop,
-                &mine,
-            );
+            let result = self.drive(dispatcher, options, &controls, &budget, (&tx, rx), &mine);
             drop(beating);
             if heartbeat.join().is_err() {
                 return Err(Error::Config("the heartbeat thread panicked".into()));
             }
-            let trials_run = result?;
-            let reason = stop.clone().unwrap_or(StopReason::Stopped);
+            let (trials_run, reason) = result?;
             self.bus.publish(&Event::StudyCompleted {
                 study: self.name().to_owned(),
                 reason: reason.clone(),
@@ -254,7 +244,7 @@ impl Study {
         .map_err(|(key, message)| Error::Config(format!("{key}: {message}")))
     }
 
-    /// The loop. Returns how many trials it started.
+    /// The loop. Returns how many trials it started, and why it ended.
     fn drive<'s>(
         &'s self,
         dispatcher: &mut dyn Dispatcher<'s>,
@@ -262,9 +252,9 @@ impl Study {
         controls: &[(&RunControl, u64)],
         budget: &Budget,
         (tx, rx): (&Sender<Message>, mpsc::Receiver<Message>),
-        stop: &mut Option<StopReason>,
         mine: &Mutex<BTreeSet<u64>>,
-    ) -> Result<u64, Error> {
+    ) -> Result<(u64, StopReason), Error> {
+        let mut stop = None;
         let started = Instant::now();
         let recovery = &options.recovery;
         let mut running: BTreeMap<u64, Slot> = BTreeMap::new();
@@ -287,7 +277,7 @@ impl Study {
                 if stop.is_none()
                     && let Some(reason) = budget.reached(&view, started)
                 {
-                    *stop = Some(reason);
+                    stop = Some(reason);
                 }
                 // A spent budget still runs pending trials (retries, PBT children) at once.
                 if view.counts().pending > 0 {
@@ -320,7 +310,7 @@ impl Study {
                             }
                         }
                         Ok(None) => budget_spent = true,
-                        Err(Error::Exhausted) => *stop = Some(StopReason::SpaceExhausted),
+                        Err(Error::Exhausted) => stop = Some(StopReason::SpaceExhausted),
                         Err(e) => return Err(e),
                     }
                 }
@@ -328,14 +318,13 @@ impl Study {
 
             // Done when nothing runs here and nothing more will start.
             if running.is_empty() {
-                if stop.is_some() {
-                    return Ok(trials_run);
+                if let Some(reason) = stop {
+                    return Ok((trials_run, reason));
                 }
                 if budget_spent {
                     let counts = self.sync()?.counts();
                     if counts.running == 0 && counts.pending == 0 {
-                        *stop = Some(StopReason::MaxTrials);
-                        return Ok(trials_run);
+                        return Ok((trials_run, StopReason::MaxTrials));
                     }
                     // Another run's trials may still come back as retries: wait for them.
                 }

@@ -318,8 +318,11 @@ fn leader(pid: i32) -> Option<(i32, u64)> {
     Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
 }
 
+/// Finds the metric records in a stdout line.
+type Parse = Box<dyn Fn(&str) -> Vec<protocol::Record> + Send>;
+
 enum Stream {
-    Stdout(Box<dyn Fn(&str) -> Vec<protocol::Record> + Send>),
+    Stdout(Parse),
     /// Keeps the last lines.
     Stderr(Arc<Mutex<VecDeque<String>>>),
 }
