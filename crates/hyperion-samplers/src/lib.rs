@@ -23,6 +23,7 @@
 //! ```
 
 mod grid;
+mod numerics;
 mod random;
 mod sobol;
 mod tpe;
