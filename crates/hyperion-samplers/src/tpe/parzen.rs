@@ -89,7 +89,11 @@ impl Parzen {
         let m = kept.len();
         let thinned = m < n;
         if thinned {
-            let cached = clip.iter_mut().flat_map(|(_, c)| c.iter_mut());
+            // A categorical's clip has no masses: nothing to thin there.
+            let cached = clip
+                .iter_mut()
+                .flat_map(|(_, c)| c.iter_mut())
+                .filter(|c| !c.is_empty());
             for column in columns.iter_mut().chain(cached) {
                 *column = kept.iter().map(|&(i, _)| column[i]).collect();
             }

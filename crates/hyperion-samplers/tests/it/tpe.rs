@@ -290,3 +290,23 @@ fn tpe_suggestions_are_points_of_a_conditional_mixed_space() {
         }
     }
 }
+
+#[test]
+fn tpe_thins_a_history_longer_than_its_kernel_cap_with_a_categorical() {
+    // Past 2,048 "above" kernels TPE thins them; a categorical's clip has no masses to thin.
+    let space = SearchSpace::builder()
+        .param("x", FloatDistribution::new(-5.0, 5.0))
+        .param("c", hyperion_core::CategoricalDistribution::new(["a", "b", "c"]))
+        .build()
+        .unwrap();
+    let random = SamplerConfig::Random.build(1).unwrap();
+    let mut driver = Driver::new(&space);
+    for _ in 0..2_400 {
+        let (number, params) = driver.start(&*random, &space);
+        let x = params["x"].as_f64().unwrap();
+        driver.finish(number, x * x);
+    }
+    let tpe = SamplerConfig::Tpe(TpeConfig::default()).build(1).unwrap();
+    let (_, params) = driver.start(&*tpe, &space);
+    space.check_point(&params).unwrap();
+}
