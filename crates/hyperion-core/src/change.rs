@@ -117,6 +117,23 @@ impl Change {
     }
 }
 
+/// What a sampler proposes for a new trial: its params, and pieces of sampler state (what the
+/// sampler cannot derive from the trials) that the store appends in the same transaction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Proposal {
+    pub params: Params,
+    pub state: Vec<(String, serde_json::Value)>,
+}
+
+impl From<Params> for Proposal {
+    fn from(params: Params) -> Self {
+        Proposal {
+            params,
+            state: Vec::new(),
+        }
+    }
+}
+
 /// What a policy decided about a study or a trial, and its rationale: the decision log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Decision {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hyperion_core::{
-    CategoricalDistribution, Change, StopRequest, Distribution, Error as CoreError, Event, EventKind, FloatDistribution,
+    CategoricalDistribution, Change, Proposal, StopRequest, Distribution, Error as CoreError, Event, EventKind, FloatDistribution,
     IntDistribution, Objective, ParamValue, Params, SearchSpace, StudySpec, StudyView, Trial,
     TrialState,
 };
@@ -381,7 +381,7 @@ impl Study {
             .store
             .create_trial(self.record.id, &new, max_trials, &mut |number| {
                 match self.suggest(&view, number) {
-                    Ok(params) => Some(params),
+                    Ok(proposal) => Some(proposal),
                     Err(e) => {
                         failure = Some(e);
                         None
@@ -417,14 +417,14 @@ impl Study {
                 return Ok(None);
             }
             let number = snapshot.trials().len() as u64;
-            let mut params = Some(self.suggest(&snapshot, number)?);
+            let mut proposal = Some(self.suggest(&snapshot, number)?);
             drop(snapshot);
             let mut moved = false;
             let created = self
                 .store
                 .create_trial(self.record.id, &new, max_trials, &mut |n| {
                     moved = n != number;
-                    if moved { None } else { params.take() }
+                    if moved { None } else { proposal.take() }
                 })?;
             match created {
                 Created::Trial(trial) => {
@@ -438,15 +438,15 @@ impl Study {
         }
     }
 
-    /// The sampler's params for trial `number`; a panic in it is an error.
-    fn suggest(&self, view: &StudyView, number: u64) -> Result<Params, SamplerError> {
+    /// The sampler's proposal for trial `number`; a panic in it is an error.
+    fn suggest(&self, view: &StudyView, number: u64) -> Result<Proposal, SamplerError> {
         let ctx = SampleContext {
             view,
             trial_number: number,
         };
         let space = &self.record.spec.space;
-        match catch_unwind(AssertUnwindSafe(|| self.sampler.suggest(space, &ctx))) {
-            Ok(Ok(Some(params))) => Ok(params),
+        match catch_unwind(AssertUnwindSafe(|| self.sampler.propose(space, &ctx))) {
+            Ok(Ok(Some(proposal))) => Ok(proposal),
             Ok(Ok(None)) => Err(SamplerError::Exhausted),
             Ok(Err(e)) => Err(e),
             Err(panic) => Err(SamplerError::Failed(format!(
@@ -589,7 +589,7 @@ impl Study {
         let created =
             self.store
                 .create_trial(self.record.id, &NewTrial::pending(), None, &mut |_| {
-                    params.take()
+                    params.take().map(Proposal::from)
                 })?;
         self.catch_up()?;
         match created {
@@ -641,7 +641,7 @@ impl Study {
         let mut params = Some(params);
         match self
             .store
-            .create_trial(id, &new, None, &mut |_| params.take())?
+            .create_trial(id, &new, None, &mut |_| params.take().map(Proposal::from))?
         {
             Created::Trial(child) => Ok(child.number),
             other => Err(Error::Store(hyperion_store::StoreError::Inconsistent(

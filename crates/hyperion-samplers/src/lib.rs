@@ -32,7 +32,7 @@ mod unit;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use hyperion_core::{Distribution, ParamValue, Params, SearchSpace, StudyView};
+use hyperion_core::{Distribution, ParamValue, Params, Proposal, SearchSpace, StudyView};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,18 @@ pub trait Sampler: Send + Sync + Debug {
         space: &SearchSpace,
         ctx: &SampleContext<'_>,
     ) -> Result<Option<Params>, SamplerError>;
+
+    /// [`Sampler::suggest`], with pieces of sampler state to keep: what the sampler cannot
+    /// derive from the trials (a CMA-ES mean and covariance). The store appends them with the
+    /// new trial in one transaction, and the view of the study holds them from then on
+    /// ([`StudyView::sampler_state`]). By default: the params alone.
+    fn propose(
+        &self,
+        space: &SearchSpace,
+        ctx: &SampleContext<'_>,
+    ) -> Result<Option<Proposal>, SamplerError> {
+        Ok(self.suggest(space, ctx)?.map(Proposal::from))
+    }
 
     /// Whether [`Sampler::suggest`] can take long (a model fit over the history): the runtime
     /// then calls it on a snapshot of the study, holding no lock, and creates the trial only

@@ -49,7 +49,8 @@ macro_rules! conformance_tests {
             a_child_takes_the_place_of_the_member_it_continues_in_the_budget,
             decisions_and_sampler_state_are_logged,
             settings_and_stop_requests_are_logged_and_trial_changes_are_refused,
-            a_heartbeat_renews_a_lease_for_its_own_length
+            a_heartbeat_renews_a_lease_for_its_own_length,
+            sampler_state_comes_with_its_trial_in_one_transaction
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -81,7 +82,7 @@ fn point(x: f64) -> Params {
 
 fn create(store: &dyn Store, study: StudyId) -> u64 {
     match store
-        .create_trial(study, &NewTrial::running(), None, &mut |_| Some(point(0.0)))
+        .create_trial(study, &NewTrial::running(), None, &mut |_| Some(point(0.0).into()))
         .unwrap()
     {
         Created::Trial(t) => t.number,
@@ -226,7 +227,7 @@ pub fn max_trials_is_exact_under_concurrency(store: &dyn Store) {
                     let mut mine = 0;
                     loop {
                         match store.create_trial(study, &NewTrial::running(), Some(50), &mut |_| {
-                            Some(point(0.5))
+                            Some(point(0.5).into())
                         }) {
                             Ok(Created::Trial(_)) => mine += 1,
                             Ok(Created::LimitReached) => return mine,
@@ -397,7 +398,7 @@ pub fn pending_trials_are_claimed_once_in_order(store: &dyn Store) {
     let study = store.create_study(&spec("s")).unwrap().id;
     for i in 0..20 {
         let created = store.create_trial(study, &NewTrial::pending(), None, &mut |_| {
-            Some(point(i as f64 / 20.0))
+            Some(point(i as f64 / 20.0).into())
         });
         assert!(matches!(created, Ok(Created::Trial(ref t)) if t.state == TrialState::Pending));
     }
@@ -473,7 +474,7 @@ pub fn user_attrs_and_lineage_are_kept(store: &dyn Store) {
         ..NewTrial::running()
     };
     let Created::Trial(child) = store
-        .create_trial(study, &new, None, &mut |_| Some(point(0.1)))
+        .create_trial(study, &new, None, &mut |_| Some(point(0.1).into()))
         .unwrap()
     else {
         panic!()
@@ -528,7 +529,7 @@ pub fn the_change_log_rebuilds_the_trials(store: &dyn Store) {
         )
         .unwrap();
     store
-        .create_trial(study, &NewTrial::pending(), None, &mut |_| Some(point(0.3)))
+        .create_trial(study, &NewTrial::pending(), None, &mut |_| Some(point(0.3).into()))
         .unwrap();
     create(store, study);
 
@@ -589,7 +590,7 @@ pub fn stale_trials_fail_and_are_retried_up_to_max_retries(store: &dyn Store) {
                 ..NewTrial::running()
             },
             None,
-            &mut |_| Some(point(0.7)),
+            &mut |_| Some(point(0.7).into()),
         )
         .unwrap()
     else {
@@ -639,7 +640,7 @@ fn create_watched(store: &dyn Store, study: StudyId) -> u64 {
         ..NewTrial::running()
     };
     match store
-        .create_trial(study, &new, None, &mut |_| Some(point(0.0)))
+        .create_trial(study, &new, None, &mut |_| Some(point(0.0).into()))
         .unwrap()
     {
         Created::Trial(t) => t.number,
@@ -677,7 +678,7 @@ pub fn a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget(store: &dyn
             lease: Some(GRACE),
             ..NewTrial::running()
         };
-        store.create_trial(study, &new, limit, &mut |_| Some(point(0.1)))
+        store.create_trial(study, &new, limit, &mut |_| Some(point(0.1).into()))
     };
     assert!(matches!(new(store), Ok(Created::Trial(_))));
     assert!(matches!(new(store), Ok(Created::Trial(_))));
@@ -704,13 +705,13 @@ pub fn a_child_takes_the_place_of_the_member_it_continues_in_the_budget(store: &
         depth: 1,
         ..NewTrial::default()
     };
-    let created = store.create_trial(study, &child, limit, &mut |_| Some(point(0.2)));
+    let created = store.create_trial(study, &child, limit, &mut |_| Some(point(0.2).into()));
     let Ok(Created::Trial(child)) = created else {
         panic!("a PBT child is created past the limit: {created:?}");
     };
     assert_eq!((child.parent, child.depth, child.number), (Some(a), 1, 2));
     let plain = store.create_trial(study, &NewTrial::running(), limit, &mut |_| {
-        Some(point(0.3))
+        Some(point(0.3).into())
     });
     assert_eq!(
         plain.unwrap(),
@@ -787,4 +788,29 @@ pub fn a_heartbeat_renews_a_lease_for_its_own_length(store: &dyn Store) {
     wait_past_grace();
     assert_eq!(store.fail_stale(study, 0).unwrap(), [short]);
     assert_eq!(store.trial(study, long).unwrap().state, TrialState::Running);
+}
+
+pub fn sampler_state_comes_with_its_trial_in_one_transaction(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let state = serde_json::json!({"mean": [0.5], "sigma": 0.3});
+    let with_state = |store: &dyn Store, state: &serde_json::Value| {
+        store.create_trial(study, &NewTrial::running(), Some(1), &mut |_| {
+            Some(hyperion_core::Proposal {
+                params: point(0.5),
+                state: vec![("cmaes".into(), state.clone())],
+            })
+        })
+    };
+    assert!(matches!(with_state(store, &state), Ok(Created::Trial(_))));
+    // Refused by the budget: neither the trial nor its state is written.
+    let refused = serde_json::json!("refused");
+    assert_eq!(with_state(store, &refused).unwrap(), Created::LimitReached);
+    let changes = store.changes_since(study, 0).unwrap();
+    let kinds: Vec<&str> = changes.iter().map(|c| c.change.kind()).collect();
+    assert_eq!(kinds, ["trial_created", "sampler_state_set"]);
+    let mut view = StudyView::new(study, spec("s"));
+    for change in &changes {
+        view.apply(change, &mut Vec::new()).unwrap();
+    }
+    assert_eq!(view.sampler_state("cmaes"), Some(&state));
 }

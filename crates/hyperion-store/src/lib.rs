@@ -20,7 +20,7 @@
 //!
 //! let store = MemoryStore::new();
 //! let study = store.create_study(&StudySpec::new("demo", vec![Objective::minimize("loss")], SearchSpace::default()))?;
-//! let Created::Trial(trial) = store.create_trial(study.id, &NewTrial::running(), None, &mut |_number| Some(Params::new()))? else {
+//! let Created::Trial(trial) = store.create_trial(study.id, &NewTrial::running(), None, &mut |_number| Some(Params::new().into()))? else {
 //!     unreachable!()
 //! };
 //! store.finish_trial(study.id, trial.number, TrialState::Completed, Some(vec![0.5]))?;
@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hyperion_core::{
-    Change, Decision, Distribution, LoggedChange, ParamValue, Params, StudyId, StudySpec, Timestamp, Trial,
+    Change, Decision, Distribution, Proposal, LoggedChange, ParamValue, StudyId, StudySpec, Timestamp, Trial,
     TrialState,
 };
 
@@ -187,7 +187,7 @@ pub trait Store: Send + Sync + Debug {
     fn delete_study(&self, name: &str) -> Result<(), StoreError>;
 
     /// Reserves the study's next trial number `n` (0, 1, 2, …) and creates the trial with the
-    /// params `propose(n)` returns. Nothing is created when the study already has `max_trials`
+    /// params `propose(n)` returns, and appends the sampler state it returns with them. Nothing is created when the study already has `max_trials`
     /// trials (in any state; a retry takes the place of the trial it retries, see
     /// [`Store::fail_stale`], and a trial with a parent the place of the member it continues,
     /// see [`NewTrial::takes_a_place`]: such a trial is
@@ -198,7 +198,7 @@ pub trait Store: Send + Sync + Debug {
         study: StudyId,
         new: &NewTrial,
         max_trials: Option<u64>,
-        propose: &mut dyn FnMut(u64) -> Option<Params>,
+        propose: &mut dyn FnMut(u64) -> Option<Proposal>,
     ) -> Result<Created, StoreError>;
 
     /// Moves the lowest-numbered pending trial to running and returns it; `None` if there is

@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyperion_core::{
-    Change, Decision, Distribution, Event, LoggedChange, ParamValue, Params, StudyId, StudySpec,
+    Change, Decision, Distribution, Proposal, Event, LoggedChange, ParamValue, Params, StudyId, StudySpec,
     StudyView, Timestamp, Trial, TrialId, TrialState,
 };
 
@@ -200,16 +200,19 @@ impl Store for MemoryStore {
         study: StudyId,
         new: &NewTrial,
         max_trials: Option<u64>,
-        propose: &mut dyn FnMut(u64) -> Option<Params>,
+        propose: &mut dyn FnMut(u64) -> Option<Proposal>,
     ) -> Result<Created, StoreError> {
         self.with(study, |data, next_trial| {
             if !rules::fits_budget(new, data.view.budget_used(), max_trials) {
                 return Ok(Created::LimitReached);
             }
-            let Some(params) = propose(data.view.trials().len() as u64) else {
+            let Some(proposal) = propose(data.view.trials().len() as u64) else {
                 return Ok(Created::Declined);
             };
-            let number = data.insert_trial(next_trial, new, Arc::new(params))?;
+            let number = data.insert_trial(next_trial, new, Arc::new(proposal.params))?;
+            for (key, value) in proposal.state {
+                data.record(Change::SamplerStateSet { key, value })?;
+            }
             Ok(Created::Trial(data.trial(number)?.clone()))
         })
     }

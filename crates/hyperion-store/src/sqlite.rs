@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyperion_core::{
-    Change, Decision, Distribution, LoggedChange, ParamValue, Params, StudyId, StudySpec,
+    Change, Decision, Distribution, Proposal, LoggedChange, ParamValue, Params, StudyId, StudySpec,
     Timestamp, Trial, TrialId, TrialState,
 };
 use rusqlite::{
@@ -692,7 +692,7 @@ impl Store for SqliteStore {
         study: StudyId,
         new: &NewTrial,
         max_trials: Option<u64>,
-        propose: &mut dyn FnMut(u64) -> Option<Params>,
+        propose: &mut dyn FnMut(u64) -> Option<Proposal>,
     ) -> Result<Created, StoreError> {
         self.write(study, |tx, _| {
             let (count, retries): (i64, i64) = tx
@@ -704,10 +704,15 @@ impl Store for SqliteStore {
             if !rules::fits_budget(new, (count - retries) as u64, max_trials) {
                 return Ok(Created::LimitReached);
             }
-            let Some(params) = propose(count as u64) else {
+            let Some(proposal) = propose(count as u64) else {
                 return Ok(Created::Declined);
             };
-            insert_trial(tx, study, count as u64, new, Arc::new(params)).map(Created::Trial)
+            let trial = insert_trial(tx, study, count as u64, new, Arc::new(proposal.params))?;
+            let at = Timestamp::now();
+            for (key, value) in proposal.state {
+                append(tx, study, at, &Change::SamplerStateSet { key, value })?;
+            }
+            Ok(Created::Trial(trial))
         })
     }
 

@@ -369,10 +369,13 @@ fn a_dead_runs_groups_are_killed_before_their_retries_but_never_a_reused_pid() {
         };
         let created = store
             .create_trial(id, &new, None, &mut |_| {
-                Some(hyperion_core::Params::from([(
-                    "x".to_owned(),
-                    hyperion_core::ParamValue::Float(0.5),
-                )]))
+                Some(
+                    hyperion_core::Params::from([(
+                        "x".to_owned(),
+                        hyperion_core::ParamValue::Float(0.5),
+                    )])
+                    .into(),
+                )
             })
             .unwrap();
         let hyperion_store::Created::Trial(trial) = created else { panic!() };

@@ -48,7 +48,7 @@ fn trials_survive_reopening_the_file() {
         let study = store.create_study(&spec()).unwrap();
         let Created::Trial(t) = store
             .create_trial(study.id, &NewTrial::running(), None, &mut |_| {
-                Some(Default::default())
+                Some(hyperion_core::Params::new().into())
             })
             .unwrap()
         else {
@@ -253,7 +253,7 @@ fn a_version_1_file_keeps_its_trials_and_takes_intermediate_values_of_several_ob
             study,
             &hyperion_store::NewTrial::running(),
             None,
-            &mut |_| Some(hyperion_core::Params::new()),
+            &mut |_| Some(hyperion_core::Params::new().into()),
         )
         .unwrap();
     let hyperion_store::Created::Trial(t) = created else {
@@ -278,7 +278,7 @@ fn floats_read_back_bit_for_bit() {
             hyperion_core::Params::from([("x".to_owned(), hyperion_core::ParamValue::Float(x))]);
         let Created::Trial(t) = fixture
             .create_trial(study.id, &NewTrial::running(), None, &mut |_| {
-                Some(params.clone())
+                Some(params.clone().into())
             })
             .unwrap()
         else {
