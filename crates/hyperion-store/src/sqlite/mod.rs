@@ -1,4 +1,11 @@
 //! The SQLite backend: one file, many processes.
+//!
+//! This module holds [`SqliteStore`] itself (opening, locking, transactions, error
+//! classification) and its [`Store`] implementation; `schema` checks, initializes and migrates
+//! the file, and `rows` turns table rows into trials and back.
+
+mod rows;
+mod schema;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,7 +14,7 @@ use std::time::Duration;
 
 use hyperion_core::{
     Change, Decision, Distribution, Proposal, LoggedChange, ParamValue, Params, StudyId, StudySpec,
-    Timestamp, Trial, TrialId, TrialState,
+    Timestamp, Trial, TrialState,
 };
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
@@ -17,17 +24,10 @@ use crate::{
     Created, NewTrial, Store, StoreError, StudyRecord, rules, check_log_only, check_param, check_report,
     check_values, lease_end, retry_depth, spec_difference, stale_error,
 };
-
-/// Marks a file as a Hyperion store (`PRAGMA application_id`, "Hypr").
-const APPLICATION_ID: i32 = 0x4879_7072;
-
-/// Migration `i` takes the schema from version `i` to `i + 1`; the last version is the current
-/// one. Never edit a released migration: add one.
-const MIGRATIONS: &[&str] = &[
-    include_str!("sqlite/v1.sql"),
-    include_str!("sqlite/v2.sql"),
-    include_str!("sqlite/v3.sql"),
-];
+use rows::{
+    TRIAL_COLUMNS, add_intermediate, append, from_json, insert_trial, load_trial, parse_spec,
+    require_running, sql, state_columns, state_name, state_of, to_json, trial_from_row,
+};
 
 /// How long one operation waits for another process's write lock before giving up.
 const LOCK_PATIENCE: Duration = Duration::from_secs(120);
@@ -97,85 +97,6 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    /// Checks what the file is, then initializes or migrates it. Reads before any write, so a
-    /// file that is refused is never modified.
-    fn prepare(&self) -> Result<(), StoreError> {
-        // Processes opening a new file together contend for it: wait, as for any write.
-        let mut wait = Duration::from_millis(5);
-        let started = std::time::Instant::now();
-        loop {
-            match self.try_prepare() {
-                Err(Prepare::Busy(_)) if started.elapsed() < LOCK_PATIENCE => {
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(1));
-                }
-                Err(Prepare::Busy(e)) => return Err(self.classify(e)),
-                Err(Prepare::Refused(e)) => return Err(e),
-                Ok(()) => return Ok(()),
-            }
-        }
-    }
-
-    fn try_prepare(&self) -> Result<(), Prepare> {
-        let sqlite = |e: rusqlite::Error| {
-            if is_busy(&e) {
-                Prepare::Busy(e)
-            } else {
-                Prepare::Refused(self.classify(e))
-            }
-        };
-        let mut inner = self.lock();
-        let conn = &mut inner.conn;
-        // One read transaction, so that the three reads see one state of the file even while
-        // another process initializes it.
-        let snapshot = conn.transaction().map_err(sqlite)?;
-        let (app_id, version, tables) = probe(&snapshot).map_err(sqlite)?;
-        drop(snapshot);
-        let current = MIGRATIONS.len() as i32;
-        match (app_id, version, tables) {
-            (0, 0, 0) | (APPLICATION_ID, _, _) => {}
-            _ => {
-                return Err(Prepare::Refused(StoreError::NotAStore {
-                    path: self.path.clone(),
-                }));
-            }
-        }
-        if version > current {
-            return Err(Prepare::Refused(StoreError::NewerSchema {
-                path: self.path.clone(),
-                found: version,
-                supported: current,
-            }));
-        }
-        if version < current {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sqlite)?;
-            // Another process may have migrated while we waited for the lock.
-            let (_, version, _) = probe(&tx).map_err(sqlite)?;
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-                tx.execute_batch(sql).map_err(sqlite)?;
-                tx.pragma_update(None, "user_version", i as i32 + 1)
-                    .map_err(sqlite)?;
-            }
-            tx.pragma_update(None, "application_id", APPLICATION_ID)
-                .map_err(sqlite)?;
-            tx.commit().map_err(sqlite)?;
-        }
-        // WAL is a property of the file: only the first opener switches it.
-        let mode: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .map_err(sqlite)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(sqlite)?;
-        }
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sqlite)?;
-        Ok(())
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -256,19 +177,6 @@ impl SqliteStore {
     }
 }
 
-fn probe(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
-    let app_id = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
-    let version = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let tables = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-    Ok((app_id, version, tables))
-}
-
-enum Prepare {
-    /// Another process holds the file for now: try again.
-    Busy(rusqlite::Error),
-    Refused(StoreError),
-}
-
 /// `BEGIN IMMEDIATE`, retried with backoff should another process hold the lock past the busy
 /// timeout.
 fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
@@ -291,278 +199,6 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
-}
-
-fn parse_spec(json: &str) -> Result<StudySpec, StoreError> {
-    serde_json::from_str(json)
-        .map_err(|e| StoreError::Inconsistent(format!("stored study spec: {e}")))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("serializing plain data cannot fail")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Inconsistent(format!("stored {what}: {e}")))
-}
-
-fn sql(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend {
-        context: "SQLite".into(),
-        source: Box::new(e),
-    }
-}
-
-/// Appends `change` to the study's log with the next sequence number.
-fn append(
-    tx: &Transaction<'_>,
-    study: StudyId,
-    at: Timestamp,
-    change: &Change,
-) -> Result<(), StoreError> {
-    let seq: i64 = tx
-        .prepare_cached(
-            "UPDATE studies SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
-        )
-        .and_then(|mut s| s.query_row([study.0 as i64], |r| r.get(0)))
-        .optional()
-        .map_err(sql)?
-        .ok_or(StoreError::StudyIdNotFound(study))?;
-    tx.prepare_cached(
-        "INSERT INTO changes (study_id, seq, at, kind, change) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            study.0 as i64,
-            seq,
-            at.0 as i64,
-            change.kind(),
-            to_json(change)
-        ])
-    })
-    .map_err(sql)?;
-    Ok(())
-}
-
-/// The state of trial `number`, or `TrialNotFound`.
-fn state_of(conn: &Connection, study: StudyId, number: u64) -> Result<String, StoreError> {
-    conn.prepare_cached("SELECT state FROM trials WHERE study_id = ?1 AND number = ?2")
-        .and_then(|mut s| s.query_row(params![study.0 as i64, number as i64], |r| r.get(0)))
-        .optional()
-        .map_err(sql)?
-        .ok_or(StoreError::TrialNotFound { number })
-}
-
-fn require_running(conn: &Connection, study: StudyId, number: u64) -> Result<(), StoreError> {
-    match state_of(conn, study, number)?.as_str() {
-        "running" => Ok(()),
-        other => Err(StoreError::NotRunning {
-            number,
-            state: state_name(other),
-        }),
-    }
-}
-
-fn state_name(stored: &str) -> &'static str {
-    ["pending", "running", "completed", "pruned", "failed"]
-        .into_iter()
-        .find(|s| *s == stored)
-        .unwrap_or("unknown")
-}
-
-/// Inserts trial `number` (the study's next) and logs its creation.
-fn insert_trial(
-    tx: &Transaction<'_>,
-    study: StudyId,
-    number: u64,
-    new: &NewTrial,
-    params: Arc<Params>,
-) -> Result<Trial, StoreError> {
-    let at = Timestamp::now();
-    let state = if new.pending {
-        TrialState::Pending
-    } else {
-        TrialState::Running
-    };
-    let started_at = (!new.pending).then_some(at.0 as i64);
-    tx.prepare_cached(
-        "INSERT INTO trials (study_id, number, state, params, parent, depth, retry_of, created_at, started_at, \
-         heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            study.0 as i64,
-            number as i64,
-            state.name(),
-            to_json(&*params),
-            new.parent.map(|p| p as i64),
-            new.depth,
-            new.retry_of.map(|p| p as i64),
-            at.0 as i64,
-            started_at,
-            new.lease
-                .filter(|_| !new.pending)
-                .map(|lease| lease_end(at, lease).0 as i64),
-        ])
-    })
-    .map_err(sql)?;
-    let id = TrialId(tx.last_insert_rowid() as u64);
-    tx.prepare_cached(
-        "UPDATE studies SET n_trials = n_trials + 1, n_retries = n_retries + ?2 WHERE id = ?1",
-    )
-    .and_then(|mut s| s.execute(params![study.0 as i64, i64::from(new.takes_a_place())]))
-    .map_err(sql)?;
-    let change = Change::TrialCreated {
-        id,
-        number,
-        state: state.clone(),
-        params: params.clone(),
-        parent: new.parent,
-        depth: new.depth,
-        retry_of: new.retry_of,
-    };
-    append(tx, study, at, &change)?;
-    Ok(Trial {
-        id,
-        number,
-        state,
-        params,
-        values: None,
-        intermediate: Default::default(),
-        intermediate_others: Default::default(),
-        user_attrs: Default::default(),
-        parent: new.parent,
-        depth: new.depth,
-        retry_of: new.retry_of,
-        created_at: at,
-        started_at: started_at.map(|_| at),
-        finished_at: None,
-    })
-}
-
-const TRIAL_COLUMNS: &str = "id, number, state, prune_step, message, params, objective_values, parent, depth, \
-                             retry_of, created_at, started_at, finished_at";
-
-fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Trial, StoreError>> {
-    let state: String = r.get(2)?;
-    let step: Option<i64> = r.get(3)?;
-    let message: Option<String> = r.get(4)?;
-    let params: String = r.get(5)?;
-    let values: Option<String> = r.get(6)?;
-    let ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
-        Ok(r.get::<_, Option<i64>>(i)?.map(|t| Timestamp(t as u64)))
-    };
-    let (id, number, parent, depth, retry_of) = (
-        r.get::<_, i64>(0)?,
-        r.get::<_, i64>(1)?,
-        r.get::<_, Option<i64>>(7)?,
-        r.get::<_, i64>(8)?,
-        r.get::<_, Option<i64>>(9)?,
-    );
-    let (created_at, started_at, finished_at) = (ts(10)?, ts(11)?, ts(12)?);
-    Ok((|| {
-        let state = match state.as_str() {
-            "pending" => TrialState::Pending,
-            "running" => TrialState::Running,
-            "completed" => TrialState::Completed,
-            "pruned" => TrialState::Pruned {
-                step: step.map(|s| s as u64),
-                reason: message.unwrap_or_default(),
-            },
-            "failed" => TrialState::Failed {
-                error: message.unwrap_or_default(),
-            },
-            other => {
-                return Err(StoreError::Inconsistent(format!(
-                    "trial {number} has state \"{other}\""
-                )));
-            }
-        };
-        Ok(Trial {
-            id: TrialId(id as u64),
-            number: number as u64,
-            state,
-            params: Arc::new(from_json("params", &params)?),
-            values: values.map(|v| from_json("values", &v)).transpose()?,
-            intermediate: Default::default(),
-            intermediate_others: Default::default(),
-            user_attrs: Default::default(),
-            parent: parent.map(|p| p as u64),
-            depth: depth as u32,
-            retry_of: retry_of.map(|p| p as u64),
-            created_at: created_at.unwrap_or(Timestamp(0)), // NOT NULL in the schema
-            started_at,
-            finished_at,
-        })
-    })())
-}
-
-/// Adds one row of the `intermediate` table to `trial`.
-fn add_intermediate(
-    trial: &mut Trial,
-    step: u64,
-    value: f64,
-    others: Option<String>,
-) -> Result<(), StoreError> {
-    trial.intermediate.insert(step, value);
-    if let Some(others) = others {
-        trial
-            .intermediate_others
-            .insert(step, from_json("intermediate values", &others)?);
-    }
-    Ok(())
-}
-
-/// Trial `number` with its intermediate values and user attributes.
-fn load_trial(conn: &Connection, study: StudyId, number: u64) -> Result<Trial, StoreError> {
-    let mut trial = conn
-        .prepare_cached(&format!(
-            "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 AND number = ?2"
-        ))
-        .and_then(|mut s| s.query_row(params![study.0 as i64, number as i64], trial_from_row))
-        .optional()
-        .map_err(sql)?
-        .ok_or(StoreError::TrialNotFound { number })??;
-    let key = params![study.0 as i64, number as i64];
-    let mut s = conn
-        .prepare_cached(
-            "SELECT step, value, others FROM intermediate WHERE study_id = ?1 AND number = ?2",
-        )
-        .map_err(sql)?;
-    for row in s
-        .query_map(key, |r| {
-            Ok((
-                r.get::<_, i64>(0)? as u64,
-                r.get::<_, f64>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        })
-        .map_err(sql)?
-    {
-        let (step, value, others) = row.map_err(sql)?;
-        add_intermediate(&mut trial, step, value, others)?;
-    }
-    let mut s = conn
-        .prepare_cached("SELECT key, value FROM user_attrs WHERE study_id = ?1 AND number = ?2")
-        .map_err(sql)?;
-    for row in s
-        .query_map(key, |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
-        .map_err(sql)?
-    {
-        let (k, v) = row.map_err(sql)?;
-        trial.user_attrs.insert(k, from_json("user attribute", &v)?);
-    }
-    Ok(trial)
-}
-
-fn state_columns(state: &TrialState) -> (&'static str, Option<i64>, Option<&str>) {
-    match state {
-        TrialState::Pruned { step, reason } => ("pruned", step.map(|s| s as i64), Some(reason)),
-        TrialState::Failed { error } => ("failed", None, Some(error)),
-        other => (other.name(), None, None),
-    }
 }
 
 impl Store for SqliteStore {

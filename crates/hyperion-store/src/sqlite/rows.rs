@@ -1,0 +1,281 @@
+//! Rows and the types they hold: inserting and loading trials, their state columns, the
+//! change log row, and the JSON of stored columns.
+
+use std::sync::Arc;
+
+use hyperion_core::{Change, Params, StudyId, StudySpec, Timestamp, Trial, TrialId, TrialState};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::{NewTrial, StoreError, lease_end};
+
+pub(super) fn parse_spec(json: &str) -> Result<StudySpec, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Inconsistent(format!("stored study spec: {e}")))
+}
+
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("serializing plain data cannot fail")
+}
+
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Inconsistent(format!("stored {what}: {e}")))
+}
+
+pub(super) fn sql(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend {
+        context: "SQLite".into(),
+        source: Box::new(e),
+    }
+}
+
+/// Appends `change` to the study's log with the next sequence number.
+pub(super) fn append(
+    tx: &Transaction<'_>,
+    study: StudyId,
+    at: Timestamp,
+    change: &Change,
+) -> Result<(), StoreError> {
+    let seq: i64 = tx
+        .prepare_cached(
+            "UPDATE studies SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
+        )
+        .and_then(|mut s| s.query_row([study.0 as i64], |r| r.get(0)))
+        .optional()
+        .map_err(sql)?
+        .ok_or(StoreError::StudyIdNotFound(study))?;
+    tx.prepare_cached(
+        "INSERT INTO changes (study_id, seq, at, kind, change) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            study.0 as i64,
+            seq,
+            at.0 as i64,
+            change.kind(),
+            to_json(change)
+        ])
+    })
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// The state of trial `number`, or `TrialNotFound`.
+pub(super) fn state_of(conn: &Connection, study: StudyId, number: u64) -> Result<String, StoreError> {
+    conn.prepare_cached("SELECT state FROM trials WHERE study_id = ?1 AND number = ?2")
+        .and_then(|mut s| s.query_row(params![study.0 as i64, number as i64], |r| r.get(0)))
+        .optional()
+        .map_err(sql)?
+        .ok_or(StoreError::TrialNotFound { number })
+}
+
+pub(super) fn require_running(conn: &Connection, study: StudyId, number: u64) -> Result<(), StoreError> {
+    match state_of(conn, study, number)?.as_str() {
+        "running" => Ok(()),
+        other => Err(StoreError::NotRunning {
+            number,
+            state: state_name(other),
+        }),
+    }
+}
+
+pub(super) fn state_name(stored: &str) -> &'static str {
+    ["pending", "running", "completed", "pruned", "failed"]
+        .into_iter()
+        .find(|s| *s == stored)
+        .unwrap_or("unknown")
+}
+
+/// Inserts trial `number` (the study's next) and logs its creation.
+pub(super) fn insert_trial(
+    tx: &Transaction<'_>,
+    study: StudyId,
+    number: u64,
+    new: &NewTrial,
+    params: Arc<Params>,
+) -> Result<Trial, StoreError> {
+    let at = Timestamp::now();
+    let state = if new.pending {
+        TrialState::Pending
+    } else {
+        TrialState::Running
+    };
+    let started_at = (!new.pending).then_some(at.0 as i64);
+    tx.prepare_cached(
+        "INSERT INTO trials (study_id, number, state, params, parent, depth, retry_of, created_at, started_at, \
+         heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            study.0 as i64,
+            number as i64,
+            state.name(),
+            to_json(&*params),
+            new.parent.map(|p| p as i64),
+            new.depth,
+            new.retry_of.map(|p| p as i64),
+            at.0 as i64,
+            started_at,
+            new.lease
+                .filter(|_| !new.pending)
+                .map(|lease| lease_end(at, lease).0 as i64),
+        ])
+    })
+    .map_err(sql)?;
+    let id = TrialId(tx.last_insert_rowid() as u64);
+    tx.prepare_cached(
+        "UPDATE studies SET n_trials = n_trials + 1, n_retries = n_retries + ?2 WHERE id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![study.0 as i64, i64::from(new.takes_a_place())]))
+    .map_err(sql)?;
+    let change = Change::TrialCreated {
+        id,
+        number,
+        state: state.clone(),
+        params: params.clone(),
+        parent: new.parent,
+        depth: new.depth,
+        retry_of: new.retry_of,
+    };
+    append(tx, study, at, &change)?;
+    Ok(Trial {
+        id,
+        number,
+        state,
+        params,
+        values: None,
+        intermediate: Default::default(),
+        intermediate_others: Default::default(),
+        user_attrs: Default::default(),
+        parent: new.parent,
+        depth: new.depth,
+        retry_of: new.retry_of,
+        created_at: at,
+        started_at: started_at.map(|_| at),
+        finished_at: None,
+    })
+}
+
+pub(super) const TRIAL_COLUMNS: &str = "id, number, state, prune_step, message, params, objective_values, parent, depth, \
+                                        retry_of, created_at, started_at, finished_at";
+
+pub(super) fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Trial, StoreError>> {
+    let state: String = r.get(2)?;
+    let step: Option<i64> = r.get(3)?;
+    let message: Option<String> = r.get(4)?;
+    let params: String = r.get(5)?;
+    let values: Option<String> = r.get(6)?;
+    let ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(|t| Timestamp(t as u64)))
+    };
+    let (id, number, parent, depth, retry_of) = (
+        r.get::<_, i64>(0)?,
+        r.get::<_, i64>(1)?,
+        r.get::<_, Option<i64>>(7)?,
+        r.get::<_, i64>(8)?,
+        r.get::<_, Option<i64>>(9)?,
+    );
+    let (created_at, started_at, finished_at) = (ts(10)?, ts(11)?, ts(12)?);
+    Ok((|| {
+        let state = match state.as_str() {
+            "pending" => TrialState::Pending,
+            "running" => TrialState::Running,
+            "completed" => TrialState::Completed,
+            "pruned" => TrialState::Pruned {
+                step: step.map(|s| s as u64),
+                reason: message.unwrap_or_default(),
+            },
+            "failed" => TrialState::Failed {
+                error: message.unwrap_or_default(),
+            },
+            other => {
+                return Err(StoreError::Inconsistent(format!(
+                    "trial {number} has state \"{other}\""
+                )));
+            }
+        };
+        Ok(Trial {
+            id: TrialId(id as u64),
+            number: number as u64,
+            state,
+            params: Arc::new(from_json("params", &params)?),
+            values: values.map(|v| from_json("values", &v)).transpose()?,
+            intermediate: Default::default(),
+            intermediate_others: Default::default(),
+            user_attrs: Default::default(),
+            parent: parent.map(|p| p as u64),
+            depth: depth as u32,
+            retry_of: retry_of.map(|p| p as u64),
+            created_at: created_at.unwrap_or(Timestamp(0)), // NOT NULL in the schema
+            started_at,
+            finished_at,
+        })
+    })())
+}
+
+/// Adds one row of the `intermediate` table to `trial`.
+pub(super) fn add_intermediate(
+    trial: &mut Trial,
+    step: u64,
+    value: f64,
+    others: Option<String>,
+) -> Result<(), StoreError> {
+    trial.intermediate.insert(step, value);
+    if let Some(others) = others {
+        trial
+            .intermediate_others
+            .insert(step, from_json("intermediate values", &others)?);
+    }
+    Ok(())
+}
+
+/// Trial `number` with its intermediate values and user attributes.
+pub(super) fn load_trial(conn: &Connection, study: StudyId, number: u64) -> Result<Trial, StoreError> {
+    let mut trial = conn
+        .prepare_cached(&format!(
+            "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 AND number = ?2"
+        ))
+        .and_then(|mut s| s.query_row(params![study.0 as i64, number as i64], trial_from_row))
+        .optional()
+        .map_err(sql)?
+        .ok_or(StoreError::TrialNotFound { number })??;
+    let key = params![study.0 as i64, number as i64];
+    let mut s = conn
+        .prepare_cached(
+            "SELECT step, value, others FROM intermediate WHERE study_id = ?1 AND number = ?2",
+        )
+        .map_err(sql)?;
+    for row in s
+        .query_map(key, |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, f64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .map_err(sql)?
+    {
+        let (step, value, others) = row.map_err(sql)?;
+        add_intermediate(&mut trial, step, value, others)?;
+    }
+    let mut s = conn
+        .prepare_cached("SELECT key, value FROM user_attrs WHERE study_id = ?1 AND number = ?2")
+        .map_err(sql)?;
+    for row in s
+        .query_map(key, |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(sql)?
+    {
+        let (k, v) = row.map_err(sql)?;
+        trial.user_attrs.insert(k, from_json("user attribute", &v)?);
+    }
+    Ok(trial)
+}
+
+pub(super) fn state_columns(state: &TrialState) -> (&'static str, Option<i64>, Option<&str>) {
+    match state {
+        TrialState::Pruned { step, reason } => ("pruned", step.map(|s| s as i64), Some(reason)),
+        TrialState::Failed { error } => ("failed", None, Some(error)),
+        other => (other.name(), None, None),
+    }
+}
