@@ -375,6 +375,36 @@ fn durations_read_as_people_write_them() {
     assert!(parse_duration("2 weeks").is_err());
 }
 
+/// Each of these panicked in `Duration::from_secs_f64` (found by tests/fuzz.rs).
+#[test]
+fn durations_too_long_or_not_numbers_are_errors_that_quote_the_text() {
+    for text in ["inf", "1e400", "99999999999999999999d"] {
+        let e = parse_duration(text).unwrap_err();
+        assert_eq!(e, format!("`{text}` is longer than a duration can be"));
+    }
+    let e = parse_duration("10000000000000000000s10000000000000000000s").unwrap_err();
+    assert!(e.contains("is longer than a duration can be"), "{e}");
+    for text in ["NaN", "-1", "-inf", "-1h", "1e19s1e19s"] {
+        let e = parse_duration(text).unwrap_err();
+        assert!(e.starts_with(&format!("`{text}` is not a duration")), "{e}");
+    }
+    assert_eq!(parse_duration("-0").unwrap(), Duration::ZERO);
+}
+
+#[test]
+fn a_duration_in_seconds_too_long_for_one_names_its_key() {
+    let e = Dir::new().error(&BASIC.replace("trial_timeout: 90s", "trial_timeout: 1.0e300"));
+    assert_eq!(
+        e,
+        "DIR/study.yaml:14: resources.trial_timeout: `1e300` is longer than a duration can be"
+    );
+    let e = Dir::new().error(&BASIC.replace("trial_timeout: 90s", "trial_timeout: -1"));
+    assert!(
+        e.contains("resources.trial_timeout: `-1.0` is not a duration"),
+        "{e}"
+    );
+}
+
 #[test]
 fn command_strings_split_like_a_shell_without_expanding() {
     assert_eq!(
