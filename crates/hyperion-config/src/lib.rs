@@ -39,6 +39,9 @@ use hyperion_schedulers::SchedulerConfig;
 use serde::Deserialize;
 use serde_json::Value;
 
+/// The largest `resources.gpus` count.
+const MAX_GPUS: usize = 4096;
+
 /// A study file, read and checked.
 #[derive(Clone, Debug)]
 pub struct StudyFile {
@@ -427,6 +430,14 @@ fn build(
 
     let gpus: Vec<String> = match raw.resources.gpus {
         None => Vec::new(),
+        // A count names the GPUs 0..n: far beyond any machine it is a typo, and would not fit
+        // in memory.
+        Some(Gpus::Count(n)) if n > MAX_GPUS => {
+            return Err(at(
+                "resources.gpus",
+                format!("{n} GPUs is more than the {MAX_GPUS} Hyperion schedules at most"),
+            ));
+        }
         Some(Gpus::Count(n)) => (0..n).map(|i| i.to_string()).collect(),
         Some(Gpus::List(list)) => list
             .iter()

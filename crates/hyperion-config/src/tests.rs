@@ -405,6 +405,20 @@ fn a_duration_in_seconds_too_long_for_one_names_its_key() {
     );
 }
 
+/// Found by tests/fuzz.rs: the count was expanded into a list of GPU names ("capacity overflow").
+#[test]
+fn a_gpu_count_beyond_any_machine_is_an_error() {
+    let dir = Dir::new();
+    let path = dir.write("study.yaml", BASIC);
+    let e = load(&path, &["resources.gpus=18446744073709551615".into()]).unwrap_err();
+    assert_eq!(
+        e.to_string()
+            .replace(&dir.0.path().display().to_string(), "DIR"),
+        "DIR/study.yaml:14: resources.gpus: 18446744073709551615 GPUs is more than the 4096 \
+         Hyperion schedules at most"
+    );
+}
+
 #[test]
 fn command_strings_split_like_a_shell_without_expanding() {
     assert_eq!(
