@@ -419,6 +419,34 @@ fn a_gpu_count_beyond_any_machine_is_an_error() {
     );
 }
 
+/// Found by tests/fuzz.rs: a key of 10,000 parts nested the tree so deep that the steps after
+/// it overflowed the stack (an abort, not even a panic).
+#[test]
+fn a_dotted_key_of_too_many_parts_is_an_error() {
+    let key = vec!["a"; 10_000].join(".");
+    let dir = Dir::new();
+    let e = dir.error(&format!("{BASIC}? {key}\n: 1\n"));
+    assert!(
+        e.starts_with("DIR/study.yaml: the dotted key `a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.…` has more than 64 parts"),
+        "{e}"
+    );
+    let e = dir
+        .load("study.toml", &format!("\"{key}\" = 1\n"))
+        .unwrap_err();
+    assert!(e.message.contains("has more than 64 parts"), "{e}");
+    let path = dir.write("study.yaml", BASIC);
+    let e = load(&path, &[format!("budget.{key}=1")]).unwrap_err();
+    assert!(
+        e.message.contains("has more than 64 parts in its key"),
+        "{e}"
+    );
+    let e = load(&path, &[format!("budget.{}=1", vec!["a"; 63].join("."))]).unwrap_err();
+    assert!(
+        e.message.contains("unknown field `a`"),
+        "64 parts are read: {e}"
+    );
+}
+
 #[test]
 fn command_strings_split_like_a_shell_without_expanding() {
     assert_eq!(
