@@ -1,6 +1,8 @@
 //! `hyperion-bench SUITE [--quick]`: the Hyperion half of `bench/run SUITE`. Prints one JSON
-//! line per measurement; `bench/report.py` sets them beside the peer's.
+//! line per measurement; `bench/report.py` sets them beside the peer's. `hyperion-bench fuzz
+//! [SECONDS]` is `bench/fuzz`, which has no peer.
 
+mod fuzz;
 mod mlp;
 mod pruning;
 mod tpe;
@@ -33,9 +35,11 @@ fn main() -> ExitCode {
             None => tpe::cost(&[1_000, 10_000]),
         },
         Some("tpe-quality") => tpe::quality(quick, &["tpe"]),
+        Some("fuzz") => return fuzz::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: hyperion-bench SUITE [--quick]\nsuites: overhead, store, launch, tpe, pruning"
+                "usage: hyperion-bench SUITE [--quick] | hyperion-bench fuzz [SECONDS] [FINDINGS_FILE]\n\
+                 suites: overhead, store, launch, tpe, pruning"
             );
             return ExitCode::from(2);
         }

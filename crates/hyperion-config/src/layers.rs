@@ -9,6 +9,12 @@ use crate::ConfigError;
 /// Sections whose keys are names, not paths: a dot there is part of the name.
 const NAME_SECTIONS: [&str; 3] = ["parameters", "env", "values"];
 
+/// The most parts a dotted key (in a file or an override) may have. The YAML and TOML parsers
+/// limit how deep a file nests; without this, a key of thousands of parts would nest the tree
+/// deep enough to overflow the stack in the recursive steps that follow (merging, reading it
+/// into the schema, dropping it).
+const MAX_KEY_PARTS: usize = 64;
+
 /// The file at `path` with its imports merged under it, dotted keys expanded.
 pub(crate) fn load_tree(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Value, ConfigError> {
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
@@ -51,7 +57,7 @@ pub(crate) fn load_tree(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Value, 
             ));
         }
     };
-    expand_dotted(&mut value, false);
+    expand_dotted(&mut value, false).map_err(|message| ConfigError::file(path, message))?;
     chain.push(canonical);
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut merged = Value::Object(Map::new());
@@ -108,13 +114,21 @@ pub(crate) fn parse_yaml(text: &str) -> Result<Value, String> {
 }
 
 /// `model.hidden: 512` becomes `model: {hidden: 512}`, merged with the other keys of `model`.
-fn expand_dotted(value: &mut Value, names: bool) {
-    let Value::Object(map) = value else { return };
+fn expand_dotted(value: &mut Value, names: bool) -> Result<(), String> {
+    let Value::Object(map) = value else {
+        return Ok(());
+    };
     if !names && map.keys().any(|k| k.contains('.')) {
         let old = std::mem::take(map);
         for (key, v) in old {
             let mut nested = v;
             let mut parts: Vec<&str> = key.split('.').collect();
+            if parts.len() > MAX_KEY_PARTS {
+                let start: String = key.chars().take(40).collect();
+                return Err(format!(
+                    "the dotted key `{start}…` has more than {MAX_KEY_PARTS} parts"
+                ));
+            }
             let first = parts.remove(0).to_owned();
             for part in parts.into_iter().rev() {
                 let mut m = Map::new();
@@ -130,8 +144,9 @@ fn expand_dotted(value: &mut Value, names: bool) {
         }
     }
     for (key, v) in map.iter_mut() {
-        expand_dotted(v, NAME_SECTIONS.contains(&key.as_str()));
+        expand_dotted(v, NAME_SECTIONS.contains(&key.as_str()))?;
     }
+    Ok(())
 }
 
 /// Merges `over` into `base`: mappings key by key (deeply), anything else replaced.
@@ -159,6 +174,11 @@ pub(crate) fn apply_override(tree: &mut Value, text: &str) -> Result<(), String>
     let path = path.trim();
     if path.is_empty() || path.split('.').any(str::is_empty) {
         return Err(format!("override `{text}` has an empty key"));
+    }
+    if path.split('.').count() > MAX_KEY_PARTS {
+        return Err(format!(
+            "override `{text}` has more than {MAX_KEY_PARTS} parts in its key"
+        ));
     }
     let value = parse_yaml(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));
     let mut node = tree;

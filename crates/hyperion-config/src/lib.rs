@@ -39,6 +39,9 @@ use hyperion_schedulers::SchedulerConfig;
 use serde::Deserialize;
 use serde_json::Value;
 
+/// The largest `resources.gpus` count.
+const MAX_GPUS: usize = 4096;
+
 /// A study file, read and checked.
 #[derive(Clone, Debug)]
 pub struct StudyFile {
@@ -272,10 +275,8 @@ enum DurationText {
 impl DurationText {
     fn parse(&self) -> Result<Duration, String> {
         match self {
-            DurationText::Seconds(s) if *s >= 0.0 && s.is_finite() => {
-                Ok(Duration::from_secs_f64(*s))
-            }
-            DurationText::Seconds(s) => Err(format!("{s} is not a duration")),
+            // Debug writes 1e300 as `1e300`, where Display writes 301 digits.
+            DurationText::Seconds(s) => seconds(*s, &format!("{s:?}")),
             DurationText::Text(t) => parse_duration(t),
         }
     }
@@ -285,12 +286,10 @@ impl DurationText {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("`{text}` is not a duration (write 90s, 30m, 2h or 1h30m)");
     let t = text.trim();
-    if let Ok(seconds) = t.parse::<f64>() {
-        return (seconds >= 0.0)
-            .then(|| Duration::from_secs_f64(seconds))
-            .ok_or_else(bad);
+    if let Ok(value) = t.parse::<f64>() {
+        return seconds(value, text);
     }
-    let mut total = Duration::ZERO;
+    let mut total = 0.0;
     let mut rest = t;
     while !rest.is_empty() {
         let digits = rest
@@ -302,7 +301,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_len);
         let n: f64 = number.parse().map_err(|_| bad())?;
-        let seconds = match unit.trim() {
+        total += match unit.trim() {
             "ms" => n / 1000.0,
             "s" | "sec" => n,
             "m" | "min" => n * 60.0,
@@ -310,10 +309,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "d" => n * 86400.0,
             _ => return Err(bad()),
         };
-        total += Duration::from_secs_f64(seconds);
         rest = next;
     }
-    Ok(total)
+    seconds(total, text)
+}
+
+/// `secs` seconds as a duration, refusing what `Duration::from_secs_f64` panics on: negative,
+/// NaN, or longer than a `Duration` holds. `text` is what the user wrote.
+fn seconds(secs: f64, text: &str) -> Result<Duration, String> {
+    if secs.is_nan() || secs < 0.0 {
+        return Err(format!(
+            "`{text}` is not a duration (write 90s, 30m, 2h or 1h30m)"
+        ));
+    }
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("`{text}` is longer than a duration can be"))
 }
 
 /// Checks the merged tree against the schema, one section after another: the first error found
@@ -559,6 +569,14 @@ fn resources(
 ) -> Result<ProcessConfig, ConfigError> {
     let gpus: Vec<String> = match resources.gpus {
         None => Vec::new(),
+        // A count names the GPUs 0..n: far beyond any machine it is a typo, and would not fit
+        // in memory.
+        Some(Gpus::Count(n)) if n > MAX_GPUS => {
+            return Err(cx.at(
+                "resources.gpus",
+                format!("{n} GPUs is more than the {MAX_GPUS} Hyperion schedules at most"),
+            ));
+        }
         Some(Gpus::Count(n)) => (0..n).map(|i| i.to_string()).collect(),
         Some(Gpus::List(list)) => list
             .iter()

@@ -375,6 +375,78 @@ fn durations_read_as_people_write_them() {
     assert!(parse_duration("2 weeks").is_err());
 }
 
+/// Each of these panicked in `Duration::from_secs_f64` (found by tests/fuzz.rs).
+#[test]
+fn durations_too_long_or_not_numbers_are_errors_that_quote_the_text() {
+    for text in ["inf", "1e400", "99999999999999999999d"] {
+        let e = parse_duration(text).unwrap_err();
+        assert_eq!(e, format!("`{text}` is longer than a duration can be"));
+    }
+    let e = parse_duration("10000000000000000000s10000000000000000000s").unwrap_err();
+    assert!(e.contains("is longer than a duration can be"), "{e}");
+    for text in ["NaN", "-1", "-inf", "-1h", "1e19s1e19s"] {
+        let e = parse_duration(text).unwrap_err();
+        assert!(e.starts_with(&format!("`{text}` is not a duration")), "{e}");
+    }
+    assert_eq!(parse_duration("-0").unwrap(), Duration::ZERO);
+}
+
+#[test]
+fn a_duration_in_seconds_too_long_for_one_names_its_key() {
+    let e = Dir::new().error(&BASIC.replace("trial_timeout: 90s", "trial_timeout: 1.0e300"));
+    assert_eq!(
+        e,
+        "DIR/study.yaml:14: resources.trial_timeout: `1e300` is longer than a duration can be"
+    );
+    let e = Dir::new().error(&BASIC.replace("trial_timeout: 90s", "trial_timeout: -1"));
+    assert!(
+        e.contains("resources.trial_timeout: `-1.0` is not a duration"),
+        "{e}"
+    );
+}
+
+/// Found by tests/fuzz.rs: the count was expanded into a list of GPU names ("capacity overflow").
+#[test]
+fn a_gpu_count_beyond_any_machine_is_an_error() {
+    let dir = Dir::new();
+    let path = dir.write("study.yaml", BASIC);
+    let e = load(&path, &["resources.gpus=18446744073709551615".into()]).unwrap_err();
+    assert_eq!(
+        e.to_string()
+            .replace(&dir.0.path().display().to_string(), "DIR"),
+        "DIR/study.yaml:14: resources.gpus: 18446744073709551615 GPUs is more than the 4096 \
+         Hyperion schedules at most"
+    );
+}
+
+/// Found by tests/fuzz.rs: a key of 10,000 parts nested the tree so deep that the steps after
+/// it overflowed the stack (an abort, not even a panic).
+#[test]
+fn a_dotted_key_of_too_many_parts_is_an_error() {
+    let key = vec!["a"; 10_000].join(".");
+    let dir = Dir::new();
+    let e = dir.error(&format!("{BASIC}? {key}\n: 1\n"));
+    assert!(
+        e.starts_with("DIR/study.yaml: the dotted key `a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.…` has more than 64 parts"),
+        "{e}"
+    );
+    let e = dir
+        .load("study.toml", &format!("\"{key}\" = 1\n"))
+        .unwrap_err();
+    assert!(e.message.contains("has more than 64 parts"), "{e}");
+    let path = dir.write("study.yaml", BASIC);
+    let e = load(&path, &[format!("budget.{key}=1")]).unwrap_err();
+    assert!(
+        e.message.contains("has more than 64 parts in its key"),
+        "{e}"
+    );
+    let e = load(&path, &[format!("budget.{}=1", vec!["a"; 63].join("."))]).unwrap_err();
+    assert!(
+        e.message.contains("unknown field `a`"),
+        "64 parts are read: {e}"
+    );
+}
+
 #[test]
 fn command_strings_split_like_a_shell_without_expanding() {
     assert_eq!(

@@ -84,10 +84,10 @@ impl FloatDistribution {
         self
     }
 
-    /// Number of grid points when `step` is set.
+    /// Number of grid points when `step` is set; `u64::MAX` when there are more (a tiny step).
     pub fn step_count(&self) -> Option<u64> {
         self.step
-            .map(|s| ((self.high - self.low) / s).round() as u64 + 1)
+            .map(|s| (((self.high - self.low) / s).round() as u64).saturating_add(1))
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -318,6 +318,14 @@ mod tests {
 
     fn err(d: impl Into<Distribution>) -> String {
         d.into().validate().unwrap_err()
+    }
+
+    /// Found by hyperion-fuzz: `as u64` saturates at 1e300 steps, and the `+ 1` overflowed.
+    #[test]
+    fn a_step_too_small_to_count_saturates_the_count() {
+        let d = FloatDistribution::new(0.0, 1.0).step(1e-300);
+        assert_eq!(d.validate(), Ok(()));
+        assert_eq!(d.step_count(), Some(u64::MAX));
     }
 
     #[test]

@@ -7,6 +7,8 @@ use crate::{SampleContext, Sampler, SamplerError};
 
 /// Most points a grid with conditional parameters may have (it is listed in memory).
 const LISTED_LIMIT: usize = 1_000_000;
+/// Most `points` per axis: each axis is listed in memory.
+const POINTS_LIMIT: usize = 1_000_000;
 
 /// Tries every combination of the grid's values, in declared order with the last parameter
 /// varying fastest; conditional parameters only where they are active.
@@ -43,9 +45,9 @@ impl GridSampler {
         points: usize,
         values: BTreeMap<String, Vec<ParamValue>>,
     ) -> Result<Self, SamplerError> {
-        if points < 2 {
+        if !(2..=POINTS_LIMIT).contains(&points) {
             return Err(SamplerError::Config(format!(
-                "grid points must be >= 2, not {points}"
+                "grid points must be from 2 to {POINTS_LIMIT}, not {points}"
             )));
         }
         Ok(GridSampler {
@@ -268,6 +270,22 @@ mod tests {
     fn points(sampler: &GridSampler, space: &SearchSpace) -> Vec<Params> {
         let grid = sampler.grid(space).unwrap();
         (0..).map_while(|i| grid.point(i)).collect()
+    }
+
+    /// Each axis is listed: `points: 18446744073709551615` was a "capacity overflow" panic,
+    /// and a billion points a memory exhaustion.
+    #[test]
+    fn points_are_bounded() {
+        assert!(GridSampler::new(POINTS_LIMIT, BTreeMap::new()).is_ok());
+        for points in [0, 1, POINTS_LIMIT + 1, usize::MAX] {
+            let e = GridSampler::new(points, BTreeMap::new()).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "invalid sampler configuration: grid points must be from 2 to 1000000, not {points}"
+                )
+            );
+        }
     }
 
     #[test]

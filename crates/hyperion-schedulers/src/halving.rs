@@ -84,7 +84,12 @@ pub struct Bracket {
 /// trials at `r = min · eta^(s_max − s)`.
 pub fn hyperband_brackets(min: u64, max: u64, eta: u64) -> Vec<Bracket> {
     let mut s_max = 0u32;
-    while min.saturating_mul(eta.saturating_pow(s_max + 1)) <= max {
+    // Checked, not saturating: a saturated `min · eta^k` equals a `max` of u64::MAX forever.
+    while eta
+        .checked_pow(s_max + 1)
+        .and_then(|p| min.checked_mul(p))
+        .is_some_and(|r| r <= max)
+    {
         s_max += 1;
     }
     (0..=s_max)
@@ -92,7 +97,9 @@ pub fn hyperband_brackets(min: u64, max: u64, eta: u64) -> Vec<Bracket> {
         .map(|s| {
             let r = min * eta.pow(s_max - s);
             let pow = eta.pow(s);
-            let n = ((s_max as u64 + 1) * pow).div_ceil(s as u64 + 1);
+            // In u128: near u64::MAX, (s_max + 1) · eta^s overflows before the division.
+            let n = ((s_max as u128 + 1) * pow as u128).div_ceil(s as u128 + 1);
+            let n = u64::try_from(n).unwrap_or(u64::MAX);
             let rungs = (0..s).map(|i| r * eta.pow(i)).collect();
             Bracket { s, n, r, rungs }
         })
@@ -110,8 +117,13 @@ pub struct Hyperband(Halving);
 impl Asha {
     pub fn new(config: AshaConfig) -> Result<Self, SchedulerError> {
         check(config.min_resource, config.reduction_factor)?;
-        if config.brackets == 0 {
-            return Err(SchedulerError::Config("brackets must be at least 1".into()));
+        // Bracket b starts at min_resource · eta^b: from the 64th on (eta >= 2), past any u64
+        // step, none would stop a trial, and listing billions of them would not end.
+        if !(1..=64).contains(&config.brackets) {
+            return Err(SchedulerError::Config(format!(
+                "brackets is {}; it must be from 1 to 64",
+                config.brackets
+            )));
         }
         let max = config.max_resource.unwrap_or(u64::MAX);
         if max < config.min_resource {

@@ -171,6 +171,39 @@ fn hyperband_brackets_match_the_paper() {
     assert_eq!(table, [(3, 8, 10), (2, 6, 20), (1, 4, 40), (0, 4, 80)]);
 }
 
+/// Found by hyperion-fuzz: `(s_max + 1) · eta^s` overflowed u64 (a panic in debug builds, a
+/// wrong bracket size in release ones).
+#[test]
+fn hyperband_brackets_near_u64_max_are_exact() {
+    let max = i64::MAX as u64;
+    let brackets = hyperband_brackets(1, max, 3);
+    assert_eq!(brackets.len(), 40);
+    assert_eq!((brackets[0].s, brackets[0].n), (39, 3u64.pow(39)));
+    assert_eq!(brackets[1].n, (40 * 3u128.pow(38)).div_ceil(39) as u64);
+    assert!(brackets.iter().all(|b| b.r <= max));
+    // This one never returned: min · eta^k saturated at u64::MAX, which is <= max.
+    assert_eq!(hyperband_brackets(1, u64::MAX, 2)[0].n, 1 << 63);
+}
+
+/// Found reading the code hyperion-fuzz pointed at: listing u64::MAX brackets never ended.
+#[test]
+fn asha_takes_at_most_64_brackets() {
+    let with = |brackets| {
+        Asha::new(AshaConfig {
+            brackets,
+            ..AshaConfig::default()
+        })
+    };
+    assert!(with(64).is_ok());
+    for brackets in [0, 65, u64::MAX] {
+        let e = with(brackets).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("brackets is {brackets}; it must be from 1 to 64")),
+            "{e}"
+        );
+    }
+}
+
 #[test]
 fn hyperband_spreads_trials_over_brackets_by_their_size() {
     let hb = Hyperband::new(HyperbandConfig {
