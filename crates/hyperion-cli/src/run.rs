@@ -13,7 +13,7 @@ use hyperion_core::{Event, EventKind, StopReason};
 use hyperion_runtime::{RunControl, Study, StudyBuilder};
 use hyperion_store::{DEFAULT_STORAGE, Store, StoreError};
 
-use crate::{find_study, open_store};
+use crate::{find_study, open_store, out};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -73,7 +73,7 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     }
 
     let control = RunControl::default();
-    watch_signals(&control)?;
+    let signalled = watch_signals(&control)?;
 
     let mode = match (args.quiet, args.log) {
         (true, _) => Mode::Quiet,
@@ -81,18 +81,32 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
         _ if std::io::stderr().is_terminal() => Mode::Bar,
         _ => Mode::Lines,
     };
-    let view = LiveView::new(mode, args.stream, file.budget.max_trials);
+    let total = study.settings().budget.max_trials;
+    let now = Arc::clone(&*study.view()?);
+    let view = LiveView::new(mode, args.stream, total, &now, control.clone());
     let events = study.subscribe_all();
     let printer = std::thread::spawn(move || view.show(events));
 
     let result = study.run_processes(&process, &file.budget, &file.recovery, &control);
     drop(study); // Closes the event channel, so the printer finishes.
-    let summary = printer
+    let (status, closed) = printer
         .join()
         .map_err(|_| anyhow::anyhow!("the live view panicked"))?;
     let result = result?;
+    // After a signal, the conventional status: 130 for Ctrl-C, 143 for SIGTERM.
+    let code = match signalled.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => ExitCode::SUCCESS,
+        signal => ExitCode::from(128 + signal as u8),
+    };
+    if closed {
+        // Whoever read the events is gone: nothing more to say.
+        return Ok(code);
+    }
 
     if mode != Mode::Json {
+        if mode != Mode::Quiet {
+            eprintln!("{status}");
+        }
         let reason = match result.reason {
             StopReason::MaxTrials => "the trial budget is spent",
             StopReason::MaxTime => "the time budget is spent",
@@ -101,9 +115,9 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
             StopReason::SpaceExhausted => "every grid point has a trial",
             StopReason::Stopped => "stopped; rerun the same command to continue",
         };
-        eprintln!(
-            "{}\nstudy \"{name}\": {reason}; {} trials run here",
-            summary, result.trials_run
+        let mut summary = format!(
+            "study \"{name}\": {reason}; {} trials run here\n",
+            result.trials_run
         );
         if let Some(best) = &result.best {
             let params: Vec<String> = best
@@ -117,15 +131,16 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
                 .flatten()
                 .map(|v| v.to_string())
                 .collect();
-            eprintln!(
-                "best: trial {} ({}) {}",
+            summary.push_str(&format!(
+                "best: trial {} ({}) {}\n",
                 best.number,
                 values.join(", "),
                 params.join(" ")
-            );
+            ));
         }
+        out(&summary)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// The study a file describes, on `store`: its spec and every setting the file gives.
@@ -150,14 +165,23 @@ pub fn builder(file: &hyperion_config::StudyFile, store: Arc<dyn Store>) -> Stud
 
 /// Ctrl-C once: start no more trials and wait for the running ones. Twice, or SIGTERM or
 /// SIGHUP: kill them (their process groups get SIGTERM, then SIGKILL after the grace).
-fn watch_signals(control: &RunControl) -> Result<()> {
+/// Returns where the first signal's number is kept (0 while none came).
+fn watch_signals(control: &RunControl) -> Result<Arc<std::sync::atomic::AtomicI32>> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;
     let control = control.clone();
+    let first = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let signalled = first.clone();
     std::thread::spawn(move || {
         let mut interrupts = 0;
         for signal in signals.forever() {
+            let _ = first.compare_exchange(
+                0,
+                signal,
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            );
             interrupts += usize::from(signal == SIGINT);
             if signal == SIGINT && interrupts == 1 {
                 eprintln!(
@@ -170,7 +194,7 @@ fn watch_signals(control: &RunControl) -> Result<()> {
             }
         }
     });
-    Ok(())
+    Ok(signalled)
 }
 
 /// `hyperion stop`: a stop request in the store, which every run of the study obeys within
@@ -206,32 +230,57 @@ struct LiveView {
     stream: bool,
     total: Option<u64>,
     started: Instant,
+    /// Finished when the run started (a resumed study), for the ETA.
+    finished_before: u64,
     running: u64,
     finished: u64,
     completed: u64,
     pruned: u64,
     failed: u64,
     best: Option<(u64, f64)>,
+    /// A finished trial's line, printed once the progress it causes is counted.
+    line: Option<String>,
+    /// Stops the run when nobody reads its events any more (`--log json | head -1`).
+    control: RunControl,
+    closed: bool,
 }
 
 impl LiveView {
-    fn new(mode: Mode, stream: bool, total: Option<u64>) -> Self {
+    /// Counts start from the study as it is: a resumed study shows its whole progress.
+    fn new(
+        mode: Mode,
+        stream: bool,
+        total: Option<u64>,
+        view: &hyperion_core::StudyView,
+        control: RunControl,
+    ) -> Self {
+        let counts = view.counts();
+        // A retry or a PBT child carries on a finished trial's place in the budget.
+        let carried = view.trials().len() as u64 - view.budget_used();
+        let finished = counts.finished().saturating_sub(carried);
         LiveView {
             mode,
             stream,
             total,
             started: Instant::now(),
+            finished_before: finished,
             running: 0,
-            finished: 0,
-            completed: 0,
-            pruned: 0,
-            failed: 0,
-            best: None,
+            finished,
+            completed: counts.completed,
+            pruned: counts.pruned,
+            failed: counts.failed,
+            best: view
+                .best_trial()
+                .and_then(|t| Some((t.number, t.value()?))),
+            line: None,
+            control,
+            closed: false,
         }
     }
 
-    /// Shows events until the study is dropped; returns the final status line.
-    fn show(mut self, events: Receiver<Event>) -> String {
+    /// Shows events until the study is dropped; returns the final status line, and whether
+    /// standard output was closed.
+    fn show(mut self, events: Receiver<Event>) -> (String, bool) {
         let stderr = std::io::stderr();
         for event in events {
             match &event {
@@ -261,8 +310,11 @@ impl LiveView {
                 Mode::Json => {
                     if let Ok(line) = serde_json::to_string(&event)
                         && (self.stream || event.kind() != EventKind::TrialOutput)
+                        && !self.closed
+                        && writeln!(std::io::stdout().lock(), "{line}").is_err()
                     {
-                        println!("{line}");
+                        self.closed = true;
+                        self.control.kill();
                     }
                 }
                 Mode::Bar | Mode::Lines => {
@@ -278,26 +330,19 @@ impl LiveView {
                     if self.mode == Mode::Lines {
                         match &event {
                             Event::TrialCompleted { number, values } => {
-                                let _ = writeln!(
-                                    err,
-                                    "trial {number} completed {values:?} · {}",
-                                    self.status()
-                                );
+                                self.line = Some(format!("trial {number} completed {values:?}"));
                             }
                             Event::TrialPruned { number, reason, .. } => {
-                                let _ = writeln!(
-                                    err,
-                                    "trial {number} pruned: {reason} · {}",
-                                    self.status()
-                                );
+                                self.line = Some(format!("trial {number} pruned: {reason}"));
                             }
                             Event::TrialFailed { number, error } => {
                                 let first = error.lines().next().unwrap_or_default();
-                                let _ = writeln!(
-                                    err,
-                                    "trial {number} failed: {first} · {}",
-                                    self.status()
-                                );
+                                self.line = Some(format!("trial {number} failed: {first}"));
+                            }
+                            Event::StudyProgress { .. } => {
+                                if let Some(line) = self.line.take() {
+                                    let _ = writeln!(err, "{line} · {}", self.status());
+                                }
                             }
                             _ => {}
                         }
@@ -312,7 +357,7 @@ impl LiveView {
         if self.mode == Mode::Bar {
             eprint!("\r\x1b[2K");
         }
-        self.status()
+        (self.status(), self.closed)
     }
 
     fn status(&self) -> String {
@@ -338,8 +383,9 @@ impl LiveView {
         if let Some((number, value)) = self.best {
             text.push_str(&format!(" · best {value:.6} (trial {number})"));
         }
-        if let (Some(total), true) = (self.total, self.finished > 0 && self.running > 0) {
-            let per_trial = self.started.elapsed().as_secs_f64() / self.finished as f64;
+        let here = self.finished.saturating_sub(self.finished_before);
+        if let (Some(total), true) = (self.total, here > 0 && self.running > 0) {
+            let per_trial = self.started.elapsed().as_secs_f64() / here as f64;
             let left = total.saturating_sub(self.finished) as f64 * per_trial;
             text.push_str(&format!(
                 " · ETA {}",

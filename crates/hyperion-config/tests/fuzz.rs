@@ -1,4 +1,4 @@
-//! Study files, overrides, durations and search spaces from outside never make the parsers
+//! Study files, overrides, durations, search spaces and metric lines from outside never make the parsers
 //! panic, and their errors name what was wrong. The generators and the checks live in
 //! `hyperion-fuzz`, shared with `bench/fuzz`, which runs them for longer.
 
@@ -45,5 +45,10 @@ proptest! {
     #[test]
     fn search_spaces_never_panic(json in hyperion_fuzz::space_json()) {
         hyperion_fuzz::check_space(&json).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn metric_lines_never_panic_and_give_finite_values(input in hyperion_fuzz::metric_line()) {
+        hyperion_fuzz::check_metric_line(&input).map_err(TestCaseError::fail)?;
     }
 }

@@ -308,6 +308,62 @@ pub fn check_space(json: &str) -> Result<(), String> {
     }
 }
 
+#[rustfmt::skip]
+const METRIC_LINES: &[&str] = &[
+    r#"HYPERION_METRIC {"step": 3, "val_loss": 0.21}"#,
+    r#"HYPERION_METRIC: {"loss": NaN, "acc": Infinity, "lr": -Infinity}"#,
+    r#"{"step": 1, "loss": 0.5, "note": "x", "nested": {"a": [1, 2]}}"#,
+    r#"HYPERION_METRIC {"step": -1, "loss": "0.3", "big": 1e308, "huge": 1e400}"#,
+    "epoch 3 val_loss=0.25 acc=0.9",
+    "epoch 18446744073709551616 val_loss=1e999",
+];
+#[rustfmt::skip]
+const METRIC_REGEXES: &[&str] = &[
+    r"epoch (?P<step>\d+) val_loss=(?P<val_loss>[0-9.e+-]+)",
+    r"(?P<acc>[0-9.]+)", r"(?P<step>.*)", r"((((((a*)*)*)*)*)*)", r"(?P<x>\pL+)", "",
+];
+
+/// A metric line (a metrics-file line, a prefixed stdout line, a line for a user regex) and
+/// the regex, from mutated seeds and arbitrary text.
+pub fn metric_line() -> impl Strategy<Value = (String, String)> {
+    let line = prop_oneof![
+        4 => (select(METRIC_LINES), prop::collection::vec(mutation(), 1..5))
+            .prop_map(|(l, m)| lossy(&mutated(l.as_bytes(), &m))),
+        1 => any::<String>(),
+    ];
+    let pattern = prop_oneof![
+        3 => select(METRIC_REGEXES).prop_map(str::to_owned),
+        1 => (select(METRIC_REGEXES), prop::collection::vec(mutation(), 1..3))
+            .prop_map(|(r, m)| lossy(&mutated(r.as_bytes(), &m))),
+    ];
+    (line, pattern)
+}
+
+/// Reading metrics from a line never panics, a step read is a whole number, and taking the
+/// records in gives finite intermediate values only.
+pub fn check_metric_line((line, pattern): &(String, String)) -> Result<(), String> {
+    use hyperion_runtime::protocol::{Reported, parse_record, parse_stdout};
+    let regex = regex::Regex::new(pattern).ok();
+    let mut records = parse_stdout(line, hyperion_runtime::DEFAULT_PREFIX, regex.as_ref());
+    records.extend(parse_record(line));
+    let spec = hyperion_core::StudySpec::new(
+        "s",
+        vec![
+            hyperion_core::Objective::minimize("val_loss"),
+            hyperion_core::Objective::maximize("acc"),
+        ],
+        hyperion_core::SearchSpace::default(),
+    );
+    let mut reported = Reported::default();
+    for record in records {
+        let (_, values) = reported.take(&spec, record);
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(format!("a non-finite intermediate value from {line:?}"));
+        }
+    }
+    Ok(())
+}
+
 /// Strings matching `pattern`, compiled once (a `&str` strategy compiles it per value).
 fn regex(pattern: &str) -> impl Strategy<Value = String> + use<> {
     proptest::string::string_regex(pattern).expect("a valid regex")
@@ -394,5 +450,6 @@ pub fn targets() -> Vec<Target> {
         Target::new("duration", duration_text(), |_, t| check_duration(t)),
         Target::new("storage_url", storage_url(), |_, u| check_storage_url(u)),
         Target::new("space_json", space_json(), |_, j| check_space(j)),
+        Target::new("metric_line", metric_line(), |_, l| check_metric_line(l)),
     ]
 }

@@ -260,7 +260,7 @@ impl Study {
         let mut running: BTreeMap<u64, Slot> = BTreeMap::new();
         let mut budget_spent = false;
         let mut trials_run = 0;
-        let mut next_settle = Instant::now() + recovery.heartbeat;
+        let mut next_settle = after(Instant::now(), recovery.heartbeat);
         let mut kill_all = false;
         let mut look = true;
 
@@ -334,11 +334,15 @@ impl Study {
             let deadline = running
                 .values()
                 .filter_map(|slot| slot.deadline(options))
-                .chain(budget.max_time.map(|t| started + t))
-                .chain([next_settle])
-                .min()
-                .expect("the settlement is always due");
-            let message = match rx.recv_timeout(deadline.saturating_duration_since(now)) {
+                .chain(budget.max_time.and_then(|t| started.checked_add(t)))
+                .chain(next_settle)
+                .min();
+            let wait = deadline.map(|d| d.saturating_duration_since(now));
+            let received = match wait {
+                Some(wait) => rx.recv_timeout(wait),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let message = match received {
                 Ok(message) => Some(message),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => unreachable!("the loop holds a sender"),
@@ -399,22 +403,22 @@ impl Study {
             for (&number, slot) in running.iter_mut() {
                 if let Some(limit) = options.trial_timeout
                     && slot.ending.is_none()
-                    && now >= slot.started + limit
+                    && after(slot.started, limit).is_some_and(|due| now >= due)
                 {
                     let ending = Ending::Failed(format!("timed out after {}", human(limit)));
                     terminate(dispatcher, number, slot, ending);
                 }
                 if let Some((at, _)) = &slot.ending
                     && !slot.killed
-                    && now >= *at + options.kill_grace
+                    && after(*at, options.kill_grace).is_some_and(|due| now >= due)
                 {
                     dispatcher.kill(number);
                     slot.killed = true;
                 }
             }
-            if now >= next_settle {
+            if next_settle.is_some_and(|due| now >= due) {
                 self.settle(dispatcher, recovery.max_retries)?;
-                next_settle = now + recovery.heartbeat;
+                next_settle = after(now, recovery.heartbeat);
                 look = true;
             }
         }
@@ -563,8 +567,8 @@ impl Slot {
     fn deadline(&self, options: &RunOptions) -> Option<Instant> {
         match (&self.ending, options.trial_timeout) {
             (Some(_), _) if self.killed => None,
-            (Some((at, _)), _) => Some(*at + options.kill_grace),
-            (None, Some(limit)) => Some(self.started + limit),
+            (Some((at, _)), _) => after(*at, options.kill_grace),
+            (None, Some(limit)) => after(self.started, limit),
             (None, None) => None,
         }
     }
@@ -581,6 +585,11 @@ fn terminate<'s>(
         dispatcher.stop(number);
         slot.ending = Some((Instant::now(), ending));
     }
+}
+
+/// `d` after `t`; `None` (never) past what an `Instant` can hold (a 1e19 s timeout).
+fn after(t: Instant, d: Duration) -> Option<Instant> {
+    t.checked_add(d)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
