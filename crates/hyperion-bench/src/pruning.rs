@@ -197,7 +197,7 @@ pub fn simulate(problem: &CurveProblem, strategy: &str, seed: u64, budget: u64) 
         let mut pruned = false;
         for epoch in 1..=EPOCHS {
             loss = train(loss, dynamics);
-            observed = loss + NOISE * noise(seed, trial.number(), epoch);
+            observed = loss + NOISE * noise(seed, trial.number().0, epoch);
             tracker.epoch();
             trial.report(epoch, observed).expect("report");
             if trial.should_prune() {
@@ -247,7 +247,7 @@ fn simulate_pbt(
         for m in &mut members {
             m.epoch += 1;
             m.loss = train(m.loss, problem.dynamics(m.trial.params()));
-            m.observed = m.loss + NOISE * noise(seed, m.trial.number(), m.epoch);
+            m.observed = m.loss + NOISE * noise(seed, m.trial.number().0, m.epoch);
             checkpoints.insert(m.trial.number(), (m.epoch, m.loss));
             tracker.epoch();
             m.trial.report(m.epoch, m.observed).expect("report");

@@ -51,7 +51,7 @@ pub struct TellArgs {
     study: String,
     /// The trial's number, as `ask` printed it.
     #[arg(long)]
-    trial: u64,
+    trial: hyperion_core::TrialNumber,
     /// The objective's value.
     #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["values", "state"])]
     value: Option<f64>,
@@ -181,7 +181,7 @@ pub struct ReportArgs {
     study: String,
     /// The trial's number, as `ask` printed it.
     #[arg(long)]
-    trial: u64,
+    trial: hyperion_core::TrialNumber,
     /// The step (epoch, iteration) the values are at.
     #[arg(long)]
     step: u64,

@@ -61,7 +61,7 @@ enum Commands {
         study: String,
         /// Only the decisions about this trial.
         #[arg(long)]
-        trial: Option<u64>,
+        trial: Option<hyperion_core::TrialNumber>,
         #[arg(long)]
         json: bool,
     },

@@ -237,7 +237,7 @@ struct LiveView {
     completed: u64,
     pruned: u64,
     failed: u64,
-    best: Option<(u64, f64)>,
+    best: Option<(hyperion_core::TrialNumber, f64)>,
     /// A finished trial's line, printed once the progress it causes is counted.
     line: Option<String>,
     /// Stops the run when nobody reads its events any more (`--log json | head -1`).

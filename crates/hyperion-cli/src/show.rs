@@ -140,7 +140,7 @@ pub fn trials(store: &Arc<dyn Store>, study: &str, format: TableFormat) -> Resul
 pub fn decisions(
     store: &Arc<dyn Store>,
     study: &str,
-    trial: Option<u64>,
+    trial: Option<hyperion_core::TrialNumber>,
     json: bool,
 ) -> Result<ExitCode> {
     let record = find_study(store, study)?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Distribution, ParamValue, Params, Timestamp, TrialId, TrialState};
+use crate::{Distribution, ParamValue, Params, Timestamp, TrialId, TrialNumber, TrialState};
 
 /// One recorded fact about a study.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,15 +15,15 @@ pub enum Change {
     /// A trial was created `Running` (asked) or `Pending` (enqueued) with its first params.
     TrialCreated {
         id: TrialId,
-        number: u64,
+        number: TrialNumber,
         state: TrialState,
         params: Arc<Params>,
-        parent: Option<u64>,
+        parent: Option<TrialNumber>,
         depth: u32,
-        retry_of: Option<u64>,
+        retry_of: Option<TrialNumber>,
     },
     /// A pending trial was claimed by a worker.
-    TrialStarted { number: u64 },
+    TrialStarted { number: TrialNumber },
     /// A define-by-run parameter got its distribution; the same name keeps it for the study.
     ParamRegistered {
         name: String,
@@ -31,27 +31,27 @@ pub enum Change {
     },
     /// A define-by-run parameter got its value in a running trial.
     ParamSet {
-        number: u64,
+        number: TrialNumber,
         name: String,
         value: ParamValue,
     },
     /// An intermediate value: the first objective's, and for a study with several objectives
     /// possibly the others' (`others`, objectives 2, 3, …; empty when not reported).
     MetricReported {
-        number: u64,
+        number: TrialNumber,
         step: u64,
         value: f64,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         others: Vec<f64>,
     },
     UserAttrSet {
-        number: u64,
+        number: TrialNumber,
         key: String,
         value: serde_json::Value,
     },
     /// A trial reached a final state; `values` are set for `Completed` only.
     TrialFinished {
-        number: u64,
+        number: TrialNumber,
         state: TrialState,
         values: Option<Vec<f64>>,
     },
@@ -70,7 +70,7 @@ pub enum Change {
     StopRequested { kill: bool, by: String },
     /// A running trial's process started: where, so that a later run on the same machine can
     /// kill what is left of it once its own run is gone.
-    TrialLaunched { number: u64, launch: Launch },
+    TrialLaunched { number: TrialNumber, launch: Launch },
 }
 
 /// Where a trial's process group runs. The group is the one to kill only while its leader is
@@ -138,7 +138,7 @@ impl From<Params> for Proposal {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     /// The trial it concerns, if any.
-    pub trial: Option<u64>,
+    pub trial: Option<TrialNumber>,
     /// Who decided: `asha`, `median`, `controller`, …
     pub policy: String,
     pub action: DecisionAction,
@@ -162,7 +162,7 @@ pub enum DecisionAction {
     /// The trial stops now and ends as pruned.
     Stop,
     /// The trial stops and a child continues trial `parent` in its place (PBT).
-    Exploit { parent: u64 },
+    Exploit { parent: TrialNumber },
     /// An action this release does not know (written by another release); kept as it is.
     Other(String),
 }

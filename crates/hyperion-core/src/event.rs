@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Params;
+use crate::{Params, TrialNumber};
 
 /// Why a run of a study ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,30 +33,30 @@ pub enum Event {
         study: String,
     },
     TrialStarted {
-        number: u64,
+        number: TrialNumber,
         params: Arc<Params>,
     },
     MetricReported {
-        number: u64,
+        number: TrialNumber,
         step: u64,
         value: f64,
     },
     TrialCompleted {
-        number: u64,
+        number: TrialNumber,
         values: Vec<f64>,
     },
     TrialPruned {
-        number: u64,
+        number: TrialNumber,
         step: Option<u64>,
         reason: String,
     },
     TrialFailed {
-        number: u64,
+        number: TrialNumber,
         error: String,
     },
     /// A new best trial (single objective), or a trial joined the Pareto front (several).
     BestUpdated {
-        number: u64,
+        number: TrialNumber,
         values: Vec<f64>,
     },
     /// After each finished trial: `finished` counts 1, 2, … up to `total` (the trial budget, if
@@ -77,7 +77,7 @@ pub enum Event {
     DecisionRecorded(crate::Decision),
     /// A line a trial process printed (not stored: its logs are in the trial's directory).
     TrialOutput {
-        number: u64,
+        number: TrialNumber,
         stderr: bool,
         line: String,
     },

@@ -31,6 +31,6 @@ pub use error::Error;
 pub use event::{Event, EventKind, StopReason};
 pub use space::{Condition, Param, SearchSpace, SearchSpaceBuilder};
 pub use study::{Direction, Objective, StudyId, StudySpec, dominates, dominates_minimizing};
-pub use trial::{Timestamp, Trial, TrialId, TrialState};
+pub use trial::{Timestamp, Trial, TrialId, TrialNumber, TrialState};
 pub use value::{ParamValue, Params};
 pub use view::{Counts, StopRequest, StudyView};

@@ -12,6 +12,44 @@ use crate::Params;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TrialId(pub u64);
 
+/// A trial's number in its study: 0, 1, 2, … without gaps, never reused. Written as the bare
+/// number (`7`) in JSON, the log and the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrialNumber(pub u64);
+
+impl TrialNumber {
+    /// The number as an index (into a view's trials).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl std::fmt::Display for TrialNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq<u64> for TrialNumber {
+    fn eq(&self, other: &u64) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<u64> for TrialNumber {
+    fn from(n: u64) -> Self {
+        TrialNumber(n)
+    }
+}
+
+impl std::str::FromStr for TrialNumber {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(TrialNumber)
+    }
+}
+
 /// Microseconds since the Unix epoch: portable, cheap to store and compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(pub u64);
@@ -73,7 +111,7 @@ impl TrialState {
 pub struct Trial {
     pub id: TrialId,
     /// 0, 1, 2, … within its study, in order of creation; never reused.
-    pub number: u64,
+    pub number: TrialNumber,
     pub state: TrialState,
     /// Shared with the change that created the trial: cloning a trial does not copy them.
     pub params: Arc<Params>,
@@ -89,10 +127,10 @@ pub struct Trial {
     pub user_attrs: BTreeMap<String, serde_json::Value>,
     /// Lineage for schedulers (PBT): the trial this one continues from, and how many ancestors
     /// it has.
-    pub parent: Option<u64>,
+    pub parent: Option<TrialNumber>,
     pub depth: u32,
     /// The trial this one runs again (after a crash or a stale heartbeat).
-    pub retry_of: Option<u64>,
+    pub retry_of: Option<TrialNumber>,
     pub created_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,

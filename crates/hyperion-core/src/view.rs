@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::{
-    Change, Distribution, Error, Event, Launch, LoggedChange, StudyId, StudySpec, Trial, TrialState,
+    Change, Distribution, Error, Event, Launch, LoggedChange, TrialNumber, StudyId, StudySpec, Trial, TrialState,
     dominates,
 };
 
@@ -51,16 +51,16 @@ pub struct StudyView {
     /// Indexed by trial number.
     trials: Vec<Trial>,
     /// Numbers of completed trials, in order of completion.
-    completed: Vec<u64>,
+    completed: Vec<TrialNumber>,
     /// Numbers of running trials.
-    running: std::collections::BTreeSet<u64>,
+    running: std::collections::BTreeSet<TrialNumber>,
     cursor: u64,
     counts: Counts,
     /// Trials that take the place of another in the trial budget: retries, and PBT children
     /// (trials with a parent), which continue a population member.
     retries: u64,
-    best: Option<u64>,
-    pareto: Vec<u64>,
+    best: Option<TrialNumber>,
+    pareto: Vec<TrialNumber>,
     total: Option<u64>,
     /// The latest [`Change::SettingsRecorded`].
     settings: Option<serde_json::Value>,
@@ -68,9 +68,9 @@ pub struct StudyView {
     last_stop: u64,
     last_kill: u64,
     /// Why each trial a scheduler stopped was stopped (its first stopping decision).
-    stopped: std::collections::HashMap<u64, String>,
+    stopped: std::collections::HashMap<TrialNumber, String>,
     /// Where the running trials' processes run.
-    launches: std::collections::HashMap<u64, Launch>,
+    launches: std::collections::HashMap<TrialNumber, Launch>,
 }
 
 /// What the runs of a study were asked to do by a [`Change::StopRequested`].
@@ -128,16 +128,16 @@ impl StudyView {
     pub fn trials(&self) -> &[Trial] {
         &self.trials
     }
-    pub fn trial(&self, number: u64) -> Option<&Trial> {
-        self.trials.get(number as usize)
+    pub fn trial(&self, number: TrialNumber) -> Option<&Trial> {
+        self.trials.get(number.index())
     }
     /// Completed trials in order of completion.
     pub fn completed(&self) -> impl ExactSizeIterator<Item = &Trial> + '_ {
-        self.completed.iter().map(|&n| &self.trials[n as usize])
+        self.completed.iter().map(|&n| &self.trials[n.index()])
     }
     /// Running trials, by number (for samplers that account for work in progress).
     pub fn running(&self) -> impl Iterator<Item = &Trial> + '_ {
-        self.running.iter().map(|&n| &self.trials[n as usize])
+        self.running.iter().map(|&n| &self.trials[n.index()])
     }
     /// The best completed trial of a single-objective study (the earliest among equals); `None`
     /// with several objectives: see [`StudyView::pareto_front`].
@@ -151,7 +151,7 @@ impl StudyView {
             _ => self
                 .pareto
                 .iter()
-                .map(|&n| &self.trials[n as usize])
+                .map(|&n| &self.trials[n.index()])
                 .collect(),
         }
     }
@@ -186,11 +186,11 @@ impl StudyView {
         }
     }
     /// Why a scheduler stopped trial `number`, if one did (the rationale of its decision).
-    pub fn stop_reason(&self, number: u64) -> Option<&str> {
+    pub fn stop_reason(&self, number: TrialNumber) -> Option<&str> {
         self.stopped.get(&number).map(String::as_str)
     }
     /// Where running trial `number`'s process runs, if it is a process.
-    pub fn launch(&self, number: u64) -> Option<&Launch> {
+    pub fn launch(&self, number: TrialNumber) -> Option<&Launch> {
         self.launches.get(&number)
     }
     /// The trial budget announced in progress events.
@@ -221,7 +221,7 @@ impl StudyView {
                 depth,
                 retry_of,
             } => {
-                if *number != self.trials.len() as u64 {
+                if number.0 != self.trials.len() as u64 {
                     return Err(self.inconsistent(format!(
                         "trial {number} created after {} trials",
                         self.trials.len()
@@ -383,7 +383,7 @@ impl StudyView {
     }
 
     /// Records a completion in the best trial or the Pareto front; true if it joined.
-    fn update_best(&mut self, number: u64, values: &[f64]) -> bool {
+    fn update_best(&mut self, number: TrialNumber, values: &[f64]) -> bool {
         let objectives = &self.spec.objectives;
         if values.len() != objectives.len() || values.iter().any(|v| !v.is_finite()) {
             return false; // Stores refuse these; never let one become the best.
@@ -399,7 +399,7 @@ impl StudyView {
             return better;
         }
         let trials = &self.trials;
-        let value_of = |n: u64| trials[n as usize].values.as_deref().unwrap_or_default();
+        let value_of = |n: TrialNumber| trials[n.index()].values.as_deref().unwrap_or_default();
         if self
             .pareto
             .iter()
@@ -413,9 +413,9 @@ impl StudyView {
         true
     }
 
-    fn trial_mut(&mut self, number: u64) -> Result<&mut Trial, Error> {
+    fn trial_mut(&mut self, number: TrialNumber) -> Result<&mut Trial, Error> {
         let len = self.trials.len();
-        self.trials.get_mut(number as usize).ok_or_else(|| {
+        self.trials.get_mut(number.index()).ok_or_else(|| {
             Error::Inconsistent(format!(
                 "change for trial {number}, but only {len} trials exist"
             ))

@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyperion_core::{Change, Event, Launch, StopReason, StopRequest};
+use hyperion_core::{Change, Event, Launch, StopReason, StopRequest, TrialNumber};
 use hyperion_schedulers::SchedulerConfig;
 
 use crate::protocol::{Record, Reported, human};
@@ -28,14 +28,14 @@ use crate::{ActiveTrial, Budget, Error, Outcome, Recovery, Study, Summary, Verdi
 pub enum Message {
     /// A line a trial printed.
     Output {
-        number: u64,
+        number: TrialNumber,
         stderr: bool,
         line: String,
     },
     /// A metric record a trial reported (a line of its metrics file, or of its stdout).
-    Metrics { number: u64, record: Record },
+    Metrics { number: TrialNumber, record: Record },
     /// A trial's process or thread ended; nothing about it follows.
-    Exited { number: u64, exit: Exit },
+    Exited { number: TrialNumber, exit: Exit },
     /// A stop request (Ctrl-C, a signal, `hyperion stop`, [`Study::stop`]).
     Stop(StopRequest),
     /// Something changed in the store that may let a trial start: look again.
@@ -74,12 +74,12 @@ pub trait Dispatcher<'s> {
         trial: ActiveTrial<'s>,
         tx: &Sender<Message>,
     ) -> Result<Option<Launch>, String>;
-    fn stop(&mut self, number: u64);
-    fn kill(&mut self, number: u64);
+    fn stop(&mut self, number: TrialNumber);
+    fn kill(&mut self, number: TrialNumber);
     /// The trial's exit was handled: free what it held.
-    fn release(&mut self, number: u64);
+    fn release(&mut self, number: TrialNumber);
     /// PBT exploited a trial: `child` will restore `parent`'s checkpoint as it is now.
-    fn hand_over(&mut self, parent: u64, child: u64) {
+    fn hand_over(&mut self, parent: TrialNumber, child: TrialNumber) {
         let _ = (parent, child);
     }
     /// Kills what is left of a trial whose run died on this machine (see [`Launch`]).
@@ -252,12 +252,12 @@ impl Study {
         controls: &[(&RunControl, u64)],
         budget: &Budget,
         (tx, rx): (&Sender<Message>, mpsc::Receiver<Message>),
-        mine: &Mutex<BTreeSet<u64>>,
+        mine: &Mutex<BTreeSet<TrialNumber>>,
     ) -> Result<(u64, StopReason), Error> {
         let mut stop = None;
         let started = Instant::now();
         let recovery = &options.recovery;
-        let mut running: BTreeMap<u64, Slot> = BTreeMap::new();
+        let mut running: BTreeMap<TrialNumber, Slot> = BTreeMap::new();
         let mut budget_spent = false;
         let mut trials_run = 0;
         let mut next_settle = after(Instant::now(), recovery.heartbeat);
@@ -429,7 +429,7 @@ impl Study {
     fn take_record<'s>(
         &'s self,
         dispatcher: &mut dyn Dispatcher<'s>,
-        number: u64,
+        number: TrialNumber,
         slot: &mut Slot,
         record: Record,
     ) -> Result<(), Error> {
@@ -457,7 +457,7 @@ impl Study {
 
     /// Records how a trial of this run ended. A result the store refuses (two values for one
     /// objective) fails the trial; a trial another run already settled (stale) is left alone.
-    fn settle_trial(&self, number: u64, outcome: Outcome) -> Result<(), Error> {
+    fn settle_trial(&self, number: TrialNumber, outcome: Outcome) -> Result<(), Error> {
         match self.tell(number, outcome) {
             Ok(_) => Ok(()),
             Err(Error::Store(hyperion_store::StoreError::InvalidValues { reason, .. })) => {
@@ -478,7 +478,7 @@ impl Study {
         max_retries: u32,
     ) -> Result<(), Error> {
         // Where the running trials run, read before failing them removes it from the view.
-        let launches: BTreeMap<u64, Launch> = {
+        let launches: BTreeMap<TrialNumber, Launch> = {
             let view = self.sync()?;
             view.running()
                 .filter_map(|t| Some((t.number, view.launch(t.number)?.clone())))
@@ -497,14 +497,14 @@ impl Study {
     fn heartbeats(
         &self,
         done: mpsc::Receiver<()>,
-        mine: &Mutex<BTreeSet<u64>>,
+        mine: &Mutex<BTreeSet<TrialNumber>>,
         recovery: &Recovery,
         since: u64,
         tx: &Sender<Message>,
     ) -> Result<(), Error> {
         let mut obeyed = None;
         while let Err(RecvTimeoutError::Timeout) = done.recv_timeout(recovery.heartbeat) {
-            let numbers: Vec<u64> = lock(mine).iter().copied().collect();
+            let numbers: Vec<TrialNumber> = lock(mine).iter().copied().collect();
             if !numbers.is_empty() {
                 self.store()
                     .heartbeat(self.record.id, &numbers, recovery.grace)?;
@@ -577,7 +577,7 @@ impl Slot {
 /// Asks a trial to stop; it ends as `ending` whatever its exit status.
 fn terminate<'s>(
     dispatcher: &mut dyn Dispatcher<'s>,
-    number: u64,
+    number: TrialNumber,
     slot: &mut Slot,
     ending: Ending,
 ) {

@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyperion_core::Launch;
+use hyperion_core::{Launch, TrialNumber};
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
@@ -38,7 +38,7 @@ pub struct LocalDispatcher {
     config: ProcessConfig,
     study: String,
     free_gpus: VecDeque<String>,
-    running: HashMap<u64, Running>,
+    running: HashMap<TrialNumber, Running>,
     machine: Machine,
 }
 
@@ -207,25 +207,25 @@ impl<'s> Dispatcher<'s> for LocalDispatcher {
         }
     }
 
-    fn stop(&mut self, number: u64) {
+    fn stop(&mut self, number: TrialNumber) {
         if let Some(r) = self.running.get(&number) {
             r.group.signal(Signal::SIGTERM);
         }
     }
 
-    fn kill(&mut self, number: u64) {
+    fn kill(&mut self, number: TrialNumber) {
         if let Some(r) = self.running.get(&number) {
             r.group.signal(Signal::SIGKILL);
         }
     }
 
-    fn release(&mut self, number: u64) {
+    fn release(&mut self, number: TrialNumber) {
         if let Some(mut r) = self.running.remove(&number) {
             self.free_gpus.extend(r.gpus.drain(..));
         }
     }
 
-    fn hand_over(&mut self, parent: u64, child: u64) {
+    fn hand_over(&mut self, parent: TrialNumber, child: TrialNumber) {
         if let Err(e) = protocol::copy_checkpoint(&self.config.trials_dir, parent, child) {
             eprintln!("warning: cannot copy trial {parent}'s checkpoint for trial {child}: {e}");
         }
@@ -328,7 +328,7 @@ enum Stream {
 }
 
 fn spawn_reader(
-    number: u64,
+    number: TrialNumber,
     stream: Stream,
     pipe: impl Read + Send + 'static,
     mut log: File,

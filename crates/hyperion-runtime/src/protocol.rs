@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use hyperion_core::{Params, StudySpec, Trial};
+use hyperion_core::{Params, StudySpec, Trial, TrialNumber};
 use serde::{Deserialize, Serialize};
 
 use crate::Outcome;
@@ -117,7 +117,7 @@ pub type Record = (Option<u64>, BTreeMap<String, f64>);
 pub struct Placeholders<'a> {
     pub params: &'a Params,
     pub trial_dir: &'a Path,
-    pub number: u64,
+    pub number: TrialNumber,
     pub id: u64,
     pub study: &'a str,
 }
@@ -206,7 +206,7 @@ pub fn substitute(
 }
 
 /// Where trial `number` keeps its files.
-pub fn trial_dir(trials_dir: &Path, number: u64) -> PathBuf {
+pub fn trial_dir(trials_dir: &Path, number: TrialNumber) -> PathBuf {
     trials_dir.join(number.to_string())
 }
 
@@ -258,12 +258,12 @@ pub fn prepare_dir(trials_dir: &Path, trial: &Trial) -> std::io::Result<(PathBuf
 }
 
 /// Where trial `child` finds its parent's checkpoint (`HYPERION_RESTORE_FROM`).
-fn restore_dir(trials_dir: &Path, child: u64) -> PathBuf {
+fn restore_dir(trials_dir: &Path, child: TrialNumber) -> PathBuf {
     trial_dir(trials_dir, child).join("restore")
 }
 
 /// Copies trial `parent`'s checkpoint to where its child restores it from.
-pub fn copy_checkpoint(trials_dir: &Path, parent: u64, child: u64) -> std::io::Result<()> {
+pub fn copy_checkpoint(trials_dir: &Path, parent: TrialNumber, child: TrialNumber) -> std::io::Result<()> {
     let from = trial_dir(trials_dir, parent).join("checkpoint");
     copy_dir(&from, &restore_dir(trials_dir, child))
 }

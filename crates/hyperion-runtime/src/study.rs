@@ -7,7 +7,7 @@ use std::time::Duration;
 use hyperion_core::{
     CategoricalDistribution, Change, Proposal, StopRequest, Distribution, Error as CoreError, Event, EventKind, FloatDistribution,
     IntDistribution, Objective, ParamValue, Params, SearchSpace, StudySpec, StudyView, Trial,
-    TrialState,
+    TrialNumber, TrialState,
 };
 use hyperion_samplers::{SampleContext, Sampler, SamplerConfig, SamplerError};
 use hyperion_store::{Created, MemoryStore, NewTrial, Store, StudyRecord};
@@ -50,8 +50,8 @@ pub enum Verdict {
 /// A PBT child that continues trial `parent` in the place of the trial it stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Successor {
-    pub child: u64,
-    pub parent: u64,
+    pub child: TrialNumber,
+    pub parent: TrialNumber,
 }
 
 /// Builds or reopens a [`Study`]. What the builder leaves unset comes from the study's
@@ -416,7 +416,7 @@ impl Study {
             if max_trials.is_some_and(|n| snapshot.budget_used() >= n) {
                 return Ok(None);
             }
-            let number = snapshot.trials().len() as u64;
+            let number = TrialNumber(snapshot.trials().len() as u64);
             let mut proposal = Some(self.suggest(&snapshot, number)?);
             drop(snapshot);
             let mut moved = false;
@@ -439,10 +439,10 @@ impl Study {
     }
 
     /// The sampler's proposal for trial `number`; a panic in it is an error.
-    fn suggest(&self, view: &StudyView, number: u64) -> Result<Proposal, SamplerError> {
+    fn suggest(&self, view: &StudyView, number: TrialNumber) -> Result<Proposal, SamplerError> {
         let ctx = SampleContext {
             view,
-            trial_number: number,
+            trial_number: number.0,
         };
         let space = &self.record.spec.space;
         match catch_unwind(AssertUnwindSafe(|| self.sampler.propose(space, &ctx))) {
@@ -461,7 +461,7 @@ impl Study {
     /// with its rationale, goes to the decision log. Works from any thread or process that
     /// holds the store, not only through the handle `ask` returned. A trial already stopped
     /// stays stopped.
-    pub fn report(&self, number: u64, step: u64, values: &[f64]) -> Result<Verdict, Error> {
+    pub fn report(&self, number: TrialNumber, step: u64, values: &[f64]) -> Result<Verdict, Error> {
         let id = self.record.id;
         self.store.report(id, number, step, values)?;
         let verdict = {
@@ -500,7 +500,7 @@ impl Study {
     }
 
     /// What the scheduler last decided about trial `number`: whether it should stop.
-    pub fn verdict(&self, number: u64) -> Result<Verdict, Error> {
+    pub fn verdict(&self, number: TrialNumber) -> Result<Verdict, Error> {
         let view = self.sync()?;
         if view.trial(number).is_none() {
             return Err(hyperion_store::StoreError::TrialNotFound { number }.into());
@@ -515,7 +515,7 @@ impl Study {
     }
 
     /// Renews the lease of trial `number` (run by another program) for [`Recovery::lease`].
-    pub fn renew_lease(&self, number: u64) -> Result<(), Error> {
+    pub fn renew_lease(&self, number: TrialNumber) -> Result<(), Error> {
         let lease = self.settings.recovery.lease;
         Ok(self.store.heartbeat(self.record.id, &[number], lease)?)
     }
@@ -549,7 +549,7 @@ impl Study {
     /// A NaN or infinite objective value never becomes a result: the trial is recorded as
     /// failed, with the offending objective named in its error (as Optuna does). A wrong number
     /// of values is an error and leaves the trial running.
-    pub fn tell(&self, number: u64, outcome: Outcome) -> Result<Trial, Error> {
+    pub fn tell(&self, number: TrialNumber, outcome: Outcome) -> Result<Trial, Error> {
         let (state, values) = match outcome {
             Outcome::Completed(values) => {
                 let objectives = &self.record.spec.objectives;
@@ -629,7 +629,7 @@ impl Study {
 
     /// Creates the pending child of a PBT exploit: it continues trial `parent` with `params`,
     /// one generation deeper. Returns its number.
-    fn start_child(&self, parent: u64, params: Params) -> Result<u64, Error> {
+    fn start_child(&self, parent: TrialNumber, params: Params) -> Result<TrialNumber, Error> {
         let id = self.record.id;
         let new = NewTrial {
             pending: true,
@@ -722,7 +722,7 @@ impl Study {
         }
         let ctx = SampleContext {
             view: &view,
-            trial_number: trial.number,
+            trial_number: trial.number.0,
         };
         let value = self.sampler.suggest_param(name, &distribution, &ctx)?;
         self.store
@@ -758,7 +758,7 @@ impl<'s> ActiveTrial<'s> {
     }
 
     /// The trial's number in its study: pass it to [`Study::tell`].
-    pub fn number(&self) -> u64 {
+    pub fn number(&self) -> TrialNumber {
         self.trial.number
     }
     /// The params so far (declared ones, then define-by-run ones as they are suggested).

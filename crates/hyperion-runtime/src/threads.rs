@@ -6,7 +6,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::Scope;
 
-use hyperion_core::Launch;
+use hyperion_core::{Launch, TrialNumber};
 
 use crate::controller::{Dispatcher, Exit, Message};
 use crate::optimize::panic_message;
@@ -20,7 +20,7 @@ type Job<'s> = (ActiveTrial<'s>, Sender<Message>);
 pub(crate) struct ThreadDispatcher<'s> {
     threads: usize,
     jobs: Option<Sender<Job<'s>>>,
-    running: std::collections::HashMap<u64, Arc<AtomicBool>>,
+    running: std::collections::HashMap<TrialNumber, Arc<AtomicBool>>,
 }
 
 impl<'s> ThreadDispatcher<'s> {
@@ -90,17 +90,17 @@ impl<'s> Dispatcher<'s> for ThreadDispatcher<'s> {
         Ok(None)
     }
 
-    fn stop(&mut self, number: u64) {
+    fn stop(&mut self, number: TrialNumber) {
         if let Some(flag) = self.running.get(&number) {
             flag.store(true, Ordering::SeqCst);
         }
     }
 
-    fn kill(&mut self, number: u64) {
+    fn kill(&mut self, number: TrialNumber) {
         self.stop(number);
     }
 
-    fn release(&mut self, number: u64) {
+    fn release(&mut self, number: TrialNumber) {
         self.running.remove(&number);
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use hyperion_core::{Change, StudyView, Trial, dominates_minimizing};
+use hyperion_core::{Change, StudyView, Trial, TrialNumber, dominates_minimizing};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -232,7 +232,7 @@ struct Rungs {
     /// With several objectives: per rung, the points recorded there, lower is better.
     points: Vec<Vec<Vec<f64>>>,
     /// Per trial, how many rungs it has reached.
-    reached: HashMap<u64, usize>,
+    reached: HashMap<TrialNumber, usize>,
 }
 
 impl Halving {
@@ -256,13 +256,13 @@ impl Halving {
 
     /// The bracket of trial `number`: a low-discrepancy walk (golden ratio) over the brackets'
     /// weights, so that any stretch of trials is spread over brackets in proportion.
-    fn bracket(&self, number: u64) -> usize {
+    fn bracket(&self, number: TrialNumber) -> usize {
         if self.brackets.len() == 1 {
             return 0;
         }
         let total: u64 = self.weights.iter().sum();
         let golden = 0.618_033_988_749_894_9_f64;
-        let at = ((number as f64 * golden).fract() * total as f64) as u64;
+        let at = ((number.0 as f64 * golden).fract() * total as f64) as u64;
         let mut acc = 0;
         for (i, w) in self.weights.iter().enumerate() {
             acc += w;

@@ -28,7 +28,9 @@ mod pbt;
 
 use std::fmt::Debug;
 
-use hyperion_core::{Change, Decision, DecisionAction, Direction, Params, StudyView, Trial};
+use hyperion_core::{
+    Change, Decision, DecisionAction, Direction, Params, StudyView, Trial, TrialNumber,
+};
 use serde::{Deserialize, Serialize};
 
 pub use halving::{Asha, AshaConfig, Bracket, Hyperband, HyperbandConfig, hyperband_brackets};
@@ -67,7 +69,7 @@ pub enum Action {
     /// Population-based training: stop it, and start a child that restores trial `parent`'s
     /// checkpoint and trains on with `params`.
     Exploit {
-        parent: u64,
+        parent: TrialNumber,
         params: Params,
     },
 }
@@ -78,7 +80,7 @@ impl Verdict {
     }
 
     /// The entry of the decision log.
-    pub fn decision(&self, trial: u64) -> Decision {
+    pub fn decision(&self, trial: TrialNumber) -> Decision {
         let action = match &self.action {
             Action::Continue => DecisionAction::Continue,
             Action::Stop => DecisionAction::Stop,

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use hyperion_core::{Change, Distribution, ParamValue, Params, StudyView, Trial, TrialState};
+use hyperion_core::{Change, Distribution, ParamValue, Params, StudyView, Trial, TrialNumber, TrialState};
 use hyperion_samplers::{from_unit, stream};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ pub struct Pbt {
     config: PbtConfig,
     seed: u64,
     /// Each running trial's latest value, lower is better.
-    latest: Mutex<HashMap<u64, f64>>,
+    latest: Mutex<HashMap<TrialNumber, f64>>,
 }
 
 impl Pbt {
@@ -192,7 +192,7 @@ impl Scheduler for Pbt {
             return None;
         }
         let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        let mut members: Vec<(f64, u64)> = latest.iter().map(|(&n, &v)| (v, n)).collect();
+        let mut members: Vec<(f64, TrialNumber)> = latest.iter().map(|(&n, &v)| (v, n)).collect();
         drop(latest);
         if members.len() < 2 {
             return None;
@@ -212,7 +212,7 @@ impl Scheduler for Pbt {
                 ),
             });
         }
-        let mut rng = stream(self.seed, trial.number, 0x0070_6274 ^ step);
+        let mut rng = stream(self.seed, trial.number.0, 0x0070_6274 ^ step);
         let (parent_value, parent) = members[rng.random_range(0..q)];
         let parent_trial = view.trial(parent)?;
         let params = self.explore(view, &parent_trial.params, &mut rng);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hyperion_core::{
+use hyperion_core::{TrialNumber, 
     Change, FloatDistribution, LoggedChange, Objective, Params, SearchSpace, StudyId, StudySpec,
     StudyView, Timestamp, TrialId, TrialState,
 };
@@ -44,12 +44,12 @@ impl<S: Scheduler> History<S> {
         self.scheduler.observe(&self.view, &logged.change);
     }
 
-    fn start(&mut self, lr: f64) -> u64 {
-        let number = self.view.trials().len() as u64;
+    fn start(&mut self, lr: f64) -> TrialNumber {
+        let number = TrialNumber(self.view.trials().len() as u64);
         let mut params = Params::new();
         params.insert("lr".into(), lr.into());
         self.apply(Change::TrialCreated {
-            id: TrialId(number),
+            id: TrialId(number.0),
             number,
             state: TrialState::Running,
             params: Arc::new(params),
@@ -61,11 +61,11 @@ impl<S: Scheduler> History<S> {
     }
 
     /// Reports and asks for the decision, as `ActiveTrial::report` does.
-    fn report(&mut self, number: u64, step: u64, value: f64) -> Option<Verdict> {
+    fn report(&mut self, number: TrialNumber, step: u64, value: f64) -> Option<Verdict> {
         self.report_point(number, step, &[value])
     }
 
-    fn report_point(&mut self, number: u64, step: u64, point: &[f64]) -> Option<Verdict> {
+    fn report_point(&mut self, number: TrialNumber, step: u64, point: &[f64]) -> Option<Verdict> {
         self.apply(Change::MetricReported {
             number,
             step,
@@ -76,11 +76,11 @@ impl<S: Scheduler> History<S> {
         self.scheduler.decide(&self.view, trial, step)
     }
 
-    fn complete(&mut self, number: u64, value: f64) {
+    fn complete(&mut self, number: TrialNumber, value: f64) {
         self.complete_point(number, &[value]);
     }
 
-    fn complete_point(&mut self, number: u64, point: &[f64]) {
+    fn complete_point(&mut self, number: TrialNumber, point: &[f64]) {
         self.apply(Change::TrialFinished {
             number,
             state: TrialState::Completed,
@@ -125,11 +125,11 @@ fn asha_promotes_the_best_third_of_each_rung() {
 
     // Trial 0 reaches rung 1 (step 3) first: alone there, it goes on; trial 2 then ranks
     // behind it with 2 values (keep 1) and stops; a step between rungs decides nothing.
-    assert_eq!(h.report(0, 2, 0.45), None);
-    assert!(!stops(&h.report(0, 3, 0.4)));
-    assert!(stops(&h.report(2, 3, 0.41)));
+    assert_eq!(h.report(TrialNumber(0), 2, 0.45), None);
+    assert!(!stops(&h.report(TrialNumber(0), 3, 0.4)));
+    assert!(stops(&h.report(TrialNumber(2), 3, 0.41)));
     // Skipping over a rung still decides at it.
-    let v = h.report(5, 5, 0.1).expect("step 5 passes rung 1 (step 3)");
+    let v = h.report(TrialNumber(5), 5, 0.1).expect("step 5 passes rung 1 (step 3)");
     assert!(
         !v.stops() && v.rationale.contains("rung 1"),
         "{}",
@@ -297,7 +297,7 @@ fn pbt_replaces_the_bottom_quantile_with_explored_children_of_the_top() {
             Pbt::new(config.clone(), seed).unwrap(),
             Objective::minimize("loss"),
         );
-        let trials: Vec<u64> = [0.1, 0.2, 0.3, 0.4].iter().map(|&lr| h.start(lr)).collect();
+        let trials: Vec<TrialNumber> = [0.1, 0.2, 0.3, 0.4].iter().map(|&lr| h.start(lr)).collect();
         let mut verdicts = Vec::new();
         for step in 0..=1 {
             for (i, &t) in trials.iter().enumerate() {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use hyperion_core::{
     Change, Condition, Decision, Distribution, FloatDistribution, IntDistribution, Objective, ParamValue,
-    Params, SearchSpace, StudyId, StudySpec, StudyView, TrialState,
+    Params, SearchSpace, StudyId, StudySpec, StudyView, TrialNumber, TrialState,
 };
 
 use crate::{Created, NewTrial, Store, StoreError};
@@ -80,7 +80,7 @@ fn point(x: f64) -> Params {
     ])
 }
 
-fn create(store: &dyn Store, study: StudyId) -> u64 {
+fn create(store: &dyn Store, study: StudyId) -> TrialNumber {
     match store
         .create_trial(study, &NewTrial::running(), None, &mut |_| Some(point(0.0).into()))
         .unwrap()
@@ -90,7 +90,7 @@ fn create(store: &dyn Store, study: StudyId) -> u64 {
     }
 }
 
-fn complete(store: &dyn Store, study: StudyId, value: f64) -> u64 {
+fn complete(store: &dyn Store, study: StudyId, value: f64) -> TrialNumber {
     let number = create(store, study);
     store
         .finish_trial(study, number, TrialState::Completed, Some(vec![value]))
@@ -209,6 +209,7 @@ pub fn concurrent_creates_never_share_a_number(store: &dyn Store) {
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap())
+            .map(|n: TrialNumber| n.0)
             .collect()
     });
     let unique: BTreeSet<u64> = numbers.iter().copied().collect();
@@ -285,8 +286,8 @@ pub fn finishing_records_state_values_and_times(store: &dyn Store) {
     assert_eq!(store.trial(study, p).unwrap().state, pruned);
     assert_eq!(store.trial(study, f).unwrap().state, failed);
     assert!(matches!(
-        store.trial(study, 99),
-        Err(StoreError::TrialNotFound { number: 99 })
+        store.trial(study, TrialNumber(99)),
+        Err(StoreError::TrialNotFound { number: TrialNumber(99) })
     ));
 }
 
@@ -415,6 +416,7 @@ pub fn pending_trials_are_claimed_once_in_order(store: &dyn Store) {
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap())
+            .map(|n: TrialNumber| n.0)
             .collect()
     });
     let unique: BTreeSet<u64> = claimed.iter().copied().collect();
@@ -634,7 +636,7 @@ pub fn stale_trials_fail_and_are_retried_up_to_max_retries(store: &dyn Store) {
     assert_eq!(store.trials(study).unwrap().len(), 4);
 }
 
-fn create_watched(store: &dyn Store, study: StudyId) -> u64 {
+fn create_watched(store: &dyn Store, study: StudyId) -> TrialNumber {
     let new = NewTrial {
         lease: Some(GRACE),
         ..NewTrial::running()
@@ -687,7 +689,7 @@ pub fn a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget(store: &dyn
     assert_eq!(new(store).unwrap(), Created::LimitReached);
     let trials = store.trials(study).unwrap();
     let retries: Vec<_> = trials.iter().filter_map(|t| t.retry_of).collect();
-    assert_eq!((trials.len(), retries), (4, vec![0, 1]));
+    assert_eq!((trials.len(), retries), (4, vec![TrialNumber(0), TrialNumber(1)]));
     let mut view = StudyView::new(study, spec("s"));
     for change in store.changes_since(study, 0).unwrap() {
         view.apply(&change, &mut Vec::new()).unwrap();
@@ -709,7 +711,7 @@ pub fn a_child_takes_the_place_of_the_member_it_continues_in_the_budget(store: &
     let Ok(Created::Trial(child)) = created else {
         panic!("a PBT child is created past the limit: {created:?}");
     };
-    assert_eq!((child.parent, child.depth, child.number), (Some(a), 1, 2));
+    assert_eq!((child.parent, child.depth, child.number), (Some(a), 1, TrialNumber(2)));
     let plain = store.create_trial(study, &NewTrial::running(), limit, &mut |_| {
         Some(point(0.3).into())
     });

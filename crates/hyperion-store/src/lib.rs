@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use hyperion_core::{
     Change, Decision, Distribution, Proposal, LoggedChange, ParamValue, StudyId, StudySpec, Timestamp, Trial,
-    TrialState,
+    TrialNumber, TrialState,
 };
 
 pub use memory::MemoryStore;
@@ -137,9 +137,9 @@ pub struct NewTrial {
     /// out (see [`Store::fail_stale`]), and each [`Store::heartbeat`] renews it. `None`: it
     /// never goes stale.
     pub lease: Option<Duration>,
-    pub parent: Option<u64>,
+    pub parent: Option<TrialNumber>,
     pub depth: u32,
-    pub retry_of: Option<u64>,
+    pub retry_of: Option<TrialNumber>,
 }
 
 impl NewTrial {
@@ -198,7 +198,7 @@ pub trait Store: Send + Sync + Debug {
         study: StudyId,
         new: &NewTrial,
         max_trials: Option<u64>,
-        propose: &mut dyn FnMut(u64) -> Option<Proposal>,
+        propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
     ) -> Result<Created, StoreError>;
 
     /// Moves the lowest-numbered pending trial to running and returns it; `None` if there is
@@ -216,7 +216,7 @@ pub trait Store: Send + Sync + Debug {
     fn set_param(
         &self,
         study: StudyId,
-        number: u64,
+        number: TrialNumber,
         name: &str,
         value: &ParamValue,
         distribution: &Distribution,
@@ -224,14 +224,14 @@ pub trait Store: Send + Sync + Debug {
 
     /// Renews the leases of running trials for `lease` from now (their worker's heartbeat), on
     /// the store's clock. Not logged: a heartbeat is not a fact of the study.
-    fn heartbeat(&self, study: StudyId, numbers: &[u64], lease: Duration)
+    fn heartbeat(&self, study: StudyId, numbers: &[TrialNumber], lease: Duration)
     -> Result<(), StoreError>;
 
     /// Settles trials whose worker died: each running trial whose lease ran out becomes failed
     /// ([`STALE`]…) and, unless it is already the `max_retries`-th retry of its original, is
     /// retried as a new pending trial with the same params, lineage and `retry_of` set to it.
     /// Returns the numbers of the trials it failed.
-    fn fail_stale(&self, study: StudyId, max_retries: u32) -> Result<Vec<u64>, StoreError>;
+    fn fail_stale(&self, study: StudyId, max_retries: u32) -> Result<Vec<TrialNumber>, StoreError>;
 
     /// Appends a change that touches no trial ([`Change::is_log_only`]: a decision, sampler
     /// state, settings, a stop request) to the study's log. Any other change is
@@ -265,7 +265,7 @@ pub trait Store: Send + Sync + Debug {
     fn report(
         &self,
         study: StudyId,
-        number: u64,
+        number: TrialNumber,
         step: u64,
         values: &[f64],
     ) -> Result<(), StoreError>;
@@ -273,7 +273,7 @@ pub trait Store: Send + Sync + Debug {
     fn set_user_attr(
         &self,
         study: StudyId,
-        number: u64,
+        number: TrialNumber,
         key: &str,
         value: &serde_json::Value,
     ) -> Result<(), StoreError>;
@@ -284,7 +284,7 @@ pub trait Store: Send + Sync + Debug {
     fn finish_trial(
         &self,
         study: StudyId,
-        number: u64,
+        number: TrialNumber,
         state: TrialState,
         values: Option<Vec<f64>>,
     ) -> Result<Trial, StoreError>;
@@ -292,7 +292,7 @@ pub trait Store: Send + Sync + Debug {
     /// The study's logged changes with a sequence number above `cursor`, in order.
     fn changes_since(&self, study: StudyId, cursor: u64) -> Result<Vec<LoggedChange>, StoreError>;
 
-    fn trial(&self, study: StudyId, number: u64) -> Result<Trial, StoreError>;
+    fn trial(&self, study: StudyId, number: TrialNumber) -> Result<Trial, StoreError>;
 
     /// All trials of the study, by number.
     fn trials(&self, study: StudyId) -> Result<Vec<Trial>, StoreError>;
@@ -311,11 +311,11 @@ pub enum StoreError {
     #[error("study \"{name}\" already exists with a different {what}; use another study name")]
     SpecMismatch { name: String, what: String },
     #[error("trial {number} not found")]
-    TrialNotFound { number: u64 },
+    TrialNotFound { number: TrialNumber },
     #[error("trial {number} is {state}, not running")]
-    NotRunning { number: u64, state: &'static str },
+    NotRunning { number: TrialNumber, state: &'static str },
     #[error("trial {number}: {reason}")]
-    InvalidValues { number: u64, reason: String },
+    InvalidValues { number: TrialNumber, reason: String },
     #[error(transparent)]
     Param(#[from] hyperion_core::Error),
     #[error("cannot open the store {}: {reason}", path.display())]
@@ -371,7 +371,7 @@ pub mod rules {
 
     /// A trial finishes once: only a pending or running trial can; a finished one keeps its
     /// first result ([`StoreError::NotRunning`]).
-    pub fn check_unfinished(number: u64, state: &'static str) -> Result<(), StoreError> {
+    pub fn check_unfinished(number: TrialNumber, state: &'static str) -> Result<(), StoreError> {
         match state {
             "pending" | "running" => Ok(()),
             state => Err(StoreError::NotRunning { number, state }),
@@ -381,7 +381,7 @@ pub mod rules {
 
 /// Checks intermediate `values` at `step`: the first objective's, or one per objective, finite.
 pub fn check_report(
-    number: u64,
+    number: TrialNumber,
     step: u64,
     values: &[f64],
     objectives: usize,
@@ -404,7 +404,7 @@ pub fn check_report(
 
 /// Checks `values` for completing a trial of a study with `objectives` objectives.
 pub fn check_values(
-    number: u64,
+    number: TrialNumber,
     state: &TrialState,
     values: Option<&[f64]>,
     objectives: usize,
@@ -431,7 +431,7 @@ pub fn check_values(
 /// it, no value yet in the trial, and the same distribution as `registered` (the name's
 /// distribution in the study, if any). Returns whether the name is new to the study.
 pub fn check_param(
-    number: u64,
+    number: TrialNumber,
     name: &str,
     value: &ParamValue,
     distribution: &Distribution,
@@ -491,7 +491,7 @@ pub fn lease_end(now: Timestamp, lease: Duration) -> Timestamp {
 
 /// How many retries precede trial `number` in its chain (0 for an original), following
 /// `retry_of` through `retry_of_fn`.
-pub fn retry_depth(number: u64, mut retry_of_fn: impl FnMut(u64) -> Option<u64>) -> u32 {
+pub fn retry_depth(number: TrialNumber, mut retry_of_fn: impl FnMut(TrialNumber) -> Option<TrialNumber>) -> u32 {
     let mut depth = 0;
     let mut current = number;
     while let Some(previous) = retry_of_fn(current) {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hyperion_core::{
     Change, Decision, Distribution, Proposal, Event, LoggedChange, ParamValue, Params, StudyId, StudySpec,
-    StudyView, Timestamp, Trial, TrialId, TrialState,
+    StudyView, Timestamp, Trial, TrialId, TrialNumber, TrialState,
 };
 
 use crate::{
@@ -36,9 +36,9 @@ struct StudyData {
     log: Vec<LoggedChange>,
     view: StudyView,
     /// Pending trial numbers, lowest first.
-    pending: std::collections::BTreeSet<u64>,
+    pending: std::collections::BTreeSet<TrialNumber>,
     /// Running trials with a lease, and when it ends.
-    alive: BTreeMap<u64, Timestamp>,
+    alive: BTreeMap<TrialNumber, Timestamp>,
     /// Scratch space for the view's events, which the store does not need.
     events: Vec<Event>,
 }
@@ -63,8 +63,8 @@ impl StudyData {
         next_trial: &mut u64,
         new: &NewTrial,
         params: Arc<Params>,
-    ) -> Result<u64, StoreError> {
-        let number = self.view.trials().len() as u64;
+    ) -> Result<TrialNumber, StoreError> {
+        let number = TrialNumber(self.view.trials().len() as u64);
         *next_trial += 1;
         let state = if new.pending {
             TrialState::Pending
@@ -88,13 +88,13 @@ impl StudyData {
         Ok(number)
     }
 
-    fn trial(&self, number: u64) -> Result<&Trial, StoreError> {
+    fn trial(&self, number: TrialNumber) -> Result<&Trial, StoreError> {
         self.view
             .trial(number)
             .ok_or(StoreError::TrialNotFound { number })
     }
 
-    fn running(&self, number: u64) -> Result<&Trial, StoreError> {
+    fn running(&self, number: TrialNumber) -> Result<&Trial, StoreError> {
         let trial = self.trial(number)?;
         match trial.state {
             TrialState::Running => Ok(trial),
@@ -200,13 +200,13 @@ impl Store for MemoryStore {
         study: StudyId,
         new: &NewTrial,
         max_trials: Option<u64>,
-        propose: &mut dyn FnMut(u64) -> Option<Proposal>,
+        propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
     ) -> Result<Created, StoreError> {
         self.with(study, |data, next_trial| {
             if !rules::fits_budget(new, data.view.budget_used(), max_trials) {
                 return Ok(Created::LimitReached);
             }
-            let Some(proposal) = propose(data.view.trials().len() as u64) else {
+            let Some(proposal) = propose(TrialNumber(data.view.trials().len() as u64)) else {
                 return Ok(Created::Declined);
             };
             let number = data.insert_trial(next_trial, new, Arc::new(proposal.params))?;
@@ -237,7 +237,7 @@ impl Store for MemoryStore {
     fn set_param(
         &self,
         study: StudyId,
-        number: u64,
+        number: TrialNumber,
         name: &str,
         value: &ParamValue,
         distribution: &Distribution,
@@ -262,7 +262,7 @@ impl Store for MemoryStore {
     fn heartbeat(
         &self,
         study: StudyId,
-        numbers: &[u64],
+        numbers: &[TrialNumber],
         lease: Duration,
     ) -> Result<(), StoreError> {
         self.with(study, |data, _| {
@@ -276,10 +276,10 @@ impl Store for MemoryStore {
         })
     }
 
-    fn fail_stale(&self, study: StudyId, max_retries: u32) -> Result<Vec<u64>, StoreError> {
+    fn fail_stale(&self, study: StudyId, max_retries: u32) -> Result<Vec<TrialNumber>, StoreError> {
         self.with(study, |data, next_trial| {
             let now = Timestamp::now();
-            let stale: Vec<(u64, Timestamp)> = data
+            let stale: Vec<(TrialNumber, Timestamp)> = data
                 .alive
                 .iter()
                 .filter(|(_, end)| **end < now)
@@ -324,7 +324,7 @@ impl Store for MemoryStore {
     fn report(
         &self,
         study: StudyId,
-        number: u64,
+        number: TrialNumber,
         step: u64,
         values: &[f64],
     ) -> Result<(), StoreError> {
@@ -343,7 +343,7 @@ impl Store for MemoryStore {
     fn set_user_attr(
         &self,
         study: StudyId,
-        number: u64,
+        number: TrialNumber,
         key: &str,
         value: &serde_json::Value,
     ) -> Result<(), StoreError> {
@@ -360,7 +360,7 @@ impl Store for MemoryStore {
     fn finish_trial(
         &self,
         study: StudyId,
-        number: u64,
+        number: TrialNumber,
         state: TrialState,
         values: Option<Vec<f64>>,
     ) -> Result<Trial, StoreError> {
@@ -389,7 +389,7 @@ impl Store for MemoryStore {
         })
     }
 
-    fn trial(&self, study: StudyId, number: u64) -> Result<Trial, StoreError> {
+    fn trial(&self, study: StudyId, number: TrialNumber) -> Result<Trial, StoreError> {
         self.with(study, |data, _| data.trial(number).cloned())
     }
 

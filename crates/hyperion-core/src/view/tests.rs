@@ -1,5 +1,5 @@
 use super::*;
-use crate::{Objective, SearchSpace, Timestamp, TrialId};
+use crate::{Objective, SearchSpace, Timestamp, TrialId, TrialNumber};
 
 struct Log {
     view: StudyView,
@@ -26,8 +26,9 @@ impl Log {
         self.view.apply(&logged, &mut self.events).unwrap();
     }
     fn run(&mut self, number: u64, state: TrialState, values: Option<Vec<f64>>) {
+        let number = TrialNumber(number);
         self.push(Change::TrialCreated {
-            id: TrialId(number + 100),
+            id: TrialId(number.0 + 100),
             number,
             state: TrialState::Running,
             params: Default::default(),
@@ -82,7 +83,7 @@ fn pareto_front_holds_the_non_dominated_trials() {
     log.run(2, TrialState::Completed, Some(vec![2.0, 0.3])); // dominated by 0 and 1
     log.run(3, TrialState::Completed, Some(vec![0.4, 0.6])); // dominates 0 and 1
     log.run(4, TrialState::Completed, Some(vec![0.3, 0.1])); // trade-off with 3
-    let mut front: Vec<u64> = log.view.pareto_front().iter().map(|t| t.number).collect();
+    let mut front: Vec<u64> = log.view.pareto_front().iter().map(|t| t.number.0).collect();
     front.sort();
     assert_eq!(front, [3, 4]);
     assert!(log.view.best_trial().is_none());
@@ -128,14 +129,14 @@ fn a_gap_in_the_log_is_an_error_and_a_repeat_is_skipped() {
     let repeat = LoggedChange {
         seq: 1,
         at: Timestamp(1),
-        change: Change::TrialStarted { number: 0 },
+        change: Change::TrialStarted { number: TrialNumber(0) },
     };
     log.view.apply(&repeat, &mut Vec::new()).unwrap();
     assert_eq!(log.view.cursor(), 2);
     let gap = LoggedChange {
         seq: 9,
         at: Timestamp(9),
-        change: Change::TrialStarted { number: 0 },
+        change: Change::TrialStarted { number: TrialNumber(0) },
     };
     let e = log.view.apply(&gap, &mut Vec::new()).unwrap_err();
     assert!(e.to_string().contains("change 9 follows change 2"), "{e}");

@@ -85,7 +85,7 @@ fn several_objectives_give_a_pareto_front() {
         .pareto_front()
         .unwrap()
         .iter()
-        .map(|t| t.number)
+        .map(|t| t.number.0)
         .collect();
     assert_eq!(front, [3]);
 }
@@ -186,7 +186,7 @@ fn enqueued_trials_run_first_with_their_params() {
         "parameter \"x0\": 9 is not in float -5..5"
     );
     let first = study.ask().unwrap();
-    assert_eq!((first.number(), first.params()), (0, &fixed));
+    assert_eq!((first.number().0, first.params()), (0, &fixed));
     assert_eq!(study.ask().unwrap().number(), 1);
 }
 

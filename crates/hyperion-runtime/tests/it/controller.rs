@@ -161,7 +161,7 @@ fn any_process_reports_by_number_and_reads_the_verdict() {
         "{verdict:?}"
     );
     assert_eq!(study.verdict(number).unwrap(), verdict);
-    assert!(study.verdict(99).is_err(), "no trial 99");
+    assert!(study.verdict(99.into()).is_err(), "no trial 99");
 }
 
 #[test]

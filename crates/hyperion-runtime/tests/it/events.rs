@@ -64,7 +64,7 @@ fn best_updated_fires_only_on_improvement() {
     let got: Vec<(u64, f64)> = best
         .try_iter()
         .map(|e| match e {
-            Event::BestUpdated { number, values } => (number, values[0]),
+            Event::BestUpdated { number, values } => (number.0, values[0]),
             other => panic!("subscribed to BestUpdated only, got {other:?}"),
         })
         .collect();
@@ -77,7 +77,7 @@ fn progress_counts_one_to_n_with_many_threads() {
     let progress = study.subscribe(EventKind::StudyProgress);
     let config = OptimizeConfig::new(Budget::trials(200)).threads(8);
     study
-        .optimize(&config, |t| Ok::<_, TrialError>(t.number() as f64))
+        .optimize(&config, |t| Ok::<_, TrialError>(t.number().0 as f64))
         .unwrap();
     let finished: Vec<u64> = progress
         .try_iter()

@@ -38,7 +38,7 @@ fn concurrent_optimize_loses_and_duplicates_no_trial() {
             "{threads} threads"
         );
         let trials = study.trials().unwrap();
-        let numbers: BTreeSet<u64> = trials.iter().map(|t| t.number).collect();
+        let numbers: BTreeSet<u64> = trials.iter().map(|t| t.number.0).collect();
         assert_eq!(numbers, (0..500).collect(), "{threads} threads");
         assert!(trials.iter().all(|t| t.state == TrialState::Completed));
         let best = trials
@@ -53,7 +53,7 @@ fn concurrent_optimize_loses_and_duplicates_no_trial() {
 fn errors_and_panics_become_failed_trials_and_the_study_goes_on() {
     let study = Study::builder("s").open().unwrap();
     let summary = study
-        .optimize(&config(Budget::trials(30), 3), |t| match t.number() % 3 {
+        .optimize(&config(Budget::trials(30), 3), |t| match t.number().0 % 3 {
             0 => Err(TrialError::from(std::io::Error::other("disk full"))),
             1 => panic!("boom in trial {}", t.number()),
             _ => Ok(1.0),

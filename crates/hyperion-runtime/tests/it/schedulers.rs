@@ -101,7 +101,7 @@ fn pbt_children_continue_from_their_parent_in_process() {
             }))
             .open()
             .unwrap();
-        let mut checkpoints: HashMap<u64, (u64, f64)> = HashMap::new();
+        let mut checkpoints: HashMap<hyperion_core::TrialNumber, (u64, f64)> = HashMap::new();
         let mut population: Vec<_> = (0..4).map(|_| study.ask().unwrap()).collect();
         // Lockstep: every member trains one step, then the next.
         for _ in 0..12 {
@@ -145,7 +145,7 @@ fn pbt_children_continue_from_their_parent_in_process() {
     assert!(!children.is_empty());
     assert_eq!(study.view().unwrap().budget_used(), 4);
     for child in &children {
-        let parent = &trials[child.parent.unwrap() as usize];
+        let parent = &trials[child.parent.unwrap().index()];
         assert_eq!(child.depth, parent.depth + 1);
         let Some((&first, _)) = child.intermediate.first_key_value() else {
             continue; // created at the last step

@@ -234,7 +234,7 @@ fn killed_and_restarted(study: &str, mut rng: u64) {
             );
         }
         for t in trials.iter().filter(|t| t.state == TrialState::Completed) {
-            completed.insert(t.number, t.values.clone().unwrap());
+            completed.insert(t.number.0, t.values.clone().unwrap());
         }
     }
     assert_eq!(

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use hyperion_core::{
     Change, FloatDistribution, LoggedChange, Objective, Params, SearchSpace, StudyId, StudySpec,
-    StudyView, Timestamp, TrialId, TrialState,
+    StudyView, Timestamp, TrialId, TrialNumber, TrialState,
 };
 use hyperion_samplers::{SampleContext, Sampler, SamplerConfig, TpeConfig};
 
@@ -52,7 +52,7 @@ impl Driver {
             .unwrap();
         self.push(Change::TrialCreated {
             id: TrialId(number),
-            number,
+            number: TrialNumber(number),
             state: TrialState::Running,
             params: Arc::new(params.clone()),
             parent: None,
@@ -64,7 +64,7 @@ impl Driver {
 
     fn finish(&mut self, number: u64, value: f64) {
         self.push(Change::TrialFinished {
-            number,
+            number: TrialNumber(number),
             state: TrialState::Completed,
             values: Some(vec![value]),
         });

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use hyperion_core::{
     Change, Decision, Distribution, Proposal, LoggedChange, ParamValue, Params, StudyId, StudySpec,
-    Timestamp, Trial, TrialState,
+    Timestamp, Trial, TrialNumber, TrialState,
 };
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
@@ -328,7 +328,7 @@ impl Store for SqliteStore {
         study: StudyId,
         new: &NewTrial,
         max_trials: Option<u64>,
-        propose: &mut dyn FnMut(u64) -> Option<Proposal>,
+        propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
     ) -> Result<Created, StoreError> {
         self.write(study, |tx, _| {
             let (count, retries): (i64, i64) = tx
@@ -340,10 +340,10 @@ impl Store for SqliteStore {
             if !rules::fits_budget(new, (count - retries) as u64, max_trials) {
                 return Ok(Created::LimitReached);
             }
-            let Some(proposal) = propose(count as u64) else {
+            let Some(proposal) = propose(TrialNumber(count as u64)) else {
                 return Ok(Created::Declined);
             };
-            let trial = insert_trial(tx, study, count as u64, new, Arc::new(proposal.params))?;
+            let trial = insert_trial(tx, study, TrialNumber(count as u64), new, Arc::new(proposal.params))?;
             let at = Timestamp::now();
             for (key, value) in proposal.state {
                 append(tx, study, at, &Change::SamplerStateSet { key, value })?;
@@ -376,15 +376,15 @@ impl Store for SqliteStore {
                 s.execute(params![study.0 as i64, number, at.0 as i64, until])
             })
             .map_err(sql)?;
-            append(tx, study, at, &Change::TrialStarted { number: number as u64 })?;
-            load_trial(tx, study, number as u64).map(Some)
+            append(tx, study, at, &Change::TrialStarted { number: TrialNumber(number as u64) })?;
+            load_trial(tx, study, TrialNumber(number as u64)).map(Some)
         })
     }
 
     fn set_param(
         &self,
         study: StudyId,
-        number: u64,
+        number: TrialNumber,
         name: &str,
         value: &ParamValue,
         distribution: &Distribution,
@@ -393,7 +393,7 @@ impl Store for SqliteStore {
             require_running(tx, study, number)?;
             let json: String = tx
                 .prepare_cached("SELECT params FROM trials WHERE study_id = ?1 AND number = ?2")
-                .and_then(|mut s| s.query_row(params![study.0 as i64, number as i64], |r| r.get(0)))
+                .and_then(|mut s| s.query_row(params![study.0 as i64, number.0 as i64], |r| r.get(0)))
                 .map_err(sql)?;
             let mut params: Params = from_json("params", &json)?;
             let registered: Option<String> = tx
@@ -416,13 +416,13 @@ impl Store for SqliteStore {
             }
             params.insert(name.to_owned(), value.clone());
             tx.prepare_cached("UPDATE trials SET params = ?3 WHERE study_id = ?1 AND number = ?2")
-                .and_then(|mut s| s.execute(params![study.0 as i64, number as i64, to_json(&params)]))
+                .and_then(|mut s| s.execute(params![study.0 as i64, number.0 as i64, to_json(&params)]))
                 .map_err(sql)?;
             append(tx, study, at, &Change::ParamSet { number, name: name.to_owned(), value: value.clone() })
         })
     }
 
-    fn heartbeat(&self, study: StudyId, numbers: &[u64], lease: Duration) -> Result<(), StoreError> {
+    fn heartbeat(&self, study: StudyId, numbers: &[TrialNumber], lease: Duration) -> Result<(), StoreError> {
         self.write(study, |tx, _| {
             let until = lease_end(Timestamp::now(), lease).0 as i64;
             let mut s = tx
@@ -432,7 +432,7 @@ impl Store for SqliteStore {
                 .map_err(sql)?;
             let mut renewed = 0;
             for &n in numbers {
-                renewed += s.execute(params![study.0 as i64, n as i64, until]).map_err(sql)?;
+                renewed += s.execute(params![study.0 as i64, n.0 as i64, until]).map_err(sql)?;
             }
             // Trials may have finished meanwhile; but if the study is gone, say so.
             if renewed < numbers.len() {
@@ -446,16 +446,16 @@ impl Store for SqliteStore {
         })
     }
 
-    fn fail_stale(&self, study: StudyId, max_retries: u32) -> Result<Vec<u64>, StoreError> {
+    fn fail_stale(&self, study: StudyId, max_retries: u32) -> Result<Vec<TrialNumber>, StoreError> {
         self.write(study, |tx, _| {
             let now = Timestamp::now().0 as i64;
-            let stale: Vec<(u64, i64)> = tx
+            let stale: Vec<(TrialNumber, i64)> = tx
                 .prepare_cached(
                     "SELECT number, heartbeat_at FROM trials WHERE study_id = ?1 AND state = 'running' \
                      AND heartbeat_at < ?2 ORDER BY number",
                 )
                 .and_then(|mut s| {
-                    s.query_map(params![study.0 as i64, now], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?
+                    s.query_map(params![study.0 as i64, now], |r| Ok((TrialNumber(r.get::<_, i64>(0)? as u64), r.get(1)?)))?
                         .collect()
                 })
                 .map_err(sql)?;
@@ -465,7 +465,7 @@ impl Store for SqliteStore {
                 tx.prepare_cached(
                     "UPDATE trials SET state = 'failed', message = ?3, finished_at = ?4 WHERE study_id = ?1 AND number = ?2",
                 )
-                .and_then(|mut s| s.execute(params![study.0 as i64, number as i64, error, at.0 as i64]))
+                .and_then(|mut s| s.execute(params![study.0 as i64, number.0 as i64, error, at.0 as i64]))
                 .map_err(sql)?;
                 let state = TrialState::Failed { error: error.clone() };
                 append(tx, study, at, &Change::TrialFinished { number, state, values: None })?;
@@ -474,13 +474,13 @@ impl Store for SqliteStore {
                     .prepare_cached("SELECT retry_of FROM trials WHERE study_id = ?1 AND number = ?2")
                     .map_err(sql)?;
                 let depth = retry_depth(number, |n| {
-                    retry_of.query_row(params![study.0 as i64, n as i64], |r| r.get::<_, Option<i64>>(0)).ok().flatten().map(|p| p as u64)
+                    retry_of.query_row(params![study.0 as i64, n.0 as i64], |r| r.get::<_, Option<i64>>(0)).ok().flatten().map(|p| TrialNumber(p as u64))
                 });
                 if let Some(new) = rules::retry(&trial, depth, max_retries) {
                     let next: i64 = tx
                         .query_row("SELECT n_trials FROM studies WHERE id = ?1", [study.0 as i64], |r| r.get(0))
                         .map_err(sql)?;
-                    insert_trial(tx, study, next as u64, &new, trial.params.clone())?;
+                    insert_trial(tx, study, TrialNumber(next as u64), &new, trial.params.clone())?;
                 }
             }
             Ok(stale.into_iter().map(|(n, _)| n).collect())
@@ -511,7 +511,7 @@ impl Store for SqliteStore {
     fn report(
         &self,
         study: StudyId,
-        number: u64,
+        number: TrialNumber,
         step: u64,
         values: &[f64],
     ) -> Result<(), StoreError> {
@@ -523,7 +523,7 @@ impl Store for SqliteStore {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO intermediate (study_id, number, step, value, others) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
-            .and_then(|mut s| s.execute(params![study.0 as i64, number as i64, step as i64, value, others_json]))
+            .and_then(|mut s| s.execute(params![study.0 as i64, number.0 as i64, step as i64, value, others_json]))
             .map_err(sql)?;
             append(tx, study, Timestamp::now(), &Change::MetricReported { number, step, value, others })
         })
@@ -532,7 +532,7 @@ impl Store for SqliteStore {
     fn set_user_attr(
         &self,
         study: StudyId,
-        number: u64,
+        number: TrialNumber,
         key: &str,
         value: &serde_json::Value,
     ) -> Result<(), StoreError> {
@@ -541,7 +541,7 @@ impl Store for SqliteStore {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO user_attrs (study_id, number, key, value) VALUES (?1, ?2, ?3, ?4)",
             )
-            .and_then(|mut s| s.execute(params![study.0 as i64, number as i64, key, to_json(value)]))
+            .and_then(|mut s| s.execute(params![study.0 as i64, number.0 as i64, key, to_json(value)]))
             .map_err(sql)?;
             let change = Change::UserAttrSet { number, key: key.to_owned(), value: value.clone() };
             append(tx, study, Timestamp::now(), &change)
@@ -551,7 +551,7 @@ impl Store for SqliteStore {
     fn finish_trial(
         &self,
         study: StudyId,
-        number: u64,
+        number: TrialNumber,
         state: TrialState,
         values: Option<Vec<f64>>,
     ) -> Result<Trial, StoreError> {
@@ -568,7 +568,7 @@ impl Store for SqliteStore {
             .and_then(|mut s| {
                 s.execute(params![
                     study.0 as i64,
-                    number as i64,
+                    number.0 as i64,
                     name,
                     step,
                     message,
@@ -601,7 +601,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn trial(&self, study: StudyId, number: u64) -> Result<Trial, StoreError> {
+    fn trial(&self, study: StudyId, number: TrialNumber) -> Result<Trial, StoreError> {
         self.read(study, |conn, _| load_trial(conn, study, number))
     }
 
@@ -675,7 +675,7 @@ impl Store for SqliteStore {
                 .and_then(|mut s| s.query_row([study.0 as i64], |r| r.get(0)))
                 .optional()
                 .map_err(sql)?;
-            number.map(|n| load_trial(conn, study, n as u64)).transpose()
+            number.map(|n| load_trial(conn, study, TrialNumber(n as u64))).transpose()
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hyperion_core::{Change, Params, StudyId, StudySpec, Timestamp, Trial, TrialId, TrialState};
+use hyperion_core::{Change, Params, StudyId, StudySpec, Timestamp, Trial, TrialId, TrialNumber, TrialState};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::{NewTrial, StoreError, lease_end};
@@ -60,15 +60,15 @@ pub(super) fn append(
 }
 
 /// The state of trial `number`, or `TrialNotFound`.
-pub(super) fn state_of(conn: &Connection, study: StudyId, number: u64) -> Result<String, StoreError> {
+pub(super) fn state_of(conn: &Connection, study: StudyId, number: TrialNumber) -> Result<String, StoreError> {
     conn.prepare_cached("SELECT state FROM trials WHERE study_id = ?1 AND number = ?2")
-        .and_then(|mut s| s.query_row(params![study.0 as i64, number as i64], |r| r.get(0)))
+        .and_then(|mut s| s.query_row(params![study.0 as i64, number.0 as i64], |r| r.get(0)))
         .optional()
         .map_err(sql)?
         .ok_or(StoreError::TrialNotFound { number })
 }
 
-pub(super) fn require_running(conn: &Connection, study: StudyId, number: u64) -> Result<(), StoreError> {
+pub(super) fn require_running(conn: &Connection, study: StudyId, number: TrialNumber) -> Result<(), StoreError> {
     match state_of(conn, study, number)?.as_str() {
         "running" => Ok(()),
         other => Err(StoreError::NotRunning {
@@ -89,7 +89,7 @@ pub(super) fn state_name(stored: &str) -> &'static str {
 pub(super) fn insert_trial(
     tx: &Transaction<'_>,
     study: StudyId,
-    number: u64,
+    number: TrialNumber,
     new: &NewTrial,
     params: Arc<Params>,
 ) -> Result<Trial, StoreError> {
@@ -107,12 +107,12 @@ pub(super) fn insert_trial(
     .and_then(|mut s| {
         s.execute(params![
             study.0 as i64,
-            number as i64,
+            number.0 as i64,
             state.name(),
             to_json(&*params),
-            new.parent.map(|p| p as i64),
+            new.parent.map(|p| p.0 as i64),
             new.depth,
-            new.retry_of.map(|p| p as i64),
+            new.retry_of.map(|p| p.0 as i64),
             at.0 as i64,
             started_at,
             new.lease
@@ -195,16 +195,16 @@ pub(super) fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<T
         };
         Ok(Trial {
             id: TrialId(id as u64),
-            number: number as u64,
+            number: TrialNumber(number as u64),
             state,
             params: Arc::new(from_json("params", &params)?),
             values: values.map(|v| from_json("values", &v)).transpose()?,
             intermediate: Default::default(),
             intermediate_others: Default::default(),
             user_attrs: Default::default(),
-            parent: parent.map(|p| p as u64),
+            parent: parent.map(|p| TrialNumber(p as u64)),
             depth: depth as u32,
-            retry_of: retry_of.map(|p| p as u64),
+            retry_of: retry_of.map(|p| TrialNumber(p as u64)),
             created_at: created_at.unwrap_or(Timestamp(0)), // NOT NULL in the schema
             started_at,
             finished_at,
@@ -229,16 +229,16 @@ pub(super) fn add_intermediate(
 }
 
 /// Trial `number` with its intermediate values and user attributes.
-pub(super) fn load_trial(conn: &Connection, study: StudyId, number: u64) -> Result<Trial, StoreError> {
+pub(super) fn load_trial(conn: &Connection, study: StudyId, number: TrialNumber) -> Result<Trial, StoreError> {
     let mut trial = conn
         .prepare_cached(&format!(
             "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 AND number = ?2"
         ))
-        .and_then(|mut s| s.query_row(params![study.0 as i64, number as i64], trial_from_row))
+        .and_then(|mut s| s.query_row(params![study.0 as i64, number.0 as i64], trial_from_row))
         .optional()
         .map_err(sql)?
         .ok_or(StoreError::TrialNotFound { number })??;
-    let key = params![study.0 as i64, number as i64];
+    let key = params![study.0 as i64, number.0 as i64];
     let mut s = conn
         .prepare_cached(
             "SELECT step, value, others FROM intermediate WHERE study_id = ?1 AND number = ?2",

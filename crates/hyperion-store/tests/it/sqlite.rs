@@ -240,7 +240,7 @@ fn a_version_1_file_keeps_its_trials_and_takes_intermediate_values_of_several_ob
     }
     let store = SqliteStore::open(&path).unwrap();
     let id = store.study(&spec.name).unwrap().id;
-    let trial = store.trial(id, 0).unwrap();
+    let trial = store.trial(id, hyperion_core::TrialNumber(0)).unwrap();
     assert_eq!(trial.intermediate.get(&3), Some(&0.25));
     assert!(trial.intermediate_others.is_empty());
     let mut two = spec.clone();
