@@ -114,7 +114,8 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<StudyFile, ConfigError>
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut notes = Vec::new();
     if wandb::is_wandb(&tree) {
-        tree = wandb::convert(tree, &mut notes)
+        let stem = path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+        tree = wandb::convert(tree, &stem, &mut notes)
             .map_err(|(key, message)| ConfigError::at(path, &text, &key, message))?;
     }
     for o in overrides {
@@ -613,7 +614,7 @@ fn resources(
     let stdout_regex = report
         .regex
         .map(|r| {
-            regex::Regex::new(&r).map_err(|e| cx.at("report.regex", format!("invalid regex: {e}")))
+            hyperion_runtime::MetricRegex::new(&r).map_err(|e| cx.at("report.regex", e))
         })
         .transpose()?;
     let mut process = ProcessConfig::new(command.argv, command.workdir, PathBuf::new());
@@ -629,7 +630,7 @@ fn resources(
     if let Some(prefix) = report.prefix {
         process.stdout_prefix = prefix;
     }
-    process.stdout_regex = stdout_regex.map(hyperion_runtime::MetricRegex);
+    process.stdout_regex = stdout_regex;
     if let Some(executor) = resources.executor {
         process.executor = executor;
     }

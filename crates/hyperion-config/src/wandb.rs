@@ -28,13 +28,19 @@ pub(crate) fn is_wandb(tree: &Value) -> bool {
     })
 }
 
-/// Rewrites a W&B Sweeps file; `notes` collects what the user should know.
-pub(crate) fn convert(tree: Value, notes: &mut Vec<String>) -> Result<Value, (String, String)> {
+/// Rewrites a W&B Sweeps file; `notes` collects what the user should know. A file without a
+/// `name` is named after itself (`a.yaml` → `a`): two sweep files in one directory must never
+/// continue each other's study.
+pub(crate) fn convert(
+    tree: Value,
+    stem: &str,
+    notes: &mut Vec<String>,
+) -> Result<Value, (String, String)> {
     let Value::Object(mut map) = tree else {
         return Ok(tree);
     };
     let mut out = Map::new();
-    let name = map.remove("name").unwrap_or_else(|| json!("sweep"));
+    let name = map.remove("name").unwrap_or_else(|| json!(stem));
     out.insert("name".into(), name);
     for key in ["description", "project", "entity"] {
         map.remove(key);

@@ -69,9 +69,7 @@ impl StudySpec {
     }
 
     pub fn validate(&self) -> Result<(), Error> {
-        if self.name.trim().is_empty() {
-            return Err(Error::InvalidStudy("the study name is empty".into()));
-        }
+        check_name(&self.name)?;
         if self.objectives.is_empty() {
             return Err(Error::InvalidStudy(format!(
                 "study \"{}\" has no objective",
@@ -88,6 +86,34 @@ impl StudySpec {
         }
         Ok(())
     }
+}
+
+/// A study name is a name, never a path (it names directories of trials): letters, digits,
+/// `_`, `-`, `.`, `+`, `@`, `=` and inner spaces, at most 128 characters, not starting with `.`.
+pub fn check_name(name: &str) -> Result<(), Error> {
+    let bad = |why: &str| {
+        Err(Error::InvalidStudy(format!(
+            "study name {name:?} {why}: use letters, digits, `_`, `-`, `.`, `+`, `@`, `=` and \
+             inner spaces (at most 128 characters, not starting with `.`)"
+        )))
+    };
+    if name.trim().is_empty() {
+        return Err(Error::InvalidStudy("the study name is empty".into()));
+    }
+    if name.chars().count() > 128 {
+        return bad("is too long");
+    }
+    if name.starts_with('.') {
+        return bad("starts with a dot");
+    }
+    if name.trim() != name {
+        return bad("starts or ends with a space");
+    }
+    let allowed = |c: char| c.is_alphanumeric() || "_-.+@= ".contains(c);
+    if let Some(c) = name.chars().find(|&c| !allowed(c)) {
+        return bad(&format!("holds {c:?}"));
+    }
+    Ok(())
 }
 
 /// [`dominates`] for values already oriented so that every objective is minimized.

@@ -343,7 +343,7 @@ pub fn metric_line() -> impl Strategy<Value = (String, String)> {
 /// records in gives finite intermediate values only.
 pub fn check_metric_line((line, pattern): &(String, String)) -> Result<(), String> {
     use hyperion_runtime::protocol::{Reported, parse_record, parse_stdout};
-    let regex = regex::Regex::new(pattern).ok();
+    let regex = hyperion_runtime::MetricRegex::new(pattern).ok().map(|r| r.0);
     let mut records = parse_stdout(line, hyperion_runtime::DEFAULT_PREFIX, regex.as_ref());
     records.extend(parse_record(line));
     let spec = hyperion_core::StudySpec::new(

@@ -88,6 +88,21 @@ impl ProcessConfig {
 #[derive(Clone, Debug)]
 pub struct MetricRegex(pub regex::Regex);
 
+impl MetricRegex {
+    /// Compiles a user's metric regex, within a size that keeps matching a line fast.
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map(MetricRegex)
+            .map_err(|e| format!("invalid regex: {e}"))
+    }
+}
+
+/// Lines longer than this are not matched against the user's regex: a regex with capture
+/// groups costs the line's length times its own size, and metric lines are short.
+pub const MAX_REGEX_LINE: usize = 64 * 1024;
+
 impl PartialEq for MetricRegex {
     fn eq(&self, other: &Self) -> bool {
         self.0.as_str() == other.0.as_str()
@@ -103,9 +118,7 @@ impl Serialize for MetricRegex {
 impl<'de> Deserialize<'de> for MetricRegex {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let pattern = String::deserialize(d)?;
-        regex::Regex::new(&pattern)
-            .map(MetricRegex)
-            .map_err(serde::de::Error::custom)
+        MetricRegex::new(&pattern).map_err(serde::de::Error::custom)
     }
 }
 
@@ -295,6 +308,7 @@ pub fn parse_stdout(line: &str, prefix: &str, regex: Option<&regex::Regex>) -> V
         found.push(record);
     }
     if let Some(regex) = regex
+        && line.len() <= MAX_REGEX_LINE
         && let Some(caps) = regex.captures(line)
     {
         let mut metrics = BTreeMap::new();

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod controller;
+mod first_hour;
 mod early_stopping;
 mod protocol;
 mod resume;

@@ -141,3 +141,15 @@ fn a_gap_in_the_log_is_an_error_and_a_repeat_is_skipped() {
     let e = log.view.apply(&gap, &mut Vec::new()).unwrap_err();
     assert!(e.to_string().contains("change 9 follows change 2"), "{e}");
 }
+
+#[test]
+fn a_study_name_is_a_name_never_a_path() {
+    for good in ["mnist", "resnet-50_v2.1", "lr=1e-3 sweep", "méthode", "a@b+c"] {
+        crate::check_name(good).unwrap();
+    }
+    for bad in ["", "../../escape", "a/b", "a\\b", ".hidden", "..", " pad", "tab\t", "x\ny"] {
+        let e = crate::check_name(bad).unwrap_err().to_string();
+        assert!(bad.is_empty() || e.contains("use letters"), "{bad:?}: {e}");
+    }
+    assert!(crate::check_name(&"x".repeat(129)).is_err());
+}

@@ -1,0 +1,74 @@
+//! A new user's first hour, as the reproductions in the issue run it.
+
+use crate::{Sandbox, stderr};
+
+const ONE: &str = "print('HYPERION_METRIC {\"loss\": 1}')\n";
+
+#[test]
+fn two_wandb_files_without_names_are_two_studies() {
+    let s = Sandbox::new();
+    let sweep = "program: a.py\nmethod: random\nmetric: {name: loss, goal: minimize}\n\
+                 parameters: {x: {min: 0.0, max: 1.0}}\nrun_cap: 2\n";
+    s.write("a.yaml", sweep);
+    s.write("b.yaml", &sweep.replace("a.py", "b.py"));
+    s.write("a.py", ONE);
+    s.write("b.py", &ONE.replace("1}", "2}"));
+    for file in ["a.yaml", "b.yaml"] {
+        let output = s.hyperion(&["run", file, "-q"]);
+        assert!(output.status.success(), "{file}: {}", stderr(&output));
+    }
+    assert_eq!(s.trials("a").len(), 2);
+    let b = s.trials("b");
+    assert_eq!(b.len(), 2, "b.py ran in a study of its own");
+    assert!(b.iter().all(|t| t["values"][0] == 2.0), "{b:?}");
+}
+
+#[test]
+fn a_study_name_never_chooses_a_path() {
+    let s = Sandbox::new();
+    s.write("one.py", ONE);
+    s.write(
+        "e.yaml",
+        "name: \"../../escape\"\ncommand: [\"python3\", \"one.py\"]\n\
+         metric: {name: loss, goal: minimize}\nbudget: {max_trials: 1}\n",
+    );
+    let output = s.hyperion(&["run", "e.yaml", "-q"]);
+    assert!(!output.status.success());
+    let error = stderr(&output);
+    assert!(
+        error.contains("e.yaml:1: name:") && error.contains("\"../../escape\" starts with a dot"),
+        "{error}"
+    );
+    assert!(!s.path().join("../escape").exists() && !s.path().join(".hyperion").exists());
+}
+
+#[test]
+fn results_go_to_stdout_progress_to_stderr_and_a_closed_pipe_is_quiet() {
+    let s = Sandbox::new();
+    s.write("one.py", ONE);
+    let study = "name: q\ncommand: [python3, one.py]\nmetric: {name: loss, goal: minimize}\n\
+                 budget: {max_trials: 2}\n";
+    s.write("q.yaml", study);
+    let quiet = s.hyperion(&["run", "q.yaml", "-q"]);
+    assert!(quiet.status.success(), "{}", stderr(&quiet));
+    let out = String::from_utf8_lossy(&quiet.stdout);
+    assert!(out.contains("study \"q\": the trial budget is spent") && out.contains("best: trial"), "{out}");
+    assert!(!stderr(&quiet).contains('#'), "-q prints no progress bar: {}", stderr(&quiet));
+    // A resumed study counts from where it is.
+    let more = s.hyperion(&["run", "q.yaml", "budget.max_trials=3"]);
+    assert!(stderr(&more).contains("3/3 · 3 completed"), "{}", stderr(&more));
+
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' run q.yaml --log json budget.max_trials=50 | head -1",
+            env!("CARGO_BIN_EXE_hyperion")
+        ))
+        .current_dir(s.path())
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    let first = String::from_utf8_lossy(&piped.stdout);
+    assert!(first.starts_with("{\"event\":\"study_started\""), "{first}");
+    assert!(!stderr(&piped).contains("panicked"), "{}", stderr(&piped));
+}
