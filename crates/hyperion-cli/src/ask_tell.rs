@@ -1,6 +1,6 @@
 //! `hyperion ask` and `hyperion tell`: another program runs the trials.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use hyperion_samplers::SamplerConfig;
 use hyperion_store::Store;
 use serde_json::json;
 
-use crate::{find_study, open_store, out};
+use crate::{find_study, open_or_create_store, open_store, out};
 
 #[derive(clap::Args)]
 pub struct AskArgs {
@@ -85,14 +85,19 @@ pub fn ask(storage: Option<&str>, args: AskArgs) -> Result<ExitCode> {
                 file.spec.name = name.clone();
             }
             let url = storage.map(str::to_owned).or(file.storage.clone());
-            let builder = crate::run::builder(&file, open_store(url.as_deref())?);
+            let (_, store) = open_or_create_store(url.as_deref(), &file.dir())?;
+            let builder = crate::run::builder(&file, store);
             args.choose(builder).open()?
         }
         None => {
             let Some(name) = &args.study else {
                 bail!("give --study NAME (or --file STUDY_FILE)")
             };
-            let store = open_store(storage)?;
+            let store = match &args.space {
+                // A new study may start a store here.
+                Some(_) => open_or_create_store(storage, Path::new("."))?.1,
+                None => open_store(storage)?,
+            };
             match &args.space {
                 None => {
                     let record = find_study(&store, name)?;

@@ -5,7 +5,7 @@ mod run;
 mod show;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -171,10 +171,53 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The store named by `--storage` / `HYPERION_STORAGE`, or the default SQLite file.
+/// The store a command that reads (or adds to) existing studies uses: the one `--storage` /
+/// `HYPERION_STORAGE` names, else the nearest `.hyperion/hyperion.db` from the working
+/// directory upward, as git finds `.git`. It never creates a store.
 fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>> {
-    let url = url.unwrap_or(DEFAULT_STORAGE);
-    hyperion_store::open(url).with_context(|| format!("opening the store {url}"))
+    let url = match url {
+        Some(url) => url.to_owned(),
+        None => {
+            let here = std::env::current_dir().context("reading the working directory")?;
+            match find_store(&here) {
+                Some(found) => found.display().to_string(),
+                None => anyhow::bail!(
+                    "no Hyperion store in {} or any directory above it (none has {DEFAULT_STORAGE}); \
+                     `hyperion run STUDY_FILE` creates one, or give --storage",
+                    here.display()
+                ),
+            }
+        }
+    };
+    if let Some(path) = hyperion_store::sqlite_path(&url)?
+        && !path.exists()
+    {
+        anyhow::bail!("no Hyperion store at {} (the file does not exist)", path.display());
+    }
+    hyperion_store::open(&url).with_context(|| format!("opening the store {url}"))
+}
+
+/// The store a command that may create studies uses: the one named, else the nearest
+/// `.hyperion/hyperion.db` from `start` upward, else a new one in `start/.hyperion/`.
+fn open_or_create_store(url: Option<&str>, start: &Path) -> Result<(String, Arc<dyn Store>)> {
+    let url = match url {
+        Some(url) => url.to_owned(),
+        None => find_store(start)
+            .unwrap_or_else(|| start.join(DEFAULT_STORAGE))
+            .display()
+            .to_string(),
+    };
+    let store = hyperion_store::open(&url).with_context(|| format!("opening the store {url}"))?;
+    Ok((url, store))
+}
+
+/// The nearest `.hyperion/hyperion.db` in `start` or a directory above it.
+fn find_store(start: &Path) -> Option<PathBuf> {
+    let start = std::path::absolute(start).ok()?;
+    start
+        .ancestors()
+        .map(|dir| dir.join(DEFAULT_STORAGE))
+        .find(|db| db.is_file())
 }
 
 fn find_study(store: &Arc<dyn Store>, name: &str) -> Result<StudyRecord> {
@@ -190,7 +233,7 @@ fn find_study(store: &Arc<dyn Store>, name: &str) -> Result<StudyRecord> {
         } else {
             format!("studies: {}", names.join(", "))
         };
-        anyhow::anyhow!("{e} ({known})")
+        anyhow::anyhow!("{e} in {} ({known})", store.location())
     })
 }
 

@@ -11,9 +11,9 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use hyperion_core::{Event, EventKind, StopReason};
 use hyperion_runtime::{RunControl, Study, StudyBuilder};
-use hyperion_store::{DEFAULT_STORAGE, Store, StoreError};
+use hyperion_store::{Store, StoreError};
 
-use crate::{find_study, open_store, out};
+use crate::{find_study, open_or_create_store, out};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -42,11 +42,9 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     for note in &file.notes {
         eprintln!("note: {note}");
     }
-    // The command line wins over the file, which wins over the default.
-    let url = storage
-        .or(file.storage.clone())
-        .unwrap_or_else(|| DEFAULT_STORAGE.to_owned());
-    let store = open_store(Some(&url))?;
+    // The command line wins over the file, which wins over the nearest store above the file
+    // (a new one beside it): the same file finds its study from any directory.
+    let (url, store) = open_or_create_store(storage.or(file.storage.clone()).as_deref(), &file.dir())?;
     let root = hyperion_store::sqlite_path(&url)?
         .and_then(|p| p.parent().map(PathBuf::from))
         .filter(|p| !p.as_os_str().is_empty())

@@ -65,6 +65,16 @@ pub struct StudyFile {
     pub notes: Vec<String>,
 }
 
+impl StudyFile {
+    /// The directory the study file is in (`.` for a bare file name).
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
 /// What is wrong with a study file, and where.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub struct ConfigError {

@@ -173,6 +173,11 @@ pub enum Created {
 
 /// The store contract. Every method is atomic; see the crate docs.
 pub trait Store: Send + Sync + Debug {
+    /// Where the store is, for messages: a file's path, a server's URL without its password.
+    fn location(&self) -> String {
+        "the store".into()
+    }
+
     /// Creates a study, or returns the existing study of that name if its spec is the same.
     /// A different spec under an existing name is [`StoreError::SpecMismatch`].
     fn create_study(&self, spec: &StudySpec) -> Result<StudyRecord, StoreError>;

@@ -130,6 +130,10 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn location(&self) -> String {
+        "the in-memory store".into()
+    }
+
     fn create_study(&self, spec: &StudySpec) -> Result<StudyRecord, StoreError> {
         spec.validate()?;
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());

@@ -72,3 +72,41 @@ fn results_go_to_stdout_progress_to_stderr_and_a_closed_pipe_is_quiet() {
     assert!(first.starts_with("{\"event\":\"study_started\""), "{first}");
     assert!(!stderr(&piped).contains("panicked"), "{}", stderr(&piped));
 }
+
+#[test]
+fn the_store_is_found_upward_and_read_commands_never_create_one() {
+    let s = Sandbox::new();
+    std::fs::create_dir_all(s.path().join("project/sub")).unwrap();
+    s.write("project/one.py", ONE);
+    s.write(
+        "project/study.yaml",
+        "name: up\ncommand: [python3, one.py]\nmetric: {name: loss, goal: minimize}\n\
+         budget: {max_trials: 1}\n",
+    );
+    // Run from elsewhere: the store goes beside the study file.
+    let run = s.hyperion(&["run", "project/study.yaml", "-q"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(s.path().join("project/.hyperion/hyperion.db").is_file());
+    assert!(!s.path().join(".hyperion").exists());
+    // From a directory below, `status` finds it.
+    let status = s
+        .command(&["status", "up"])
+        .current_dir(s.path().join("project/sub"))
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", stderr(&status));
+    // Where there is none, read commands say where they looked and create nothing.
+    for args in [&["status"][..], &["best", "up"], &["trials", "up"], &["export", "up"]] {
+        let output = s.hyperion(args);
+        assert!(!output.status.success());
+        let error = stderr(&output);
+        assert!(error.contains("no Hyperion store in") && error.contains(".hyperion/hyperion.db"), "{error}");
+        assert!(!s.path().join(".hyperion").exists(), "{args:?} created a store");
+    }
+    let missing = s
+        .command(&["best", "nope"])
+        .current_dir(s.path().join("project"))
+        .output()
+        .unwrap();
+    assert!(stderr(&missing).contains("project/.hyperion/hyperion.db"), "{}", stderr(&missing));
+}

@@ -202,6 +202,10 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 }
 
 impl Store for SqliteStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn create_study(&self, spec: &StudySpec) -> Result<StudyRecord, StoreError> {
         spec.validate()?;
         let mut inner = self.lock();
