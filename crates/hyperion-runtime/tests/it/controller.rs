@@ -197,19 +197,24 @@ fn a_stop_from_another_process_ends_optimize_within_a_heartbeat() {
     assert_eq!((later.reason, later.trials_run), (StopReason::MaxTrials, 2));
 }
 
-/// A sampler that fails on demand, to end a run with an error mid-way.
-#[derive(Debug)]
-struct PanicsAt(u64);
+/// Random sampling that can panic at one trial (to end a run with an error mid-way) or take
+/// its time (a fit longer than a trial's lease).
+#[derive(Debug, Default)]
+struct TestSampler {
+    panics_at: Option<u64>,
+    fit: Duration,
+}
 
-impl Sampler for PanicsAt {
+impl Sampler for TestSampler {
     fn suggest(
         &self,
         space: &SearchSpace,
         ctx: &SampleContext<'_>,
     ) -> Result<Option<hyperion_core::Params>, SamplerError> {
-        if ctx.trial_number == self.0 {
+        if self.panics_at == Some(ctx.trial_number) {
             panic!("the sampler broke");
         }
+        std::thread::sleep(self.fit);
         hyperion_samplers::RandomSampler::new(0).suggest(space, ctx)
     }
     fn suggest_param(
@@ -219,6 +224,9 @@ impl Sampler for PanicsAt {
         _: &SampleContext<'_>,
     ) -> Result<hyperion_core::ParamValue, SamplerError> {
         unreachable!()
+    }
+    fn fits_slowly(&self) -> bool {
+        !self.fit.is_zero()
     }
 }
 
@@ -275,7 +283,10 @@ fn a_sampler_panic_mid_run_leaves_no_trial_process() {
     let dir = tempfile::tempdir().unwrap();
     let study = Study::builder("s")
         .space(space())
-        .custom_sampler(Box::new(PanicsAt(2)))
+        .custom_sampler(Box::new(TestSampler {
+            panics_at: Some(2),
+            ..Default::default()
+        }))
         .store(sqlite(dir.path()))
         .open()
         .unwrap();
@@ -410,38 +421,15 @@ fn a_dead_runs_groups_are_killed_before_their_retries_but_never_a_reused_pid() {
     );
 }
 
-/// A sampler that takes longer to fit than a trial's lease.
-#[derive(Debug)]
-struct Slow(Duration);
-
-impl Sampler for Slow {
-    fn suggest(
-        &self,
-        space: &SearchSpace,
-        ctx: &SampleContext<'_>,
-    ) -> Result<Option<hyperion_core::Params>, SamplerError> {
-        std::thread::sleep(self.0);
-        hyperion_samplers::RandomSampler::new(0).suggest(space, ctx)
-    }
-    fn suggest_param(
-        &self,
-        _: &str,
-        _: &hyperion_core::Distribution,
-        _: &SampleContext<'_>,
-    ) -> Result<hyperion_core::ParamValue, SamplerError> {
-        unreachable!()
-    }
-    fn fits_slowly(&self) -> bool {
-        true
-    }
-}
-
 #[test]
 fn a_slow_fit_holds_no_lock_and_misses_no_heartbeat() {
     let dir = tempfile::tempdir().unwrap();
     let study = Study::builder("s")
         .space(space())
-        .custom_sampler(Box::new(Slow(Duration::from_millis(600))))
+        .custom_sampler(Box::new(TestSampler {
+            fit: Duration::from_millis(600),
+            ..Default::default()
+        }))
         .store(sqlite(dir.path()))
         .open()
         .unwrap();
