@@ -81,8 +81,13 @@ enum Commands {
         #[arg(long)]
         kill: bool,
     },
-    /// Delete a study with all its trials.
-    Delete { study: String },
+    /// Delete a study with all its trials and their directories.
+    Delete {
+        study: String,
+        /// Keep the trials' directories (logs, checkpoints) on disk.
+        #[arg(long)]
+        keep_files: bool,
+    },
     /// Start a trial for another program to run; prints its number and params as JSON.
     Ask(ask_tell::AskArgs),
     /// Record an intermediate value of an asked trial; prints `continue`, or `stop: REASON`
@@ -150,10 +155,28 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Commands::Stop { study, kill } => {
             run::request_stop(&open_store(storage.as_deref())?, &study, kill)
         }
-        Commands::Delete { study } => {
-            let store = open_store(storage.as_deref())?;
+        Commands::Delete { study, keep_files } => {
+            let url = store_url(storage.as_deref())?;
+            let store = open_store(Some(&url))?;
+            let trials = find_study(&store, &study).and_then(|r| Ok(store.trials(r.id)?.len()))?;
+            // The study's directory beside its SQLite file holds its trials' directories.
+            let files = hyperion_store::sqlite_path(&url)?
+                .and_then(|db| Some(db.parent()?.join(&study)))
+                .filter(|dir| dir.is_dir() && !keep_files);
+            let (count, bytes) = files.as_deref().map(disk_usage).unwrap_or_default();
             store.delete_study(&study)?;
-            println!("deleted study \"{study}\"");
+            match files {
+                Some(dir) => {
+                    std::fs::remove_dir_all(&dir)
+                        .with_context(|| format!("removing {}", dir.display()))?;
+                    println!(
+                        "deleted study \"{study}\" ({trials} trials) and {} ({count} files, {:.1} MB)",
+                        dir.display(),
+                        bytes as f64 / 1e6
+                    );
+                }
+                None => println!("deleted study \"{study}\" ({trials} trials)"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Commands::Ask(args) => ask_tell::ask(storage.as_deref(), args),
@@ -175,7 +198,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
 /// `HYPERION_STORAGE` names, else the nearest `.hyperion/hyperion.db` from the working
 /// directory upward, as git finds `.git`. It never creates a store.
 fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>> {
-    let url = match url {
+    let url = store_url(url)?;
+    if let Some(path) = hyperion_store::sqlite_path(&url)?
+        && !path.exists()
+    {
+        anyhow::bail!("no Hyperion store at {} (the file does not exist)", path.display());
+    }
+    hyperion_store::open(&url).with_context(|| format!("opening the store {url}"))
+}
+
+/// The store [`open_store`] opens: the one named, or the nearest above the working directory.
+fn store_url(url: Option<&str>) -> Result<String> {
+    Ok(match url {
         Some(url) => url.to_owned(),
         None => {
             let here = std::env::current_dir().context("reading the working directory")?;
@@ -188,13 +222,23 @@ fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>> {
                 ),
             }
         }
-    };
-    if let Some(path) = hyperion_store::sqlite_path(&url)?
-        && !path.exists()
-    {
-        anyhow::bail!("no Hyperion store at {} (the file does not exist)", path.display());
+    })
+}
+
+/// Files and bytes under `dir`.
+fn disk_usage(dir: &Path) -> (u64, u64) {
+    let mut total = (0, 0);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match entry.metadata() {
+            Ok(m) if m.is_dir() => {
+                let (files, bytes) = disk_usage(&entry.path());
+                total = (total.0 + files, total.1 + bytes);
+            }
+            Ok(m) => total = (total.0 + 1, total.1 + m.len()),
+            Err(_) => {}
+        }
     }
-    hyperion_store::open(&url).with_context(|| format!("opening the store {url}"))
+    total
 }
 
 /// The store a command that may create studies uses: the one named, else the nearest

@@ -69,6 +69,14 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     for change in study.settings_changes() {
         eprintln!("note: study \"{name}\" changes {change}");
     }
+    let budget = file.budget.or(&study.settings().budget);
+    let grid = matches!(file.sampler, hyperion_samplers::SamplerConfig::Grid { .. });
+    if budget.max_trials.is_none() && budget.max_time.is_none() && budget.target.is_none() && !grid {
+        eprintln!(
+            "note: study \"{name}\" has no budget: it runs until stopped (Ctrl-C, or \
+             `hyperion stop {name}`), as a W&B sweep does; set budget.max_trials to bound it"
+        );
+    }
 
     let control = RunControl::default();
     let signalled = watch_signals(&control)?;

@@ -123,11 +123,9 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<StudyFile, ConfigError>
     let mut tree = layers::load_tree(path, &mut Vec::new())?;
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut notes = Vec::new();
-    if wandb::is_wandb(&tree) {
-        let stem = path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
-        tree = wandb::convert(tree, &stem, &mut notes)
-            .map_err(|(key, message)| ConfigError::at(path, &text, &key, message))?;
-    }
+    // A W&B file takes overrides in its own keys (`run_cap=30`) as well as Hyperion's: they
+    // apply before it is rewritten.
+    let wandb = wandb::is_wandb(&tree);
     for o in overrides {
         layers::apply_override(&mut tree, o).map_err(|message| ConfigError {
             file: path.to_path_buf(),
@@ -135,6 +133,11 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<StudyFile, ConfigError>
             key: o.split_once('=').map(|(k, _)| k.to_owned()),
             message: format!("{message} (command-line override)"),
         })?;
+    }
+    if wandb {
+        let stem = path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+        tree = wandb::convert(tree, &stem, &mut notes)
+            .map_err(|(key, message)| ConfigError::at(path, &text, &key, message))?;
     }
     build(path, &text, tree, notes)
 }

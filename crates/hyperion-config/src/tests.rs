@@ -527,3 +527,23 @@ fn trials_dir_is_relative_to_the_study_file() {
         "{e}"
     );
 }
+
+#[test]
+fn a_wandb_file_takes_overrides_in_its_own_keys_and_in_ours() {
+    let dir = Dir::new();
+    dir.write("train.py", "print('hi')\n");
+    let path = dir.write(
+        "sweep.yaml",
+        "program: train.py\nmethod: random\nmetric: {name: loss, goal: minimize, target: 0.1}\n\
+         parameters: {x: {min: 0.0, max: 1.0}}\nrun_cap: 2\n",
+    );
+    let study = load(&path, &["run_cap=30".into()]).unwrap();
+    assert_eq!(study.spec.name, "sweep", "named after the file");
+    assert_eq!((study.budget.max_trials, study.budget.target), (Some(30), Some(0.1)));
+    let ours = load(&path, &["budget.max_failures=3".into()]).unwrap();
+    assert_eq!(
+        (ours.budget.max_trials, ours.budget.target, ours.budget.max_failures),
+        (Some(2), Some(0.1), Some(3)),
+        "an override of ours joins the converted budget"
+    );
+}

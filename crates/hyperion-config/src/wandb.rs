@@ -131,7 +131,13 @@ pub(crate) fn convert(
     out.insert("parameters".into(), Value::Object(params));
     // Anything else is either Hyperion's own key (kept) or an unknown key (reported later).
     for (key, value) in map {
-        out.insert(key, value);
+        match (out.get_mut(&key), value) {
+            // `budget.max_trials=50` beside `run_cap`: both go into `budget`, the override's last.
+            (Some(Value::Object(converted)), Value::Object(own)) => converted.extend(own),
+            (_, value) => {
+                out.insert(key, value);
+            }
+        }
     }
     Ok(Value::Object(out))
 }

@@ -110,3 +110,41 @@ fn the_store_is_found_upward_and_read_commands_never_create_one() {
         .unwrap();
     assert!(stderr(&missing).contains("project/.hyperion/hyperion.db"), "{}", stderr(&missing));
 }
+
+#[test]
+fn delete_removes_the_trials_directories_unless_asked_to_keep_them() {
+    let s = Sandbox::new();
+    s.write("one.py", ONE);
+    let study = "name: d\ncommand: [python3, one.py]\nmetric: {name: loss, goal: minimize}\n\
+                 budget: {max_trials: 2}\n";
+    s.run(study, &["-q"]);
+    assert!(s.trial_dir("d", 1).is_dir());
+    let deleted = s.hyperion(&["delete", "d"]);
+    let said = String::from_utf8_lossy(&deleted.stdout);
+    assert!(said.contains("deleted study \"d\" (2 trials) and") && said.contains("files"), "{said}");
+    assert!(!s.path().join(".hyperion/d").exists());
+
+    s.run(study, &["-q"]);
+    let kept = s.hyperion(&["delete", "d", "--keep-files"]);
+    assert!(kept.status.success(), "{}", stderr(&kept));
+    assert!(s.trial_dir("d", 1).is_dir(), "--keep-files keeps them");
+}
+
+#[test]
+fn a_study_without_a_budget_says_it_runs_until_stopped() {
+    let s = Sandbox::new();
+    s.write("one.py", ONE);
+    s.write(
+        "study.yaml",
+        "name: nb\ncommand: [python3, one.py]\nmetric: {name: loss, goal: minimize}\n",
+    );
+    let mut run = s.command(&["run", "study.yaml"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let stop = s.hyperion(&["stop", "nb"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    let status = run.wait().unwrap();
+    assert!(status.success());
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut text).unwrap();
+    assert_eq!(text.matches("has no budget: it runs until stopped").count(), 1, "{text}");
+}
