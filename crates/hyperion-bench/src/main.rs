@@ -330,6 +330,8 @@ fn hyperion_run(db: &std::path::Path, study: &std::path::Path, overrides: &[Stri
         .arg(study)
         .arg("-q")
         .args(overrides)
+        // Its summary goes to stdout, which is this program's JSON lines.
+        .stdout(std::process::Stdio::null())
         .status()
         .expect("run hyperion (build it with cargo build --release -p hyperion-cli)");
     assert!(status.success(), "hyperion run {} failed", study.display());
