@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,7 @@ pub struct LocalDispatcher {
     free_gpus: VecDeque<String>,
     running: HashMap<TrialNumber, Running>,
     machine: Machine,
+    poller: Poller,
 }
 
 #[derive(Debug)]
@@ -75,6 +76,7 @@ impl LocalDispatcher {
             study: study.to_owned(),
             running: HashMap::new(),
             machine: Machine::this(),
+            poller: Poller::start(),
         })
     }
 
@@ -130,25 +132,8 @@ impl LocalDispatcher {
                 spawn_reader(number, Stream::Stderr(tail.clone()), err, logs.1, tx.clone())
             }),
         ];
-        let (stop_tailing, tailing) = mpsc::channel::<()>();
-        let tailer = {
-            let mut metrics = MetricsTail::new(dir.join("metrics.jsonl"));
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                loop {
-                    let last = !matches!(
-                        tailing.recv_timeout(METRICS_POLL),
-                        Err(RecvTimeoutError::Timeout)
-                    );
-                    for record in metrics.read() {
-                        let _ = tx.send(Message::Metrics { number, record });
-                    }
-                    if last {
-                        return;
-                    }
-                }
-            })
-        };
+        let metrics = self.poller.follow(number, dir.join("metrics.jsonl"), tx);
+        let poller = self.poller.clone();
         let reaped = group.reaped.clone();
         let pid = group.pgid;
         let tx = tx.clone();
@@ -166,8 +151,12 @@ impl LocalDispatcher {
             for reader in readers.into_iter().flatten() {
                 let _ = reader.join();
             }
-            drop(stop_tailing);
-            let _ = tailer.join();
+            // The last lines of the metrics file, after which the poller forgets it.
+            poller.forget(number);
+            let records = metrics.lock().unwrap_or_else(|e| e.into_inner()).read();
+            for record in records {
+                let _ = tx.send(Message::Metrics { number, record });
+            }
             let stderr_tail = Vec::from(tail.lock().unwrap_or_else(|e| e.into_inner()).clone());
             let exit = Exit::Process {
                 status,
@@ -235,6 +224,59 @@ impl<'s> Dispatcher<'s> for LocalDispatcher {
         if self.machine.runs(launch) {
             let _ = killpg(Pid::from_raw(launch.pgid), Signal::SIGKILL);
         }
+    }
+}
+
+/// Reads the metrics files of the running trials every [`METRICS_POLL`], on one thread for
+/// all of them, and sends their new records. It ends with its dispatcher.
+#[derive(Clone, Debug)]
+struct Poller {
+    files: Arc<Mutex<PollerFiles>>,
+}
+
+type PollerFiles = HashMap<TrialNumber, (Arc<Mutex<MetricsTail>>, Sender<Message>)>;
+
+impl Poller {
+    fn start() -> Self {
+        let files: Arc<Mutex<PollerFiles>> = Arc::default();
+        let weak = Arc::downgrade(&files);
+        std::thread::spawn(move || {
+            while let Some(files) = weak.upgrade() {
+                let followed: Vec<_> = files
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|(&n, (tail, tx))| (n, tail.clone(), tx.clone()))
+                    .collect();
+                drop(files);
+                for (number, tail, tx) in followed {
+                    let records = tail.lock().unwrap_or_else(|e| e.into_inner()).read();
+                    for record in records {
+                        let _ = tx.send(Message::Metrics { number, record });
+                    }
+                }
+                std::thread::sleep(METRICS_POLL);
+            }
+        });
+        Poller { files }
+    }
+
+    /// Follows trial `number`'s metrics file; the caller reads what is left after the trial.
+    fn follow(
+        &self,
+        number: TrialNumber,
+        path: std::path::PathBuf,
+        tx: &Sender<Message>,
+    ) -> Arc<Mutex<MetricsTail>> {
+        let tail = Arc::new(Mutex::new(MetricsTail::new(path)));
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        files.insert(number, (tail.clone(), tx.clone()));
+        tail
+    }
+
+    fn forget(&self, number: TrialNumber) {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        files.remove(&number);
     }
 }
 
