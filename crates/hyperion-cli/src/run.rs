@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// `json`: one JSON event per line on standard output instead of the progress bar.
     #[arg(long, value_enum)]
     log: Option<LogFormat>,
+    /// Run the study's failed trials again (each retry takes its trial's place in the budget),
+    /// say after fixing what made them fail.
+    #[arg(long)]
+    retry_failed: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -78,6 +82,11 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
         );
     }
 
+    if args.retry_failed {
+        let retries = study.retry_failed()?;
+        eprintln!("note: running {} failed trials of \"{name}\" again", retries.len());
+    }
+
     let control = RunControl::default();
     let signalled = watch_signals(&control)?;
 
@@ -120,6 +129,7 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
             StopReason::MaxFailures => "too many trials failed",
             StopReason::SpaceExhausted => "every grid point has a trial",
             StopReason::Stopped => "stopped; rerun the same command to continue",
+            StopReason::RepeatedFailure => "its first trials all failed the same way",
         };
         let mut summary = format!(
             "study \"{name}\": {reason}; {} trials run here\n",
@@ -145,6 +155,14 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
             ));
         }
         out(&summary)?;
+    }
+    if let Some(error) = result.failure {
+        anyhow::bail!(
+            "study \"{name}\" stopped: its first trials all failed with\n  {}\nfix it, then \
+             `hyperion run {} --retry-failed` runs them again",
+            error.replace('\n', "\n  "),
+            args.file.display()
+        );
     }
     Ok(code)
 }

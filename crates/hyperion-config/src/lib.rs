@@ -546,6 +546,7 @@ fn command(
     check_placeholders(&argv, spec).map_err(|e| cx.at("command", e))?;
     if !shell {
         check_program(&argv[0], &workdir).map_err(|e| cx.at("command", e))?;
+        check_script(&argv, &workdir).map_err(|e| cx.at("command", e))?;
     }
     Ok(Command {
         argv,
@@ -813,6 +814,31 @@ fn check_program(program: &str, workdir: &Path) -> Result<(), String> {
     } else {
         Err(format!("`{program}` is not a command found on PATH"))
     }
+}
+
+/// An interpreter's script exists (`python3 trian.py` fails every trial the same way): the
+/// first argument of a known interpreter, when it is a plain file name with an extension.
+fn check_script(argv: &[String], workdir: &Path) -> Result<(), String> {
+    const INTERPRETERS: [&str; 10] = [
+        "python", "python3", "bash", "sh", "zsh", "Rscript", "julia", "node", "perl", "ruby",
+    ];
+    let program = Path::new(&argv[0]).file_name().and_then(|n| n.to_str()).unwrap_or("");
+    // `python3.11` is `python3`.
+    let interpreter = program.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let is_interpreter = INTERPRETERS.contains(&program) || INTERPRETERS.contains(&interpreter);
+    let Some(script) = argv.get(1).filter(|_| is_interpreter) else {
+        return Ok(());
+    };
+    let plain = !script.starts_with('-') && !script.contains(['{', '$', ' ']);
+    let has_extension = Path::new(script).extension().is_some();
+    if plain && has_extension && !workdir.join(script).exists() {
+        return Err(format!(
+            "`{script}` does not exist (in {}): every trial would fail running `{} {script}`",
+            workdir.display(),
+            argv[0]
+        ));
+    }
+    Ok(())
 }
 
 /// Splits a command line into words: whitespace separates, quotes group, no expansion.

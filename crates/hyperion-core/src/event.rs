@@ -24,6 +24,9 @@ pub enum StopReason {
     SpaceExhausted,
     /// Someone asked the run to stop.
     Stopped,
+    /// The study's first trials all failed the same way (a missing script, a typo): running
+    /// the rest would only repeat it.
+    RepeatedFailure,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -35,6 +35,10 @@ impl Scratch {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         std::fs::write(dir.path().join(BASE_FILE.file), BASE_FILE.text).expect("write base.yaml");
+        // The scripts the seeds run (examples and W&B files): they must exist to load.
+        for script in ["a.py", "train.py", "tune_svc.py"] {
+            std::fs::write(dir.path().join(script), "").expect("write a script");
+        }
         Scratch(dir)
     }
 

@@ -214,13 +214,14 @@ impl Study {
             if heartbeat.join().is_err() {
                 return Err(Error::Config("the heartbeat thread panicked".into()));
             }
-            let (trials_run, reason) = result?;
+            let (trials_run, reason, failure) = result?;
             self.bus.publish(&Event::StudyCompleted {
                 study: self.name().to_owned(),
                 reason: reason.clone(),
             });
             Ok(Summary {
                 reason,
+                failure,
                 trials_run,
                 best: self.best_trial()?,
             })
@@ -253,8 +254,11 @@ impl Study {
         budget: &Budget,
         (tx, rx): (&Sender<Message>, mpsc::Receiver<Message>),
         mine: &Mutex<BTreeSet<TrialNumber>>,
-    ) -> Result<(u64, StopReason), Error> {
+    ) -> Result<(u64, StopReason, Option<String>), Error> {
         let mut stop = None;
+        // The first errors of a study that has completed nothing, to stop early when they
+        // are all the same.
+        let mut failures: Vec<String> = Vec::new();
         let started = Instant::now();
         let recovery = &options.recovery;
         let mut running: BTreeMap<TrialNumber, Slot> = BTreeMap::new();
@@ -267,7 +271,7 @@ impl Study {
         loop {
             if kill_all {
                 for (&number, slot) in running.iter_mut() {
-                    let ending = Ending::Failed("killed: the run was stopped".into());
+                    let ending = Ending::Failed(KILLED.into());
                     terminate(dispatcher, number, slot, ending);
                 }
             }
@@ -319,12 +323,13 @@ impl Study {
             // Done when nothing runs here and nothing more will start.
             if running.is_empty() {
                 if let Some(reason) = stop {
-                    return Ok((trials_run, reason));
+                    let failure = (reason == StopReason::RepeatedFailure).then(|| failures.swap_remove(0));
+                    return Ok((trials_run, reason, failure));
                 }
                 if budget_spent {
                     let counts = self.sync()?.counts();
                     if counts.running == 0 && counts.pending == 0 {
-                        return Ok((trials_run, StopReason::MaxTrials));
+                        return Ok((trials_run, StopReason::MaxTrials, None));
                     }
                     // Another run's trials may still come back as retries: wait for them.
                 }
@@ -368,6 +373,7 @@ impl Study {
                 }
                 Some(Message::Exited { number, exit }) => {
                     if let Some(slot) = running.remove(&number) {
+                        let killed = matches!(&slot.ending, Some((_, Ending::Failed(e))) if e == KILLED);
                         let outcome = match (slot.ending, exit) {
                             (Some((_, Ending::Pruned(reason))), _) => Outcome::Pruned { reason },
                             (Some((_, Ending::Failed(error))), _) => Outcome::Failed { error },
@@ -384,7 +390,22 @@ impl Study {
                         };
                         dispatcher.release(number);
                         lock(mine).remove(&number);
+                        // A run told how many failures to bear (`max_failures`) bears them.
+                        if let Outcome::Failed { error } = &outcome
+                            && !killed
+                            && budget.max_failures.is_none()
+                            && self.sync()?.counts().completed == 0
+                        {
+                            failures.push(error.clone());
+                            if repeated(&failures) {
+                                stop.get_or_insert(StopReason::RepeatedFailure);
+                            }
+                        }
                         self.settle_trial(number, outcome)?;
+                        if killed {
+                            // Not the trial's fault: the next run runs it again.
+                            self.retry(number)?;
+                        }
                     }
                     look = true;
                 }
@@ -585,6 +606,18 @@ fn terminate<'s>(
         dispatcher.stop(number);
         slot.ending = Some((Instant::now(), ending));
     }
+}
+
+/// How a trial killed with its run fails.
+const KILLED: &str = "killed: the run was stopped";
+
+/// How many of a study's first trials failing with the same first line of error stop it.
+const FAIL_FAST: usize = 3;
+
+/// Whether the first [`FAIL_FAST`] failures are all the same.
+fn repeated(failures: &[String]) -> bool {
+    let first_line = |e: &String| e.lines().next().unwrap_or_default().to_owned();
+    failures.len() >= FAIL_FAST && failures.iter().all(|e| first_line(e) == first_line(&failures[0]))
 }
 
 /// `d` after `t`; `None` (never) past what an `Instant` can hold (a 1e19 s timeout).

@@ -196,6 +196,8 @@ impl<const N: usize> IntoValues for [f64; N] {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
     pub reason: StopReason,
+    /// With [`StopReason::RepeatedFailure`], the error every trial failed with.
+    pub failure: Option<String>,
     /// Trials this run started.
     pub trials_run: u64,
     /// The study's best trial (single objective).

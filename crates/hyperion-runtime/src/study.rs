@@ -581,6 +581,49 @@ impl Study {
         Ok(trial)
     }
 
+    /// Queues trial `number` to run again, as a pending trial with its params and lineage and
+    /// `retry_of` set; it takes the place of `number` in the trial budget.
+    pub fn retry(&self, number: TrialNumber) -> Result<TrialNumber, Error> {
+        let trial = self.store.trial(self.record.id, number)?;
+        let new = NewTrial {
+            pending: true,
+            parent: trial.parent,
+            depth: trial.depth,
+            retry_of: Some(number),
+            ..NewTrial::default()
+        };
+        let mut proposal = Some(Proposal::from(trial.params.as_ref().clone()));
+        match self
+            .store
+            .create_trial(self.record.id, &new, None, &mut |_| proposal.take())?
+        {
+            Created::Trial(retry) => {
+                self.catch_up()?;
+                Ok(retry.number)
+            }
+            other => Err(Error::Store(hyperion_store::StoreError::Inconsistent(
+                format!("a retry was not created: {other:?}"),
+            ))),
+        }
+    }
+
+    /// Queues every failed trial that has no retry yet to run again ([`Study::retry`]);
+    /// returns the retries.
+    pub fn retry_failed(&self) -> Result<Vec<TrialNumber>, Error> {
+        let failed: Vec<TrialNumber> = {
+            let view = self.sync()?;
+            let retried: std::collections::HashSet<TrialNumber> =
+                view.trials().iter().filter_map(|t| t.retry_of).collect();
+            view.trials()
+                .iter()
+                .filter(|t| matches!(t.state, TrialState::Failed { .. }))
+                .filter(|t| !retried.contains(&t.number))
+                .map(|t| t.number)
+                .collect()
+        };
+        failed.into_iter().map(|n| self.retry(n)).collect()
+    }
+
     /// Adds a trial with fixed params, run by the next [`Study::ask`] (before any sampled one).
     /// The params must be a point of the declared space.
     pub fn enqueue(&self, params: Params) -> Result<Trial, Error> {

@@ -148,3 +148,32 @@ fn a_study_without_a_budget_says_it_runs_until_stopped() {
     std::io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut text).unwrap();
     assert_eq!(text.matches("has no budget: it runs until stopped").count(), 1, "{text}");
 }
+
+#[test]
+fn trials_failing_the_same_way_stop_the_study_and_can_be_retried() {
+    let s = Sandbox::new();
+    let missing = "name: t\ncommand: [\"python3\", \"trian.py\"]\nmetric: {name: loss, goal: minimize}\n\
+                   budget: {max_trials: 30}\n";
+    s.write("t.yaml", missing);
+    let typo = s.hyperion(&["run", "t.yaml", "-q"]);
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(stderr(&typo).contains("`trian.py` does not exist"), "{}", stderr(&typo));
+
+    s.write("train.py", "import no_such_package\n");
+    s.write("t.yaml", &missing.replace("trian.py", "train.py"));
+    let failing = s.hyperion(&["run", "t.yaml", "-q"]);
+    assert_eq!(failing.status.code(), Some(1), "{}", stderr(&failing));
+    let error = stderr(&failing);
+    assert!(
+        error.contains("first trials all failed with") && error.contains("No module named"),
+        "{error}"
+    );
+    assert!(s.trials("t").len() < 30, "the budget was not burnt");
+
+    s.write("train.py", ONE);
+    let retried = s.hyperion(&["run", "t.yaml", "-q", "--retry-failed", "budget.max_trials=4"]);
+    assert!(retried.status.success(), "{}", stderr(&retried));
+    let trials = s.trials("t");
+    let completed = trials.iter().filter(|t| crate::state(t) == "completed").count();
+    assert_eq!(completed, 4, "the failed trials ran again and the budget is met: {trials:?}");
+}
