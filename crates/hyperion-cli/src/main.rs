@@ -41,7 +41,19 @@ enum Commands {
     /// Run a study file: creates the study, or continues it (the same command resumes).
     Run(run::RunArgs),
     /// Progress of one study, or of all.
-    Status { study: Option<String> },
+    Status {
+        study: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one trial: params, values, its whole failure reason, the end of its
+    /// stderr, its directory.
+    Trial {
+        study: String,
+        number: hyperion_core::TrialNumber,
+        #[arg(long)]
+        json: bool,
+    },
     /// The studies in the store.
     Studies,
     /// The trials of a study.
@@ -129,8 +141,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     let storage = cli.storage;
     match cli.command {
         Commands::Run(args) => run::run(storage, args),
-        Commands::Status { study } => {
-            show::status(&open_store(storage.as_deref())?, study.as_deref())
+        Commands::Status { study, json } => {
+            show::status(&open_store(storage.as_deref())?, study.as_deref(), json)
+        }
+        Commands::Trial { study, number, json } => {
+            let url = store_url(storage.as_deref())?;
+            // The default place of the study's trial directories, beside its SQLite file.
+            let dir = hyperion_store::sqlite_path(&url)?
+                .and_then(|db| Some(db.parent()?.join(&study).join("trials")));
+            show::trial(&open_store(Some(&url))?, &study, number, dir.as_deref(), json)
         }
         Commands::Studies => show::studies(&open_store(storage.as_deref())?),
         Commands::Trials { study, format } => {

@@ -20,11 +20,32 @@ fn view(store: &Arc<dyn Store>, record: &StudyRecord) -> Result<StudyView> {
     Ok(view)
 }
 
-pub fn status(store: &Arc<dyn Store>, study: Option<&str>) -> Result<ExitCode> {
+pub fn status(store: &Arc<dyn Store>, study: Option<&str>, json: bool) -> Result<ExitCode> {
     let records = match study {
         Some(name) => vec![find_study(store, name)?],
         None => store.studies()?,
     };
+    if json {
+        let mut all = Vec::new();
+        for record in &records {
+            let view = view(store, record)?;
+            let c = view.counts();
+            let best: Vec<_> = view.pareto_front().into_iter().map(|t| self::record(&record.spec, t)).collect();
+            all.push(serde_json::json!({
+                "study": record.spec.name,
+                "trials": c.total(),
+                "completed": c.completed,
+                "running": c.running,
+                "pending": c.pending,
+                "pruned": c.pruned,
+                "failed": c.failed,
+                "objectives": record.spec.objectives,
+                "best": best,
+            }));
+        }
+        out(&(serde_json::to_string_pretty(&all)? + "\n"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if records.is_empty() {
         out("no studies yet: `hyperion run study.yaml` creates one\n")?;
     }
@@ -217,11 +238,14 @@ pub fn export(
     let trials = store.trials(record.id)?;
     let text = match format {
         ExportFormat::Csv => csv(&record.spec, &trials),
-        ExportFormat::Json => serde_json::to_string_pretty(&trials)? + "\n",
+        ExportFormat::Json => {
+            let records: Vec<_> = trials.iter().map(|t| self::record(&record.spec, t)).collect();
+            serde_json::to_string_pretty(&records)? + "\n"
+        }
         ExportFormat::Jsonl => {
             let mut text = String::new();
             for t in &trials {
-                text.push_str(&serde_json::to_string(t)?);
+                text.push_str(&serde_json::to_string(&self::record(&record.spec, t))?);
                 text.push('\n');
             }
             text
@@ -236,21 +260,69 @@ pub fn export(
     Ok(ExitCode::SUCCESS)
 }
 
-/// One row per trial: number, state, one column per objective, duration, one per parameter,
-/// then the error or pruning reason.
+/// A trial as a flat record, for pandas and other tools: the state a plain string, the error,
+/// pruning reason and step as fields, RFC 3339 times, the duration in seconds.
+pub fn record(spec: &StudySpec, t: &Trial) -> serde_json::Value {
+    let (error, reason, step) = match &t.state {
+        TrialState::Failed { error } => (Some(error.as_str()), None, None),
+        TrialState::Pruned { step, reason } => (None, Some(reason.as_str()), *step),
+        _ => (None, None, None),
+    };
+    let values = t.values.clone().unwrap_or_default();
+    let mut record = serde_json::json!({
+        "number": t.number,
+        "state": t.state.name(),
+        "value": (spec.objectives.len() == 1).then(|| values.first().copied()).flatten(),
+        "values": t.values,
+        "params": &*t.params,
+        "error": error,
+        "reason": reason,
+        "step": step,
+        "intermediate": t.intermediate,
+        "user_attrs": t.user_attrs,
+        "parent": t.parent,
+        "depth": t.depth,
+        "retry_of": t.retry_of,
+        "datetime_created": t.created_at.rfc3339(),
+        "datetime_start": t.started_at.map(|at| at.rfc3339()),
+        "datetime_complete": t.finished_at.map(|at| at.rfc3339()),
+        "duration_s": t.duration().map(|d| d.as_secs_f64()),
+    });
+    for (o, v) in spec.objectives.iter().zip(&values) {
+        record[&o.metric] = serde_json::json!(v);
+    }
+    record
+}
+
+/// One row per trial, with the columns of Optuna's `trials_dataframe` (`number`, `value` or
+/// `values_0…`, `datetime_start`, `datetime_complete`, `duration`, `params_<name>…`,
+/// `user_attrs_<key>…`, `state`), then one per objective by name and the message.
 fn csv(spec: &StudySpec, trials: &[Trial]) -> String {
     let mut names: Vec<String> = spec.space.params().iter().map(|p| p.name.clone()).collect();
+    let mut attrs: Vec<String> = Vec::new();
     for t in trials {
         for k in t.params.keys() {
             if !names.contains(k) {
                 names.push(k.clone());
             }
         }
+        for k in t.user_attrs.keys() {
+            if !attrs.contains(k) {
+                attrs.push(k.clone());
+            }
+        }
     }
-    let mut header = vec!["number".to_owned(), "state".into()];
+    let one = spec.objectives.len() == 1;
+    let mut header = vec!["number".to_owned()];
+    match one {
+        true => header.push("value".into()),
+        false => header.extend((0..spec.objectives.len()).map(|i| format!("values_{i}"))),
+    }
+    header.extend(["datetime_start", "datetime_complete", "duration"].map(String::from));
+    header.extend(names.iter().map(|n| format!("params_{n}")));
+    header.extend(attrs.iter().map(|k| format!("user_attrs_{k}")));
+    header.push("state".into());
     header.extend(spec.objectives.iter().map(|o| o.metric.clone()));
-    header.push("duration_s".into());
-    header.extend(names.iter().map(|n| format!("param_{n}")));
     header.push("message".into());
     let mut text = header
         .iter()
@@ -259,24 +331,32 @@ fn csv(spec: &StudySpec, trials: &[Trial]) -> String {
         .join(",")
         + "\n";
     for t in trials {
-        let mut row = vec![t.number.to_string(), t.state.name().to_owned()];
-        for i in 0..spec.objectives.len() {
-            row.push(
+        let values: Vec<String> = (0..spec.objectives.len())
+            .map(|i| {
                 t.values
                     .as_ref()
                     .and_then(|v| v.get(i))
                     .map(|x| x.to_string())
-                    .unwrap_or_default(),
-            );
-        }
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut row = vec![t.number.to_string()];
+        row.extend(values.iter().cloned());
+        row.push(t.started_at.map(|at| at.rfc3339()).unwrap_or_default());
+        row.push(t.finished_at.map(|at| at.rfc3339()).unwrap_or_default());
         row.push(
             t.duration()
-                .map(|d| format!("{:.3}", d.as_secs_f64()))
+                .map(|d| format!("{:.6}", d.as_secs_f64()))
                 .unwrap_or_default(),
         );
         for n in &names {
             row.push(t.params.get(n).map(|v| v.to_string()).unwrap_or_default());
         }
+        for k in &attrs {
+            row.push(t.user_attrs.get(k).map(|v| v.to_string()).unwrap_or_default());
+        }
+        row.push(t.state.name().to_owned());
+        row.extend(values);
         row.push(match &t.state {
             TrialState::Failed { error } => error.clone(),
             TrialState::Pruned { reason, .. } => reason.clone(),
@@ -355,4 +435,65 @@ fn table(rows: &[Vec<String>]) -> String {
         text.push('\n');
     }
     text
+}
+
+/// `hyperion trial STUDY N`: everything about one trial, its failure's whole reason included.
+pub fn trial(
+    store: &Arc<dyn Store>,
+    study: &str,
+    number: hyperion_core::TrialNumber,
+    dir: Option<&Path>,
+    json: bool,
+) -> Result<ExitCode> {
+    let record = find_study(store, study)?;
+    let t = store.trial(record.id, number)?;
+    let dir = dir.map(|d| d.join(number.to_string())).filter(|d| d.is_dir());
+    let stderr_tail = dir.as_ref().and_then(|d| {
+        let text = std::fs::read_to_string(d.join("stderr.log")).ok()?;
+        let lines: Vec<&str> = text.lines().collect();
+        Some(lines[lines.len().saturating_sub(20)..].join("\n"))
+    });
+    if json {
+        let mut value = self::record(&record.spec, &t);
+        value["directory"] = serde_json::json!(dir);
+        value["stderr_tail"] = serde_json::json!(stderr_tail);
+        out(&(serde_json::to_string_pretty(&value)? + "\n"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = format!("trial {} of \"{study}\": {}\n", t.number, t.state.name());
+    match &t.state {
+        TrialState::Failed { error } => {
+            let _ = writeln!(text, "error:\n  {}", error.replace('\n', "\n  "));
+        }
+        TrialState::Pruned { step, reason } => {
+            let at = step.map(|s| format!(" at step {s}")).unwrap_or_default();
+            let _ = writeln!(text, "pruned{at}: {reason}");
+        }
+        TrialState::Completed => {
+            let _ = writeln!(text, "values: {}", values_text(&record.spec, &t));
+        }
+        _ => {}
+    }
+    let _ = writeln!(text, "params:");
+    for (k, v) in t.params.iter() {
+        let _ = writeln!(text, "  {k} = {v}");
+    }
+    if !t.intermediate.is_empty() {
+        let steps: Vec<String> = t.intermediate.iter().map(|(s, v)| format!("{s}: {v}")).collect();
+        let _ = writeln!(text, "reported: {}", steps.join(", "));
+    }
+    if let Some(parent) = t.parent {
+        let _ = writeln!(text, "continues trial {parent} (generation {})", t.depth);
+    }
+    if let Some(of) = t.retry_of {
+        let _ = writeln!(text, "retries trial {of}");
+    }
+    if let Some(d) = &dir {
+        let _ = writeln!(text, "directory: {}", d.display());
+    }
+    if let Some(tail) = stderr_tail.filter(|t| !t.is_empty()) {
+        let _ = writeln!(text, "--- last lines of stderr ---\n{tail}");
+    }
+    out(&text)?;
+    Ok(ExitCode::SUCCESS)
 }

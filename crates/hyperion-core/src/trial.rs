@@ -62,6 +62,30 @@ impl Timestamp {
         Timestamp(since.as_micros() as u64)
     }
 
+    /// RFC 3339 in UTC with microseconds: `2026-12-01T20:46:18.123456Z` (what pandas and
+    /// every JSON reader parse).
+    pub fn rfc3339(self) -> String {
+        let secs = self.0 / 1_000_000;
+        let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+        // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+            rest / 3600,
+            rest % 3600 / 60,
+            rest % 60,
+            self.0 % 1_000_000
+        )
+    }
+
     /// Time from `earlier` to `self`; zero if `earlier` is later (clocks can step back).
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))

@@ -177,3 +177,51 @@ fn trials_failing_the_same_way_stop_the_study_and_can_be_retried() {
     let completed = trials.iter().filter(|t| crate::state(t) == "completed").count();
     assert_eq!(completed, 4, "the failed trials ran again and the budget is met: {trials:?}");
 }
+
+#[test]
+fn exports_read_as_a_pandas_user_expects_and_a_failure_is_one_command_away() {
+    let s = Sandbox::new();
+    s.write(
+        "mixed.py",
+        "import os, sys\nn = int(os.environ['HYPERION_TRIAL_NUMBER'])\n\
+         if n == 1:\n    sys.stderr.write('CUDA out of memory\\n'); sys.exit(3)\n\
+         print('HYPERION_METRIC {\"step\": 0, \"loss\": %d}' % (n + 1))\n",
+    );
+    let study = "name: x\ncommand: [python3, mixed.py, '{args}']\n\
+                 parameters: {lr: {type: float, low: 0.1, high: 1.0}}\n\
+                 metric: {name: loss, goal: minimize}\nbudget: {max_trials: 3, max_failures: 5}\n";
+    s.run(study, &["-q"]);
+    let jsonl = s.hyperion(&["export", "x", "--format", "jsonl"]);
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&jsonl.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records[0]["state"], "completed");
+    assert_eq!((records[0]["value"].as_f64(), records[0]["loss"].as_f64()), (Some(1.0), Some(1.0)));
+    assert!(records[0]["datetime_start"].as_str().unwrap().ends_with('Z'));
+    assert!(records[0]["duration_s"].as_f64().unwrap() >= 0.0);
+    assert_eq!(records[0]["intermediate"]["0"], 1.0);
+    assert_eq!(records[1]["state"], "failed");
+    assert!(records[1]["error"].as_str().unwrap().contains("CUDA out of memory"));
+    assert!(records[1]["retry_of"].is_null() && records[1]["parent"].is_null());
+
+    let csv = String::from_utf8_lossy(&s.hyperion(&["export", "x", "--format", "csv"]).stdout).into_owned();
+    let header = csv.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "number,value,datetime_start,datetime_complete,duration,params_lr,state,loss,message"
+    );
+
+    let status = s.hyperion(&["status", "x", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!((status[0]["completed"].as_u64(), status[0]["failed"].as_u64()), (Some(2), Some(1)));
+
+    let trial = s.hyperion(&["trial", "x", "1"]);
+    let text = String::from_utf8_lossy(&trial.stdout);
+    assert!(trial.status.success(), "{}", stderr(&trial));
+    assert!(
+        text.contains("failed") && text.contains("CUDA out of memory") && text.contains("params:")
+            && text.contains("directory: ") && text.contains("last lines of stderr"),
+        "{text}"
+    );
+}

@@ -153,3 +153,11 @@ fn a_study_name_is_a_name_never_a_path() {
     }
     assert!(crate::check_name(&"x".repeat(129)).is_err());
 }
+
+#[test]
+fn timestamps_read_as_rfc3339() {
+    assert_eq!(Timestamp(0).rfc3339(), "1970-01-01T00:00:00.000000Z");
+    // 2024-02-29T12:34:56.789012Z, a leap day.
+    assert_eq!(Timestamp(1_709_210_096_789_012).rfc3339(), "2024-02-29T12:34:56.789012Z");
+    assert_eq!(Timestamp(4_102_444_799_000_000).rfc3339(), "2099-12-31T23:59:59.000000Z");
+}
