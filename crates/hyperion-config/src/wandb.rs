@@ -239,8 +239,17 @@ fn early_terminate(early: Value, notes: &mut Vec<String>) -> Result<Value, Strin
     match (min_iter, max_iter, s) {
         (Some(min), _, _) => {
             asha.insert("min_resource".into(), json!(min));
-            if let Some(max) = max_iter {
-                asha.insert("max_resource".into(), json!(max));
+            match max_iter {
+                Some(max) => {
+                    asha.insert("max_resource".into(), json!(max));
+                }
+                None => notes.push(format!(
+                    "early_terminate has no max_iter: a trial can be stopped at every milestone \
+                     {min}, {}, {}, … without end (as in W&B); a trial that exits after its last \
+                     report before a stop reaches it completes with its value",
+                    min * eta,
+                    min * eta * eta
+                )),
             }
         }
         (None, Some(max), Some(s)) => {

@@ -49,10 +49,11 @@ pub enum Message {
 pub enum Exit {
     /// The objective returned (a closure on a thread).
     Returned(Outcome),
-    /// The process ended, with the last lines of its stderr.
+    /// The process ended at `at`, with the last lines of its stderr.
     Process {
         status: std::io::Result<ExitStatus>,
         stderr_tail: Vec<String>,
+        at: Instant,
     },
 }
 
@@ -375,12 +376,28 @@ impl Study {
                     if let Some(slot) = running.remove(&number) {
                         let killed = matches!(&slot.ending, Some((_, Ending::Failed(e))) if e == KILLED);
                         let outcome = match (slot.ending, exit) {
+                            // It ended on its own before the stop reached it (its last report
+                            // was the one that stopped it): its result stands.
+                            (
+                                Some((stopped, Ending::Pruned(_))),
+                                Exit::Process {
+                                    status,
+                                    stderr_tail,
+                                    at,
+                                },
+                            ) if at <= stopped => crate::protocol::outcome(
+                                self.spec(),
+                                &slot.reported,
+                                &status,
+                                &stderr_tail,
+                            ),
                             (Some((_, Ending::Pruned(reason))), _) => Outcome::Pruned { reason },
                             (Some((_, Ending::Failed(error))), _) => Outcome::Failed { error },
                             (None, Exit::Returned(outcome)) => outcome,
                             (None, Exit::Process {
                                 status,
                                 stderr_tail,
+                                ..
                             }) => crate::protocol::outcome(
                                 self.spec(),
                                 &slot.reported,

@@ -141,6 +141,7 @@ impl LocalDispatcher {
             // Wait for the leader without reaping it, so that its pid still names the group
             // while what is left of the group is killed.
             let _ = waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT);
+            let at = std::time::Instant::now();
             let status = {
                 let mut reaped = reaped.lock().unwrap_or_else(|e| e.into_inner());
                 let _ = killpg(pid, Signal::SIGKILL);
@@ -161,6 +162,7 @@ impl LocalDispatcher {
             let exit = Exit::Process {
                 status,
                 stderr_tail,
+                at,
             };
             let _ = tx.send(Message::Exited { number, exit });
         });

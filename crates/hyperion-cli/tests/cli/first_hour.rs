@@ -225,3 +225,32 @@ fn exports_read_as_a_pandas_user_expects_and_a_failure_is_one_command_away() {
         "{text}"
     );
 }
+
+#[test]
+fn a_trial_that_ends_before_a_wandb_hyperband_stop_reaches_it_completes() {
+    let s = Sandbox::new();
+    // Each trial writes its curve to the metrics file and exits at once: every report is read
+    // after the process ended, so no stop can reach it. Later trials are worse.
+    s.write(
+        "curve.py",
+        "import json, os\nn = int(os.environ['HYPERION_TRIAL_NUMBER'])\n\
+         with open(os.environ['HYPERION_METRICS_FILE'], 'a') as f:\n\
+         \x20   for epoch in range(1, 5):\n\
+         \x20       f.write(json.dumps({'epoch': epoch, 'step': epoch, 'loss': n + 1 / epoch}) + '\\n')\n",
+    );
+    s.write(
+        "sweep.yaml",
+        "program: curve.py\nmethod: random\nmetric: {name: loss, goal: minimize}\n\
+         parameters: {x: {min: 0.0, max: 1.0}}\nrun_cap: 4\n\
+         early_terminate: {type: hyperband, min_iter: 1, eta: 2}\n",
+    );
+    let output = s.hyperion(&["run", "sweep.yaml", "-q"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("has no max_iter"), "{}", stderr(&output));
+    let trials = s.trials("sweep");
+    let states: Vec<&str> = trials.iter().map(crate::state).collect();
+    assert_eq!(states, ["completed"; 4], "{trials:?}");
+    let decisions = String::from_utf8_lossy(&s.hyperion(&["decisions", "sweep", "--json"]).stdout)
+        .into_owned();
+    assert!(decisions.contains("\"stop\""), "ASHA did decide stops: {decisions}");
+}
