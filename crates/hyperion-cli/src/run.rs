@@ -62,7 +62,7 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| root.join(&name).join("trials"));
     let study = builder(&file, store).open().map_err(|e| match e {
         hyperion_runtime::Error::Store(StoreError::SpecMismatch { name, what }) => anyhow::anyhow!(
-            "study \"{name}\" already exists with a different {what}.\n\
+            "study \"{name}\" already exists with {what}.\n\
              To start a new study, give it another name (`name:` in {}, or `hyperion run {} name=NEW`);\n\
              to start over, delete the old one with `hyperion delete {name}`",
             args.file.display(),

@@ -159,6 +159,8 @@ impl RunControl {
 enum Ending {
     /// The scheduler stopped it.
     Pruned(String),
+    /// PBT stopped it and handed its place to a child: pruned even if it had ended.
+    HandedOver(String),
     /// A timeout or a killed run.
     Failed(String),
 }
@@ -391,7 +393,9 @@ impl Study {
                                 &status,
                                 &stderr_tail,
                             ),
-                            (Some((_, Ending::Pruned(reason))), _) => Outcome::Pruned { reason },
+                            (Some((_, Ending::Pruned(reason) | Ending::HandedOver(reason))), _) => {
+                                Outcome::Pruned { reason }
+                            }
                             (Some((_, Ending::Failed(error))), _) => Outcome::Failed { error },
                             (None, Exit::Returned(outcome)) => outcome,
                             (None, Exit::Process {
@@ -482,10 +486,14 @@ impl Study {
         match self.report(number, step, &values) {
             Ok(Verdict::Continue) => {}
             Ok(Verdict::Stop { reason, successor }) => {
-                if let Some(successor) = successor {
-                    dispatcher.hand_over(successor.parent, successor.child);
-                }
-                terminate(dispatcher, number, slot, Ending::Pruned(reason));
+                let ending = match successor {
+                    Some(successor) => {
+                        dispatcher.hand_over(successor.parent, successor.child);
+                        Ending::HandedOver(reason)
+                    }
+                    None => Ending::Pruned(reason),
+                };
+                terminate(dispatcher, number, slot, ending);
             }
             Err(e) if e.settled_elsewhere() => {}
             Err(e) => return Err(e),

@@ -83,6 +83,7 @@ impl LocalDispatcher {
     fn start(
         &mut self,
         trial: &hyperion_core::Trial,
+        space: &hyperion_core::SearchSpace,
         gpus: &[String],
         tx: &Sender<Message>,
     ) -> Result<Running, String> {
@@ -94,6 +95,7 @@ impl LocalDispatcher {
         })?;
         let vars = Placeholders {
             params: &trial.params,
+            space,
             trial_dir: &dir,
             number,
             id: trial.id.0,
@@ -185,7 +187,7 @@ impl<'s> Dispatcher<'s> for LocalDispatcher {
         tx: &Sender<Message>,
     ) -> Result<Option<Launch>, String> {
         let gpus: Vec<String> = self.free_gpus.drain(..self.config.gpus_per_trial).collect();
-        match self.start(trial.trial(), &gpus, tx) {
+        match self.start(trial.trial(), &trial.study().spec().space, &gpus, tx) {
             Ok(running) => {
                 let launch = self.machine.launch(running.group.pgid);
                 self.running.insert(trial.number(), running);

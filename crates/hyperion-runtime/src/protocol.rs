@@ -129,6 +129,9 @@ pub type Record = (Option<u64>, BTreeMap<String, f64>);
 #[derive(Debug)]
 pub struct Placeholders<'a> {
     pub params: &'a Params,
+    /// The declared space: `{args}` lists its parameters in their declared order, then the
+    /// define-by-run ones.
+    pub space: &'a hyperion_core::SearchSpace,
     pub trial_dir: &'a Path,
     pub number: TrialNumber,
     pub id: u64,
@@ -149,13 +152,17 @@ pub fn render_argv(
             s
         }
     };
-    let args: Vec<String> = vars
-        .params
+    let declared = vars.space.params().iter().map(|p| p.name.as_str());
+    let others = vars.params.keys().map(String::as_str).filter(|k| vars.space.get(k).is_none());
+    let active: Vec<(&str, &hyperion_core::ParamValue)> = declared
+        .chain(others)
+        .filter_map(|k| Some((k, vars.params.get(k)?)))
+        .collect();
+    let args: Vec<String> = active
         .iter()
         .map(|(k, v)| quote(format!("--{k}={v}")))
         .collect();
-    let bare: Vec<String> = vars
-        .params
+    let bare: Vec<String> = active
         .iter()
         .map(|(k, v)| quote(format!("{k}={v}")))
         .collect();
@@ -521,6 +528,31 @@ mod tests {
         let (_, m) = parse_record(r#"{"loss": NaN}"#).unwrap();
         assert!(m["loss"].is_nan());
         assert!(parse_record("epoch 3 done").is_none());
+    }
+
+    #[test]
+    fn args_follow_the_declared_order_then_define_by_run_names() {
+        use hyperion_core::{FloatDistribution, ParamValue};
+        let space = hyperion_core::SearchSpace::builder()
+            .param("lr", FloatDistribution::new(0.0, 1.0))
+            .param("layers", FloatDistribution::new(0.0, 9.0))
+            .build()
+            .unwrap();
+        let params = Params::from([
+            ("layers".to_owned(), ParamValue::Float(3.0)),
+            ("lr".to_owned(), ParamValue::Float(0.5)),
+            ("extra".to_owned(), ParamValue::Float(1.0)),
+        ]);
+        let vars = Placeholders {
+            params: &params,
+            space: &space,
+            trial_dir: Path::new("/t"),
+            number: TrialNumber(0),
+            id: 1,
+            study: "s",
+        };
+        let argv = render_argv(&["run".into(), "{args}".into()], false, &vars).unwrap();
+        assert_eq!(argv, ["run", "--lr=0.5", "--layers=3", "--extra=1"]);
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub fn reopening_a_study_with_another_spec_is_refused(store: &dyn Store) {
     assert!(matches!(e, StoreError::SpecMismatch { .. }), "{e:?}");
     assert_eq!(
         e.to_string(),
-        "study \"s\" already exists with a different search space (parameter \"x\" was float -1..1, now float -2..1); \
+        "study \"s\" already exists with another search space (parameter \"x\" was float -1..1, now float -2..1); \
          use another study name"
     );
     let mut maximize = spec("s");
@@ -325,7 +325,7 @@ pub fn completion_needs_one_finite_value_per_objective(store: &dyn Store) {
             Some(vec![f64::INFINITY]),
             "objective 0 is inf, not a finite number",
         ),
-        (Some(vec![1.0, 2.0]), "2 values for 1 objectives"),
+        (Some(vec![1.0, 2.0]), "2 values for 1 objective"),
         (None, "completed without values"),
     ] {
         let e = store

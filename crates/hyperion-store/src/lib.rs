@@ -313,7 +313,7 @@ pub enum StoreError {
     StudyNotFound { name: String },
     #[error("study {0:?} not found (deleted?)")]
     StudyIdNotFound(StudyId),
-    #[error("study \"{name}\" already exists with a different {what}; use another study name")]
+    #[error("study \"{name}\" already exists with {what}; use another study name")]
     SpecMismatch { name: String, what: String },
     #[error("trial {number} not found")]
     TrialNotFound { number: TrialNumber },
@@ -384,6 +384,14 @@ pub mod rules {
     }
 }
 
+/// `1 objective`, `2 objectives`.
+fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// Checks intermediate `values` at `step`: the first objective's, or one per objective, finite.
 pub fn check_report(
     number: TrialNumber,
@@ -394,9 +402,9 @@ pub fn check_report(
     let invalid = |reason: String| Err(StoreError::InvalidValues { number, reason });
     if values.len() != 1 && values.len() != objectives {
         return invalid(format!(
-            "{} intermediate values at step {step} for {objectives} objectives (give the first \
-             objective's, or one per objective)",
-            values.len()
+            "{} at step {step} for {} (give the first objective's, or one per objective)",
+            count(values.len(), "intermediate value"),
+            count(objectives, "objective")
         ));
     }
     match values.iter().find(|v| !v.is_finite()) {
@@ -421,7 +429,7 @@ pub fn check_values(
         }
         (TrialState::Completed, None) => invalid("completed without values".into()),
         (TrialState::Completed, Some(v)) if v.len() != objectives => {
-            invalid(format!("{} values for {objectives} objectives", v.len()))
+            invalid(format!("{} for {}", count(v.len(), "value"), count(objectives, "objective")))
         }
         (TrialState::Completed, Some(v)) => match v.iter().position(|x| !x.is_finite()) {
             Some(i) => invalid(format!("objective {i} is {}, not a finite number", v[i])),
@@ -516,7 +524,7 @@ pub fn spec_difference(old: &StudySpec, new: &StudySpec) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        return Some(format!("objectives ({}, not {})", show(old), show(new)));
+        return Some(format!("other objectives ({}, not {})", show(old), show(new)));
     }
     if old.space == new.space {
         return None;
@@ -525,13 +533,13 @@ pub fn spec_difference(old: &StudySpec, new: &StudySpec) -> Option<String> {
         match new.space.get(&p.name) {
             None => {
                 return Some(format!(
-                    "search space (parameter \"{}\" was removed)",
+                    "another search space (parameter \"{}\" was removed)",
                     p.name
                 ));
             }
             Some(q) if q != p => {
                 return Some(format!(
-                    "search space (parameter \"{}\" was {}, now {})",
+                    "another search space (parameter \"{}\" was {}, now {})",
                     p.name, p.distribution, q.distribution
                 ));
             }
@@ -544,7 +552,7 @@ pub fn spec_difference(old: &StudySpec, new: &StudySpec) -> Option<String> {
         .iter()
         .find(|p| old.space.get(&p.name).is_none());
     Some(match added {
-        Some(p) => format!("search space (parameter \"{}\" was added)", p.name),
-        None => "search space (the parameters were reordered)".into(),
+        Some(p) => format!("another search space (parameter \"{}\" was added)", p.name),
+        None => "another search space (the parameters were reordered)".into(),
     })
 }

