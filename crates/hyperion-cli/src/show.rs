@@ -397,9 +397,13 @@ pub fn state_text(state: &TrialState) -> String {
             "failed: {}",
             short(error.lines().next().unwrap_or_default())
         ),
-        TrialState::Pruned {
-            step: Some(step), ..
-        } => format!("pruned at {step}"),
+        TrialState::Pruned { step, reason } => {
+            let at = step.map(|s| format!(" at {s}")).unwrap_or_default();
+            match reason.lines().next().filter(|r| !r.is_empty()) {
+                Some(reason) => format!("pruned{at}: {}", short(reason)),
+                None => format!("pruned{at}"),
+            }
+        }
         other => other.name().to_owned(),
     }
 }

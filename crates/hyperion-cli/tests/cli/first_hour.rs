@@ -254,3 +254,17 @@ fn a_trial_that_ends_before_a_wandb_hyperband_stop_reaches_it_completes() {
         .into_owned();
     assert!(decisions.contains("\"stop\""), "ASHA did decide stops: {decisions}");
 }
+
+#[test]
+fn the_trials_table_shows_why_a_told_trial_was_pruned() {
+    let s = Sandbox::new();
+    let space = r#"{"x": {"type": "float", "low": 0, "high": 1}}"#;
+    let asked = s.hyperion(&["ask", "--study", "m", "--space", space]);
+    assert!(asked.status.success(), "{}", stderr(&asked));
+    let told = s.hyperion(&[
+        "tell", "--study", "m", "--trial", "0", "--state", "pruned", "--message", "diverged",
+    ]);
+    assert!(told.status.success(), "{}", stderr(&told));
+    let table = String::from_utf8_lossy(&s.hyperion(&["trials", "m"]).stdout).into_owned();
+    assert!(table.contains("pruned: diverged"), "{table}");
+}
