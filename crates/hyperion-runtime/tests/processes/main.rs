@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("worker") {
         return worker(&args[1..]);
     }
-    let cases: [(&str, fn()); 3] = [
+    let cases: [(&str, fn()); 4] = [
         (
             "sigkilled_runs_lose_nothing_and_stop_at_the_budget",
             sigkilled_runs_lose_nothing_and_stop_at_the_budget,
@@ -44,6 +44,10 @@ fn main() -> ExitCode {
         (
             "eight_processes_never_duplicate_a_grid_point",
             eight_processes_never_duplicate_a_grid_point,
+        ),
+        (
+            "four_processes_with_a_fit_longer_than_the_lease_miss_no_heartbeat",
+            four_processes_with_a_fit_longer_than_the_lease_miss_no_heartbeat,
         ),
     ];
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
@@ -117,8 +121,11 @@ fn worker(args: &[String]) -> ExitCode {
     let study = Study::builder(study)
         .minimize("loss")
         .space(space(method))
-        .sampler(sampler)
         .store(store);
+    let study = match method.as_str() {
+        "slow" => study.custom_sampler(Box::new(SlowFit)),
+        _ => study.sampler(sampler),
+    };
     let budget = match budget.parse::<u64>() {
         Ok(0) | Err(_) => Budget::default(),
         Ok(n) => Budget::trials(n),
@@ -318,4 +325,53 @@ fn eight_processes_never_duplicate_a_grid_point() {
         .map(|t| serde_json::to_string(&t.params).unwrap())
         .collect();
     assert_eq!((trials.len(), points.len()), (600, 600));
+}
+
+/// Random sampling that takes 400 ms to "fit": longer than the trials' lease (300 ms).
+#[derive(Debug)]
+struct SlowFit;
+
+impl hyperion_samplers::Sampler for SlowFit {
+    fn suggest(
+        &self,
+        space: &SearchSpace,
+        ctx: &hyperion_samplers::SampleContext<'_>,
+    ) -> Result<Option<hyperion_core::Params>, hyperion_samplers::SamplerError> {
+        std::thread::sleep(Duration::from_millis(400));
+        hyperion_samplers::RandomSampler::new(7).suggest(space, ctx)
+    }
+    fn suggest_param(
+        &self,
+        _: &str,
+        _: &hyperion_core::Distribution,
+        _: &hyperion_samplers::SampleContext<'_>,
+    ) -> Result<hyperion_core::ParamValue, hyperion_samplers::SamplerError> {
+        unreachable!("the space is declared")
+    }
+    fn fits_slowly(&self) -> bool {
+        true
+    }
+}
+
+fn four_processes_with_a_fit_longer_than_the_lease_miss_no_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("study.db");
+    let children: Vec<Child> = (0..4)
+        .map(|_| spawn(&db, "slow", "slow", 12, 2, 900, 300))
+        .collect();
+    for mut child in children {
+        assert!(
+            child.wait().unwrap().success(),
+            "a worker failed (see its stderr above)"
+        );
+    }
+    // Two threads a worker: one trial runs while the loop fits for the next.
+    let (_, trials) = snapshot(&db, "slow");
+    let states: Vec<&str> = trials.iter().map(|t| t.state.name()).collect();
+    assert_eq!(states, ["completed"; 12], "no trial went stale: {trials:?}");
+    let points: BTreeSet<String> = trials
+        .iter()
+        .map(|t| serde_json::to_string(&t.params).unwrap())
+        .collect();
+    assert_eq!(points.len(), 12, "no trial was created twice");
 }
