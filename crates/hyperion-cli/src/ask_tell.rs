@@ -1,5 +1,6 @@
 //! `hyperion ask` and `hyperion tell`: another program runs the trials.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -204,11 +205,13 @@ pub struct ReportArgs {
 pub fn report(store: &Arc<dyn Store>, args: ReportArgs) -> Result<ExitCode> {
     find_study(store, &args.study)?;
     let study = Study::open(store.clone(), &args.study)?;
+    let mut kept = BTreeMap::new();
     let values = match (args.value, &args.metrics) {
         (Some(v), _) => vec![v],
         (None, Some(json)) => {
             let (_, metrics) = protocol::parse_record(json)
                 .with_context(|| format!("--metrics: `{json}` is not a JSON object"))?;
+            kept = metrics.clone();
             let record = (Some(args.step), metrics);
             let (_, values) = protocol::Reported::default().take(study.spec(), record);
             if values.is_empty() {
@@ -223,6 +226,12 @@ pub fn report(store: &Arc<dyn Store>, args: ReportArgs) -> Result<ExitCode> {
     };
     let verdict = study.report(args.trial, args.step, &values)?;
     study.renew_lease(args.trial)?;
+    if !kept.is_empty() {
+        // Every metric is kept with the trial, the latest value of each.
+        let mut metrics = store.trial(study.record_id(), args.trial)?.metrics;
+        metrics.extend(kept);
+        store.keep_metrics(study.record_id(), args.trial, &metrics)?;
+    }
     match verdict {
         Verdict::Continue => {
             out("continue\n")?;

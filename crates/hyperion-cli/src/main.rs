@@ -61,6 +61,9 @@ enum Commands {
         study: String,
         #[arg(long, value_enum, default_value = "table")]
         format: TableFormat,
+        /// Metrics to show as columns (the last value each trial reported), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        metrics: Vec<String>,
     },
     /// The best trial of a study (the Pareto front with several metrics).
     Best {
@@ -152,9 +155,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             show::trial(&open_store(Some(&url))?, &study, number, dir.as_deref(), json)
         }
         Commands::Studies => show::studies(&open_store(storage.as_deref())?),
-        Commands::Trials { study, format } => {
-            show::trials(&open_store(storage.as_deref())?, &study, format)
-        }
+        Commands::Trials {
+            study,
+            format,
+            metrics,
+        } => show::trials(&open_store(storage.as_deref())?, &study, format, &metrics),
         Commands::Best { study, json } => {
             show::best(&open_store(storage.as_deref())?, &study, json)
         }

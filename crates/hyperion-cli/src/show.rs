@@ -103,7 +103,12 @@ pub fn studies(store: &Arc<dyn Store>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn trials(store: &Arc<dyn Store>, study: &str, format: TableFormat) -> Result<ExitCode> {
+pub fn trials(
+    store: &Arc<dyn Store>,
+    study: &str,
+    format: TableFormat,
+    metrics: &[String],
+) -> Result<ExitCode> {
     let record = find_study(store, study)?;
     let trials = store.trials(record.id)?;
     let text = match format {
@@ -119,6 +124,7 @@ pub fn trials(store: &Arc<dyn Store>, study: &str, format: TableFormat) -> Resul
                 "duration".into(),
                 "params".into(),
             ];
+            header.splice(4..4, metrics.iter().cloned());
             if lineage {
                 header.insert(1, "from".into());
             }
@@ -146,6 +152,10 @@ pub fn trials(store: &Arc<dyn Store>, study: &str, format: TableFormat) -> Resul
                         .unwrap_or_default(),
                     params.join(" "),
                 ];
+                let chosen = metrics.iter().map(|m| {
+                    t.metrics.get(m).map(|v| format!("{v:.6}")).unwrap_or_default()
+                });
+                row.splice(4..4, chosen);
                 if lineage {
                     row.insert(1, t.parent.map(|p| p.to_string()).unwrap_or_default());
                 }
@@ -280,6 +290,7 @@ pub fn record(spec: &StudySpec, t: &Trial) -> serde_json::Value {
         "step": step,
         "intermediate": t.intermediate,
         "user_attrs": t.user_attrs,
+        "metrics": t.metrics,
         "parent": t.parent,
         "depth": t.depth,
         "retry_of": t.retry_of,
@@ -290,6 +301,12 @@ pub fn record(spec: &StudySpec, t: &Trial) -> serde_json::Value {
     });
     for (o, v) in spec.objectives.iter().zip(&values) {
         record[&o.metric] = serde_json::json!(v);
+    }
+    // Every other metric as a column of its own too, unless it would hide a field.
+    for (k, v) in &t.metrics {
+        if record.get(k).is_none() {
+            record[k] = serde_json::json!(v);
+        }
     }
     record
 }
@@ -312,6 +329,15 @@ fn csv(spec: &StudySpec, trials: &[Trial]) -> String {
             }
         }
     }
+    let objectives: Vec<&str> = spec.objectives.iter().map(|o| o.metric.as_str()).collect();
+    let mut metrics: Vec<String> = Vec::new();
+    for t in trials {
+        for k in t.metrics.keys() {
+            if !objectives.contains(&k.as_str()) && !metrics.contains(k) {
+                metrics.push(k.clone());
+            }
+        }
+    }
     let one = spec.objectives.len() == 1;
     let mut header = vec!["number".to_owned()];
     match one {
@@ -323,6 +349,7 @@ fn csv(spec: &StudySpec, trials: &[Trial]) -> String {
     header.extend(attrs.iter().map(|k| format!("user_attrs_{k}")));
     header.push("state".into());
     header.extend(spec.objectives.iter().map(|o| o.metric.clone()));
+    header.extend(metrics.iter().cloned());
     header.push("message".into());
     let mut text = header
         .iter()
@@ -356,7 +383,14 @@ fn csv(spec: &StudySpec, trials: &[Trial]) -> String {
             row.push(t.user_attrs.get(k).map(|v| v.to_string()).unwrap_or_default());
         }
         row.push(t.state.name().to_owned());
-        row.extend(values);
+        // An objective's column holds its value, else (pruned, failed) its last report.
+        for (i, v) in values.into_iter().enumerate() {
+            let last = t.metrics.get(objectives[i]).map(|x| x.to_string());
+            row.push(if v.is_empty() { last.unwrap_or_default() } else { v });
+        }
+        for k in &metrics {
+            row.push(t.metrics.get(k).map(|x| x.to_string()).unwrap_or_default());
+        }
         row.push(match &t.state {
             TrialState::Failed { error } => error.clone(),
             TrialState::Pruned { reason, .. } => reason.clone(),

@@ -49,6 +49,12 @@ pub enum Change {
         key: String,
         value: serde_json::Value,
     },
+    /// The last values of the metrics a trial reported, objectives and others; they replace
+    /// the ones kept before.
+    MetricsKept {
+        number: TrialNumber,
+        metrics: std::collections::BTreeMap<String, f64>,
+    },
     /// A trial reached a final state; `values` are set for `Completed` only.
     TrialFinished {
         number: TrialNumber,
@@ -94,6 +100,7 @@ impl Change {
             Change::ParamSet { .. } => "param_set",
             Change::MetricReported { .. } => "metric_reported",
             Change::UserAttrSet { .. } => "user_attr_set",
+            Change::MetricsKept { .. } => "metrics_kept",
             Change::TrialFinished { .. } => "trial_finished",
             Change::DecisionRecorded(_) => "decision_recorded",
             Change::SamplerStateSet { .. } => "sampler_state_set",

@@ -149,6 +149,10 @@ pub struct Trial {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub intermediate_others: BTreeMap<u64, Vec<f64>>,
     pub user_attrs: BTreeMap<String, serde_json::Value>,
+    /// The last value of every metric the trial reported (its objectives and the rest:
+    /// `train_loss`, `lr`, …), as its command's metric lines gave them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
     /// Lineage for schedulers (PBT): the trial this one continues from, and how many ancestors
     /// it has.
     pub parent: Option<TrialNumber>,

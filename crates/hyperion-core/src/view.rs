@@ -237,6 +237,7 @@ impl StudyView {
                     intermediate: BTreeMap::new(),
                     intermediate_others: BTreeMap::new(),
                     user_attrs: BTreeMap::new(),
+                    metrics: BTreeMap::new(),
                     parent: *parent,
                     depth: *depth,
                     retry_of: *retry_of,
@@ -298,6 +299,9 @@ impl StudyView {
                     step: *step,
                     value: *value,
                 });
+            }
+            Change::MetricsKept { number, metrics } => {
+                self.trial_mut(*number)?.metrics = metrics.clone();
             }
             Change::UserAttrSet { number, key, value } => {
                 self.trial_mut(*number)?

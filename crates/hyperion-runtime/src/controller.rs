@@ -411,6 +411,10 @@ impl Study {
                         };
                         dispatcher.release(number);
                         lock(mine).remove(&number);
+                        if !slot.reported.last.is_empty() {
+                            self.store()
+                                .keep_metrics(self.record.id, number, &slot.reported.last)?;
+                        }
                         // A run told how many failures to bear (`max_failures`) bears them.
                         if let Outcome::Failed { error } = &outcome
                             && !killed

@@ -156,10 +156,11 @@ impl LocalDispatcher {
             }
             // The last lines of the metrics file, after which the poller forgets it.
             poller.forget(number);
-            let records = metrics.lock().unwrap_or_else(|e| e.into_inner()).read();
-            for record in records {
+            let mut metrics = metrics.lock().unwrap_or_else(|e| e.into_inner());
+            for record in metrics.read() {
                 let _ = tx.send(Message::Metrics { number, record });
             }
+            drop(metrics);
             let stderr_tail = Vec::from(tail.lock().unwrap_or_else(|e| e.into_inner()).clone());
             let exit = Exit::Process {
                 status,
@@ -254,8 +255,10 @@ impl Poller {
                     .collect();
                 drop(files);
                 for (number, tail, tx) in followed {
-                    let records = tail.lock().unwrap_or_else(|e| e.into_inner()).read();
-                    for record in records {
+                    // Sent under the lock: the trial's waiter reads the rest after, and so
+                    // sends its exit after these records.
+                    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                    for record in tail.read() {
                         let _ = tx.send(Message::Metrics { number, record });
                     }
                 }

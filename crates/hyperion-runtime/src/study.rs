@@ -331,6 +331,10 @@ impl Study {
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
+    /// The study's id in its store.
+    pub fn record_id(&self) -> hyperion_core::StudyId {
+        self.record.id
+    }
     /// The settings in force.
     pub fn settings(&self) -> &StudySettings {
         &self.settings

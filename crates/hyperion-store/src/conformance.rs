@@ -50,7 +50,8 @@ macro_rules! conformance_tests {
             decisions_and_sampler_state_are_logged,
             settings_and_stop_requests_are_logged_and_trial_changes_are_refused,
             a_heartbeat_renews_a_lease_for_its_own_length,
-            sampler_state_comes_with_its_trial_in_one_transaction
+            sampler_state_comes_with_its_trial_in_one_transaction,
+            every_metric_a_trial_reported_is_kept
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -815,4 +816,26 @@ pub fn sampler_state_comes_with_its_trial_in_one_transaction(store: &dyn Store) 
         view.apply(change, &mut Vec::new()).unwrap();
     }
     assert_eq!(view.sampler_state("cmaes"), Some(&state));
+}
+
+pub fn every_metric_a_trial_reported_is_kept(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let n = create(store, study);
+    let metrics = std::collections::BTreeMap::from([
+        ("loss".to_owned(), 0.5),
+        ("train_loss".to_owned(), 0.25),
+        ("lr".to_owned(), 1e-3),
+    ]);
+    store.keep_metrics(study, n, &metrics).unwrap();
+    store
+        .finish_trial(study, n, TrialState::Pruned { step: Some(3), reason: "r".into() }, None)
+        .unwrap();
+    assert_eq!(store.trial(study, n).unwrap().metrics, metrics, "a pruned trial keeps them");
+    assert_eq!(store.trials(study).unwrap()[0].metrics, metrics);
+    let mut view = StudyView::new(study, spec("s"));
+    for change in store.changes_since(study, 0).unwrap() {
+        view.apply(&change, &mut Vec::new()).unwrap();
+    }
+    assert_eq!(view.trial(n).unwrap().metrics, metrics, "the log rebuilds them");
+    assert!(store.keep_metrics(study, TrialNumber(9), &metrics).is_err());
 }

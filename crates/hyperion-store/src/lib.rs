@@ -283,6 +283,15 @@ pub trait Store: Send + Sync + Debug {
         value: &serde_json::Value,
     ) -> Result<(), StoreError>;
 
+    /// Keeps the last values of every metric trial `number` reported (replacing those kept);
+    /// non-finite values are left out ([`rules::finite`]).
+    fn keep_metrics(
+        &self,
+        study: StudyId,
+        number: TrialNumber,
+        metrics: &std::collections::BTreeMap<String, f64>,
+    ) -> Result<(), StoreError>;
+
     /// Moves a running (or pending) trial to a final state. `Completed` needs `values`, one
     /// finite value per objective; the other states take `None`. A trial already finished is
     /// [`StoreError::NotRunning`] and keeps its first result.
@@ -372,6 +381,16 @@ pub mod rules {
             retry_of: Some(trial.number),
             ..NewTrial::default()
         })
+    }
+
+    /// The metrics a store keeps: the finite ones (JSON has no NaN; a trial's NaN objective
+    /// is in its state's error).
+    pub fn finite(metrics: &std::collections::BTreeMap<String, f64>) -> std::collections::BTreeMap<String, f64> {
+        metrics
+            .iter()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
     }
 
     /// A trial finishes once: only a pending or running trial can; a finished one keeps its

@@ -361,6 +361,21 @@ impl Store for MemoryStore {
         })
     }
 
+    fn keep_metrics(
+        &self,
+        study: StudyId,
+        number: TrialNumber,
+        metrics: &BTreeMap<String, f64>,
+    ) -> Result<(), StoreError> {
+        self.with(study, |data, _| {
+            data.trial(number)?;
+            data.record(Change::MetricsKept {
+                number,
+                metrics: rules::finite(metrics),
+            })
+        })
+    }
+
     fn finish_trial(
         &self,
         study: StudyId,

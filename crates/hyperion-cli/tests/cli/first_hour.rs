@@ -229,14 +229,15 @@ fn exports_read_as_a_pandas_user_expects_and_a_failure_is_one_command_away() {
 #[test]
 fn a_trial_that_ends_before_a_wandb_hyperband_stop_reaches_it_completes() {
     let s = Sandbox::new();
-    // Each trial writes its curve to the metrics file and exits at once: every report is read
-    // after the process ended, so no stop can reach it. Later trials are worse.
+    // Each trial writes its whole curve to the metrics file and exits at once (os._exit, no
+    // interpreter teardown): the file is read every 100 ms, so its reports are read after the
+    // process ended, and no stop can reach it. Later trials are worse.
     s.write(
         "curve.py",
         "import json, os\nn = int(os.environ['HYPERION_TRIAL_NUMBER'])\n\
-         with open(os.environ['HYPERION_METRICS_FILE'], 'a') as f:\n\
-         \x20   for epoch in range(1, 5):\n\
-         \x20       f.write(json.dumps({'epoch': epoch, 'step': epoch, 'loss': n + 1 / epoch}) + '\\n')\n",
+         lines = ''.join(json.dumps({'epoch': e, 'step': e, 'loss': n + 1 / e}) + '\\n' for e in range(1, 5))\n\
+         fd = os.open(os.environ['HYPERION_METRICS_FILE'], os.O_WRONLY | os.O_APPEND)\n\
+         os.write(fd, lines.encode())\nos._exit(0)\n",
     );
     s.write(
         "sweep.yaml",
@@ -267,4 +268,28 @@ fn the_trials_table_shows_why_a_told_trial_was_pruned() {
     assert!(told.status.success(), "{}", stderr(&told));
     let table = String::from_utf8_lossy(&s.hyperion(&["trials", "m"]).stdout).into_owned();
     assert!(table.contains("pruned: diverged"), "{table}");
+}
+
+#[test]
+fn every_metric_is_kept_shown_and_exported() {
+    let s = Sandbox::new();
+    s.write(
+        "m.py",
+        "for step in range(1, 4):\n\
+         \x20   print('HYPERION_METRIC {\"step\": %d, \"loss\": %g, \"train_loss\": %g, \"lr\": 0.01}' \
+         % (step, 1 / step, 2 / step))\n",
+    );
+    let study = "name: k\ncommand: [python3, m.py]\nmetric: {name: loss, goal: minimize}\n\
+                 budget: {max_trials: 1}\n";
+    s.run(study, &["-q"]);
+    let table = String::from_utf8_lossy(&s.hyperion(&["trials", "k", "--metrics", "train_loss,lr"]).stdout)
+        .into_owned();
+    assert!(table.lines().next().unwrap().contains("train_loss  lr"), "{table}");
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[4..6], ["0.666667", "0.010000"], "{table}");
+    let jsonl = s.hyperion(&["export", "k", "--format", "jsonl"]);
+    let record: serde_json::Value = serde_json::from_slice(&jsonl.stdout).unwrap();
+    assert_eq!((record["train_loss"].as_f64(), record["lr"].as_f64()), (Some(0.666667), Some(0.01)));
+    let csv = String::from_utf8_lossy(&s.hyperion(&["export", "k", "--format", "csv"]).stdout).into_owned();
+    assert!(csv.lines().next().unwrap().ends_with("state,loss,lr,train_loss,message"), "{csv}");
 }

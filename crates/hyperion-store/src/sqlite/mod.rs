@@ -552,6 +552,23 @@ impl Store for SqliteStore {
         })
     }
 
+    fn keep_metrics(
+        &self,
+        study: StudyId,
+        number: TrialNumber,
+        metrics: &std::collections::BTreeMap<String, f64>,
+    ) -> Result<(), StoreError> {
+        let metrics = &rules::finite(metrics);
+        self.write(study, |tx, _| {
+            state_of(tx, study, number)?;
+            tx.prepare_cached("UPDATE trials SET metrics = ?3 WHERE study_id = ?1 AND number = ?2")
+                .and_then(|mut s| s.execute(params![study.0 as i64, number.0 as i64, to_json(metrics)]))
+                .map_err(sql)?;
+            let change = Change::MetricsKept { number, metrics: metrics.clone() };
+            append(tx, study, Timestamp::now(), &change)
+        })
+    }
+
     fn finish_trial(
         &self,
         study: StudyId,

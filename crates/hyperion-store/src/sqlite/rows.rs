@@ -146,6 +146,7 @@ pub(super) fn insert_trial(
         intermediate: Default::default(),
         intermediate_others: Default::default(),
         user_attrs: Default::default(),
+        metrics: Default::default(),
         parent: new.parent,
         depth: new.depth,
         retry_of: new.retry_of,
@@ -156,7 +157,7 @@ pub(super) fn insert_trial(
 }
 
 pub(super) const TRIAL_COLUMNS: &str = "id, number, state, prune_step, message, params, objective_values, parent, depth, \
-                                        retry_of, created_at, started_at, finished_at";
+                                        retry_of, created_at, started_at, finished_at, metrics";
 
 pub(super) fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Trial, StoreError>> {
     let state: String = r.get(2)?;
@@ -175,6 +176,7 @@ pub(super) fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<T
         r.get::<_, Option<i64>>(9)?,
     );
     let (created_at, started_at, finished_at) = (ts(10)?, ts(11)?, ts(12)?);
+    let metrics: Option<String> = r.get(13)?;
     Ok((|| {
         let state = match state.as_str() {
             "pending" => TrialState::Pending,
@@ -202,6 +204,10 @@ pub(super) fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<T
             intermediate: Default::default(),
             intermediate_others: Default::default(),
             user_attrs: Default::default(),
+            metrics: metrics
+                .map(|m| from_json("metrics", &m))
+                .transpose()?
+                .unwrap_or_default(),
             parent: parent.map(|p| TrialNumber(p as u64)),
             depth: depth as u32,
             retry_of: retry_of.map(|p| TrialNumber(p as u64)),
