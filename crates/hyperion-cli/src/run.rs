@@ -330,7 +330,11 @@ impl LiveView {
                 _ => {}
             }
             match self.mode {
-                Mode::Quiet => {}
+                Mode::Quiet => {
+                    if let Event::Warning { number, message } = &event {
+                        eprintln!("warning: trial {number}: {message}");
+                    }
+                }
                 Mode::Json => {
                     if let Ok(line) = serde_json::to_string(&event)
                         && (self.stream || event.kind() != EventKind::TrialOutput)
@@ -350,6 +354,9 @@ impl LiveView {
                         && self.stream
                     {
                         let _ = writeln!(err, "[{number}] {line}");
+                    }
+                    if let Event::Warning { number, message } = &event {
+                        let _ = writeln!(err, "warning: trial {number}: {message}");
                     }
                     if self.mode == Mode::Lines {
                         match &event {

@@ -79,6 +79,11 @@ pub enum Event {
     },
     DecisionRecorded(crate::Decision),
     /// A line a trial process printed (not stored: its logs are in the trial's directory).
+    /// Something about a trial the user should know (a metric line that was ignored).
+    Warning {
+        number: TrialNumber,
+        message: String,
+    },
     TrialOutput {
         number: TrialNumber,
         stderr: bool,
@@ -100,6 +105,7 @@ pub enum EventKind {
     StudyCompleted,
     DecisionRecorded,
     TrialOutput,
+    Warning,
 }
 
 impl Event {
@@ -116,6 +122,7 @@ impl Event {
             Event::StudyCompleted { .. } => EventKind::StudyCompleted,
             Event::DecisionRecorded(_) => EventKind::DecisionRecorded,
             Event::TrialOutput { .. } => EventKind::TrialOutput,
+            Event::Warning { .. } => EventKind::Warning,
         }
     }
 }

@@ -34,6 +34,12 @@ pub enum Message {
     },
     /// A metric record a trial reported (a line of its metrics file, or of its stdout).
     Metrics { number: TrialNumber, record: Record },
+    /// A metric line that is not a record: the line, and why.
+    Malformed {
+        number: TrialNumber,
+        line: String,
+        why: String,
+    },
     /// A trial's process or thread ended; nothing about it follows.
     Exited { number: TrialNumber, exit: Exit },
     /// A stop request (Ctrl-C, a signal, `hyperion stop`, [`Study::stop`]).
@@ -42,6 +48,16 @@ pub enum Message {
     Tick,
     /// A helper of the loop (the heartbeat) failed: the run ends with this error.
     Failed(Error),
+}
+
+impl Message {
+    /// The message for what reading a metric line gave.
+    pub fn metrics(number: TrialNumber, read: Result<Record, crate::protocol::Malformed>) -> Self {
+        match read {
+            Ok(record) => Message::Metrics { number, record },
+            Err((line, why)) => Message::Malformed { number, line, why },
+        }
+    }
 }
 
 /// How a trial's run ended.
@@ -171,6 +187,8 @@ struct Slot {
     ending: Option<(Instant, Ending)>,
     killed: bool,
     reported: Reported,
+    /// Whether a malformed metric line was reported already.
+    warned: bool,
 }
 
 impl Study {
@@ -372,6 +390,18 @@ impl Study {
                 Some(Message::Metrics { number, record }) => {
                     if let Some(slot) = running.get_mut(&number) {
                         self.take_record(dispatcher, number, slot, record)?;
+                    }
+                }
+                Some(Message::Malformed { number, line, why }) => {
+                    if let Some(slot) = running.get_mut(&number)
+                        && !std::mem::replace(&mut slot.warned, true)
+                    {
+                        // Once per trial: on the terminal, and as a note on the trial.
+                        let note = format!("a metric line was ignored ({why}): {line}");
+                        let value = serde_json::json!(note);
+                        self.store()
+                            .set_user_attr(self.record.id, number, "hyperion_note", &value)?;
+                        self.bus.publish(&Event::Warning { number, message: note });
                     }
                 }
                 Some(Message::Exited { number, exit }) => {
@@ -610,6 +640,7 @@ impl Slot {
             ending: None,
             killed: false,
             reported: Reported::default(),
+            warned: false,
         }
     }
 

@@ -158,7 +158,7 @@ impl LocalDispatcher {
             poller.forget(number);
             let mut metrics = metrics.lock().unwrap_or_else(|e| e.into_inner());
             for record in metrics.read() {
-                let _ = tx.send(Message::Metrics { number, record });
+                let _ = tx.send(Message::metrics(number, record));
             }
             drop(metrics);
             let stderr_tail = Vec::from(tail.lock().unwrap_or_else(|e| e.into_inner()).clone());
@@ -259,7 +259,7 @@ impl Poller {
                     // sends its exit after these records.
                     let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
                     for record in tail.read() {
-                        let _ = tx.send(Message::Metrics { number, record });
+                        let _ = tx.send(Message::metrics(number, record));
                     }
                 }
                 std::thread::sleep(METRICS_POLL);
@@ -368,7 +368,7 @@ fn leader(pid: i32) -> Option<(i32, u64)> {
 }
 
 /// Finds the metric records in a stdout line.
-type Parse = Box<dyn Fn(&str) -> Vec<protocol::Record> + Send>;
+type Parse = Box<dyn Fn(&str) -> Vec<Result<protocol::Record, protocol::Malformed>> + Send>;
 
 enum Stream {
     Stdout(Parse),
@@ -398,7 +398,7 @@ fn spawn_reader(
             match &stream {
                 Stream::Stdout(parse) => {
                     for record in parse(&line) {
-                        let _ = tx.send(Message::Metrics { number, record });
+                        let _ = tx.send(Message::metrics(number, record));
                     }
                 }
                 Stream::Stderr(tail) => {

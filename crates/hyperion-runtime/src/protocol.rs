@@ -306,13 +306,19 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Metrics in a stdout line: a prefixed JSON object, or the named groups of the regex.
-pub fn parse_stdout(line: &str, prefix: &str, regex: Option<&regex::Regex>) -> Vec<Record> {
+/// What a metric line that cannot be read was, and why.
+pub type Malformed = (String, String);
+
+/// Metrics in a stdout line: a prefixed JSON object, or the named groups of the regex. A
+/// prefixed line that is not a record is an `Err` with the line and why.
+pub fn parse_stdout(
+    line: &str,
+    prefix: &str,
+    regex: Option<&regex::Regex>,
+) -> Vec<Result<Record, Malformed>> {
     let mut found = Vec::new();
-    if let Some(json) = line.strip_prefix(prefix)
-        && let Some(record) = parse_record(json.trim_start_matches(':').trim())
-    {
-        found.push(record);
+    if let Some(json) = line.strip_prefix(prefix) {
+        found.push(read_record(json.trim_start_matches(':').trim()).map_err(|why| (line.to_owned(), why)));
     }
     if let Some(regex) = regex
         && line.len() <= MAX_REGEX_LINE
@@ -334,7 +340,7 @@ pub fn parse_stdout(line: &str, prefix: &str, regex: Option<&regex::Regex>) -> V
             }
         }
         if !metrics.is_empty() {
-            found.push((step, metrics));
+            found.push(Ok((step, metrics)));
         }
     }
     found
@@ -345,12 +351,19 @@ fn as_step(value: f64) -> Option<u64> {
     (value >= 0.0 && value.fract() == 0.0 && value < u64::MAX as f64).then_some(value as u64)
 }
 
-/// A JSON object of metrics, `step` apart. Non-numeric fields are ignored; `NaN` and
-/// `Infinity` (as Python's json writes them) are read as such.
+/// A JSON object of metrics, `step` apart, or `None` when the text is not one.
 pub fn parse_record(text: &str) -> Option<Record> {
+    read_record(text).ok()
+}
+
+/// A JSON object of metrics, `step` apart: numbers (and strings of numbers) are metrics,
+/// other fields are ignored; `NaN` and `Infinity` (as Python's json writes them) are read as
+/// such. An `Err` says why the text is not a record: not a JSON object, invalid JSON, or a
+/// `step` that is not a whole number of at least 0.
+pub fn read_record(text: &str) -> Result<Record, String> {
     let text = text.trim();
     if !text.starts_with('{') {
-        return None;
+        return Err("not a JSON object".into());
     }
     let fixed;
     let text = if text.contains("NaN") || text.contains("Infinity") {
@@ -362,7 +375,8 @@ pub fn parse_record(text: &str) -> Option<Record> {
     } else {
         text
     };
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
     let mut step = None;
     let mut metrics = BTreeMap::new();
     for (key, value) in object {
@@ -372,14 +386,18 @@ pub fn parse_record(text: &str) -> Option<Record> {
             _ => None,
         };
         match (key.as_str(), number) {
-            ("step", Some(n)) => step = as_step(n),
+            ("step", n) => {
+                step = Some(n.and_then(as_step).ok_or_else(|| {
+                    format!("`step` must be a whole number of at least 0, not {value}")
+                })?);
+            }
             (_, Some(n)) => {
                 metrics.insert(key, n);
             }
             _ => {}
         }
     }
-    Some((step, metrics))
+    Ok((step, metrics))
 }
 
 /// Follows a trial's metrics file: each read returns the records of the whole lines appended
@@ -395,7 +413,8 @@ impl MetricsTail {
         MetricsTail { path, read: 0 }
     }
 
-    pub fn read(&mut self) -> Vec<Record> {
+    /// The new records, and the lines that were not records with why.
+    pub fn read(&mut self) -> Vec<Result<Record, Malformed>> {
         let Ok(mut file) = File::open(&self.path) else {
             return Vec::new();
         };
@@ -413,7 +432,8 @@ impl MetricsTail {
         self.read += complete as u64;
         String::from_utf8_lossy(&buf[..complete])
             .lines()
-            .filter_map(parse_record)
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| read_record(line).map_err(|why| (line.to_owned(), why)))
             .collect()
     }
 }
@@ -557,9 +577,11 @@ mod tests {
 
     #[test]
     fn a_step_is_a_whole_number_of_at_least_zero() {
-        for bad in ["-1", "2.5", "1e30"] {
-            let (step, _) = parse_record(&format!(r#"{{"step": {bad}, "x": 1}}"#)).unwrap();
-            assert_eq!(step, None, "step {bad}");
+        for bad in ["-1", "2.5", "1e30", "\"three\""] {
+            let e = read_record(&format!(r#"{{"step": {bad}, "x": 1}}"#)).unwrap_err();
+            assert!(e.contains("`step` must be a whole number"), "step {bad}: {e}");
         }
+        assert!(read_record(r#"{"loss": 0.5"#).unwrap_err().starts_with("not valid JSON"));
+        assert_eq!(read_record("epoch 3").unwrap_err(), "not a JSON object");
     }
 }

@@ -293,3 +293,25 @@ fn every_metric_is_kept_shown_and_exported() {
     let csv = String::from_utf8_lossy(&s.hyperion(&["export", "k", "--format", "csv"]).stdout).into_owned();
     assert!(csv.lines().next().unwrap().ends_with("state,loss,lr,train_loss,message"), "{csv}");
 }
+
+#[test]
+fn a_malformed_metric_line_is_reported_once_per_trial_with_the_line() {
+    let s = Sandbox::new();
+    s.write(
+        "bad.py",
+        "print('HYPERION_METRIC {\"loss\": 0.5')\nprint('HYPERION_METRIC {\"step\": -1, \"loss\": 1}')\n\
+         print('HYPERION_METRIC {\"loss\": 0.25}')\n",
+    );
+    let study = "name: b\ncommand: [python3, bad.py]\nmetric: {name: loss, goal: minimize}\n\
+                 budget: {max_trials: 2}\n";
+    let output = s.run(study, &["-q"]);
+    let text = stderr(&output);
+    assert_eq!(text.matches("warning: trial 0:").count(), 1, "once per trial: {text}");
+    assert!(
+        text.contains("a metric line was ignored (not valid JSON") && text.contains("{\"loss\": 0.5"),
+        "{text}"
+    );
+    let trials = s.trials("b");
+    assert!(trials[0]["user_attrs"]["hyperion_note"].as_str().unwrap().contains("not valid JSON"));
+    assert_eq!(trials[0]["values"][0], 0.25, "the good lines count");
+}
