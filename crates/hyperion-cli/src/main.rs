@@ -223,12 +223,43 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
 /// directory upward, as git finds `.git`. It never creates a store.
 fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>> {
     let url = store_url(url)?;
-    if let Some(path) = hyperion_store::sqlite_path(&url)?
+    let path = hyperion_store::sqlite_path(&url)?;
+    if let Some(path) = &path
         && !path.exists()
     {
         anyhow::bail!("no Hyperion store at {} (the file does not exist)", path.display());
     }
-    hyperion_store::open(&url).with_context(|| format!("opening the store {url}"))
+    let opened = hyperion_store::open(&url);
+    match (opened, &path) {
+        (Ok(store), _) => Ok(store),
+        // Where nothing can be written (a read-only directory), the store can still be read.
+        (Err(e), Some(path)) if writable_dir(path) == Some(false) || is_read_only(&e) => {
+            match hyperion_store::SqliteStore::open_read_only(path) {
+                Ok(store) => Ok(Arc::new(store)),
+                Err(_) => Err(anyhow::Error::from(e).context(format!("opening the store {url}"))),
+            }
+        }
+        (Err(e), _) => Err(anyhow::Error::from(e).context(format!("opening the store {url}"))),
+    }
+}
+
+/// Whether the directory of `file` takes new files (SQLite's WAL needs two beside it).
+fn writable_dir(file: &Path) -> Option<bool> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".hyperion-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Some(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(false),
+        Err(_) => None,
+    }
+}
+
+fn is_read_only(e: &hyperion_store::StoreError) -> bool {
+    let text = e.to_string();
+    text.contains("read-only") || text.contains("readonly") || text.contains("writable")
 }
 
 /// The store [`open_store`] opens: the one named, or the nearest above the working directory.

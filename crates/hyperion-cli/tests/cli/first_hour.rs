@@ -315,3 +315,27 @@ fn a_malformed_metric_line_is_reported_once_per_trial_with_the_line() {
     assert!(trials[0]["user_attrs"]["hyperion_note"].as_str().unwrap().contains("not valid JSON"));
     assert_eq!(trials[0]["values"][0], 0.25, "the good lines count");
 }
+
+#[test]
+fn a_store_in_a_directory_that_takes_no_writes_can_still_be_read() {
+    let s = Sandbox::new();
+    s.write("one.py", ONE);
+    s.run(
+        "name: r\ncommand: [python3, one.py]\nmetric: {name: loss, goal: minimize}\n\
+         budget: {max_trials: 2}\n",
+        &["-q"],
+    );
+    let dir = s.path().join(".hyperion");
+    // Root writes anywhere, except into an immutable directory.
+    let locked = std::process::Command::new("chattr").arg("+i").arg(&dir).status();
+    if !locked.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: chattr +i is not available here");
+        return;
+    }
+    let status = s.hyperion(&["status", "r"]);
+    let trials = s.hyperion(&["trials", "r"]);
+    let _ = std::process::Command::new("chattr").arg("-i").arg(&dir).status();
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("2 completed"));
+    assert!(trials.status.success(), "{}", stderr(&trials));
+}

@@ -94,6 +94,39 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Opens an existing store to read it where nothing can be written (a read-only
+    /// directory or mount): as it is, without migrating it or taking locks, so it must not
+    /// change while open. Its schema must be this release's.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let fail = |reason: String| StoreError::Open {
+            path: path.clone(),
+            reason,
+        };
+        let absolute = std::path::absolute(&path).map_err(|e| fail(e.to_string()))?;
+        let uri = format!("file:{}?immutable=1", absolute.display());
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(uri, flags).map_err(|e| fail(e.to_string()))?;
+        let (app_id, version, _) = schema::probe(&conn).map_err(|e| fail(e.to_string()))?;
+        if app_id != schema::APPLICATION_ID {
+            return Err(StoreError::NotAStore { path });
+        }
+        let current = schema::MIGRATIONS.len() as i32;
+        if version != current {
+            return Err(fail(format!(
+                "its schema is version {version}, this release reads {current}; it can only be \
+                 migrated where it can be written"
+            )));
+        }
+        Ok(SqliteStore {
+            path,
+            inner: Mutex::new(Inner {
+                conn,
+                specs: HashMap::new(),
+            }),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -9,11 +9,11 @@ use super::{LOCK_PATIENCE, SqliteStore, is_busy};
 use crate::StoreError;
 
 /// Marks a file as a Hyperion store (`PRAGMA application_id`, "Hypr").
-const APPLICATION_ID: i32 = 0x4879_7072;
+pub(super) const APPLICATION_ID: i32 = 0x4879_7072;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`; the last version is the current
 /// one. Never edit a released migration: add one.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("v1.sql"),
     include_str!("v2.sql"),
     include_str!("v3.sql"),
@@ -100,7 +100,7 @@ impl SqliteStore {
     }
 }
 
-fn probe(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
+pub(super) fn probe(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
     let app_id = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
     let version = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let tables = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
