@@ -62,6 +62,9 @@ pub struct StudyView {
     best: Option<TrialNumber>,
     pareto: Vec<TrialNumber>,
     total: Option<u64>,
+    /// Failed trials that run again (stale, or killed with their run): not the study's
+    /// failures.
+    retried_failures: u64,
     /// The latest [`Change::SettingsRecorded`].
     settings: Option<serde_json::Value>,
     /// Sequence numbers of the latest stop and kill requests (0: none).
@@ -98,6 +101,7 @@ impl StudyView {
             best: None,
             pareto: Vec::new(),
             total: None,
+            retried_failures: 0,
             settings: None,
             last_stop: 0,
             last_kill: 0,
@@ -169,6 +173,10 @@ impl StudyView {
     /// What samplers persisted with [`Change::SamplerStateSet`].
     pub fn sampler_state(&self, key: &str) -> Option<&serde_json::Value> {
         self.sampler_state.get(key)
+    }
+    /// Failed trials that are not running again: what `max_failures` counts.
+    pub fn failures(&self) -> u64 {
+        self.counts.failed.saturating_sub(self.retried_failures)
     }
     /// The settings last recorded ([`Change::SettingsRecorded`]), if any.
     pub fn settings(&self) -> Option<&serde_json::Value> {
@@ -247,6 +255,11 @@ impl StudyView {
                 });
                 *self.counts.slot(state) += 1;
                 self.retries += u64::from(retry_of.is_some() || parent.is_some());
+                if let Some(of) = retry_of
+                    && self.trial(*of).is_some_and(|t| matches!(t.state, TrialState::Failed { .. }))
+                {
+                    self.retried_failures += 1;
+                }
                 if running {
                     self.running.insert(*number);
                 }

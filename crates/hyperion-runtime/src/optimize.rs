@@ -51,7 +51,7 @@ impl Budget {
         }
         if self
             .max_failures
-            .is_some_and(|max| view.counts().failed >= max)
+            .is_some_and(|max| view.failures() >= max)
         {
             return Some(StopReason::MaxFailures);
         }

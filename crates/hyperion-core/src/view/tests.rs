@@ -161,3 +161,21 @@ fn timestamps_read_as_rfc3339() {
     assert_eq!(Timestamp(1_709_210_096_789_012).rfc3339(), "2024-02-29T12:34:56.789012Z");
     assert_eq!(Timestamp(4_102_444_799_000_000).rfc3339(), "2099-12-31T23:59:59.000000Z");
 }
+
+#[test]
+fn a_failure_that_runs_again_is_not_one_of_the_studys_failures() {
+    let mut log = Log::new(vec![Objective::minimize("loss")]);
+    log.run(0, TrialState::Failed { error: "killed".into() }, None);
+    log.run(1, TrialState::Failed { error: "boom".into() }, None);
+    assert_eq!(log.view.failures(), 2);
+    log.push(Change::TrialCreated {
+        id: TrialId(200),
+        number: TrialNumber(2),
+        state: TrialState::Pending,
+        params: Default::default(),
+        parent: None,
+        depth: 0,
+        retry_of: Some(TrialNumber(0)),
+    });
+    assert_eq!((log.view.counts().failed, log.view.failures()), (2, 1));
+}
