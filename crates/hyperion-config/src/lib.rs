@@ -139,7 +139,19 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<StudyFile, ConfigError>
         tree = wandb::convert(tree, &stem, &mut notes)
             .map_err(|(key, message)| ConfigError::at(path, &text, &key, message))?;
     }
-    build(path, &text, tree, notes)
+    build(path, &text, tree, notes).map_err(|mut e| {
+        // A value an override set is wrong in the override, not on a line of the file.
+        let key = e.key.clone().unwrap_or_default();
+        let set = |o: &&String| {
+            let k = o.split_once('=').map_or(o.as_str(), |(k, _)| k.trim());
+            key == k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}."))
+        };
+        if let Some(o) = overrides.iter().find(set) {
+            e.line = None;
+            e.message = format!("{} (the command-line override `{o}`)", e.message);
+        }
+        e
+    })
 }
 
 /// Reads a search space given as JSON: a list of parameters (the library's serde form) or a

@@ -414,8 +414,9 @@ fn a_gpu_count_beyond_any_machine_is_an_error() {
     assert_eq!(
         e.to_string()
             .replace(&dir.0.path().display().to_string(), "DIR"),
-        "DIR/study.yaml:14: resources.gpus: 18446744073709551615 GPUs is more than the 4096 \
-         Hyperion schedules at most"
+        "DIR/study.yaml: resources.gpus: 18446744073709551615 GPUs is more than the 4096 \
+         Hyperion schedules at most (the command-line override \
+         `resources.gpus=18446744073709551615`)"
     );
 }
 
@@ -546,4 +547,13 @@ fn a_wandb_file_takes_overrides_in_its_own_keys_and_in_ours() {
         (Some(2), Some(0.1), Some(3)),
         "an override of ours joins the converted budget"
     );
+}
+
+#[test]
+fn a_bad_value_from_an_override_names_the_override_not_a_line() {
+    let dir = Dir::new();
+    let path = dir.write("study.yaml", BASIC);
+    let e = load(&path, &["budget.max_trials=many".into()]).unwrap_err();
+    assert_eq!((e.line, e.key.as_deref()), (None, Some("budget.max_trials")));
+    assert!(e.message.contains("override `budget.max_trials=many`"), "{e}");
 }
