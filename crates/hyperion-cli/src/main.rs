@@ -321,6 +321,9 @@ fn find_store(start: &Path) -> Option<PathBuf> {
 
 fn find_study(store: &Arc<dyn Store>, name: &str) -> Result<StudyRecord> {
     store.study(name).map_err(|e| {
+        if !matches!(e, hyperion_store::StoreError::StudyNotFound { .. }) {
+            return anyhow::Error::from(e);
+        }
         let names: Vec<String> = store
             .studies()
             .unwrap_or_default()

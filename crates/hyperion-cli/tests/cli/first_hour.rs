@@ -339,3 +339,24 @@ fn a_store_in_a_directory_that_takes_no_writes_can_still_be_read() {
     assert!(String::from_utf8_lossy(&status.stdout).contains("2 completed"));
     assert!(trials.status.success(), "{}", stderr(&trials));
 }
+
+#[test]
+fn a_corrupted_store_is_named_once_and_not_mistaken_for_an_empty_one() {
+    let s = Sandbox::new();
+    s.write("one.py", ONE);
+    s.run(
+        "name: c\ncommand: [python3, one.py]\nmetric: {name: loss, goal: minimize}\n\
+         budget: {max_trials: 1}\n",
+        &["-q"],
+    );
+    let db = s.path().join(".hyperion/hyperion.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[8192..12288].fill(0xff); // page 3 of 4 KiB: the studies table
+    std::fs::write(&db, bytes).unwrap();
+    let output = s.hyperion(&["trials", "c"]);
+    let error = stderr(&output);
+    assert!(!output.status.success());
+    assert!(error.contains("is not a readable SQLite database (corrupted?)"), "{error}");
+    assert_eq!(error.matches("hyperion.db").count(), 1, "named once: {error}");
+    assert!(!error.contains("has no study"), "{error}");
+}
