@@ -84,6 +84,7 @@ impl LocalDispatcher {
         &mut self,
         trial: &hyperion_core::Trial,
         space: &hyperion_core::SearchSpace,
+        spec_objectives: &[String],
         gpus: &[String],
         tx: &Sender<Message>,
     ) -> Result<Running, String> {
@@ -124,17 +125,21 @@ impl LocalDispatcher {
         let group = ProcessGroup::new(child.id());
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let prefix = config.stdout_prefix.clone();
+        let objectives: Vec<String> = spec_objectives.to_vec();
         let regex = config.stdout_regex.as_ref().map(|r| r.0.clone());
         let readers = [
             child.stdout.take().map(|out| {
-                let parse = move |line: &str| protocol::parse_stdout(line, &prefix, regex.as_ref());
+                let objectives = objectives.clone();
+                let parse = move |line: &str| {
+                    protocol::parse_stdout(line, &prefix, regex.as_ref(), &objectives)
+                };
                 spawn_reader(number, Stream::Stdout(Box::new(parse)), out, logs.0, tx.clone())
             }),
             child.stderr.take().map(|err| {
                 spawn_reader(number, Stream::Stderr(tail.clone()), err, logs.1, tx.clone())
             }),
         ];
-        let metrics = self.poller.follow(number, dir.join("metrics.jsonl"), tx);
+        let metrics = self.poller.follow(number, MetricsTail::new(dir.join("metrics.jsonl"), objectives), tx);
         let poller = self.poller.clone();
         let reaped = group.reaped.clone();
         let pid = group.pgid;
@@ -188,7 +193,9 @@ impl<'s> Dispatcher<'s> for LocalDispatcher {
         tx: &Sender<Message>,
     ) -> Result<Option<Launch>, String> {
         let gpus: Vec<String> = self.free_gpus.drain(..self.config.gpus_per_trial).collect();
-        match self.start(trial.trial(), &trial.study().spec().space, &gpus, tx) {
+        let spec = trial.study().spec();
+        let objectives: Vec<String> = spec.objectives.iter().map(|o| o.metric.clone()).collect();
+        match self.start(trial.trial(), &spec.space, &objectives, &gpus, tx) {
             Ok(running) => {
                 let launch = self.machine.launch(running.group.pgid);
                 self.running.insert(trial.number(), running);
@@ -272,10 +279,10 @@ impl Poller {
     fn follow(
         &self,
         number: TrialNumber,
-        path: std::path::PathBuf,
+        tail: MetricsTail,
         tx: &Sender<Message>,
     ) -> Arc<Mutex<MetricsTail>> {
-        let tail = Arc::new(Mutex::new(MetricsTail::new(path)));
+        let tail = Arc::new(Mutex::new(tail));
         let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         files.insert(number, (tail.clone(), tx.clone()));
         tail

@@ -315,10 +315,12 @@ pub fn parse_stdout(
     line: &str,
     prefix: &str,
     regex: Option<&regex::Regex>,
+    objectives: &[String],
 ) -> Vec<Result<Record, Malformed>> {
     let mut found = Vec::new();
     if let Some(json) = line.strip_prefix(prefix) {
-        found.push(read_record(json.trim_start_matches(':').trim()).map_err(|why| (line.to_owned(), why)));
+        let json = json.trim_start_matches(':').trim();
+        found.push(read_record_of(json, objectives).map_err(|why| (line.to_owned(), why)));
     }
     if let Some(regex) = regex
         && line.len() <= MAX_REGEX_LINE
@@ -349,6 +351,20 @@ pub fn parse_stdout(
 /// A step is a whole number of at least 0.
 fn as_step(value: f64) -> Option<u64> {
     (value >= 0.0 && value.fract() == 0.0 && value < u64::MAX as f64).then_some(value as u64)
+}
+
+/// [`read_record`], and a line whose objective is not a number (`"loss": "abc"`, a list) is
+/// malformed too: the value the trial meant to report would be lost without a word.
+pub fn read_record_of(text: &str, objectives: &[String]) -> Result<Record, String> {
+    let record = read_record(text)?;
+    for metric in objectives.iter().filter(|m| !record.1.contains_key(*m)) {
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text.trim()).unwrap_or_default();
+        if let Some(value) = object.get(metric) {
+            return Err(format!("objective `{metric}` is {value}, not a number"));
+        }
+    }
+    Ok(record)
 }
 
 /// A JSON object of metrics, `step` apart, or `None` when the text is not one.
@@ -406,11 +422,17 @@ pub fn read_record(text: &str) -> Result<Record, String> {
 pub struct MetricsTail {
     path: PathBuf,
     read: u64,
+    objectives: Vec<String>,
 }
 
 impl MetricsTail {
-    pub fn new(path: PathBuf) -> Self {
-        MetricsTail { path, read: 0 }
+    /// Follows `path`, where records report `objectives` (among other metrics).
+    pub fn new(path: PathBuf, objectives: Vec<String>) -> Self {
+        MetricsTail {
+            path,
+            read: 0,
+            objectives,
+        }
     }
 
     /// The new records, and the lines that were not records with why.
@@ -433,7 +455,7 @@ impl MetricsTail {
         String::from_utf8_lossy(&buf[..complete])
             .lines()
             .filter(|line| !line.trim().is_empty())
-            .map(|line| read_record(line).map_err(|why| (line.to_owned(), why)))
+            .map(|line| read_record_of(line, &self.objectives).map_err(|why| (line.to_owned(), why)))
             .collect()
     }
 }

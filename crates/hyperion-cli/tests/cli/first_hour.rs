@@ -360,3 +360,20 @@ fn a_corrupted_store_is_named_once_and_not_mistaken_for_an_empty_one() {
     assert_eq!(error.matches("hyperion.db").count(), 1, "named once: {error}");
     assert!(!error.contains("has no study"), "{error}");
 }
+
+#[test]
+fn an_objective_that_is_not_a_number_is_reported() {
+    let s = Sandbox::new();
+    s.write(
+        "str.py",
+        "import json, os\nwith open(os.environ['HYPERION_METRICS_FILE'], 'a') as f:\n\
+         \x20   f.write(json.dumps({'loss': 'abc', 'note': 'fine'}) + '\\n')\n\
+         print('HYPERION_METRIC {\"loss\": 0.5, \"note\": \"fine\"}')\n",
+    );
+    let study = "name: st\ncommand: [python3, str.py]\nmetric: {name: loss, goal: minimize}\n\
+                 budget: {max_trials: 1}\n";
+    let output = s.run(study, &["-q"]);
+    let text = stderr(&output);
+    assert!(text.contains("objective `loss` is \"abc\", not a number"), "{text}");
+    assert_eq!(s.trials("st")[0]["values"][0], 0.5, "other fields that are not numbers are fine");
+}
