@@ -21,6 +21,10 @@ fn two_wandb_files_without_names_are_two_studies() {
     let b = s.trials("b");
     assert_eq!(b.len(), 2, "b.py ran in a study of its own");
     assert!(b.iter().all(|t| t["values"][0] == 2.0), "{b:?}");
+    // W&B's own keys work as overrides.
+    let more = s.hyperion(&["run", "a.yaml", "-q", "run_cap=3"]);
+    assert!(more.status.success(), "{}", stderr(&more));
+    assert_eq!(s.trials("a").len(), 3);
 }
 
 #[test]
@@ -54,9 +58,10 @@ fn results_go_to_stdout_progress_to_stderr_and_a_closed_pipe_is_quiet() {
     let out = String::from_utf8_lossy(&quiet.stdout);
     assert!(out.contains("study \"q\": the trial budget is spent") && out.contains("best: trial"), "{out}");
     assert!(!stderr(&quiet).contains('#'), "-q prints no progress bar: {}", stderr(&quiet));
-    // A resumed study counts from where it is.
+    // A resumed study counts from where it is, and a trial's line counts that trial.
     let more = s.hyperion(&["run", "q.yaml", "budget.max_trials=3"]);
-    assert!(stderr(&more).contains("3/3 · 3 completed"), "{}", stderr(&more));
+    let lines = stderr(&more);
+    assert!(lines.contains("trial 2 completed [1.0] · [####################] 3/3 · 3 completed"), "{lines}");
 
     let piped = std::process::Command::new("sh")
         .arg("-c")
