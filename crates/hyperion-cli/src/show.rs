@@ -152,8 +152,17 @@ pub fn trials(
                         .unwrap_or_default(),
                     params.join(" "),
                 ];
+                let objective = |m: &String| {
+                    let i = record.spec.objectives.iter().position(|o| &o.metric == m)?;
+                    t.values.as_ref()?.get(i).copied()
+                };
                 let chosen = metrics.iter().map(|m| {
-                    t.metrics.get(m).map(|v| format!("{v:.6}")).unwrap_or_default()
+                    t.metrics
+                        .get(m)
+                        .copied()
+                        .or_else(|| objective(m))
+                        .map(|v| format!("{v:.6}"))
+                        .unwrap_or_default()
                 });
                 row.splice(4..4, chosen);
                 if lineage {

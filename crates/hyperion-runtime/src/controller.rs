@@ -441,7 +441,12 @@ impl Study {
                         };
                         dispatcher.release(number);
                         lock(mine).remove(&number);
-                        if !slot.reported.last.is_empty() {
+                        // A completed trial that reported its objectives alone has them as its
+                        // values already: no write for it (the common case, on the hot path).
+                        let objectives = &self.spec().objectives;
+                        let only_values = matches!(outcome, Outcome::Completed(_))
+                            && slot.reported.last.keys().all(|k| objectives.iter().any(|o| &o.metric == k));
+                        if !slot.reported.last.is_empty() && !only_values {
                             self.store()
                                 .keep_metrics(self.record.id, number, &slot.reported.last)?;
                         }

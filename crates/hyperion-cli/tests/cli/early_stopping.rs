@@ -231,7 +231,7 @@ fn with_two_metrics_a_trial_dominated_at_a_rung_is_stopped() {
         "two.sh",
         "case $1 in\n  first) set -- 1 1 ;;\n  worse) set -- 2 2 ;;\n  trade) set -- 0.5 5 ;;\nesac\n\
          for i in 1 2 3 4 5 6; do\n\
-         echo \"HYPERION_METRIC {\\\"step\\\": $i, \\\"loss\\\": $1, \\\"latency\\\": $2}\"\nsleep 0.1\ndone\n",
+         echo \"HYPERION_METRIC {\\\"step\\\": $i, \\\"loss\\\": $1, \\\"latency\\\": $2}\"\nsleep 0.3\ndone\n",
     );
     s.run(
         "name: mo\ncommand: [sh, two.sh, '{run}']\n\
