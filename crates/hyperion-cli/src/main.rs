@@ -147,12 +147,22 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Commands::Status { study, json } => {
             show::status(&open_store(storage.as_deref())?, study.as_deref(), json)
         }
-        Commands::Trial { study, number, json } => {
+        Commands::Trial {
+            study,
+            number,
+            json,
+        } => {
             let url = store_url(storage.as_deref())?;
             // The default place of the study's trial directories, beside its SQLite file.
             let dir = hyperion_store::sqlite_path(&url)?
                 .and_then(|db| Some(db.parent()?.join(&study).join("trials")));
-            show::trial(&open_store(Some(&url))?, &study, number, dir.as_deref(), json)
+            show::trial(
+                &open_store(Some(&url))?,
+                &study,
+                number,
+                dir.as_deref(),
+                json,
+            )
         }
         Commands::Studies => show::studies(&open_store(storage.as_deref())?),
         Commands::Trials {
@@ -227,7 +237,10 @@ fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>> {
     if let Some(path) = &path
         && !path.exists()
     {
-        anyhow::bail!("no Hyperion store at {} (the file does not exist)", path.display());
+        anyhow::bail!(
+            "no Hyperion store at {} (the file does not exist)",
+            path.display()
+        );
     }
     let opened = hyperion_store::open(&url);
     match (opened, &path) {
@@ -245,7 +258,10 @@ fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>> {
 
 /// Whether the directory of `file` takes new files (SQLite's WAL needs two beside it).
 fn writable_dir(file: &Path) -> Option<bool> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let probe = dir.join(format!(".hyperion-probe-{}", std::process::id()));
     match std::fs::File::create(&probe) {
         Ok(_) => {

@@ -48,7 +48,8 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     }
     // The command line wins over the file, which wins over the nearest store above the file
     // (a new one beside it): the same file finds its study from any directory.
-    let (url, store) = open_or_create_store(storage.or(file.storage.clone()).as_deref(), &file.dir())?;
+    let (url, store) =
+        open_or_create_store(storage.or(file.storage.clone()).as_deref(), &file.dir())?;
     let root = hyperion_store::sqlite_path(&url)?
         .and_then(|p| p.parent().map(PathBuf::from))
         .filter(|p| !p.as_os_str().is_empty())
@@ -75,7 +76,8 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     }
     let budget = file.budget.or(&study.settings().budget);
     let grid = matches!(file.sampler, hyperion_samplers::SamplerConfig::Grid { .. });
-    if budget.max_trials.is_none() && budget.max_time.is_none() && budget.target.is_none() && !grid {
+    if budget.max_trials.is_none() && budget.max_time.is_none() && budget.target.is_none() && !grid
+    {
         eprintln!(
             "note: study \"{name}\" has no budget: it runs until stopped (Ctrl-C, or \
              `hyperion stop {name}`), as a W&B sweep does; set budget.max_trials to bound it"
@@ -84,7 +86,10 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
 
     if args.retry_failed {
         let retries = study.retry_failed()?;
-        eprintln!("note: running {} failed trials of \"{name}\" again", retries.len());
+        eprintln!(
+            "note: running {} failed trials of \"{name}\" again",
+            retries.len()
+        );
     }
 
     let control = RunControl::default();
@@ -226,7 +231,11 @@ fn watch_signals(control: &RunControl) -> Result<Arc<std::sync::atomic::AtomicI3
 pub fn request_stop(store: &Arc<dyn Store>, study: &str, kill: bool) -> Result<ExitCode> {
     find_study(store, study)?;
     let opened = Study::open(store.clone(), study)?;
-    let by = if kill { "hyperion stop --kill" } else { "hyperion stop" };
+    let by = if kill {
+        "hyperion stop --kill"
+    } else {
+        "hyperion stop"
+    };
     opened.request(kill, by)?;
     println!(
         "asked the runs of \"{study}\" to stop{}",
@@ -293,9 +302,7 @@ impl LiveView {
             completed: counts.completed,
             pruned: counts.pruned,
             failed: counts.failed,
-            best: view
-                .best_trial()
-                .and_then(|t| Some((t.number, t.value()?))),
+            best: view.best_trial().and_then(|t| Some((t.number, t.value()?))),
             line: None,
             control,
             closed: false,

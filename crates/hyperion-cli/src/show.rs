@@ -30,7 +30,11 @@ pub fn status(store: &Arc<dyn Store>, study: Option<&str>, json: bool) -> Result
         for record in &records {
             let view = view(store, record)?;
             let c = view.counts();
-            let best: Vec<_> = view.pareto_front().into_iter().map(|t| self::record(&record.spec, t)).collect();
+            let best: Vec<_> = view
+                .pareto_front()
+                .into_iter()
+                .map(|t| self::record(&record.spec, t))
+                .collect();
             all.push(serde_json::json!({
                 "study": record.spec.name,
                 "trials": c.total(),
@@ -258,7 +262,10 @@ pub fn export(
     let text = match format {
         ExportFormat::Csv => csv(&record.spec, &trials),
         ExportFormat::Json => {
-            let records: Vec<_> = trials.iter().map(|t| self::record(&record.spec, t)).collect();
+            let records: Vec<_> = trials
+                .iter()
+                .map(|t| self::record(&record.spec, t))
+                .collect();
             serde_json::to_string_pretty(&records)? + "\n"
         }
         ExportFormat::Jsonl => {
@@ -389,13 +396,22 @@ fn csv(spec: &StudySpec, trials: &[Trial]) -> String {
             row.push(t.params.get(n).map(|v| v.to_string()).unwrap_or_default());
         }
         for k in &attrs {
-            row.push(t.user_attrs.get(k).map(|v| v.to_string()).unwrap_or_default());
+            row.push(
+                t.user_attrs
+                    .get(k)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            );
         }
         row.push(t.state.name().to_owned());
         // An objective's column holds its value, else (pruned, failed) its last report.
         for (i, v) in values.into_iter().enumerate() {
             let last = t.metrics.get(objectives[i]).map(|x| x.to_string());
-            row.push(if v.is_empty() { last.unwrap_or_default() } else { v });
+            row.push(if v.is_empty() {
+                last.unwrap_or_default()
+            } else {
+                v
+            });
         }
         for k in &metrics {
             row.push(t.metrics.get(k).map(|x| x.to_string()).unwrap_or_default());
@@ -494,7 +510,9 @@ pub fn trial(
 ) -> Result<ExitCode> {
     let record = find_study(store, study)?;
     let t = store.trial(record.id, number)?;
-    let dir = dir.map(|d| d.join(number.to_string())).filter(|d| d.is_dir());
+    let dir = dir
+        .map(|d| d.join(number.to_string()))
+        .filter(|d| d.is_dir());
     let stderr_tail = dir.as_ref().and_then(|d| {
         let text = std::fs::read_to_string(d.join("stderr.log")).ok()?;
         let lines: Vec<&str> = text.lines().collect();
@@ -526,7 +544,11 @@ pub fn trial(
         let _ = writeln!(text, "  {k} = {v}");
     }
     if !t.intermediate.is_empty() {
-        let steps: Vec<String> = t.intermediate.iter().map(|(s, v)| format!("{s}: {v}")).collect();
+        let steps: Vec<String> = t
+            .intermediate
+            .iter()
+            .map(|(s, v)| format!("{s}: {v}"))
+            .collect();
         let _ = writeln!(text, "reported: {}", steps.join(", "));
     }
     if let Some(parent) = t.parent {

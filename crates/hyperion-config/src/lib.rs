@@ -135,7 +135,10 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<StudyFile, ConfigError>
         })?;
     }
     if wandb {
-        let stem = path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default();
         tree = wandb::convert(tree, &stem, &mut notes)
             .map_err(|(key, message)| ConfigError::at(path, &text, &key, message))?;
     }
@@ -639,9 +642,7 @@ fn resources(
     }
     let stdout_regex = report
         .regex
-        .map(|r| {
-            hyperion_runtime::MetricRegex::new(&r).map_err(|e| cx.at("report.regex", e))
-        })
+        .map(|r| hyperion_runtime::MetricRegex::new(&r).map_err(|e| cx.at("report.regex", e)))
         .transpose()?;
     let mut process = ProcessConfig::new(command.argv, command.workdir, PathBuf::new());
     process.shell = command.shell;
@@ -834,7 +835,10 @@ fn check_script(argv: &[String], workdir: &Path) -> Result<(), String> {
     const INTERPRETERS: [&str; 10] = [
         "python", "python3", "bash", "sh", "zsh", "Rscript", "julia", "node", "perl", "ruby",
     ];
-    let program = Path::new(&argv[0]).file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let program = Path::new(&argv[0])
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
     // `python3.11` is `python3`.
     let interpreter = program.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
     let is_interpreter = INTERPRETERS.contains(&program) || INTERPRETERS.contains(&interpreter);

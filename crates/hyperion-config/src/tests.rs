@@ -540,10 +540,17 @@ fn a_wandb_file_takes_overrides_in_its_own_keys_and_in_ours() {
     );
     let study = load(&path, &["run_cap=30".into()]).unwrap();
     assert_eq!(study.spec.name, "sweep", "named after the file");
-    assert_eq!((study.budget.max_trials, study.budget.target), (Some(30), Some(0.1)));
+    assert_eq!(
+        (study.budget.max_trials, study.budget.target),
+        (Some(30), Some(0.1))
+    );
     let ours = load(&path, &["budget.max_failures=3".into()]).unwrap();
     assert_eq!(
-        (ours.budget.max_trials, ours.budget.target, ours.budget.max_failures),
+        (
+            ours.budget.max_trials,
+            ours.budget.target,
+            ours.budget.max_failures
+        ),
         (Some(2), Some(0.1), Some(3)),
         "an override of ours joins the converted budget"
     );
@@ -554,6 +561,12 @@ fn a_bad_value_from_an_override_names_the_override_not_a_line() {
     let dir = Dir::new();
     let path = dir.write("study.yaml", BASIC);
     let e = load(&path, &["budget.max_trials=many".into()]).unwrap_err();
-    assert_eq!((e.line, e.key.as_deref()), (None, Some("budget.max_trials")));
-    assert!(e.message.contains("override `budget.max_trials=many`"), "{e}");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (None, Some("budget.max_trials"))
+    );
+    assert!(
+        e.message.contains("override `budget.max_trials=many`"),
+        "{e}"
+    );
 }

@@ -169,7 +169,9 @@ pub enum DecisionAction {
     /// The trial stops now and ends as pruned.
     Stop,
     /// The trial stops and a child continues trial `parent` in its place (PBT).
-    Exploit { parent: TrialNumber },
+    Exploit {
+        parent: TrialNumber,
+    },
     /// An action this release does not know (written by another release); kept as it is.
     Other(String),
 }

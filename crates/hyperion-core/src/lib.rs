@@ -30,7 +30,9 @@ pub use distribution::{CategoricalDistribution, Distribution, FloatDistribution,
 pub use error::Error;
 pub use event::{Event, EventKind, StopReason};
 pub use space::{Condition, Param, SearchSpace, SearchSpaceBuilder};
-pub use study::{Direction, Objective, StudyId, StudySpec, check_name, dominates, dominates_minimizing};
+pub use study::{
+    Direction, Objective, StudyId, StudySpec, check_name, dominates, dominates_minimizing,
+};
 pub use trial::{Timestamp, Trial, TrialId, TrialNumber, TrialState};
 pub use value::{ParamValue, Params};
 pub use view::{Counts, StopRequest, StudyView};

@@ -14,7 +14,9 @@ pub struct TrialId(pub u64);
 
 /// A trial's number in its study: 0, 1, 2, … without gaps, never reused. Written as the bare
 /// number (`7`) in JSON, the log and the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct TrialNumber(pub u64);
 

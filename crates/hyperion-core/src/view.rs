@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::{
-    Change, Distribution, Error, Event, Launch, LoggedChange, TrialNumber, StudyId, StudySpec, Trial, TrialState,
-    dominates,
+    Change, Distribution, Error, Event, Launch, LoggedChange, StudyId, StudySpec, Trial,
+    TrialNumber, TrialState, dominates,
 };
 
 /// How many trials are in each state.
@@ -256,7 +256,9 @@ impl StudyView {
                 *self.counts.slot(state) += 1;
                 self.retries += u64::from(retry_of.is_some() || parent.is_some());
                 if let Some(of) = retry_of
-                    && self.trial(*of).is_some_and(|t| matches!(t.state, TrialState::Failed { .. }))
+                    && self
+                        .trial(*of)
+                        .is_some_and(|t| matches!(t.state, TrialState::Failed { .. }))
                 {
                     self.retried_failures += 1;
                 }

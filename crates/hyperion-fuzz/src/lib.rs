@@ -347,11 +347,18 @@ pub fn metric_line() -> impl Strategy<Value = (String, String)> {
 /// records in gives finite intermediate values only.
 pub fn check_metric_line((line, pattern): &(String, String)) -> Result<(), String> {
     use hyperion_runtime::protocol::{Reported, parse_record, parse_stdout};
-    let regex = hyperion_runtime::MetricRegex::new(pattern).ok().map(|r| r.0);
-    let mut records: Vec<_> = parse_stdout(line, hyperion_runtime::DEFAULT_PREFIX, regex.as_ref(), &["val_loss".into()])
-        .into_iter()
-        .filter_map(Result::ok)
-        .collect();
+    let regex = hyperion_runtime::MetricRegex::new(pattern)
+        .ok()
+        .map(|r| r.0);
+    let mut records: Vec<_> = parse_stdout(
+        line,
+        hyperion_runtime::DEFAULT_PREFIX,
+        regex.as_ref(),
+        &["val_loss".into()],
+    )
+    .into_iter()
+    .filter_map(Result::ok)
+    .collect();
     records.extend(parse_record(line));
     let spec = hyperion_core::StudySpec::new(
         "s",

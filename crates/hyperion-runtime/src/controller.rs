@@ -149,7 +149,9 @@ impl RunControl {
         if request == StopRequest::Kill {
             state.last_kill = state.serial;
         }
-        state.loops.retain(|tx| tx.send(Message::Stop(request)).is_ok());
+        state
+            .loops
+            .retain(|tx| tx.send(Message::Stop(request)).is_ok());
     }
 
     /// The strongest request made after the `since`-th one.
@@ -213,7 +215,10 @@ impl Study {
         // The caller's control may have been used before the run (a quick Ctrl-C); the
         // study's own serves every run of it in this process, and only later requests count.
         control.attach(tx.clone());
-        let controls = [(control, 0), (&self.control, self.control.attach(tx.clone()))];
+        let controls = [
+            (control, 0),
+            (&self.control, self.control.attach(tx.clone())),
+        ];
         let mine = Mutex::new(BTreeSet::new());
         // Settle what a dead run left behind before starting anything.
         self.settle(dispatcher, recovery.max_retries)?;
@@ -311,7 +316,10 @@ impl Study {
                 drop(view);
 
                 // A request made a moment ago may still be on its way as a message.
-                if controls.iter().any(|(c, since)| c.requested_since(*since).is_some()) {
+                if controls
+                    .iter()
+                    .any(|(c, since)| c.requested_since(*since).is_some())
+                {
                     stop.get_or_insert(StopReason::Stopped);
                 }
                 while stop.is_none() && !budget_spent && dispatcher.has_room() {
@@ -344,7 +352,8 @@ impl Study {
             // Done when nothing runs here and nothing more will start.
             if running.is_empty() {
                 if let Some(reason) = stop {
-                    let failure = (reason == StopReason::RepeatedFailure).then(|| failures.swap_remove(0));
+                    let failure =
+                        (reason == StopReason::RepeatedFailure).then(|| failures.swap_remove(0));
                     return Ok((trials_run, reason, failure));
                 }
                 if budget_spent {
@@ -399,14 +408,22 @@ impl Study {
                         // Once per trial: on the terminal, and as a note on the trial.
                         let note = format!("a metric line was ignored ({why}): {line}");
                         let value = serde_json::json!(note);
-                        self.store()
-                            .set_user_attr(self.record.id, number, "hyperion_note", &value)?;
-                        self.bus.publish(&Event::Warning { number, message: note });
+                        self.store().set_user_attr(
+                            self.record.id,
+                            number,
+                            "hyperion_note",
+                            &value,
+                        )?;
+                        self.bus.publish(&Event::Warning {
+                            number,
+                            message: note,
+                        });
                     }
                 }
                 Some(Message::Exited { number, exit }) => {
                     if let Some(slot) = running.remove(&number) {
-                        let killed = matches!(&slot.ending, Some((_, Ending::Failed(e))) if e == KILLED);
+                        let killed =
+                            matches!(&slot.ending, Some((_, Ending::Failed(e))) if e == KILLED);
                         let outcome = match (slot.ending, exit) {
                             // It ended on its own before the stop reached it (its last report
                             // was the one that stopped it): its result stands.
@@ -428,11 +445,14 @@ impl Study {
                             }
                             (Some((_, Ending::Failed(error))), _) => Outcome::Failed { error },
                             (None, Exit::Returned(outcome)) => outcome,
-                            (None, Exit::Process {
-                                status,
-                                stderr_tail,
-                                ..
-                            }) => crate::protocol::outcome(
+                            (
+                                None,
+                                Exit::Process {
+                                    status,
+                                    stderr_tail,
+                                    ..
+                                },
+                            ) => crate::protocol::outcome(
                                 self.spec(),
                                 &slot.reported,
                                 &status,
@@ -445,10 +465,17 @@ impl Study {
                         // values already: no write for it (the common case, on the hot path).
                         let objectives = &self.spec().objectives;
                         let only_values = matches!(outcome, Outcome::Completed(_))
-                            && slot.reported.last.keys().all(|k| objectives.iter().any(|o| &o.metric == k));
+                            && slot
+                                .reported
+                                .last
+                                .keys()
+                                .all(|k| objectives.iter().any(|o| &o.metric == k));
                         if !slot.reported.last.is_empty() && !only_values {
-                            self.store()
-                                .keep_metrics(self.record.id, number, &slot.reported.last)?;
+                            self.store().keep_metrics(
+                                self.record.id,
+                                number,
+                                &slot.reported.last,
+                            )?;
                         }
                         // A run told how many failures to bear (`max_failures`) bears them.
                         if let Outcome::Failed { error } = &outcome
@@ -545,11 +572,16 @@ impl Study {
     fn settle_trial(&self, number: TrialNumber, outcome: Outcome) -> Result<(), Error> {
         match self.tell(number, outcome) {
             Ok(_) => Ok(()),
-            Err(Error::Store(hyperion_store::StoreError::InvalidValues { reason, .. })) => {
-                self.tell(number, Outcome::Failed { error: reason })
-                    .map(drop)
-                    .or_else(|e| if e.settled_elsewhere() { Ok(()) } else { Err(e) })
-            }
+            Err(Error::Store(hyperion_store::StoreError::InvalidValues { reason, .. })) => self
+                .tell(number, Outcome::Failed { error: reason })
+                .map(drop)
+                .or_else(|e| {
+                    if e.settled_elsewhere() {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                }),
             Err(e) if e.settled_elsewhere() => Ok(()),
             Err(e) => Err(e),
         }
@@ -614,7 +646,10 @@ pub fn check_limits(
     max_concurrent: usize,
 ) -> Result<(), (&'static str, String)> {
     if budget.target.is_some() && objectives != 1 {
-        return Err(("budget.target", "a target needs exactly one objective".into()));
+        return Err((
+            "budget.target",
+            "a target needs exactly one objective".into(),
+        ));
     }
     if let Some(SchedulerConfig::Pbt(pbt)) = early_stopping
         && let Some(population) = pbt.population_size
@@ -682,7 +717,10 @@ const FAIL_FAST: usize = 3;
 /// Whether the first [`FAIL_FAST`] failures are all the same.
 fn repeated(failures: &[String]) -> bool {
     let first_line = |e: &String| e.lines().next().unwrap_or_default().to_owned();
-    failures.len() >= FAIL_FAST && failures.iter().all(|e| first_line(e) == first_line(&failures[0]))
+    failures.len() >= FAIL_FAST
+        && failures
+            .iter()
+            .all(|e| first_line(e) == first_line(&failures[0]))
 }
 
 /// `d` after `t`; `None` (never) past what an `Instant` can hold (a 1e19 s timeout).

@@ -68,7 +68,8 @@ impl LocalDispatcher {
             let path = path.to_path_buf();
             move |source| Error::Io { path, source }
         };
-        config.trials_dir = std::path::absolute(&config.trials_dir).map_err(io(&config.trials_dir))?;
+        config.trials_dir =
+            std::path::absolute(&config.trials_dir).map_err(io(&config.trials_dir))?;
         std::fs::create_dir_all(&config.trials_dir).map_err(io(&config.trials_dir))?;
         Ok(LocalDispatcher {
             free_gpus: config.gpus.iter().cloned().collect(),
@@ -103,15 +104,24 @@ impl LocalDispatcher {
             study: &self.study,
         };
         let argv = protocol::render_argv(&config.argv, config.shell, &vars)?;
-        let logs = (|| Ok::<_, std::io::Error>((File::create(dir.join("stdout.log"))?, File::create(dir.join("stderr.log"))?))
-        )()
+        let logs = (|| {
+            Ok::<_, std::io::Error>((
+                File::create(dir.join("stdout.log"))?,
+                File::create(dir.join("stderr.log"))?,
+            ))
+        })()
         .map_err(|e| format!("cannot create the logs in {}: {e}", dir.display()))?;
         let mut command = Command::new(&argv[0]);
         command
             .args(&argv[1..])
             .current_dir(&config.workdir)
             .envs(&config.env)
-            .envs(protocol::environment(&self.study, trial, &dir, restore.as_deref()))
+            .envs(protocol::environment(
+                &self.study,
+                trial,
+                &dir,
+                restore.as_deref(),
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -133,13 +143,29 @@ impl LocalDispatcher {
                 let parse = move |line: &str| {
                     protocol::parse_stdout(line, &prefix, regex.as_ref(), &objectives)
                 };
-                spawn_reader(number, Stream::Stdout(Box::new(parse)), out, logs.0, tx.clone())
+                spawn_reader(
+                    number,
+                    Stream::Stdout(Box::new(parse)),
+                    out,
+                    logs.0,
+                    tx.clone(),
+                )
             }),
             child.stderr.take().map(|err| {
-                spawn_reader(number, Stream::Stderr(tail.clone()), err, logs.1, tx.clone())
+                spawn_reader(
+                    number,
+                    Stream::Stderr(tail.clone()),
+                    err,
+                    logs.1,
+                    tx.clone(),
+                )
             }),
         ];
-        let metrics = self.poller.follow(number, MetricsTail::new(dir.join("metrics.jsonl"), objectives), tx);
+        let metrics = self.poller.follow(
+            number,
+            MetricsTail::new(dir.join("metrics.jsonl"), objectives),
+            tx,
+        );
         let poller = self.poller.clone();
         let reaped = group.reaped.clone();
         let pid = group.pgid;
@@ -370,7 +396,10 @@ impl Machine {
 fn leader(pid: i32) -> Option<(i32, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields are counted after its end.
-    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
     Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
 }
 

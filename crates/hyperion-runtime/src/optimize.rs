@@ -49,10 +49,7 @@ impl Budget {
         if self.max_time.is_some_and(|t| started.elapsed() >= t) {
             return Some(StopReason::MaxTime);
         }
-        if self
-            .max_failures
-            .is_some_and(|max| view.failures() >= max)
-        {
+        if self.max_failures.is_some_and(|max| view.failures() >= max) {
             return Some(StopReason::MaxFailures);
         }
         let best = view.best_trial().and_then(Trial::value)?;

@@ -153,7 +153,11 @@ pub fn render_argv(
         }
     };
     let declared = vars.space.params().iter().map(|p| p.name.as_str());
-    let others = vars.params.keys().map(String::as_str).filter(|k| vars.space.get(k).is_none());
+    let others = vars
+        .params
+        .keys()
+        .map(String::as_str)
+        .filter(|k| vars.space.get(k).is_none());
     let active: Vec<(&str, &hyperion_core::ParamValue)> = declared
         .chain(others)
         .filter_map(|k| Some((k, vars.params.get(k)?)))
@@ -260,7 +264,10 @@ pub fn environment(
 /// Creates trial `trial`'s directory: `checkpoint/`, `params.json`, an empty metrics file, and
 /// for a PBT child `restore/` with its parent's checkpoint (unless the run that decided the
 /// exploit copied it then). Returns the directory and the child's restore directory.
-pub fn prepare_dir(trials_dir: &Path, trial: &Trial) -> std::io::Result<(PathBuf, Option<PathBuf>)> {
+pub fn prepare_dir(
+    trials_dir: &Path,
+    trial: &Trial,
+) -> std::io::Result<(PathBuf, Option<PathBuf>)> {
     let dir = trial_dir(trials_dir, trial.number);
     fs::create_dir_all(dir.join("checkpoint"))?;
     let restore = trial.parent.map(|_| restore_dir(trials_dir, trial.number));
@@ -283,7 +290,11 @@ fn restore_dir(trials_dir: &Path, child: TrialNumber) -> PathBuf {
 }
 
 /// Copies trial `parent`'s checkpoint to where its child restores it from.
-pub fn copy_checkpoint(trials_dir: &Path, parent: TrialNumber, child: TrialNumber) -> std::io::Result<()> {
+pub fn copy_checkpoint(
+    trials_dir: &Path,
+    parent: TrialNumber,
+    child: TrialNumber,
+) -> std::io::Result<()> {
     let from = trial_dir(trials_dir, parent).join("checkpoint");
     copy_dir(&from, &restore_dir(trials_dir, child))
 }
@@ -455,7 +466,9 @@ impl MetricsTail {
         String::from_utf8_lossy(&buf[..complete])
             .lines()
             .filter(|line| !line.trim().is_empty())
-            .map(|line| read_record_of(line, &self.objectives).map_err(|why| (line.to_owned(), why)))
+            .map(|line| {
+                read_record_of(line, &self.objectives).map_err(|why| (line.to_owned(), why))
+            })
             .collect()
     }
 }
@@ -601,9 +614,16 @@ mod tests {
     fn a_step_is_a_whole_number_of_at_least_zero() {
         for bad in ["-1", "2.5", "1e30", "\"three\""] {
             let e = read_record(&format!(r#"{{"step": {bad}, "x": 1}}"#)).unwrap_err();
-            assert!(e.contains("`step` must be a whole number"), "step {bad}: {e}");
+            assert!(
+                e.contains("`step` must be a whole number"),
+                "step {bad}: {e}"
+            );
         }
-        assert!(read_record(r#"{"loss": 0.5"#).unwrap_err().starts_with("not valid JSON"));
+        assert!(
+            read_record(r#"{"loss": 0.5"#)
+                .unwrap_err()
+                .starts_with("not valid JSON")
+        );
         assert_eq!(read_record("epoch 3").unwrap_err(), "not a JSON object");
     }
 }

@@ -103,7 +103,11 @@ impl StudySettings {
             json(&new.early_stopping),
         );
         let b = (&self.budget, &new.budget);
-        note("budget.max_trials", json(&b.0.max_trials), json(&b.1.max_trials));
+        note(
+            "budget.max_trials",
+            json(&b.0.max_trials),
+            json(&b.1.max_trials),
+        );
         note("budget.target", json(&b.0.target), json(&b.1.target));
         note(
             "budget.max_failures",
@@ -111,7 +115,11 @@ impl StudySettings {
             json(&b.1.max_failures),
         );
         note("recovery", json(&self.recovery), json(&new.recovery));
-        note("description", json(&self.description), json(&new.description));
+        note(
+            "description",
+            json(&self.description),
+            json(&new.description),
+        );
         note("trial", json(&self.trial), json(&new.trial));
         Ok(changes)
     }

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hyperion_core::{
-    CategoricalDistribution, Change, Proposal, StopRequest, Distribution, Error as CoreError, Event, EventKind, FloatDistribution,
-    IntDistribution, Objective, ParamValue, Params, SearchSpace, StudySpec, StudyView, Trial,
-    TrialNumber, TrialState,
+    CategoricalDistribution, Change, Distribution, Error as CoreError, Event, EventKind,
+    FloatDistribution, IntDistribution, Objective, ParamValue, Params, Proposal, SearchSpace,
+    StopRequest, StudySpec, StudyView, Trial, TrialNumber, TrialState,
 };
 use hyperion_samplers::{SampleContext, Sampler, SamplerConfig, SamplerError};
 use hyperion_store::{Created, MemoryStore, NewTrial, Store, StudyRecord};
@@ -181,10 +181,7 @@ impl StudyBuilder {
         for change in &changes {
             view.apply(change, &mut Vec::new())?;
         }
-        let recorded = view
-            .settings()
-            .map(StudySettings::from_json)
-            .transpose()?;
+        let recorded = view.settings().map(StudySettings::from_json).transpose()?;
         let says_something = self.sampler.is_some()
             || self.scheduler.is_some()
             || self.seed.is_some()
@@ -383,13 +380,13 @@ impl Study {
         };
         let created = self
             .store
-            .create_trial(self.record.id, &new, max_trials, &mut |number| {
-                match self.suggest(&view, number) {
-                    Ok(proposal) => Some(proposal),
-                    Err(e) => {
-                        failure = Some(e);
-                        None
-                    }
+            .create_trial(self.record.id, &new, max_trials, &mut |number| match self
+                .suggest(&view, number)
+            {
+                Ok(proposal) => Some(proposal),
+                Err(e) => {
+                    failure = Some(e);
+                    None
                 }
             })?;
         match created {

@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use hyperion_core::{Change, Distribution, ParamValue, Params, StudyView, Trial, TrialNumber, TrialState};
+use hyperion_core::{
+    Change, Distribution, ParamValue, Params, StudyView, Trial, TrialNumber, TrialState,
+};
 use hyperion_samplers::{from_unit, stream};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use hyperion_core::{TrialNumber, 
+use hyperion_core::{
     Change, FloatDistribution, LoggedChange, Objective, Params, SearchSpace, StudyId, StudySpec,
-    StudyView, Timestamp, TrialId, TrialState,
+    StudyView, Timestamp, TrialId, TrialNumber, TrialState,
 };
 use hyperion_schedulers::{
     Action, Asha, AshaConfig, Hyperband, HyperbandConfig, Pbt, PbtConfig, PercentileConfig,
@@ -129,7 +129,9 @@ fn asha_promotes_the_best_third_of_each_rung() {
     assert!(!stops(&h.report(TrialNumber(0), 3, 0.4)));
     assert!(stops(&h.report(TrialNumber(2), 3, 0.41)));
     // Skipping over a rung still decides at it.
-    let v = h.report(TrialNumber(5), 5, 0.1).expect("step 5 passes rung 1 (step 3)");
+    let v = h
+        .report(TrialNumber(5), 5, 0.1)
+        .expect("step 5 passes rung 1 (step 3)");
     assert!(
         !v.stops() && v.rationale.contains("rung 1"),
         "{}",

@@ -14,8 +14,8 @@ use std::sync::Barrier;
 use std::time::Duration;
 
 use hyperion_core::{
-    Change, Condition, Decision, Distribution, FloatDistribution, IntDistribution, Objective, ParamValue,
-    Params, SearchSpace, StudyId, StudySpec, StudyView, TrialNumber, TrialState,
+    Change, Condition, Decision, Distribution, FloatDistribution, IntDistribution, Objective,
+    ParamValue, Params, SearchSpace, StudyId, StudySpec, StudyView, TrialNumber, TrialState,
 };
 
 use crate::{Created, NewTrial, Store, StoreError};
@@ -83,7 +83,9 @@ fn point(x: f64) -> Params {
 
 fn create(store: &dyn Store, study: StudyId) -> TrialNumber {
     match store
-        .create_trial(study, &NewTrial::running(), None, &mut |_| Some(point(0.0).into()))
+        .create_trial(study, &NewTrial::running(), None, &mut |_| {
+            Some(point(0.0).into())
+        })
         .unwrap()
     {
         Created::Trial(t) => t.number,
@@ -288,7 +290,9 @@ pub fn finishing_records_state_values_and_times(store: &dyn Store) {
     assert_eq!(store.trial(study, f).unwrap().state, failed);
     assert!(matches!(
         store.trial(study, TrialNumber(99)),
-        Err(StoreError::TrialNotFound { number: TrialNumber(99) })
+        Err(StoreError::TrialNotFound {
+            number: TrialNumber(99)
+        })
     ));
 }
 
@@ -532,7 +536,9 @@ pub fn the_change_log_rebuilds_the_trials(store: &dyn Store) {
         )
         .unwrap();
     store
-        .create_trial(study, &NewTrial::pending(), None, &mut |_| Some(point(0.3).into()))
+        .create_trial(study, &NewTrial::pending(), None, &mut |_| {
+            Some(point(0.3).into())
+        })
         .unwrap();
     create(store, study);
 
@@ -600,10 +606,7 @@ pub fn stale_trials_fail_and_are_retried_up_to_max_retries(store: &dyn Store) {
         panic!()
     };
     wait_past_grace();
-    assert_eq!(
-        store.fail_stale(study, 2).unwrap(),
-        [original.number]
-    );
+    assert_eq!(store.fail_stale(study, 2).unwrap(), [original.number]);
     let failed = store.trial(study, original.number).unwrap();
     assert!(
         matches!(&failed.state, TrialState::Failed { error } if error.starts_with(crate::STALE))
@@ -690,7 +693,10 @@ pub fn a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget(store: &dyn
     assert_eq!(new(store).unwrap(), Created::LimitReached);
     let trials = store.trials(study).unwrap();
     let retries: Vec<_> = trials.iter().filter_map(|t| t.retry_of).collect();
-    assert_eq!((trials.len(), retries), (4, vec![TrialNumber(0), TrialNumber(1)]));
+    assert_eq!(
+        (trials.len(), retries),
+        (4, vec![TrialNumber(0), TrialNumber(1)])
+    );
     let mut view = StudyView::new(study, spec("s"));
     for change in store.changes_since(study, 0).unwrap() {
         view.apply(&change, &mut Vec::new()).unwrap();
@@ -712,7 +718,10 @@ pub fn a_child_takes_the_place_of_the_member_it_continues_in_the_budget(store: &
     let Ok(Created::Trial(child)) = created else {
         panic!("a PBT child is created past the limit: {created:?}");
     };
-    assert_eq!((child.parent, child.depth, child.number), (Some(a), 1, TrialNumber(2)));
+    assert_eq!(
+        (child.parent, child.depth, child.number),
+        (Some(a), 1, TrialNumber(2))
+    );
     let plain = store.create_trial(study, &NewTrial::running(), limit, &mut |_| {
         Some(point(0.3).into())
     });
@@ -759,10 +768,21 @@ pub fn settings_and_stop_requests_are_logged_and_trial_changes_are_refused(store
     let n = create(store, study);
     let settings = serde_json::json!({"seed": 3});
     store
-        .log(study, &Change::SettingsRecorded { settings: settings.clone() })
+        .log(
+            study,
+            &Change::SettingsRecorded {
+                settings: settings.clone(),
+            },
+        )
         .unwrap();
     store
-        .log(study, &Change::StopRequested { kill: true, by: "test".into() })
+        .log(
+            study,
+            &Change::StopRequested {
+                kill: true,
+                by: "test".into(),
+            },
+        )
         .unwrap();
     let before = store.changes_since(study, 0).unwrap().len();
     let forged = Change::TrialFinished {
@@ -770,16 +790,30 @@ pub fn settings_and_stop_requests_are_logged_and_trial_changes_are_refused(store
         state: TrialState::Completed,
         values: Some(vec![1.0]),
     };
-    assert!(matches!(store.log(study, &forged), Err(StoreError::Inconsistent(_))));
-    assert_eq!(store.changes_since(study, 0).unwrap().len(), before, "nothing written");
+    assert!(matches!(
+        store.log(study, &forged),
+        Err(StoreError::Inconsistent(_))
+    ));
+    assert_eq!(
+        store.changes_since(study, 0).unwrap().len(),
+        before,
+        "nothing written"
+    );
     assert_eq!(store.trial(study, n).unwrap().state, TrialState::Running);
     let mut view = StudyView::new(study, spec("s"));
     for change in store.changes_since(study, 0).unwrap() {
         view.apply(&change, &mut Vec::new()).unwrap();
     }
     assert_eq!(view.settings(), Some(&settings));
-    assert_eq!(view.stop_requested_since(0), Some(hyperion_core::StopRequest::Kill));
-    assert_eq!(view.stop_requested_since(view.cursor()), None, "later runs are not bound");
+    assert_eq!(
+        view.stop_requested_since(0),
+        Some(hyperion_core::StopRequest::Kill)
+    );
+    assert_eq!(
+        view.stop_requested_since(view.cursor()),
+        None,
+        "later runs are not bound"
+    );
 }
 
 pub fn a_heartbeat_renews_a_lease_for_its_own_length(store: &dyn Store) {
@@ -828,14 +862,30 @@ pub fn every_metric_a_trial_reported_is_kept(store: &dyn Store) {
     ]);
     store.keep_metrics(study, n, &metrics).unwrap();
     store
-        .finish_trial(study, n, TrialState::Pruned { step: Some(3), reason: "r".into() }, None)
+        .finish_trial(
+            study,
+            n,
+            TrialState::Pruned {
+                step: Some(3),
+                reason: "r".into(),
+            },
+            None,
+        )
         .unwrap();
-    assert_eq!(store.trial(study, n).unwrap().metrics, metrics, "a pruned trial keeps them");
+    assert_eq!(
+        store.trial(study, n).unwrap().metrics,
+        metrics,
+        "a pruned trial keeps them"
+    );
     assert_eq!(store.trials(study).unwrap()[0].metrics, metrics);
     let mut view = StudyView::new(study, spec("s"));
     for change in store.changes_since(study, 0).unwrap() {
         view.apply(&change, &mut Vec::new()).unwrap();
     }
-    assert_eq!(view.trial(n).unwrap().metrics, metrics, "the log rebuilds them");
+    assert_eq!(
+        view.trial(n).unwrap().metrics,
+        metrics,
+        "the log rebuilds them"
+    );
     assert!(store.keep_metrics(study, TrialNumber(9), &metrics).is_err());
 }

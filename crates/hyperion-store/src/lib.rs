@@ -37,8 +37,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hyperion_core::{
-    Change, Decision, Distribution, Proposal, LoggedChange, ParamValue, StudyId, StudySpec, Timestamp, Trial,
-    TrialNumber, TrialState,
+    Change, Decision, Distribution, LoggedChange, ParamValue, Proposal, StudyId, StudySpec,
+    Timestamp, Trial, TrialNumber, TrialState,
 };
 
 pub use memory::MemoryStore;
@@ -229,8 +229,12 @@ pub trait Store: Send + Sync + Debug {
 
     /// Renews the leases of running trials for `lease` from now (their worker's heartbeat), on
     /// the store's clock. Not logged: a heartbeat is not a fact of the study.
-    fn heartbeat(&self, study: StudyId, numbers: &[TrialNumber], lease: Duration)
-    -> Result<(), StoreError>;
+    fn heartbeat(
+        &self,
+        study: StudyId,
+        numbers: &[TrialNumber],
+        lease: Duration,
+    ) -> Result<(), StoreError>;
 
     /// Settles trials whose worker died: each running trial whose lease ran out becomes failed
     /// ([`STALE`]…) and, unless it is already the `max_retries`-th retry of its original, is
@@ -327,7 +331,10 @@ pub enum StoreError {
     #[error("trial {number} not found")]
     TrialNotFound { number: TrialNumber },
     #[error("trial {number} is {state}, not running")]
-    NotRunning { number: TrialNumber, state: &'static str },
+    NotRunning {
+        number: TrialNumber,
+        state: &'static str,
+    },
     #[error("trial {number}: {reason}")]
     InvalidValues { number: TrialNumber, reason: String },
     #[error(transparent)]
@@ -385,7 +392,9 @@ pub mod rules {
 
     /// The metrics a store keeps: the finite ones (JSON has no NaN; a trial's NaN objective
     /// is in its state's error).
-    pub fn finite(metrics: &std::collections::BTreeMap<String, f64>) -> std::collections::BTreeMap<String, f64> {
+    pub fn finite(
+        metrics: &std::collections::BTreeMap<String, f64>,
+    ) -> std::collections::BTreeMap<String, f64> {
         metrics
             .iter()
             .filter(|(_, v)| v.is_finite())
@@ -447,9 +456,11 @@ pub fn check_values(
             invalid(format!("cannot finish as {}", state.name()))
         }
         (TrialState::Completed, None) => invalid("completed without values".into()),
-        (TrialState::Completed, Some(v)) if v.len() != objectives => {
-            invalid(format!("{} for {}", count(v.len(), "value"), count(objectives, "objective")))
-        }
+        (TrialState::Completed, Some(v)) if v.len() != objectives => invalid(format!(
+            "{} for {}",
+            count(v.len(), "value"),
+            count(objectives, "objective")
+        )),
         (TrialState::Completed, Some(v)) => match v.iter().position(|x| !x.is_finite()) {
             Some(i) => invalid(format!("objective {i} is {}, not a finite number", v[i])),
             None => Ok(()),
@@ -518,12 +529,18 @@ pub fn check_log_only(change: &Change) -> Result<(), StoreError> {
 
 /// The end of a lease of `lease` from `now`.
 pub fn lease_end(now: Timestamp, lease: Duration) -> Timestamp {
-    Timestamp(now.0.saturating_add(lease.as_micros().min(u64::MAX as u128) as u64))
+    Timestamp(
+        now.0
+            .saturating_add(lease.as_micros().min(u64::MAX as u128) as u64),
+    )
 }
 
 /// How many retries precede trial `number` in its chain (0 for an original), following
 /// `retry_of` through `retry_of_fn`.
-pub fn retry_depth(number: TrialNumber, mut retry_of_fn: impl FnMut(TrialNumber) -> Option<TrialNumber>) -> u32 {
+pub fn retry_depth(
+    number: TrialNumber,
+    mut retry_of_fn: impl FnMut(TrialNumber) -> Option<TrialNumber>,
+) -> u32 {
     let mut depth = 0;
     let mut current = number;
     while let Some(previous) = retry_of_fn(current) {
@@ -543,7 +560,11 @@ pub fn spec_difference(old: &StudySpec, new: &StudySpec) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        return Some(format!("other objectives ({}, not {})", show(old), show(new)));
+        return Some(format!(
+            "other objectives ({}, not {})",
+            show(old),
+            show(new)
+        ));
     }
     if old.space == new.space {
         return None;

@@ -3,13 +3,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyperion_core::{
-    Change, Decision, Distribution, Proposal, Event, LoggedChange, ParamValue, Params, StudyId, StudySpec,
-    StudyView, Timestamp, Trial, TrialId, TrialNumber, TrialState,
+    Change, Decision, Distribution, Event, LoggedChange, ParamValue, Params, Proposal, StudyId,
+    StudySpec, StudyView, Timestamp, Trial, TrialId, TrialNumber, TrialState,
 };
 
 use crate::{
-    Created, NewTrial, Store, StoreError, StudyRecord, rules, check_log_only, check_param, check_report,
-    check_values, lease_end, retry_depth, spec_difference, stale_error,
+    Created, NewTrial, Store, StoreError, StudyRecord, check_log_only, check_param, check_report,
+    check_values, lease_end, retry_depth, rules, spec_difference, stale_error,
 };
 
 /// A store in this process's memory: fast, shared by threads, gone when the process ends.
@@ -83,7 +83,8 @@ impl StudyData {
         if new.pending {
             self.pending.insert(number);
         } else if let Some(lease) = new.lease {
-            self.alive.insert(number, lease_end(Timestamp::now(), lease));
+            self.alive
+                .insert(number, lease_end(Timestamp::now(), lease));
         }
         Ok(number)
     }
@@ -232,7 +233,8 @@ impl Store for MemoryStore {
             };
             data.record(Change::TrialStarted { number })?;
             if let Some(lease) = lease {
-                data.alive.insert(number, lease_end(Timestamp::now(), lease));
+                data.alive
+                    .insert(number, lease_end(Timestamp::now(), lease));
             }
             Ok(Some(data.trial(number)?.clone()))
         })

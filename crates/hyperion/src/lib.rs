@@ -102,7 +102,7 @@ pub use hyperion_core::{
 };
 pub use hyperion_runtime::{
     ActiveTrial, Budget, Dispatcher, Error, LocalDispatcher, OptimizeConfig, Outcome,
-    ProcessConfig, Recovery, RunControl, RunOptions, StudyBuilder, StudySettings, Study, Summary,
+    ProcessConfig, Recovery, RunControl, RunOptions, Study, StudyBuilder, StudySettings, Summary,
     TrialError, Verdict,
 };
 pub use hyperion_samplers::{Sampler, SamplerConfig};

@@ -69,7 +69,10 @@ fn ask_report_and_tell_use_the_settings_of_a_study_that_run_created() {
         .store(store(&copy))
         .open()
         .unwrap();
-    assert!(matches!(library.settings().sampler, Some(SamplerConfig::Tpe(_))));
+    assert!(matches!(
+        library.settings().sampler,
+        Some(SamplerConfig::Tpe(_))
+    ));
     let expected = library.ask().unwrap().params().clone();
     assert_eq!(asked["params"], serde_json::to_value(&expected).unwrap());
 
@@ -79,12 +82,26 @@ fn ask_report_and_tell_use_the_settings_of_a_study_that_run_created() {
     ]);
     assert_eq!(bad.status.code(), Some(3), "{}", stderr(&bad));
     let said = String::from_utf8_lossy(&bad.stdout).into_owned();
-    assert!(said.starts_with("stop: ") && said.contains("rung"), "{said}");
+    assert!(
+        said.starts_with("stop: ") && said.contains("rung"),
+        "{said}"
+    );
     let again = s.hyperion(&[
-        "report", "--study", "ta", "--trial", "6", "--step", "1", "--metrics", r#"{"loss": 0.0}"#,
+        "report",
+        "--study",
+        "ta",
+        "--trial",
+        "6",
+        "--step",
+        "1",
+        "--metrics",
+        r#"{"loss": 0.0}"#,
     ]);
     assert_eq!(
-        (again.status.code(), String::from_utf8_lossy(&again.stdout).into_owned()),
+        (
+            again.status.code(),
+            String::from_utf8_lossy(&again.stdout).into_owned()
+        ),
         (Some(3), said),
         "a stopped trial stays stopped"
     );
@@ -99,14 +116,25 @@ fn ask_report_and_tell_use_the_settings_of_a_study_that_run_created() {
     assert_eq!(fine.status.code(), Some(0), "{}", stderr(&fine));
     assert_eq!(String::from_utf8_lossy(&fine.stdout), "continue\n");
     let missing = s.hyperion(&[
-        "report", "--study", "ta", "--trial", "7", "--step", "2", "--metrics", r#"{"acc": 1}"#,
+        "report",
+        "--study",
+        "ta",
+        "--trial",
+        "7",
+        "--step",
+        "2",
+        "--metrics",
+        r#"{"acc": 1}"#,
     ]);
     assert!(
         stderr(&missing).contains("no finite value of \"loss\""),
         "{}",
         stderr(&missing)
     );
-    assert!(!s.hyperion(&["ask", "--study", "ta"]).status.success(), "8 trials: spent");
+    assert!(
+        !s.hyperion(&["ask", "--study", "ta"]).status.success(),
+        "8 trials: spent"
+    );
 }
 
 #[test]
@@ -118,11 +146,17 @@ fn rerunning_with_other_settings_records_them_and_says_what_changed() {
     let output = s.run(TPE_ASHA, &["budget.max_trials=5", "-q"]);
     let text = stderr(&output);
     assert!(text.contains("changes budget.max_trials: 3 → 5"), "{text}");
-    assert!(text.contains("changes sampler: {\"method\":\"random\"} → {\"method\":\"tpe\""), "{text}");
+    assert!(
+        text.contains("changes sampler: {\"method\":\"random\"} → {\"method\":\"tpe\""),
+        "{text}"
+    );
     assert_eq!(s.trials("ta").len(), 5);
     let reseeded = TPE_ASHA.replace("seed: 11", "seed: 12");
     let error = s.run_error(&reseeded);
-    assert!(error.contains("study.yaml") && error.contains("seed is 11, not 12"), "{error}");
+    assert!(
+        error.contains("study.yaml") && error.contains("seed is 11, not 12"),
+        "{error}"
+    );
     let grid = TPE_ASHA.replace("method: tpe", "method: grid");
     let error = s.run_error(&grid);
     assert!(error.contains("a grid cannot be switched"), "{error}");
@@ -144,7 +178,14 @@ fn a_store_of_the_previous_release_opens_and_takes_its_settings_from_the_first_r
     let trials = s.trials("legacy");
     assert_eq!(trials.len(), 7);
     assert_eq!(state(&trials[6]), "running");
-    assert!(Study::open(store(&db), "legacy").unwrap().settings().budget.max_trials.is_none());
+    assert!(
+        Study::open(store(&db), "legacy")
+            .unwrap()
+            .settings()
+            .budget
+            .max_trials
+            .is_none()
+    );
     let told = s.hyperion(&["tell", "--study", "legacy", "--trial", "6", "--value", "3"]);
     assert!(told.status.success(), "{}", stderr(&told));
 
@@ -161,7 +202,10 @@ budget: {max_trials: 9}
     let trials = s.trials("legacy");
     assert_eq!(trials.len(), 9);
     assert!(trials.iter().all(|t| state(t) == "completed"));
-    let settings = Study::open(store(&db), "legacy").unwrap().settings().clone();
+    let settings = Study::open(store(&db), "legacy")
+        .unwrap()
+        .settings()
+        .clone();
     assert!(matches!(settings.sampler, Some(SamplerConfig::Tpe(_))));
     assert_eq!((settings.seed, settings.budget.max_trials), (3, Some(9)));
 }
@@ -203,7 +247,14 @@ fn pids(dir: &Path, at_least: usize) -> Vec<i32> {
 /// Whether `pid` is a live process (not a zombie).
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(false)
 }
 
@@ -234,7 +285,11 @@ fn sigterm_and_sighup_to_run_leave_no_trial_process() {
         assert_eq!(started.len(), 4, "two trials and their grandchildren");
         signal(&run, name);
         let output = run.wait_with_output().unwrap();
-        assert_eq!(survivors(&started), Vec::<i32>::new(), "SIG{name} left processes");
+        assert_eq!(
+            survivors(&started),
+            Vec::<i32>::new(),
+            "SIG{name} left processes"
+        );
         let trials = s.trials("z");
         let states: Vec<&str> = trials.iter().map(state).collect();
         assert_eq!(
@@ -257,11 +312,18 @@ fn the_run_after_a_sigkill_kills_the_dead_runs_trials_then_retries_them() {
     run.kill().unwrap();
     run.wait().unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    assert!(orphans.iter().all(|&p| alive(p)), "SIGKILL leaves the trials running");
+    assert!(
+        orphans.iter().all(|&p| alive(p)),
+        "SIGKILL leaves the trials running"
+    );
     std::fs::remove_dir_all(s.path().join("pids")).unwrap();
     let output = s.hyperion(&["run", "study.yaml", "-q", "env.NAP=0s"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(survivors(&orphans), Vec::<i32>::new(), "the dead run's groups are gone");
+    assert_eq!(
+        survivors(&orphans),
+        Vec::<i32>::new(),
+        "the dead run's groups are gone"
+    );
     let trials = s.trials("z");
     let completed = trials.iter().filter(|t| state(t) == "completed").count();
     assert_eq!((trials.len(), completed), (4, 2), "{trials:?}");
@@ -270,7 +332,10 @@ fn the_run_after_a_sigkill_kills_the_dead_runs_trials_then_retries_them() {
 #[test]
 fn runs_sigkilled_at_random_moments_then_one_plain_run_completes_the_budget() {
     let s = Sandbox::new();
-    s.write("trial.sh", "sleep 0.2\necho 'HYPERION_METRIC {\"loss\": 1}'\n");
+    s.write(
+        "trial.sh",
+        "sleep 0.2\necho 'HYPERION_METRIC {\"loss\": 1}'\n",
+    );
     let study = "name: k
 command: [sh, trial.sh]
 metric: {name: loss, goal: minimize}
@@ -290,7 +355,9 @@ recovery: {heartbeat: 100ms, grace: 500ms, max_retries: 100}
             break;
         }
         let mut run = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         std::thread::sleep(Duration::from_millis(50 + (seed >> 33) % 500));
         run.kill().unwrap();
         run.wait().unwrap();
@@ -311,7 +378,11 @@ recovery: {heartbeat: 100ms, grace: 500ms, max_retries: 100}
         .iter()
         .filter(|t| matches!(state(t), "running" | "pending"))
         .count();
-    assert_eq!((completed, unsettled), (6, 0), "after {kills} kills: {trials:?}");
+    assert_eq!(
+        (completed, unsettled),
+        (6, 0),
+        "after {kills} kills: {trials:?}"
+    );
 }
 
 #[test]
@@ -330,9 +401,17 @@ recovery: {heartbeat: 100ms, grace: 500ms, lease: 1s}
     let started = Instant::now();
     let output = s.hyperion(&["run", "study.yaml", "-q"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     let trials = s.trials("l");
-    assert!(crate::error(&trials[0]).starts_with("stale"), "{:?}", trials[0]);
+    assert!(
+        crate::error(&trials[0]).starts_with("stale"),
+        "{:?}",
+        trials[0]
+    );
     let completed = trials.iter().filter(|t| state(t) == "completed").count();
     assert_eq!(completed, 3, "the asked trial's retry ran: {trials:?}");
 }

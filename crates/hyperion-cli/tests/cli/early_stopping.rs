@@ -68,7 +68,11 @@ fn asha_stops_processes_at_rungs_and_logs_why() {
     // A stop decided after a trial had ended (its metrics file is read every 100 ms) leaves
     // it completed; every other stop prunes its trial.
     let stops = log.iter().filter(|d| d["action"] == "stop").count();
-    assert!(stops >= pruned.len(), "{stops} stops, {} pruned", pruned.len());
+    assert!(
+        stops >= pruned.len(),
+        "{stops} stops, {} pruned",
+        pruned.len()
+    );
     let table = s.hyperion(&["decisions", "a"]);
     assert!(String::from_utf8_lossy(&table.stdout).contains("is promoted"));
 }

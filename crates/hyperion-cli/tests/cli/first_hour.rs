@@ -56,12 +56,22 @@ fn results_go_to_stdout_progress_to_stderr_and_a_closed_pipe_is_quiet() {
     let quiet = s.hyperion(&["run", "q.yaml", "-q"]);
     assert!(quiet.status.success(), "{}", stderr(&quiet));
     let out = String::from_utf8_lossy(&quiet.stdout);
-    assert!(out.contains("study \"q\": the trial budget is spent") && out.contains("best: trial"), "{out}");
-    assert!(!stderr(&quiet).contains('#'), "-q prints no progress bar: {}", stderr(&quiet));
+    assert!(
+        out.contains("study \"q\": the trial budget is spent") && out.contains("best: trial"),
+        "{out}"
+    );
+    assert!(
+        !stderr(&quiet).contains('#'),
+        "-q prints no progress bar: {}",
+        stderr(&quiet)
+    );
     // A resumed study counts from where it is, and a trial's line counts that trial.
     let more = s.hyperion(&["run", "q.yaml", "budget.max_trials=3"]);
     let lines = stderr(&more);
-    assert!(lines.contains("trial 2 completed [1.0] · [####################] 3/3 · 3 completed"), "{lines}");
+    assert!(
+        lines.contains("trial 2 completed [1.0] · [####################] 3/3 · 3 completed"),
+        "{lines}"
+    );
 
     let piped = std::process::Command::new("sh")
         .arg("-c")
@@ -101,19 +111,34 @@ fn the_store_is_found_upward_and_read_commands_never_create_one() {
         .unwrap();
     assert!(status.status.success(), "{}", stderr(&status));
     // Where there is none, read commands say where they looked and create nothing.
-    for args in [&["status"][..], &["best", "up"], &["trials", "up"], &["export", "up"]] {
+    for args in [
+        &["status"][..],
+        &["best", "up"],
+        &["trials", "up"],
+        &["export", "up"],
+    ] {
         let output = s.hyperion(args);
         assert!(!output.status.success());
         let error = stderr(&output);
-        assert!(error.contains("no Hyperion store in") && error.contains(".hyperion/hyperion.db"), "{error}");
-        assert!(!s.path().join(".hyperion").exists(), "{args:?} created a store");
+        assert!(
+            error.contains("no Hyperion store in") && error.contains(".hyperion/hyperion.db"),
+            "{error}"
+        );
+        assert!(
+            !s.path().join(".hyperion").exists(),
+            "{args:?} created a store"
+        );
     }
     let missing = s
         .command(&["best", "nope"])
         .current_dir(s.path().join("project"))
         .output()
         .unwrap();
-    assert!(stderr(&missing).contains("project/.hyperion/hyperion.db"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("project/.hyperion/hyperion.db"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 #[test]
@@ -126,7 +151,10 @@ fn delete_removes_the_trials_directories_unless_asked_to_keep_them() {
     assert!(s.trial_dir("d", 1).is_dir());
     let deleted = s.hyperion(&["delete", "d"]);
     let said = String::from_utf8_lossy(&deleted.stdout);
-    assert!(said.contains("deleted study \"d\" (2 trials) and") && said.contains("files"), "{said}");
+    assert!(
+        said.contains("deleted study \"d\" (2 trials) and") && said.contains("files"),
+        "{said}"
+    );
     assert!(!s.path().join(".hyperion/d").exists());
 
     s.run(study, &["-q"]);
@@ -143,7 +171,11 @@ fn a_study_without_a_budget_says_it_runs_until_stopped() {
         "study.yaml",
         "name: nb\ncommand: [python3, one.py]\nmetric: {name: loss, goal: minimize}\n",
     );
-    let mut run = s.command(&["run", "study.yaml"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut run = s
+        .command(&["run", "study.yaml"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
     let stop = s.hyperion(&["stop", "nb"]);
     assert!(stop.status.success(), "{}", stderr(&stop));
@@ -151,7 +183,11 @@ fn a_study_without_a_budget_says_it_runs_until_stopped() {
     assert!(status.success());
     let mut text = String::new();
     std::io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut text).unwrap();
-    assert_eq!(text.matches("has no budget: it runs until stopped").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("has no budget: it runs until stopped").count(),
+        1,
+        "{text}"
+    );
 }
 
 #[test]
@@ -162,7 +198,11 @@ fn trials_failing_the_same_way_stop_the_study_and_can_be_retried() {
     s.write("t.yaml", missing);
     let typo = s.hyperion(&["run", "t.yaml", "-q"]);
     assert_eq!(typo.status.code(), Some(1));
-    assert!(stderr(&typo).contains("`trian.py` does not exist"), "{}", stderr(&typo));
+    assert!(
+        stderr(&typo).contains("`trian.py` does not exist"),
+        "{}",
+        stderr(&typo)
+    );
 
     s.write("train.py", "import no_such_package\n");
     s.write("t.yaml", &missing.replace("trian.py", "train.py"));
@@ -176,11 +216,23 @@ fn trials_failing_the_same_way_stop_the_study_and_can_be_retried() {
     assert!(s.trials("t").len() < 30, "the budget was not burnt");
 
     s.write("train.py", ONE);
-    let retried = s.hyperion(&["run", "t.yaml", "-q", "--retry-failed", "budget.max_trials=4"]);
+    let retried = s.hyperion(&[
+        "run",
+        "t.yaml",
+        "-q",
+        "--retry-failed",
+        "budget.max_trials=4",
+    ]);
     assert!(retried.status.success(), "{}", stderr(&retried));
     let trials = s.trials("t");
-    let completed = trials.iter().filter(|t| crate::state(t) == "completed").count();
-    assert_eq!(completed, 4, "the failed trials ran again and the budget is met: {trials:?}");
+    let completed = trials
+        .iter()
+        .filter(|t| crate::state(t) == "completed")
+        .count();
+    assert_eq!(
+        completed, 4,
+        "the failed trials ran again and the budget is met: {trials:?}"
+    );
 }
 
 #[test]
@@ -202,15 +254,29 @@ fn exports_read_as_a_pandas_user_expects_and_a_failure_is_one_command_away() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(records[0]["state"], "completed");
-    assert_eq!((records[0]["value"].as_f64(), records[0]["loss"].as_f64()), (Some(1.0), Some(1.0)));
-    assert!(records[0]["datetime_start"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        (records[0]["value"].as_f64(), records[0]["loss"].as_f64()),
+        (Some(1.0), Some(1.0))
+    );
+    assert!(
+        records[0]["datetime_start"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
     assert!(records[0]["duration_s"].as_f64().unwrap() >= 0.0);
     assert_eq!(records[0]["intermediate"]["0"], 1.0);
     assert_eq!(records[1]["state"], "failed");
-    assert!(records[1]["error"].as_str().unwrap().contains("CUDA out of memory"));
+    assert!(
+        records[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("CUDA out of memory")
+    );
     assert!(records[1]["retry_of"].is_null() && records[1]["parent"].is_null());
 
-    let csv = String::from_utf8_lossy(&s.hyperion(&["export", "x", "--format", "csv"]).stdout).into_owned();
+    let csv = String::from_utf8_lossy(&s.hyperion(&["export", "x", "--format", "csv"]).stdout)
+        .into_owned();
     let header = csv.lines().next().unwrap();
     assert_eq!(
         header,
@@ -219,14 +285,23 @@ fn exports_read_as_a_pandas_user_expects_and_a_failure_is_one_command_away() {
 
     let status = s.hyperion(&["status", "x", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!((status[0]["completed"].as_u64(), status[0]["failed"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (
+            status[0]["completed"].as_u64(),
+            status[0]["failed"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
 
     let trial = s.hyperion(&["trial", "x", "1"]);
     let text = String::from_utf8_lossy(&trial.stdout);
     assert!(trial.status.success(), "{}", stderr(&trial));
     assert!(
-        text.contains("failed") && text.contains("CUDA out of memory") && text.contains("params:")
-            && text.contains("directory: ") && text.contains("last lines of stderr"),
+        text.contains("failed")
+            && text.contains("CUDA out of memory")
+            && text.contains("params:")
+            && text.contains("directory: ")
+            && text.contains("last lines of stderr"),
         "{text}"
     );
 }
@@ -252,13 +327,20 @@ fn a_trial_that_ends_before_a_wandb_hyperband_stop_reaches_it_completes() {
     );
     let output = s.hyperion(&["run", "sweep.yaml", "-q"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("has no max_iter"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("has no max_iter"),
+        "{}",
+        stderr(&output)
+    );
     let trials = s.trials("sweep");
     let states: Vec<&str> = trials.iter().map(crate::state).collect();
     assert_eq!(states, ["completed"; 4], "{trials:?}");
-    let decisions = String::from_utf8_lossy(&s.hyperion(&["decisions", "sweep", "--json"]).stdout)
-        .into_owned();
-    assert!(decisions.contains("\"stop\""), "ASHA did decide stops: {decisions}");
+    let decisions =
+        String::from_utf8_lossy(&s.hyperion(&["decisions", "sweep", "--json"]).stdout).into_owned();
+    assert!(
+        decisions.contains("\"stop\""),
+        "ASHA did decide stops: {decisions}"
+    );
 }
 
 #[test]
@@ -268,7 +350,15 @@ fn the_trials_table_shows_why_a_told_trial_was_pruned() {
     let asked = s.hyperion(&["ask", "--study", "m", "--space", space]);
     assert!(asked.status.success(), "{}", stderr(&asked));
     let told = s.hyperion(&[
-        "tell", "--study", "m", "--trial", "0", "--state", "pruned", "--message", "diverged",
+        "tell",
+        "--study",
+        "m",
+        "--trial",
+        "0",
+        "--state",
+        "pruned",
+        "--message",
+        "diverged",
     ]);
     assert!(told.status.success(), "{}", stderr(&told));
     let table = String::from_utf8_lossy(&s.hyperion(&["trials", "m"]).stdout).into_owned();
@@ -287,16 +377,32 @@ fn every_metric_is_kept_shown_and_exported() {
     let study = "name: k\ncommand: [python3, m.py]\nmetric: {name: loss, goal: minimize}\n\
                  budget: {max_trials: 1}\n";
     s.run(study, &["-q"]);
-    let table = String::from_utf8_lossy(&s.hyperion(&["trials", "k", "--metrics", "train_loss,lr"]).stdout)
-        .into_owned();
-    assert!(table.lines().next().unwrap().contains("train_loss  lr"), "{table}");
+    let table = String::from_utf8_lossy(
+        &s.hyperion(&["trials", "k", "--metrics", "train_loss,lr"])
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        table.lines().next().unwrap().contains("train_loss  lr"),
+        "{table}"
+    );
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&row[4..6], ["0.666667", "0.010000"], "{table}");
     let jsonl = s.hyperion(&["export", "k", "--format", "jsonl"]);
     let record: serde_json::Value = serde_json::from_slice(&jsonl.stdout).unwrap();
-    assert_eq!((record["train_loss"].as_f64(), record["lr"].as_f64()), (Some(0.666667), Some(0.01)));
-    let csv = String::from_utf8_lossy(&s.hyperion(&["export", "k", "--format", "csv"]).stdout).into_owned();
-    assert!(csv.lines().next().unwrap().ends_with("state,loss,lr,train_loss,message"), "{csv}");
+    assert_eq!(
+        (record["train_loss"].as_f64(), record["lr"].as_f64()),
+        (Some(0.666667), Some(0.01))
+    );
+    let csv = String::from_utf8_lossy(&s.hyperion(&["export", "k", "--format", "csv"]).stdout)
+        .into_owned();
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with("state,loss,lr,train_loss,message"),
+        "{csv}"
+    );
 }
 
 #[test]
@@ -311,13 +417,23 @@ fn a_malformed_metric_line_is_reported_once_per_trial_with_the_line() {
                  budget: {max_trials: 2}\n";
     let output = s.run(study, &["-q"]);
     let text = stderr(&output);
-    assert_eq!(text.matches("warning: trial 0:").count(), 1, "once per trial: {text}");
+    assert_eq!(
+        text.matches("warning: trial 0:").count(),
+        1,
+        "once per trial: {text}"
+    );
     assert!(
-        text.contains("a metric line was ignored (not valid JSON") && text.contains("{\"loss\": 0.5"),
+        text.contains("a metric line was ignored (not valid JSON")
+            && text.contains("{\"loss\": 0.5"),
         "{text}"
     );
     let trials = s.trials("b");
-    assert!(trials[0]["user_attrs"]["hyperion_note"].as_str().unwrap().contains("not valid JSON"));
+    assert!(
+        trials[0]["user_attrs"]["hyperion_note"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
     assert_eq!(trials[0]["values"][0], 0.25, "the good lines count");
 }
 
@@ -332,14 +448,20 @@ fn a_store_in_a_directory_that_takes_no_writes_can_still_be_read() {
     );
     let dir = s.path().join(".hyperion");
     // Root writes anywhere, except into an immutable directory.
-    let locked = std::process::Command::new("chattr").arg("+i").arg(&dir).status();
+    let locked = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(&dir)
+        .status();
     if !locked.is_ok_and(|s| s.success()) {
         eprintln!("skipped: chattr +i is not available here");
         return;
     }
     let status = s.hyperion(&["status", "r"]);
     let trials = s.hyperion(&["trials", "r"]);
-    let _ = std::process::Command::new("chattr").arg("-i").arg(&dir).status();
+    let _ = std::process::Command::new("chattr")
+        .arg("-i")
+        .arg(&dir)
+        .status();
     assert!(status.status.success(), "{}", stderr(&status));
     assert!(String::from_utf8_lossy(&status.stdout).contains("2 completed"));
     assert!(trials.status.success(), "{}", stderr(&trials));
@@ -361,8 +483,15 @@ fn a_corrupted_store_is_named_once_and_not_mistaken_for_an_empty_one() {
     let output = s.hyperion(&["trials", "c"]);
     let error = stderr(&output);
     assert!(!output.status.success());
-    assert!(error.contains("is not a readable SQLite database (corrupted?)"), "{error}");
-    assert_eq!(error.matches("hyperion.db").count(), 1, "named once: {error}");
+    assert!(
+        error.contains("is not a readable SQLite database (corrupted?)"),
+        "{error}"
+    );
+    assert_eq!(
+        error.matches("hyperion.db").count(),
+        1,
+        "named once: {error}"
+    );
     assert!(!error.contains("has no study"), "{error}");
 }
 
@@ -379,6 +508,13 @@ fn an_objective_that_is_not_a_number_is_reported() {
                  budget: {max_trials: 1}\n";
     let output = s.run(study, &["-q"]);
     let text = stderr(&output);
-    assert!(text.contains("objective `loss` is \"abc\", not a number"), "{text}");
-    assert_eq!(s.trials("st")[0]["values"][0], 0.5, "other fields that are not numbers are fine");
+    assert!(
+        text.contains("objective `loss` is \"abc\", not a number"),
+        "{text}"
+    );
+    assert_eq!(
+        s.trials("st")[0]["values"][0],
+        0.5,
+        "other fields that are not numbers are fine"
+    );
 }

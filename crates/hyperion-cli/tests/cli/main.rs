@@ -2,8 +2,8 @@
 
 mod bad_input;
 mod controller;
-mod first_hour;
 mod early_stopping;
+mod first_hour;
 mod protocol;
 mod resume;
 

@@ -175,7 +175,11 @@ fn ctrl_c_once_waits_for_running_trials_and_twice_kills_them() {
     std::thread::sleep(Duration::from_millis(500));
     interrupt(&run);
     let output = run.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130), "the status after Ctrl-C is 128 + SIGINT");
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "the status after Ctrl-C is 128 + SIGINT"
+    );
     let trials = s.trials("r");
     assert_eq!(trials.len(), 2, "no trial started after Ctrl-C");
     assert!(

@@ -129,14 +129,18 @@ fn a_gap_in_the_log_is_an_error_and_a_repeat_is_skipped() {
     let repeat = LoggedChange {
         seq: 1,
         at: Timestamp(1),
-        change: Change::TrialStarted { number: TrialNumber(0) },
+        change: Change::TrialStarted {
+            number: TrialNumber(0),
+        },
     };
     log.view.apply(&repeat, &mut Vec::new()).unwrap();
     assert_eq!(log.view.cursor(), 2);
     let gap = LoggedChange {
         seq: 9,
         at: Timestamp(9),
-        change: Change::TrialStarted { number: TrialNumber(0) },
+        change: Change::TrialStarted {
+            number: TrialNumber(0),
+        },
     };
     let e = log.view.apply(&gap, &mut Vec::new()).unwrap_err();
     assert!(e.to_string().contains("change 9 follows change 2"), "{e}");
@@ -144,10 +148,26 @@ fn a_gap_in_the_log_is_an_error_and_a_repeat_is_skipped() {
 
 #[test]
 fn a_study_name_is_a_name_never_a_path() {
-    for good in ["mnist", "resnet-50_v2.1", "lr=1e-3 sweep", "méthode", "a@b+c"] {
+    for good in [
+        "mnist",
+        "resnet-50_v2.1",
+        "lr=1e-3 sweep",
+        "méthode",
+        "a@b+c",
+    ] {
         crate::check_name(good).unwrap();
     }
-    for bad in ["", "../../escape", "a/b", "a\\b", ".hidden", "..", " pad", "tab\t", "x\ny"] {
+    for bad in [
+        "",
+        "../../escape",
+        "a/b",
+        "a\\b",
+        ".hidden",
+        "..",
+        " pad",
+        "tab\t",
+        "x\ny",
+    ] {
         let e = crate::check_name(bad).unwrap_err().to_string();
         assert!(bad.is_empty() || e.contains("use letters"), "{bad:?}: {e}");
     }
@@ -158,15 +178,33 @@ fn a_study_name_is_a_name_never_a_path() {
 fn timestamps_read_as_rfc3339() {
     assert_eq!(Timestamp(0).rfc3339(), "1970-01-01T00:00:00.000000Z");
     // 2024-02-29T12:34:56.789012Z, a leap day.
-    assert_eq!(Timestamp(1_709_210_096_789_012).rfc3339(), "2024-02-29T12:34:56.789012Z");
-    assert_eq!(Timestamp(4_102_444_799_000_000).rfc3339(), "2099-12-31T23:59:59.000000Z");
+    assert_eq!(
+        Timestamp(1_709_210_096_789_012).rfc3339(),
+        "2024-02-29T12:34:56.789012Z"
+    );
+    assert_eq!(
+        Timestamp(4_102_444_799_000_000).rfc3339(),
+        "2099-12-31T23:59:59.000000Z"
+    );
 }
 
 #[test]
 fn a_failure_that_runs_again_is_not_one_of_the_studys_failures() {
     let mut log = Log::new(vec![Objective::minimize("loss")]);
-    log.run(0, TrialState::Failed { error: "killed".into() }, None);
-    log.run(1, TrialState::Failed { error: "boom".into() }, None);
+    log.run(
+        0,
+        TrialState::Failed {
+            error: "killed".into(),
+        },
+        None,
+    );
+    log.run(
+        1,
+        TrialState::Failed {
+            error: "boom".into(),
+        },
+        None,
+    );
     assert_eq!(log.view.failures(), 2);
     log.push(Change::TrialCreated {
         id: TrialId(200),

@@ -300,7 +300,10 @@ fn reports_ask_the_scheduler_log_its_decisions_and_pruned_trials_keep_their_step
         .collect();
     assert_eq!(
         actions,
-        [("threshold", "continue".into()), ("threshold", "stop".into())]
+        [
+            ("threshold", "continue".into()),
+            ("threshold", "stop".into())
+        ]
     );
     assert_eq!(log[1].trial, Some(number));
 }

@@ -6,12 +6,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyperion_core::{
-    Change, FloatDistribution, Launch, SearchSpace, StopReason, TrialState,
-};
+use hyperion_core::{Change, FloatDistribution, Launch, SearchSpace, StopReason, TrialState};
 use hyperion_runtime::{
-    Budget, Error, OptimizeConfig, ProcessConfig, Recovery, RunControl, Study, TrialError,
-    Verdict,
+    Budget, Error, OptimizeConfig, ProcessConfig, Recovery, RunControl, Study, TrialError, Verdict,
 };
 use hyperion_samplers::{SampleContext, Sampler, SamplerConfig, SamplerError, TpeConfig};
 use hyperion_schedulers::{AshaConfig, SchedulerConfig};
@@ -51,10 +48,16 @@ fn a_reopened_study_keeps_its_sampler_seed_and_budget() {
         let t = created.ask().unwrap();
         let x = t.params()["x"].as_f64().unwrap();
         created
-            .tell(t.number(), hyperion_runtime::Outcome::Completed(vec![x * x]))
+            .tell(
+                t.number(),
+                hyperion_runtime::Outcome::Completed(vec![x * x]),
+            )
             .unwrap();
     }
-    assert!(matches!(created.ask(), Err(Error::BudgetSpent { max_trials: 12 })));
+    assert!(matches!(
+        created.ask(),
+        Err(Error::BudgetSpent { max_trials: 12 })
+    ));
 
     let reopened = Study::open(sqlite(dir.path()), "s").unwrap();
     let settings = reopened.settings();
@@ -69,7 +72,11 @@ fn a_reopened_study_keeps_its_sampler_seed_and_budget() {
         .store(sqlite(dir.path()))
         .open()
         .unwrap();
-    let changes: Vec<String> = raised.settings_changes().iter().map(|c| c.to_string()).collect();
+    let changes: Vec<String> = raised
+        .settings_changes()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     assert_eq!(changes, ["budget.max_trials: 12 → 13"]);
     let suggested = raised.ask().unwrap().params().clone();
     // The same suggestion as a TPE study with the same history and seed would make.
@@ -79,7 +86,12 @@ fn a_reopened_study_keeps_its_sampler_seed_and_budget() {
         .seed(7)
         .open()
         .unwrap();
-    for t in created.trials().unwrap().iter().filter(|t| t.values.is_some()) {
+    for t in created
+        .trials()
+        .unwrap()
+        .iter()
+        .filter(|t| t.values.is_some())
+    {
         let mut params = t.params.as_ref().clone();
         let value = t.values.clone().unwrap();
         let trial = twin.enqueue(std::mem::take(&mut params)).unwrap();
@@ -115,7 +127,10 @@ fn a_new_seed_or_a_switched_grid_is_refused_and_nothing_is_written() {
         .store(store.clone())
         .open()
         .unwrap_err();
-    assert!(grid.to_string().contains("a grid cannot be switched"), "{grid}");
+    assert!(
+        grid.to_string().contains("a grid cannot be switched"),
+        "{grid}"
+    );
     assert_eq!(store.changes_since(id, 0).unwrap().len(), before);
     // Switching random to TPE mid-study is fine.
     let tpe = Study::builder("s")
@@ -176,7 +191,10 @@ fn a_stop_from_another_process_ends_optimize_within_a_heartbeat() {
     let summary = std::thread::scope(|s| {
         s.spawn(|| {
             std::thread::sleep(Duration::from_millis(300));
-            Study::open(sqlite(dir.path()), "s").unwrap().stop().unwrap();
+            Study::open(sqlite(dir.path()), "s")
+                .unwrap()
+                .stop()
+                .unwrap();
         });
         let config = OptimizeConfig::new(Budget::default())
             .threads(2)
@@ -189,11 +207,23 @@ fn a_stop_from_another_process_ends_optimize_within_a_heartbeat() {
             .unwrap()
     });
     assert_eq!(summary.reason, StopReason::Stopped);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
-    assert!(study.trials().unwrap().iter().all(|t| t.state == TrialState::Completed));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        study
+            .trials()
+            .unwrap()
+            .iter()
+            .all(|t| t.state == TrialState::Completed)
+    );
     // A later run is not bound by the old request.
     let config = OptimizeConfig::new(Budget::trials(study.trials().unwrap().len() as u64 + 2));
-    let later = study.optimize(&config, |_| Ok::<_, TrialError>(1.0)).unwrap();
+    let later = study
+        .optimize(&config, |_| Ok::<_, TrialError>(1.0))
+        .unwrap();
     assert_eq!((later.reason, later.trials_run), (StopReason::MaxTrials, 2));
 }
 
@@ -293,20 +323,36 @@ fn a_sampler_panic_mid_run_leaves_no_trial_process() {
     let config = sleeper(dir.path());
     let error = std::thread::scope(|s| {
         let run = s.spawn(|| {
-            study.run_processes(&config, &Budget::trials(5), &quick(), &RunControl::default())
+            study.run_processes(
+                &config,
+                &Budget::trials(5),
+                &quick(),
+                &RunControl::default(),
+            )
         });
         // Trials 0 and 1 run; trial 2 is asked for when one of them ends.
         let pids = trial_pids(dir.path(), 2);
-        assert_eq!(pids.len(), 4, "both trials started with their grandchildren");
+        assert_eq!(
+            pids.len(),
+            4,
+            "both trials started with their grandchildren"
+        );
         let leader: i32 = std::fs::read_to_string(dir.path().join("pids/0.leader"))
             .unwrap()
             .trim()
             .parse()
             .unwrap();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(leader), nix::sys::signal::SIGKILL)
-            .unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(leader),
+            nix::sys::signal::SIGKILL,
+        )
+        .unwrap();
         let error = run.join().unwrap().unwrap_err();
-        assert_eq!(wait_until_dead(&pids), Vec::<i32>::new(), "processes left behind");
+        assert_eq!(
+            wait_until_dead(&pids),
+            Vec::<i32>::new(),
+            "processes left behind"
+        );
         error
     });
     assert!(error.to_string().contains("the sampler broke"), "{error}");
@@ -323,7 +369,12 @@ fn a_store_error_mid_run_leaves_no_trial_process() {
     let config = sleeper(dir.path());
     std::thread::scope(|s| {
         let run = s.spawn(|| {
-            study.run_processes(&config, &Budget::trials(5), &quick(), &RunControl::default())
+            study.run_processes(
+                &config,
+                &Budget::trials(5),
+                &quick(),
+                &RunControl::default(),
+            )
         });
         let pids = trial_pids(dir.path(), 2);
         assert_eq!(pids.len(), 4);
@@ -331,7 +382,11 @@ fn a_store_error_mid_run_leaves_no_trial_process() {
         sqlite(dir.path()).delete_study("s").unwrap();
         let result = run.join().unwrap();
         assert!(result.is_err(), "{result:?}");
-        assert_eq!(wait_until_dead(&pids), Vec::<i32>::new(), "processes left behind");
+        assert_eq!(
+            wait_until_dead(&pids),
+            Vec::<i32>::new(),
+            "processes left behind"
+        );
     });
 }
 
@@ -347,7 +402,12 @@ fn group_leader() -> std::process::Child {
 
 fn launch_of(pid: u32, start_shift: u64) -> Launch {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     let read = |p: &str| std::fs::read_to_string(p).unwrap().trim().to_owned();
     Launch {
         host: read("/proc/sys/kernel/hostname"),
@@ -389,30 +449,54 @@ fn a_dead_runs_groups_are_killed_before_their_retries_but_never_a_reused_pid() {
                 )
             })
             .unwrap();
-        let hyperion_store::Created::Trial(trial) = created else { panic!() };
+        let hyperion_store::Created::Trial(trial) = created else {
+            panic!()
+        };
         let launch = launch_of(child.id(), shift);
         store
-            .log(id, &Change::TrialLaunched { number: trial.number, launch })
+            .log(
+                id,
+                &Change::TrialLaunched {
+                    number: trial.number,
+                    launch,
+                },
+            )
             .unwrap();
     }
     std::thread::sleep(Duration::from_millis(150));
     let mut config = ProcessConfig::new(
-        vec!["sh".into(), "-c".into(), "echo 'HYPERION_METRIC {{\"value\": 1}}'".into()],
+        vec![
+            "sh".into(),
+            "-c".into(),
+            "echo 'HYPERION_METRIC {{\"value\": 1}}'".into(),
+        ],
         dir.path().to_path_buf(),
         dir.path().join("trials"),
     );
     config.max_concurrent = 2;
     let summary = study
-        .run_processes(&config, &Budget::trials(2), &quick(), &RunControl::default())
+        .run_processes(
+            &config,
+            &Budget::trials(2),
+            &quick(),
+            &RunControl::default(),
+        )
         .unwrap();
     assert_eq!(summary.reason, StopReason::MaxTrials);
     let orphan_status = orphan.try_wait().unwrap();
     assert!(orphan_status.is_some(), "the dead run's group was killed");
-    assert_eq!(unrelated.try_wait().unwrap(), None, "a reused pid is untouched");
+    assert_eq!(
+        unrelated.try_wait().unwrap(),
+        None,
+        "a reused pid is untouched"
+    );
     unrelated.kill().unwrap();
     unrelated.wait().unwrap();
     let trials = study.trials().unwrap();
-    let completed = trials.iter().filter(|t| t.state == TrialState::Completed).count();
+    let completed = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Completed)
+        .count();
     assert_eq!(
         (trials.len(), completed),
         (4, 2),
@@ -435,12 +519,17 @@ fn a_slow_fit_holds_no_lock_and_misses_no_heartbeat() {
         .unwrap();
     // Two threads: while one fits for longer than the lease, the other's trial runs and
     // must stay alive; reports and views are not blocked by the fit.
-    let config = OptimizeConfig::new(Budget::trials(4)).threads(2).recovery(quick());
+    let config = OptimizeConfig::new(Budget::trials(4))
+        .threads(2)
+        .recovery(quick());
     let summary = study
         .optimize(&config, |t| {
             let started = Instant::now();
             t.report(0, 1.0)?;
-            assert!(started.elapsed() < Duration::from_millis(300), "a report waited");
+            assert!(
+                started.elapsed() < Duration::from_millis(300),
+                "a report waited"
+            );
             std::thread::sleep(Duration::from_millis(700));
             Ok::<_, TrialError>(1.0)
         })

@@ -141,7 +141,6 @@ impl TpeSampler {
         (ctx.view.counts().completed as usize) < self.config.startup_trials
     }
 
-
     /// Samples the parameters of one group jointly: the best of `candidates` draws from `l`.
     fn sample_group(
         &self,

@@ -296,7 +296,10 @@ fn tpe_thins_a_history_longer_than_its_kernel_cap_with_a_categorical() {
     // Past 2,048 "above" kernels TPE thins them; a categorical's clip has no masses to thin.
     let space = SearchSpace::builder()
         .param("x", FloatDistribution::new(-5.0, 5.0))
-        .param("c", hyperion_core::CategoricalDistribution::new(["a", "b", "c"]))
+        .param(
+            "c",
+            hyperion_core::CategoricalDistribution::new(["a", "b", "c"]),
+        )
         .build()
         .unwrap();
     let random = SamplerConfig::Random.build(1).unwrap();

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyperion_core::{
-    Change, Decision, Distribution, Proposal, LoggedChange, ParamValue, Params, StudyId, StudySpec,
+    Change, Decision, Distribution, LoggedChange, ParamValue, Params, Proposal, StudyId, StudySpec,
     Timestamp, Trial, TrialNumber, TrialState,
 };
 use rusqlite::{
@@ -21,8 +21,8 @@ use rusqlite::{
 };
 
 use crate::{
-    Created, NewTrial, Store, StoreError, StudyRecord, rules, check_log_only, check_param, check_report,
-    check_values, lease_end, retry_depth, spec_difference, stale_error,
+    Created, NewTrial, Store, StoreError, StudyRecord, check_log_only, check_param, check_report,
+    check_values, lease_end, retry_depth, rules, spec_difference, stale_error,
 };
 use rows::{
     TRIAL_COLUMNS, add_intermediate, append, from_json, insert_trial, load_trial, parse_spec,
@@ -105,7 +105,8 @@ impl SqliteStore {
         };
         let absolute = std::path::absolute(&path).map_err(|e| fail(e.to_string()))?;
         let uri = format!("file:{}?immutable=1", absolute.display());
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(uri, flags).map_err(|e| fail(e.to_string()))?;
         let (app_id, version, _) = schema::probe(&conn).map_err(|e| fail(e.to_string()))?;
         if app_id != schema::APPLICATION_ID {
@@ -380,7 +381,13 @@ impl Store for SqliteStore {
             let Some(proposal) = propose(TrialNumber(count as u64)) else {
                 return Ok(Created::Declined);
             };
-            let trial = insert_trial(tx, study, TrialNumber(count as u64), new, Arc::new(proposal.params))?;
+            let trial = insert_trial(
+                tx,
+                study,
+                TrialNumber(count as u64),
+                new,
+                Arc::new(proposal.params),
+            )?;
             let at = Timestamp::now();
             for (key, value) in proposal.state {
                 append(tx, study, at, &Change::SamplerStateSet { key, value })?;
@@ -459,7 +466,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn heartbeat(&self, study: StudyId, numbers: &[TrialNumber], lease: Duration) -> Result<(), StoreError> {
+    fn heartbeat(
+        &self,
+        study: StudyId,
+        numbers: &[TrialNumber],
+        lease: Duration,
+    ) -> Result<(), StoreError> {
         self.write(study, |tx, _| {
             let until = lease_end(Timestamp::now(), lease).0 as i64;
             let mut s = tx
@@ -595,9 +607,14 @@ impl Store for SqliteStore {
         self.write(study, |tx, _| {
             state_of(tx, study, number)?;
             tx.prepare_cached("UPDATE trials SET metrics = ?3 WHERE study_id = ?1 AND number = ?2")
-                .and_then(|mut s| s.execute(params![study.0 as i64, number.0 as i64, to_json(metrics)]))
+                .and_then(|mut s| {
+                    s.execute(params![study.0 as i64, number.0 as i64, to_json(metrics)])
+                })
                 .map_err(sql)?;
-            let change = Change::MetricsKept { number, metrics: metrics.clone() };
+            let change = Change::MetricsKept {
+                number,
+                metrics: metrics.clone(),
+            };
             append(tx, study, Timestamp::now(), &change)
         })
     }

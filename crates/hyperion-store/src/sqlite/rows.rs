@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use hyperion_core::{Change, Params, StudyId, StudySpec, Timestamp, Trial, TrialId, TrialNumber, TrialState};
+use hyperion_core::{
+    Change, Params, StudyId, StudySpec, Timestamp, Trial, TrialId, TrialNumber, TrialState,
+};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::{NewTrial, StoreError, lease_end};
@@ -17,7 +19,10 @@ pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("serializing plain data cannot fail")
 }
 
-pub(super) fn from_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, StoreError> {
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    json: &str,
+) -> Result<T, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Inconsistent(format!("stored {what}: {e}")))
 }
 
@@ -60,7 +65,11 @@ pub(super) fn append(
 }
 
 /// The state of trial `number`, or `TrialNotFound`.
-pub(super) fn state_of(conn: &Connection, study: StudyId, number: TrialNumber) -> Result<String, StoreError> {
+pub(super) fn state_of(
+    conn: &Connection,
+    study: StudyId,
+    number: TrialNumber,
+) -> Result<String, StoreError> {
     conn.prepare_cached("SELECT state FROM trials WHERE study_id = ?1 AND number = ?2")
         .and_then(|mut s| s.query_row(params![study.0 as i64, number.0 as i64], |r| r.get(0)))
         .optional()
@@ -68,7 +77,11 @@ pub(super) fn state_of(conn: &Connection, study: StudyId, number: TrialNumber) -
         .ok_or(StoreError::TrialNotFound { number })
 }
 
-pub(super) fn require_running(conn: &Connection, study: StudyId, number: TrialNumber) -> Result<(), StoreError> {
+pub(super) fn require_running(
+    conn: &Connection,
+    study: StudyId,
+    number: TrialNumber,
+) -> Result<(), StoreError> {
     match state_of(conn, study, number)?.as_str() {
         "running" => Ok(()),
         other => Err(StoreError::NotRunning {
@@ -235,7 +248,11 @@ pub(super) fn add_intermediate(
 }
 
 /// Trial `number` with its intermediate values and user attributes.
-pub(super) fn load_trial(conn: &Connection, study: StudyId, number: TrialNumber) -> Result<Trial, StoreError> {
+pub(super) fn load_trial(
+    conn: &Connection,
+    study: StudyId,
+    number: TrialNumber,
+) -> Result<Trial, StoreError> {
     let mut trial = conn
         .prepare_cached(&format!(
             "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 AND number = ?2"
