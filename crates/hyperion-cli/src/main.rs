@@ -154,8 +154,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => {
             let url = store_url(storage.as_deref())?;
             // The default place of the study's trial directories, beside its SQLite file.
-            let dir = hyperion_store::sqlite_path(&url)?
-                .and_then(|db| Some(db.parent()?.join(&study).join("trials")));
+            let dir = Some(study_dir(&url, &study)?.join("trials"));
             show::trial(
                 &open_store(Some(&url))?,
                 &study,
@@ -194,9 +193,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let store = open_store(Some(&url))?;
             let trials = find_study(&store, &study).and_then(|r| Ok(store.trials(r.id)?.len()))?;
             // The study's directory beside its SQLite file holds its trials' directories.
-            let files = hyperion_store::sqlite_path(&url)?
-                .and_then(|db| Some(db.parent()?.join(&study)))
-                .filter(|dir| dir.is_dir() && !keep_files);
+            // Only a store in a file has its studies' files beside it.
+            let in_a_file = hyperion_store::sqlite_path(&url)?.is_some();
+            let files = Some(study_dir(&url, &study)?)
+                .filter(|dir| in_a_file && !keep_files && dir.is_dir());
             let (count, bytes) = files.as_deref().map(disk_usage).unwrap_or_default();
             store.delete_study(&study)?;
             match files {
@@ -294,6 +294,16 @@ fn store_url(url: Option<&str>) -> Result<String> {
             }
         }
     })
+}
+
+/// Where a study's files (its trials' directories) are by default: `STUDY/` beside its
+/// SQLite file, or in `.hyperion/` for a store that is not a file in a directory.
+fn study_dir(url: &str, study: &str) -> Result<PathBuf> {
+    let root = hyperion_store::sqlite_path(url)?
+        .and_then(|p| p.parent().map(PathBuf::from))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from(".hyperion"));
+    Ok(root.join(study))
 }
 
 /// Files and bytes under `dir`.

@@ -50,17 +50,13 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     // (a new one beside it): the same file finds its study from any directory.
     let (url, store) =
         open_or_create_store(storage.or(file.storage.clone()).as_deref(), &file.dir())?;
-    let root = hyperion_store::sqlite_path(&url)?
-        .and_then(|p| p.parent().map(PathBuf::from))
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from(".hyperion"));
     let name = file.spec.name.clone();
 
     let mut process = file.process.clone();
-    process.trials_dir = file
-        .trials_dir
-        .clone()
-        .unwrap_or_else(|| root.join(&name).join("trials"));
+    process.trials_dir = match file.trials_dir.clone() {
+        Some(dir) => dir,
+        None => crate::study_dir(&url, &name)?.join("trials"),
+    };
     let study = builder(&file, store).open().map_err(|e| match e {
         hyperion_runtime::Error::Store(StoreError::SpecMismatch { name, what }) => anyhow::anyhow!(
             "study \"{name}\" already exists with {what}.\n\

@@ -95,32 +95,31 @@ impl StudySettings {
                 });
             }
         };
-        let json = |v: &dyn erased::Show| v.show();
-        note("sampler", json(&self.sampler), json(&new.sampler));
+        note("sampler", show(&self.sampler), show(&new.sampler));
         note(
             "early_stopping",
-            json(&self.early_stopping),
-            json(&new.early_stopping),
+            show(&self.early_stopping),
+            show(&new.early_stopping),
         );
         let b = (&self.budget, &new.budget);
         note(
             "budget.max_trials",
-            json(&b.0.max_trials),
-            json(&b.1.max_trials),
+            show(&b.0.max_trials),
+            show(&b.1.max_trials),
         );
-        note("budget.target", json(&b.0.target), json(&b.1.target));
+        note("budget.target", show(&b.0.target), show(&b.1.target));
         note(
             "budget.max_failures",
-            json(&b.0.max_failures),
-            json(&b.1.max_failures),
+            show(&b.0.max_failures),
+            show(&b.1.max_failures),
         );
-        note("recovery", json(&self.recovery), json(&new.recovery));
+        note("recovery", show(&self.recovery), show(&new.recovery));
         note(
             "description",
-            json(&self.description),
-            json(&new.description),
+            show(&self.description),
+            show(&new.description),
         );
-        note("trial", json(&self.trial), json(&new.trial));
+        note("trial", show(&self.trial), show(&new.trial));
         Ok(changes)
     }
 }
@@ -149,19 +148,12 @@ fn sampler_name(sampler: &Option<SamplerConfig>) -> String {
     }
 }
 
-/// Compact JSON of any setting, for messages.
-mod erased {
-    pub trait Show {
-        fn show(&self) -> String;
-    }
-    impl<T: serde::Serialize> Show for T {
-        fn show(&self) -> String {
-            match serde_json::to_value(self) {
-                Ok(serde_json::Value::Null) => "none".into(),
-                Ok(value) => value.to_string(),
-                Err(e) => format!("({e})"),
-            }
-        }
+/// Compact JSON of a setting, for messages (`none` when unset).
+fn show<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::Null) => "none".into(),
+        Ok(value) => value.to_string(),
+        Err(e) => format!("({e})"),
     }
 }
 

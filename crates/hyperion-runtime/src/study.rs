@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use hyperion_core::{
     CategoricalDistribution, Change, Distribution, Error as CoreError, Event, EventKind,
-    FloatDistribution, IntDistribution, Objective, ParamValue, Params, Proposal, SearchSpace,
-    StopRequest, StudySpec, StudyView, Trial, TrialNumber, TrialState,
+    FloatDistribution, IntDistribution, LoggedChange, Objective, ParamValue, Params, Proposal,
+    SearchSpace, StopRequest, StudySpec, StudyView, Trial, TrialNumber, TrialState,
 };
 use hyperion_samplers::{SampleContext, Sampler, SamplerConfig, SamplerError};
 use hyperion_store::{Created, MemoryStore, NewTrial, Store, StudyRecord};
@@ -176,12 +176,17 @@ impl StudyBuilder {
 
     /// Builds the study on its stored `record` with these settings over the recorded ones.
     fn assemble(self, record: StudyRecord, store: Arc<dyn Store>) -> Result<Study, Error> {
-        let mut view = StudyView::new(record.id, record.spec.clone());
+        // The log is read once: the latest settings come from it, then the view folds it.
         let changes = store.changes_since(record.id, 0)?;
-        for change in &changes {
-            view.apply(change, &mut Vec::new())?;
-        }
-        let recorded = view.settings().map(StudySettings::from_json).transpose()?;
+        let recorded = changes
+            .iter()
+            .rev()
+            .find_map(|c| match &c.change {
+                Change::SettingsRecorded { settings } => Some(settings),
+                _ => None,
+            })
+            .map(StudySettings::from_json)
+            .transpose()?;
         let says_something = self.sampler.is_some()
             || self.scheduler.is_some()
             || self.seed.is_some()
@@ -266,6 +271,10 @@ impl StudyBuilder {
             bus: EventBus::default(),
             control: RunControl::default(),
         };
+        study.fold(
+            &mut study.view.lock().unwrap_or_else(|e| e.into_inner()),
+            &changes,
+        )?;
         study.catch_up()?;
         Ok(study)
     }
@@ -708,12 +717,18 @@ impl Study {
 
     fn refresh(&self, view: &mut Arc<StudyView>) -> Result<(), Error> {
         let changes = self.store.changes_since(self.record.id, view.cursor())?;
+        self.fold(view, &changes)
+    }
+
+    /// Applies `changes` (in log order, after the view's cursor) to the view and the
+    /// scheduler's index, publishing the events they cause.
+    fn fold(&self, view: &mut Arc<StudyView>, changes: &[LoggedChange]) -> Result<(), Error> {
         if changes.is_empty() {
             return Ok(());
         }
         let view = Arc::make_mut(view);
         let mut events = Vec::new();
-        for change in &changes {
+        for change in changes {
             view.apply(change, &mut events)?;
             self.scheduler.observe(view, &change.change);
         }
