@@ -26,6 +26,12 @@ pub enum Error {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The operating system refused what a run needs (a thread, a pipe).
+    #[error("cannot {what}: {source}")]
+    System {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 impl Error {

@@ -261,6 +261,9 @@ pub fn environment(
     env
 }
 
+/// A trial's logs, which exist once something is written to them.
+const LOGS: [&str; 2] = ["stdout.log", "stderr.log"];
+
 /// Creates trial `trial`'s directory: `checkpoint/`, `params.json`, an empty metrics file, and
 /// for a PBT child `restore/` with its parent's checkpoint (unless the run that decided the
 /// exploit copied it then). Returns the directory and the child's restore directory.
@@ -280,7 +283,16 @@ pub fn prepare_dir(
         dir.join("params.json"),
         serde_json::to_vec_pretty(&*trial.params).unwrap_or_default(),
     )?;
+    // Scripts may open it without creating it.
     File::create(dir.join("metrics.jsonl"))?;
+    // The logs are created at their first line (a new file is the dearest step of a launch),
+    // so none may be left by an earlier study of the same name.
+    for log in LOGS {
+        match fs::remove_file(dir.join(log)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
     Ok((dir, restore))
 }
 

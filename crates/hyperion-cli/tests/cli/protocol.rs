@@ -128,6 +128,37 @@ fn a_failure_keeps_the_tail_of_stderr() {
 }
 
 #[test]
+fn the_logs_hold_the_output_exactly_and_a_last_line_without_newline_counts() {
+    let s = Sandbox::new();
+    // 200 KiB of one line, then a metric line that the trial never ends: both are read.
+    s.write(
+        "trial.py",
+        "import sys\nsys.stdout.write('x' * 200_000 + '\\n')\n\
+         sys.stdout.write('HYPERION_METRIC {\"loss\": 0.25}')\n",
+    );
+    s.run(
+        "name: l\ncommand: [python3, trial.py]\nparameters: {x: {type: int, low: 1, high: 2}}\n\
+         metric: {name: loss, goal: minimize}\nbudget: {max_trials: 1}\n",
+        &[],
+    );
+    let t = &s.trials("l")[0];
+    assert_eq!(state(t), "completed", "{t}");
+    assert_eq!(t["values"], serde_json::json!([0.25]));
+    let dir = s.trial_dir("l", 0);
+    let log = std::fs::read_to_string(dir.join("stdout.log")).unwrap();
+    assert_eq!(
+        log,
+        format!(
+            "{}\nHYPERION_METRIC {{\"loss\": 0.25}}",
+            "x".repeat(200_000)
+        )
+    );
+    // Nothing on stderr, so no stderr log; the metrics file is there for scripts to open.
+    assert!(!dir.join("stderr.log").exists());
+    assert!(dir.join("metrics.jsonl").exists());
+}
+
+#[test]
 fn a_timeout_kills_the_whole_process_group() {
     let s = Sandbox::new();
     // The trial starts a grandchild that would outlive a kill of the trial alone.

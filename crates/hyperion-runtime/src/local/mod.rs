@@ -1,35 +1,29 @@
 //! The local dispatcher: trials are processes on this machine.
 //!
 //! Each trial is a process group of its own (`process_group(0)`), started from the template
-//! without a shell unless asked. Its stdout and stderr are read by one thread each, which write
-//! `stdout.log` and `stderr.log` in its directory and send its lines and metric lines; a third
-//! follows its metrics file; a waiter reaps it, kills what is left of its group, and sends its
-//! exit after every line. The group is owned by a [`ProcessGroup`], which kills it when dropped,
-//! so no error path, panic or early return leaves a trial running.
+//! without a shell unless asked. One thread for all of them (see [`watch`]) writes their
+//! `stdout.log` and `stderr.log`, sends their lines and metric lines, follows their metrics
+//! files, reaps them, kills what is left of their groups, and sends each exit after its last
+//! line. Each group is owned by a [`ProcessGroup`], which kills it when dropped, so no error
+//! path, panic or early return leaves a trial running.
+
+mod watch;
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use hyperion_core::{Launch, TrialNumber};
 use nix::sys::signal::{Signal, killpg};
-use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 
-use crate::controller::{Dispatcher, Exit, Message};
+use crate::controller::{Dispatcher, Message};
 use crate::protocol::{self, MetricsTail, Placeholders, ProcessConfig};
 use crate::{ActiveTrial, Error};
-
-/// Lines of stderr kept for a failed trial's error.
-const STDERR_TAIL: usize = 20;
-/// How often a trial's metrics file is read: appends to a file cannot wake anyone.
-const METRICS_POLL: Duration = Duration::from_millis(100);
+use watch::{Watch, Watcher};
 
 /// Runs trials as processes on this machine, `max_concurrent` at a time, each with
 /// `gpus_per_trial` of the listed GPUs.
@@ -40,7 +34,7 @@ pub struct LocalDispatcher {
     free_gpus: VecDeque<String>,
     running: HashMap<TrialNumber, Running>,
     machine: Machine,
-    poller: Poller,
+    watcher: Watcher,
 }
 
 #[derive(Debug)]
@@ -71,13 +65,17 @@ impl LocalDispatcher {
         config.trials_dir =
             std::path::absolute(&config.trials_dir).map_err(io(&config.trials_dir))?;
         std::fs::create_dir_all(&config.trials_dir).map_err(io(&config.trials_dir))?;
+        let watcher = Watcher::start().map_err(|source| Error::System {
+            what: "start the thread that follows the trials",
+            source,
+        })?;
         Ok(LocalDispatcher {
             free_gpus: config.gpus.iter().cloned().collect(),
             config,
             study: study.to_owned(),
             running: HashMap::new(),
             machine: Machine::this(),
-            poller: Poller::start(),
+            watcher,
         })
     }
 
@@ -104,13 +102,6 @@ impl LocalDispatcher {
             study: &self.study,
         };
         let argv = protocol::render_argv(&config.argv, config.shell, &vars)?;
-        let logs = (|| {
-            Ok::<_, std::io::Error>((
-                File::create(dir.join("stdout.log"))?,
-                File::create(dir.join("stderr.log"))?,
-            ))
-        })()
-        .map_err(|e| format!("cannot create the logs in {}: {e}", dir.display()))?;
         let mut command = Command::new(&argv[0]);
         command
             .args(&argv[1..])
@@ -129,77 +120,28 @@ impl LocalDispatcher {
         if !gpus.is_empty() {
             command.env("CUDA_VISIBLE_DEVICES", gpus.join(","));
         }
-        let mut child = command
+        let child = command
             .spawn()
             .map_err(|e| format!("cannot start `{}`: {e}", argv[0]))?;
         let group = ProcessGroup::new(child.id());
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
         let prefix = config.stdout_prefix.clone();
-        let objectives: Vec<String> = spec_objectives.to_vec();
         let regex = config.stdout_regex.as_ref().map(|r| r.0.clone());
-        let readers = [
-            child.stdout.take().map(|out| {
-                let objectives = objectives.clone();
-                let parse = move |line: &str| {
-                    protocol::parse_stdout(line, &prefix, regex.as_ref(), &objectives)
-                };
-                spawn_reader(
-                    number,
-                    Stream::Stdout(Box::new(parse)),
-                    out,
-                    logs.0,
-                    tx.clone(),
-                )
-            }),
-            child.stderr.take().map(|err| {
-                spawn_reader(
-                    number,
-                    Stream::Stderr(tail.clone()),
-                    err,
-                    logs.1,
-                    tx.clone(),
-                )
-            }),
-        ];
-        let metrics = self.poller.follow(
+        let objectives: Vec<String> = spec_objectives.to_vec();
+        let parse = {
+            let objectives = objectives.clone();
+            Box::new(move |line: &str| {
+                protocol::parse_stdout(line, &prefix, regex.as_ref(), &objectives)
+            })
+        };
+        self.watcher.add(Watch {
             number,
-            MetricsTail::new(dir.join("metrics.jsonl"), objectives),
-            tx,
-        );
-        let poller = self.poller.clone();
-        let reaped = group.reaped.clone();
-        let pid = group.pgid;
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            // Wait for the leader without reaping it, so that its pid still names the group
-            // while what is left of the group is killed.
-            let _ = waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT);
-            let at = std::time::Instant::now();
-            let status = {
-                let mut reaped = reaped.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = killpg(pid, Signal::SIGKILL);
-                *reaped = true;
-                child.wait()
-            };
-            // Exit after the last line, so metrics printed at the end count.
-            for reader in readers.into_iter().flatten() {
-                let _ = reader.join();
-            }
-            // The last lines of the metrics file, after which the poller forgets it.
-            poller.forget(number);
-            let mut metrics = metrics.lock().unwrap_or_else(|e| e.into_inner());
-            for record in metrics.read() {
-                let _ = tx.send(Message::metrics(number, record));
-            }
-            drop(metrics);
-            let stderr_tail = Vec::from(tail.lock().unwrap_or_else(|e| e.into_inner()).clone());
-            let exit = Exit::Process {
-                status,
-                stderr_tail,
-                at,
-            };
-            let _ = tx.send(Message::Exited { number, exit });
-        });
+            child,
+            metrics: MetricsTail::new(dir.join("metrics.jsonl"), objectives),
+            dir,
+            parse,
+            reaped: group.reaped.clone(),
+            tx: tx.clone(),
+        })?;
         Ok(Running {
             group,
             gpus: gpus.to_vec(),
@@ -262,61 +204,6 @@ impl<'s> Dispatcher<'s> for LocalDispatcher {
         if self.machine.runs(launch) {
             let _ = killpg(Pid::from_raw(launch.pgid), Signal::SIGKILL);
         }
-    }
-}
-
-/// Reads the metrics files of the running trials every [`METRICS_POLL`], on one thread for
-/// all of them, and sends their new records. It ends with its dispatcher.
-#[derive(Clone, Debug)]
-struct Poller {
-    files: Arc<Mutex<PollerFiles>>,
-}
-
-type PollerFiles = HashMap<TrialNumber, (Arc<Mutex<MetricsTail>>, Sender<Message>)>;
-
-impl Poller {
-    fn start() -> Self {
-        let files: Arc<Mutex<PollerFiles>> = Arc::default();
-        let weak = Arc::downgrade(&files);
-        std::thread::spawn(move || {
-            while let Some(files) = weak.upgrade() {
-                let followed: Vec<_> = files
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .iter()
-                    .map(|(&n, (tail, tx))| (n, tail.clone(), tx.clone()))
-                    .collect();
-                drop(files);
-                for (number, tail, tx) in followed {
-                    // Sent under the lock: the trial's waiter reads the rest after, and so
-                    // sends its exit after these records.
-                    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-                    for record in tail.read() {
-                        let _ = tx.send(Message::metrics(number, record));
-                    }
-                }
-                std::thread::sleep(METRICS_POLL);
-            }
-        });
-        Poller { files }
-    }
-
-    /// Follows trial `number`'s metrics file; the caller reads what is left after the trial.
-    fn follow(
-        &self,
-        number: TrialNumber,
-        tail: MetricsTail,
-        tx: &Sender<Message>,
-    ) -> Arc<Mutex<MetricsTail>> {
-        let tail = Arc::new(Mutex::new(tail));
-        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        files.insert(number, (tail.clone(), tx.clone()));
-        tail
-    }
-
-    fn forget(&self, number: TrialNumber) {
-        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        files.remove(&number);
     }
 }
 
@@ -401,58 +288,6 @@ fn leader(pid: i32) -> Option<(i32, u64)> {
         .split_whitespace()
         .collect();
     Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
-}
-
-/// Finds the metric records in a stdout line.
-type Parse = Box<dyn Fn(&str) -> Vec<Result<protocol::Record, protocol::Malformed>> + Send>;
-
-enum Stream {
-    Stdout(Parse),
-    /// Keeps the last lines.
-    Stderr(Arc<Mutex<VecDeque<String>>>),
-}
-
-fn spawn_reader(
-    number: TrialNumber,
-    stream: Stream,
-    pipe: impl Read + Send + 'static,
-    mut log: File,
-    tx: Sender<Message>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut buf = Vec::new();
-        while let Ok(n) = reader.read_until(b'\n', &mut buf) {
-            if n == 0 {
-                break;
-            }
-            let _ = log.write_all(&buf);
-            let line = String::from_utf8_lossy(&buf)
-                .trim_end_matches(['\n', '\r'])
-                .to_owned();
-            buf.clear();
-            match &stream {
-                Stream::Stdout(parse) => {
-                    for record in parse(&line) {
-                        let _ = tx.send(Message::metrics(number, record));
-                    }
-                }
-                Stream::Stderr(tail) => {
-                    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-                    if tail.len() == STDERR_TAIL {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line.clone());
-                }
-            }
-            let stderr = matches!(stream, Stream::Stderr(_));
-            let _ = tx.send(Message::Output {
-                number,
-                stderr,
-                line,
-            });
-        }
-    })
 }
 
 impl crate::Study {
