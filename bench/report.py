@@ -75,18 +75,26 @@ def store(hyperion, optuna):
 def launch(hyperion, optuna):
     bare = next(r["ms_per_trial"] for r in hyperion if r["impl"] == "bare")
     nxt = next(r for r in hyperion if r.get("next_start"))
-    h = {r["concurrency"]: r for r in hyperion if r["impl"] == "hyperion" and "concurrency" in r}
+    files = next(r["ms_per_trial"] for r in hyperion if r["impl"] == "files")
+    h = {r["concurrency"]: r for r in hyperion
+         if r["impl"] == "hyperion" and "concurrency" in r and r["fs"] == "disk"}
+    tmpfs = next((r for r in hyperion if r.get("fs") == "tmpfs"), None)
     o = {r["concurrency"]: r for r in optuna}
-    print(f"bare spawn of the command: {bare:.2f} ms per trial")
+    print(f"bare spawn of the command: {bare:.2f} ms per trial; "
+          f"creating a trial directory's entries: {files:.2f} ms")
     table(["max_concurrent", "hyperion trials/s", "optuna trials/s", "ratio", "hyperion overhead ms/trial"],
           [[c, sig(h[c]["per_s"]), sig(o[c]["per_s"]), sig(h[c]["per_s"] / o[c]["per_s"]),
             f'{h[c]["overhead_ms"]:.2f}'] for c in sorted(set(h) & set(o))])
     print(f'from one trial\'s exit to the next one\'s start: p50 {nxt["next_start_p50_ms"]:.3f} ms, '
           f'p99 {nxt["next_start_p99_ms"]:.3f} ms')
+    if tmpfs:
+        print(f'hyperion overhead at max_concurrent 1 with the store and trials on tmpfs: '
+              f'{tmpfs["overhead_ms"]:.2f} ms/trial')
     best = max(h, key=lambda c: h[c]["per_s"])
     return {"suite": "launch", "hyperion_per_s": h[best]["per_s"], "optuna_per_s": o[best]["per_s"],
             "overhead_ms": h[1]["overhead_ms"], "concurrency": best,
             "hyperion_per_s_1": h[1]["per_s"], "optuna_per_s_1": o[1]["per_s"], "bare_ms": bare,
+            "trial_files_ms": files, "overhead_ms_tmpfs": tmpfs["overhead_ms"] if tmpfs else None,
             "next_start_p50_ms": nxt["next_start_p50_ms"], "next_start_p99_ms": nxt["next_start_p99_ms"]}
 
 

@@ -7,7 +7,7 @@ mod mlp;
 mod pruning;
 mod tpe;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -229,6 +229,23 @@ fn launch(quick: bool) {
         json!({"impl": "bare", "suite": "launch", "trials": trials, "ms_per_trial": bare_ms})
     );
 
+    // What the file system charges for the entries a trial directory starts with, made the
+    // same way: on a journal-less ext4 this varies several-fold with recent deletions.
+    let started = Instant::now();
+    for n in 0..trials {
+        let trial = dir.join(format!("files/{n}"));
+        std::fs::create_dir_all(trial.join("checkpoint")).expect("create a trial directory");
+        std::fs::write(trial.join("params.json"), r#"{"x": 0.5}"#).expect("write params");
+        for file in ["metrics.jsonl", "stdout.log"] {
+            std::fs::File::create(trial.join(file)).expect("create a trial file");
+        }
+    }
+    let files_ms = started.elapsed().as_secs_f64() * 1e3 / trials as f64;
+    println!(
+        "{}",
+        json!({"impl": "files", "suite": "launch", "trials": trials, "ms_per_trial": files_ms})
+    );
+
     let study = dir.join("launch.yaml");
     std::fs::write(
         &study,
@@ -236,7 +253,18 @@ fn launch(quick: bool) {
          parameters: {x: {type: float, low: 0.0, high: 1.0}}\nmetric: {name: v, goal: minimize}\n",
     )
     .expect("write the study file");
-    for concurrency in [1, 8] {
+    // The same at concurrency 1 with the store and trial directories in memory (tmpfs), where
+    // the file system costs next to nothing: the engine's own cost.
+    let shm = Path::new("/dev/shm");
+    let memory = shm.is_dir().then(|| {
+        let dir = shm.join(format!("hyperion-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create a directory in /dev/shm");
+        dir
+    });
+    let runs = [(1, &dir, "disk"), (8, &dir, "disk")]
+        .into_iter()
+        .chain(memory.as_ref().map(|m| (1, m, "tmpfs")));
+    for (concurrency, dir, fs) in runs {
         let db = dir.join(format!("launch-{concurrency}.db"));
         let started = Instant::now();
         hyperion_run(
@@ -260,9 +288,12 @@ fn launch(quick: bool) {
         println!(
             "{}",
             json!({"impl": "hyperion", "suite": "launch", "concurrency": concurrency, "trials": trials,
-                   "seconds": seconds, "per_s": trials as f64 / seconds,
+                   "fs": fs, "seconds": seconds, "per_s": trials as f64 / seconds,
                    "overhead_ms": seconds * 1e3 / trials as f64 - bare_ms})
         );
+    }
+    if let Some(memory) = memory {
+        std::fs::remove_dir_all(memory).ok();
     }
     next_start(&dir, trials);
     std::fs::remove_dir_all(&dir).ok();
