@@ -703,8 +703,9 @@ fn terminate<'s>(
     ending: Ending,
 ) {
     if slot.ending.is_none() {
-        dispatcher.stop(number);
+        // Before the signal: an exit after this instant may be the signal's doing.
         slot.ending = Some((Instant::now(), ending));
+        dispatcher.stop(number);
     }
 }
 

@@ -247,7 +247,7 @@ fn with_two_metrics_a_trial_dominated_at_a_rung_is_stopped() {
     let trials = s.trials("mo");
     let states: Vec<&str> = trials.iter().map(state).collect();
     // (2, 2) is dominated by (1, 1); (0.5, 5) trades latency for loss: nothing dominates it.
-    assert_eq!(states, ["completed", "pruned", "completed"]);
+    assert_eq!(states, ["completed", "pruned", "completed"], "{trials:#?}");
     let reason = trials[1]["state"]["reason"].as_str().unwrap();
     assert!(
         reason.contains("values (2, 2) are dominated by 1 of 2"),
