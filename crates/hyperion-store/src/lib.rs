@@ -28,8 +28,10 @@
 //! # Ok::<(), hyperion_store::StoreError>(())
 //! ```
 
+mod columns;
 pub mod conformance;
 mod memory;
+pub mod pg;
 mod sqlite;
 
 use std::fmt::Debug;
@@ -42,6 +44,7 @@ use hyperion_core::{
 };
 
 pub use memory::MemoryStore;
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Where a study lives when nothing else is configured (the `hyperion` command, study files):
@@ -70,6 +73,10 @@ pub const BACKENDS: &[Backend] = &[
         schemes: &["memory"],
         open: |_| Ok(std::sync::Arc::new(MemoryStore::new())),
     },
+    Backend {
+        schemes: &["postgresql", "postgres"],
+        open: |url| Ok(std::sync::Arc::new(PgStore::open(url)?)),
+    },
 ];
 
 /// Opens the store a storage URL names: `sqlite:PATH` or `sqlite:///abs/path` (or a bare
@@ -91,7 +98,8 @@ pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
 /// The SQLite file a storage URL names; `None` for `memory`.
 pub fn sqlite_path(url: &str) -> Result<Option<PathBuf>, StoreError> {
     let unsupported = |reason: String| StoreError::Open {
-        path: PathBuf::from(url),
+        // A mistyped server URL may hold a password.
+        path: PathBuf::from(pg::url::redact(url)),
         reason,
     };
     if url == "memory" || url == ":memory:" {
@@ -355,6 +363,10 @@ pub enum StoreError {
         found: i32,
         supported: i32,
     },
+    /// A database server refused the store or could not be reached (`url` without its
+    /// password).
+    #[error("cannot use the store {url}: {reason}")]
+    Server { url: String, reason: String },
     /// An error from the database engine (its `source`), and where.
     #[error("store error in {context}")]
     Backend {

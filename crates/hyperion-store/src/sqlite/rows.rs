@@ -3,28 +3,12 @@
 
 use std::sync::Arc;
 
-use hyperion_core::{
-    Change, Params, StudyId, StudySpec, Timestamp, Trial, TrialId, TrialNumber, TrialState,
-};
+use hyperion_core::{Change, Params, StudyId, Timestamp, Trial, TrialId, TrialNumber, TrialState};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::columns::state_from_columns;
+pub(super) use crate::columns::{from_json, parse_spec, state_columns, state_name, to_json};
 use crate::{NewTrial, StoreError, lease_end};
-
-pub(super) fn parse_spec(json: &str) -> Result<StudySpec, StoreError> {
-    serde_json::from_str(json)
-        .map_err(|e| StoreError::Inconsistent(format!("stored study spec: {e}")))
-}
-
-pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("serializing plain data cannot fail")
-}
-
-pub(super) fn from_json<T: serde::de::DeserializeOwned>(
-    what: &str,
-    json: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Inconsistent(format!("stored {what}: {e}")))
-}
 
 pub(super) fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::Backend {
@@ -89,13 +73,6 @@ pub(super) fn require_running(
             state: state_name(other),
         }),
     }
-}
-
-pub(super) fn state_name(stored: &str) -> &'static str {
-    ["pending", "running", "completed", "pruned", "failed"]
-        .into_iter()
-        .find(|s| *s == stored)
-        .unwrap_or("unknown")
 }
 
 /// Inserts trial `number` (the study's next) and logs its creation.
@@ -191,23 +168,7 @@ pub(super) fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<T
     let (created_at, started_at, finished_at) = (ts(10)?, ts(11)?, ts(12)?);
     let metrics: Option<String> = r.get(13)?;
     Ok((|| {
-        let state = match state.as_str() {
-            "pending" => TrialState::Pending,
-            "running" => TrialState::Running,
-            "completed" => TrialState::Completed,
-            "pruned" => TrialState::Pruned {
-                step: step.map(|s| s as u64),
-                reason: message.unwrap_or_default(),
-            },
-            "failed" => TrialState::Failed {
-                error: message.unwrap_or_default(),
-            },
-            other => {
-                return Err(StoreError::Inconsistent(format!(
-                    "trial {number} has state \"{other}\""
-                )));
-            }
-        };
+        let state = state_from_columns(number, &state, step, message)?;
         Ok(Trial {
             id: TrialId(id as u64),
             number: TrialNumber(number as u64),
@@ -293,12 +254,4 @@ pub(super) fn load_trial(
         trial.user_attrs.insert(k, from_json("user attribute", &v)?);
     }
     Ok(trial)
-}
-
-pub(super) fn state_columns(state: &TrialState) -> (&'static str, Option<i64>, Option<&str>) {
-    match state {
-        TrialState::Pruned { step, reason } => ("pruned", step.map(|s| s as i64), Some(reason)),
-        TrialState::Failed { error } => ("failed", None, Some(error)),
-        other => (other.name(), None, None),
-    }
 }

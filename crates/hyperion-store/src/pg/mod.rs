@@ -1,0 +1,1142 @@
+//! The PostgreSQL backend: one study shared by processes on many machines.
+//!
+//! [`PgStore`] keeps a small pool of connections. Every write is a transaction that first
+//! locks its study's row (`SELECT … FOR UPDATE`), so the writers of one study take turns: trial
+//! numbers are dense and never shared, `max_trials` is exact, and no two writers can deadlock
+//! (each holds one lock, taken first). A lost connection, a server restart, a serialization
+//! failure or a deadlock report is retried with backoff on a new connection, said once on
+//! stderr and counted ([`PgStore::retries`]); a user never sees it. Times come from the
+//! server's clock (machines' clocks differ): leases, stale deadlines and every timestamp.
+//!
+//! `schema` creates and migrates the tables on connect, under an advisory lock, in a schema of
+//! their own (`hyperion`, or the URL's `?schema=`); `url` parses URLs as libpq does.
+
+mod schema;
+pub mod url;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyperion_core::{
+    Change, Decision, Distribution, LoggedChange, ParamValue, Params, Proposal, StudyId, StudySpec,
+    Timestamp, Trial, TrialId, TrialNumber, TrialState,
+};
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement, Transaction};
+
+use crate::columns::{
+    from_json, parse_spec, state_columns, state_from_columns, state_name, to_json,
+};
+use crate::{
+    Created, NewTrial, Store, StoreError, StudyRecord, check_log_only, check_param, check_report,
+    check_values, lease_end, retry_depth, rules, spec_difference, stale_error,
+};
+use url::PgUrl;
+
+/// Connections kept open per process; more are opened when threads need them at once.
+const POOL: usize = 4;
+/// How long an operation keeps retrying a lost server before giving up.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A store in a PostgreSQL database, shared by threads, processes and machines.
+#[derive(Debug)]
+pub struct PgStore {
+    url: PgUrl,
+    pool: Mutex<Vec<Conn>>,
+    /// Specs never change after creation; parsed once per study.
+    specs: Mutex<HashMap<StudyId, Arc<StudySpec>>>,
+    retries: AtomicU64,
+    /// Whether the loss of the server was said (once, until it is back).
+    said: AtomicBool,
+}
+
+/// One connection with its prepared statements.
+struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").finish_non_exhaustive()
+    }
+}
+
+/// What fails inside a transaction: the server, or a rule of the store.
+enum Fail {
+    Pg(postgres::Error),
+    Store(StoreError),
+}
+
+impl From<postgres::Error> for Fail {
+    fn from(e: postgres::Error) -> Self {
+        Fail::Pg(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
+
+impl PgStore {
+    /// Connects to the store `url` names (`postgresql://…` or `postgres://…`), creating its
+    /// schema or migrating it forward; a schema of another program or of a newer Hyperion is
+    /// refused and left untouched.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let url = url::parse(url).map_err(|reason| StoreError::Server {
+            url: url::redact(url),
+            reason,
+        })?;
+        let store = PgStore {
+            url,
+            pool: Mutex::new(Vec::new()),
+            specs: Mutex::new(HashMap::new()),
+            retries: AtomicU64::new(0),
+            said: AtomicBool::new(false),
+        };
+        let conn = store.connect().map_err(|e| match e {
+            Fail::Pg(e) => store.error(e),
+            Fail::Store(e) => e,
+        })?;
+        store.pool().push(conn);
+        Ok(store)
+    }
+
+    /// The URL, password hidden.
+    pub fn url(&self) -> &str {
+        &self.url.shown
+    }
+
+    /// The schema the tables live in.
+    pub fn schema(&self) -> &str {
+        &self.url.schema
+    }
+
+    /// Operations retried after a lost connection, a serialization failure or a deadlock.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn connect(&self) -> Result<Conn> {
+        let mut client = self.url.config.connect(NoTls)?;
+        schema::prepare(&mut client, &self.url)?;
+        Ok(Conn {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+
+    /// Runs `f` on a pooled connection; what the server or the network got wrong is retried
+    /// on a new one with backoff.
+    fn with_conn<T>(&self, mut f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(5);
+        loop {
+            let conn = self.pool().pop();
+            let attempt = match conn {
+                Some(conn) => Ok(conn),
+                None => self.connect(),
+            }
+            .and_then(|mut conn| f(&mut conn).map(|out| (conn, out)));
+            match attempt {
+                Ok((conn, out)) => {
+                    let mut pool = self.pool();
+                    if pool.len() < POOL {
+                        pool.push(conn);
+                    }
+                    drop(pool);
+                    if self.said.swap(false, Ordering::Relaxed) {
+                        eprintln!("note: the store {} is back", self.url.shown);
+                    }
+                    return Ok(out);
+                }
+                Err(Fail::Pg(e)) if transient(&e) && started.elapsed() < PATIENCE => {
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    if lost(&e) {
+                        // Every pooled connection went with the server.
+                        self.pool().clear();
+                        if !self.said.swap(true, Ordering::Relaxed) {
+                            eprintln!(
+                                "warning: lost the store {} ({}); reconnecting",
+                                self.url.shown,
+                                reason(&e)
+                            );
+                        }
+                    }
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                Err(Fail::Pg(e)) => return Err(self.error(e)),
+                Err(Fail::Store(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs `f` in a transaction that holds study `study`'s lock, with its spec and the
+    /// server's time.
+    fn write<T>(
+        &self,
+        study: StudyId,
+        mut f: impl FnMut(&mut Tx<'_>, &StudySpec, Timestamp) -> Result<T>,
+    ) -> Result<T, StoreError> {
+        let spec = self.spec(study)?;
+        self.with_conn(|conn| {
+            let mut tx = Tx::begin(conn)?;
+            let at = tx
+                .opt(
+                    "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint \
+                     FROM studies WHERE id = $1 FOR UPDATE",
+                    &[&(study.0 as i64)],
+                )?
+                .ok_or(StoreError::StudyIdNotFound(study))?
+                .get::<_, i64>(0);
+            let out = f(&mut tx, &spec, Timestamp(at as u64))?;
+            tx.tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn read<T>(
+        &self,
+        study: StudyId,
+        mut f: impl FnMut(&mut Tx<'_>, &StudySpec) -> Result<T>,
+    ) -> Result<T, StoreError> {
+        let spec = self.spec(study)?;
+        self.with_conn(|conn| {
+            // One snapshot, so that a listing's trials and their values agree.
+            let mut tx = Tx::begin(conn)?;
+            tx.tx
+                .batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+            let out = f(&mut tx, &spec)?;
+            tx.tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn spec(&self, study: StudyId) -> Result<Arc<StudySpec>, StoreError> {
+        if let Some(spec) = self
+            .specs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&study)
+        {
+            return Ok(spec.clone());
+        }
+        let json = self.with_conn(|conn| {
+            let mut tx = Tx::begin(conn)?;
+            let row = tx.opt(
+                "SELECT spec FROM studies WHERE id = $1",
+                &[&(study.0 as i64)],
+            )?;
+            Ok(row.map(|r| r.get::<_, String>(0)))
+        })?;
+        let spec = Arc::new(parse_spec(
+            &json.ok_or(StoreError::StudyIdNotFound(study))?,
+        )?);
+        let mut specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+        specs.insert(study, spec.clone());
+        Ok(spec)
+    }
+
+    /// A server error as the user reads it: what went wrong, where (password hidden).
+    fn error(&self, e: postgres::Error) -> StoreError {
+        StoreError::Server {
+            url: self.url.shown.clone(),
+            reason: schema::explain(&e, &self.url),
+        }
+    }
+}
+
+/// Whether an operation that failed with `e` can simply be run again.
+fn transient(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    lost(e)
+        || e.code().is_some_and(|c| {
+            [
+                SqlState::T_R_SERIALIZATION_FAILURE,
+                SqlState::T_R_DEADLOCK_DETECTED,
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(c)
+        })
+}
+
+/// Whether `e` says the connection is gone (the server restarted, the network failed, or the
+/// backend was terminated), rather than that a statement failed.
+fn lost(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.is_closed()
+        || e.code().is_some_and(|c| {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+            ]
+            .contains(c)
+        })
+        || (e.code().is_none() && e.as_db_error().is_none() && !is_auth(e))
+}
+
+fn is_auth(e: &postgres::Error) -> bool {
+    e.to_string().contains("password")
+}
+
+fn reason(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// A transaction with its connection's statement cache.
+struct Tx<'c> {
+    tx: Transaction<'c>,
+    statements: &'c mut HashMap<&'static str, Statement>,
+}
+
+impl<'c> Tx<'c> {
+    fn begin(conn: &'c mut Conn) -> Result<Self> {
+        Ok(Tx {
+            tx: conn.client.transaction()?,
+            statements: &mut conn.statements,
+        })
+    }
+
+    fn statement(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql)?;
+        self.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let s = self.statement(sql)?;
+        Ok(self.tx.query(&s, params)?)
+    }
+
+    fn opt(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        let s = self.statement(sql)?;
+        Ok(self.tx.query_opt(&s, params)?)
+    }
+
+    fn one(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        let s = self.statement(sql)?;
+        Ok(self.tx.query_one(&s, params)?)
+    }
+
+    fn exec(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let s = self.statement(sql)?;
+        Ok(self.tx.execute(&s, params)?)
+    }
+
+    /// Appends `change` to the study's log with the next sequence number.
+    fn append(&mut self, study: StudyId, at: Timestamp, change: &Change) -> Result<()> {
+        let seq: i64 = self
+            .opt(
+                "UPDATE studies SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+                &[&(study.0 as i64)],
+            )?
+            .ok_or(StoreError::StudyIdNotFound(study))?
+            .get(0);
+        self.exec(
+            "INSERT INTO changes (study_id, seq, at, kind, change) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &(study.0 as i64),
+                &seq,
+                &(at.0 as i64),
+                &change.kind(),
+                &to_json(change),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn state_of(&mut self, study: StudyId, number: TrialNumber) -> Result<String> {
+        Ok(self
+            .opt(
+                "SELECT state FROM trials WHERE study_id = $1 AND number = $2",
+                &[&(study.0 as i64), &(number.0 as i64)],
+            )?
+            .ok_or(StoreError::TrialNotFound { number })?
+            .get(0))
+    }
+
+    fn require_running(&mut self, study: StudyId, number: TrialNumber) -> Result<()> {
+        match self.state_of(study, number)?.as_str() {
+            "running" => Ok(()),
+            other => Err(StoreError::NotRunning {
+                number,
+                state: state_name(other),
+            }
+            .into()),
+        }
+    }
+
+    /// Inserts trial `number` (the study's next) and logs its creation.
+    fn insert_trial(
+        &mut self,
+        study: StudyId,
+        number: TrialNumber,
+        new: &NewTrial,
+        params: Arc<Params>,
+        at: Timestamp,
+    ) -> Result<Trial> {
+        let state = if new.pending {
+            TrialState::Pending
+        } else {
+            TrialState::Running
+        };
+        let started_at = (!new.pending).then_some(at.0 as i64);
+        let until = new
+            .lease
+            .filter(|_| !new.pending)
+            .map(|lease| lease_end(at, lease).0 as i64);
+        let id: i64 = self
+            .one(
+                "INSERT INTO trials (study_id, number, state, params, parent, depth, retry_of, \
+                 created_at, started_at, heartbeat_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                &[
+                    &(study.0 as i64),
+                    &(number.0 as i64),
+                    &state.name(),
+                    &to_json(&*params),
+                    &new.parent.map(|p| p.0 as i64),
+                    &i64::from(new.depth),
+                    &new.retry_of.map(|p| p.0 as i64),
+                    &(at.0 as i64),
+                    &started_at,
+                    &until,
+                ],
+            )?
+            .get(0);
+        let id = TrialId(id as u64);
+        self.exec(
+            "UPDATE studies SET n_trials = n_trials + 1, n_retries = n_retries + $2 WHERE id = $1",
+            &[&(study.0 as i64), &i64::from(new.takes_a_place())],
+        )?;
+        let change = Change::TrialCreated {
+            id,
+            number,
+            state: state.clone(),
+            params: params.clone(),
+            parent: new.parent,
+            depth: new.depth,
+            retry_of: new.retry_of,
+        };
+        self.append(study, at, &change)?;
+        Ok(Trial {
+            id,
+            number,
+            state,
+            params,
+            values: None,
+            intermediate: Default::default(),
+            intermediate_others: Default::default(),
+            user_attrs: Default::default(),
+            metrics: Default::default(),
+            parent: new.parent,
+            depth: new.depth,
+            retry_of: new.retry_of,
+            created_at: at,
+            started_at: started_at.map(|_| at),
+            finished_at: None,
+        })
+    }
+
+    /// Trial `number` with its intermediate values and user attributes.
+    fn load_trial(&mut self, study: StudyId, number: TrialNumber) -> Result<Trial> {
+        let key: [&(dyn ToSql + Sync); 2] = [&(study.0 as i64), &(number.0 as i64)];
+        let row = self
+            .opt(
+                "SELECT id, number, state, prune_step, message, params, objective_values, parent, \
+                 depth, retry_of, created_at, started_at, finished_at, metrics \
+                 FROM trials WHERE study_id = $1 AND number = $2",
+                &key,
+            )?
+            .ok_or(StoreError::TrialNotFound { number })?;
+        let mut trial = trial_from_row(&row)?;
+        for row in self.query(
+            "SELECT step, value, others FROM intermediate WHERE study_id = $1 AND number = $2",
+            &key,
+        )? {
+            add_intermediate(&mut trial, row.get(0), row.get(1), row.get(2))?;
+        }
+        for row in self.query(
+            "SELECT key, value FROM user_attrs WHERE study_id = $1 AND number = $2",
+            &key,
+        )? {
+            let value: String = row.get(1);
+            trial
+                .user_attrs
+                .insert(row.get(0), from_json("user attribute", &value)?);
+        }
+        Ok(trial)
+    }
+}
+
+fn trial_from_row(r: &Row) -> Result<Trial, StoreError> {
+    let number: i64 = r.get(1);
+    let ts = |i: usize| r.get::<_, Option<i64>>(i).map(|t| Timestamp(t as u64));
+    let params: String = r.get(5);
+    let values: Option<String> = r.get(6);
+    let metrics: Option<String> = r.get(13);
+    Ok(Trial {
+        id: TrialId(r.get::<_, i64>(0) as u64),
+        number: TrialNumber(number as u64),
+        state: state_from_columns(number, r.get(2), r.get(3), r.get(4))?,
+        params: Arc::new(from_json("params", &params)?),
+        values: values.map(|v| from_json("values", &v)).transpose()?,
+        intermediate: Default::default(),
+        intermediate_others: Default::default(),
+        user_attrs: Default::default(),
+        metrics: metrics
+            .map(|m| from_json("metrics", &m))
+            .transpose()?
+            .unwrap_or_default(),
+        parent: r.get::<_, Option<i64>>(7).map(|p| TrialNumber(p as u64)),
+        depth: r.get::<_, i64>(8) as u32,
+        retry_of: r.get::<_, Option<i64>>(9).map(|p| TrialNumber(p as u64)),
+        created_at: ts(10).unwrap_or(Timestamp(0)),
+        started_at: ts(11),
+        finished_at: ts(12),
+    })
+}
+
+fn add_intermediate(
+    trial: &mut Trial,
+    step: i64,
+    value: f64,
+    others: Option<String>,
+) -> Result<(), StoreError> {
+    trial.intermediate.insert(step as u64, value);
+    if let Some(others) = others {
+        trial
+            .intermediate_others
+            .insert(step as u64, from_json("intermediate values", &others)?);
+    }
+    Ok(())
+}
+
+fn study_record(row: &Row) -> Result<StudyRecord, StoreError> {
+    Ok(StudyRecord {
+        id: StudyId(row.get::<_, i64>(0) as u64),
+        spec: parse_spec(row.get(1))?,
+        created_at: Timestamp(row.get::<_, i64>(2) as u64),
+    })
+}
+
+impl Store for PgStore {
+    fn location(&self) -> String {
+        self.url.shown.clone()
+    }
+
+    fn create_study(&self, spec: &StudySpec) -> Result<StudyRecord, StoreError> {
+        spec.validate()?;
+        self.with_conn(|conn| {
+            let mut tx = Tx::begin(conn)?;
+            // Creators of one name take turns, so that exactly one inserts it.
+            tx.exec(
+                "SELECT pg_advisory_xact_lock(hashtext('hyperion study ' || $1))",
+                &[&spec.name],
+            )?;
+            let existing = tx.opt(
+                "SELECT id, spec, created_at FROM studies WHERE name = $1",
+                &[&spec.name],
+            )?;
+            let record = match existing {
+                Some(row) => {
+                    let record = study_record(&row)?;
+                    if let Some(what) = spec_difference(&record.spec, spec) {
+                        return Err(StoreError::SpecMismatch {
+                            name: spec.name.clone(),
+                            what,
+                        }
+                        .into());
+                    }
+                    record
+                }
+                None => {
+                    let row = tx.one(
+                        "INSERT INTO studies (name, spec, created_at) VALUES \
+                         ($1, $2, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint) \
+                         RETURNING id, spec, created_at",
+                        &[&spec.name, &to_json(spec)],
+                    )?;
+                    study_record(&row)?
+                }
+            };
+            tx.tx.commit()?;
+            Ok(record)
+        })
+    }
+
+    fn study(&self, name: &str) -> Result<StudyRecord, StoreError> {
+        let row = self.with_conn(|conn| {
+            let mut tx = Tx::begin(conn)?;
+            tx.opt(
+                "SELECT id, spec, created_at FROM studies WHERE name = $1",
+                &[&name],
+            )
+        })?;
+        let row = row.ok_or_else(|| StoreError::StudyNotFound {
+            name: name.to_owned(),
+        })?;
+        study_record(&row)
+    }
+
+    fn studies(&self) -> Result<Vec<StudyRecord>, StoreError> {
+        let rows = self.with_conn(|conn| {
+            let mut tx = Tx::begin(conn)?;
+            tx.query(
+                "SELECT id, spec, created_at FROM studies ORDER BY name",
+                &[],
+            )
+        })?;
+        rows.iter().map(study_record).collect()
+    }
+
+    fn delete_study(&self, name: &str) -> Result<(), StoreError> {
+        let id = self.with_conn(|conn| {
+            let mut tx = Tx::begin(conn)?;
+            let id: i64 = tx
+                .opt(
+                    "SELECT id FROM studies WHERE name = $1 FOR UPDATE",
+                    &[&name],
+                )?
+                .ok_or_else(|| StoreError::StudyNotFound {
+                    name: name.to_owned(),
+                })?
+                .get(0);
+            for sql in [
+                "DELETE FROM changes WHERE study_id = $1",
+                "DELETE FROM intermediate WHERE study_id = $1",
+                "DELETE FROM user_attrs WHERE study_id = $1",
+                "DELETE FROM registered_params WHERE study_id = $1",
+                "DELETE FROM trials WHERE study_id = $1",
+                "DELETE FROM studies WHERE id = $1",
+            ] {
+                tx.exec(sql, &[&id])?;
+            }
+            tx.tx.commit()?;
+            Ok(id)
+        })?;
+        let mut specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+        specs.remove(&StudyId(id as u64));
+        Ok(())
+    }
+
+    fn create_trial(
+        &self,
+        study: StudyId,
+        new: &NewTrial,
+        max_trials: Option<u64>,
+        propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
+    ) -> Result<Created, StoreError> {
+        self.write(study, |tx, _, at| {
+            let row = tx.one(
+                "SELECT n_trials, n_retries FROM studies WHERE id = $1",
+                &[&(study.0 as i64)],
+            )?;
+            let (count, retries): (i64, i64) = (row.get(0), row.get(1));
+            if !rules::fits_budget(new, (count - retries) as u64, max_trials) {
+                return Ok(Created::LimitReached);
+            }
+            let number = TrialNumber(count as u64);
+            let Some(proposal) = propose(number) else {
+                return Ok(Created::Declined);
+            };
+            let trial = tx.insert_trial(study, number, new, Arc::new(proposal.params), at)?;
+            for (key, value) in proposal.state {
+                tx.append(study, at, &Change::SamplerStateSet { key, value })?;
+            }
+            Ok(Created::Trial(trial))
+        })
+    }
+
+    fn claim_pending(
+        &self,
+        study: StudyId,
+        lease: Option<Duration>,
+    ) -> Result<Option<Trial>, StoreError> {
+        self.write(study, |tx, _, at| {
+            let Some(row) = tx.opt(
+                "SELECT number FROM trials WHERE study_id = $1 AND state = 'pending' \
+                 ORDER BY number LIMIT 1",
+                &[&(study.0 as i64)],
+            )?
+            else {
+                return Ok(None);
+            };
+            let number = TrialNumber(row.get::<_, i64>(0) as u64);
+            let until = lease.map(|lease| lease_end(at, lease).0 as i64);
+            tx.exec(
+                "UPDATE trials SET state = 'running', started_at = $3, heartbeat_at = $4 \
+                 WHERE study_id = $1 AND number = $2",
+                &[
+                    &(study.0 as i64),
+                    &(number.0 as i64),
+                    &(at.0 as i64),
+                    &until,
+                ],
+            )?;
+            tx.append(study, at, &Change::TrialStarted { number })?;
+            tx.load_trial(study, number).map(Some)
+        })
+    }
+
+    fn set_param(
+        &self,
+        study: StudyId,
+        number: TrialNumber,
+        name: &str,
+        value: &ParamValue,
+        distribution: &Distribution,
+    ) -> Result<(), StoreError> {
+        self.write(study, |tx, spec, at| {
+            tx.require_running(study, number)?;
+            let key: [&(dyn ToSql + Sync); 2] = [&(study.0 as i64), &(number.0 as i64)];
+            let json: String = tx
+                .one(
+                    "SELECT params FROM trials WHERE study_id = $1 AND number = $2",
+                    &key,
+                )?
+                .get(0);
+            let mut params: Params = from_json("params", &json)?;
+            let registered = tx.opt(
+                "SELECT distribution FROM registered_params WHERE study_id = $1 AND name = $2",
+                &[&(study.0 as i64), &name],
+            )?;
+            let registered = match registered {
+                Some(row) => Some(from_json::<Distribution>("distribution", row.get(0))?),
+                None => spec.space.get(name).map(|p| p.distribution.clone()),
+            };
+            let new = check_param(
+                number,
+                name,
+                value,
+                distribution,
+                params.contains_key(name),
+                registered.as_ref(),
+            )?;
+            if new {
+                tx.exec(
+                    "INSERT INTO registered_params (study_id, name, distribution) \
+                     VALUES ($1, $2, $3)",
+                    &[&(study.0 as i64), &name, &to_json(distribution)],
+                )?;
+                let change = Change::ParamRegistered {
+                    name: name.to_owned(),
+                    distribution: distribution.clone(),
+                };
+                tx.append(study, at, &change)?;
+            }
+            params.insert(name.to_owned(), value.clone());
+            tx.exec(
+                "UPDATE trials SET params = $3 WHERE study_id = $1 AND number = $2",
+                &[&(study.0 as i64), &(number.0 as i64), &to_json(&params)],
+            )?;
+            let change = Change::ParamSet {
+                number,
+                name: name.to_owned(),
+                value: value.clone(),
+            };
+            tx.append(study, at, &change)
+        })
+    }
+
+    fn heartbeat(
+        &self,
+        study: StudyId,
+        numbers: &[TrialNumber],
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let numbers: Vec<i64> = numbers.iter().map(|n| n.0 as i64).collect();
+        self.write(study, |tx, _, at| {
+            let until = lease_end(at, lease).0 as i64;
+            tx.exec(
+                "UPDATE trials SET heartbeat_at = $3 \
+                 WHERE study_id = $1 AND number = ANY($2) AND state = 'running'",
+                &[&(study.0 as i64), &numbers, &until],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn fail_stale(&self, study: StudyId, max_retries: u32) -> Result<Vec<TrialNumber>, StoreError> {
+        self.write(study, |tx, _, now| {
+            let stale: Vec<(TrialNumber, i64)> = tx
+                .query(
+                    "SELECT number, heartbeat_at FROM trials WHERE study_id = $1 \
+                     AND state = 'running' AND heartbeat_at < $2 ORDER BY number",
+                    &[&(study.0 as i64), &(now.0 as i64)],
+                )?
+                .iter()
+                .map(|r| (TrialNumber(r.get::<_, i64>(0) as u64), r.get(1)))
+                .collect();
+            for &(number, until) in &stale {
+                let error = stale_error(Timestamp(until as u64));
+                tx.exec(
+                    "UPDATE trials SET state = 'failed', message = $3, finished_at = $4 \
+                     WHERE study_id = $1 AND number = $2",
+                    &[
+                        &(study.0 as i64),
+                        &(number.0 as i64),
+                        &error,
+                        &(now.0 as i64),
+                    ],
+                )?;
+                let state = TrialState::Failed {
+                    error: error.clone(),
+                };
+                let change = Change::TrialFinished {
+                    number,
+                    state,
+                    values: None,
+                };
+                tx.append(study, now, &change)?;
+                let trial = tx.load_trial(study, number)?;
+                let depth = retry_depth(number, |n| {
+                    let row = tx.opt(
+                        "SELECT retry_of FROM trials WHERE study_id = $1 AND number = $2",
+                        &[&(study.0 as i64), &(n.0 as i64)],
+                    );
+                    let retry_of = row.ok()??.get::<_, Option<i64>>(0)?;
+                    Some(TrialNumber(retry_of as u64))
+                });
+                if let Some(new) = rules::retry(&trial, depth, max_retries) {
+                    let next: i64 = tx
+                        .one(
+                            "SELECT n_trials FROM studies WHERE id = $1",
+                            &[&(study.0 as i64)],
+                        )?
+                        .get(0);
+                    let params = trial.params.clone();
+                    tx.insert_trial(study, TrialNumber(next as u64), &new, params, now)?;
+                }
+            }
+            Ok(stale.into_iter().map(|(n, _)| n).collect())
+        })
+    }
+
+    fn log(&self, study: StudyId, change: &Change) -> Result<(), StoreError> {
+        check_log_only(change)?;
+        self.write(study, |tx, _, at| tx.append(study, at, change))
+    }
+
+    fn decisions(&self, study: StudyId) -> Result<Vec<Decision>, StoreError> {
+        self.read(study, |tx, _| {
+            let rows = tx.query(
+                "SELECT change FROM changes WHERE study_id = $1 AND kind = 'decision_recorded' \
+                 ORDER BY seq",
+                &[&(study.0 as i64)],
+            )?;
+            let decisions = rows.iter().map(|r| match from_json("change", r.get(0))? {
+                Change::DecisionRecorded(d) => Ok(d),
+                other => Err(StoreError::Inconsistent(format!(
+                    "a {} logged as a decision",
+                    other.kind()
+                ))),
+            });
+            Ok(decisions.collect::<Result<_, StoreError>>()?)
+        })
+    }
+
+    fn report(
+        &self,
+        study: StudyId,
+        number: TrialNumber,
+        step: u64,
+        values: &[f64],
+    ) -> Result<(), StoreError> {
+        self.write(study, |tx, spec, at| {
+            tx.require_running(study, number)?;
+            check_report(number, step, values, spec.objectives.len())?;
+            let (value, others) = (values[0], values[1..].to_vec());
+            let others_json = (!others.is_empty()).then(|| to_json(&others));
+            tx.exec(
+                "INSERT INTO intermediate (study_id, number, step, value, others) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (study_id, number, step) \
+                 DO UPDATE SET value = EXCLUDED.value, others = EXCLUDED.others",
+                &[
+                    &(study.0 as i64),
+                    &(number.0 as i64),
+                    &(step as i64),
+                    &value,
+                    &others_json,
+                ],
+            )?;
+            let change = Change::MetricReported {
+                number,
+                step,
+                value,
+                others,
+            };
+            tx.append(study, at, &change)
+        })
+    }
+
+    fn set_user_attr(
+        &self,
+        study: StudyId,
+        number: TrialNumber,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.write(study, |tx, _, at| {
+            tx.state_of(study, number)?;
+            tx.exec(
+                "INSERT INTO user_attrs (study_id, number, key, value) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (study_id, number, key) DO UPDATE SET value = EXCLUDED.value",
+                &[&(study.0 as i64), &(number.0 as i64), &key, &to_json(value)],
+            )?;
+            let change = Change::UserAttrSet {
+                number,
+                key: key.to_owned(),
+                value: value.clone(),
+            };
+            tx.append(study, at, &change)
+        })
+    }
+
+    fn keep_metrics(
+        &self,
+        study: StudyId,
+        number: TrialNumber,
+        metrics: &BTreeMap<String, f64>,
+    ) -> Result<(), StoreError> {
+        let metrics = &rules::finite(metrics);
+        self.write(study, |tx, _, at| {
+            tx.state_of(study, number)?;
+            tx.exec(
+                "UPDATE trials SET metrics = $3 WHERE study_id = $1 AND number = $2",
+                &[&(study.0 as i64), &(number.0 as i64), &to_json(metrics)],
+            )?;
+            let change = Change::MetricsKept {
+                number,
+                metrics: metrics.clone(),
+            };
+            tx.append(study, at, &change)
+        })
+    }
+
+    fn finish_trial(
+        &self,
+        study: StudyId,
+        number: TrialNumber,
+        state: TrialState,
+        values: Option<Vec<f64>>,
+    ) -> Result<Trial, StoreError> {
+        self.write(study, |tx, spec, at| {
+            rules::check_unfinished(number, state_name(&tx.state_of(study, number)?))?;
+            check_values(number, &state, values.as_deref(), spec.objectives.len())?;
+            let (name, step, message) = state_columns(&state);
+            let first = values.as_ref().and_then(|v| v.first().copied());
+            tx.exec(
+                "UPDATE trials SET state = $3, prune_step = $4, message = $5, \
+                 objective_values = $6, value0 = $7, finished_at = $8 \
+                 WHERE study_id = $1 AND number = $2",
+                &[
+                    &(study.0 as i64),
+                    &(number.0 as i64),
+                    &name,
+                    &step,
+                    &message,
+                    &values.as_ref().map(to_json),
+                    &first,
+                    &(at.0 as i64),
+                ],
+            )?;
+            let change = Change::TrialFinished {
+                number,
+                state: state.clone(),
+                values: values.clone(),
+            };
+            tx.append(study, at, &change)?;
+            tx.load_trial(study, number)
+        })
+    }
+
+    fn changes_since(&self, study: StudyId, cursor: u64) -> Result<Vec<LoggedChange>, StoreError> {
+        self.read(study, |tx, _| {
+            let rows = tx.query(
+                "SELECT seq, at, change FROM changes WHERE study_id = $1 AND seq > $2 \
+                 ORDER BY seq",
+                &[&(study.0 as i64), &(cursor as i64)],
+            )?;
+            let changes = rows.iter().map(|r| {
+                Ok(LoggedChange {
+                    seq: r.get::<_, i64>(0) as u64,
+                    at: Timestamp(r.get::<_, i64>(1) as u64),
+                    change: from_json("change", r.get(2))?,
+                })
+            });
+            Ok(changes.collect::<Result<_, StoreError>>()?)
+        })
+    }
+
+    fn trial(&self, study: StudyId, number: TrialNumber) -> Result<Trial, StoreError> {
+        self.read(study, |tx, _| tx.load_trial(study, number))
+    }
+
+    fn trials(&self, study: StudyId) -> Result<Vec<Trial>, StoreError> {
+        self.read(study, |tx, _| {
+            let id = study.0 as i64;
+            let rows = tx.query(
+                "SELECT id, number, state, prune_step, message, params, objective_values, \
+                 parent, depth, retry_of, created_at, started_at, finished_at, metrics \
+                 FROM trials WHERE study_id = $1 ORDER BY number",
+                &[&id],
+            )?;
+            let mut trials = rows
+                .iter()
+                .map(trial_from_row)
+                .collect::<Result<Vec<Trial>, StoreError>>()?;
+            for r in tx.query(
+                "SELECT number, step, value, others FROM intermediate WHERE study_id = $1",
+                &[&id],
+            )? {
+                if let Some(t) = trials.get_mut(r.get::<_, i64>(0) as usize) {
+                    add_intermediate(t, r.get(1), r.get(2), r.get(3))?;
+                }
+            }
+            for r in tx.query(
+                "SELECT number, key, value FROM user_attrs WHERE study_id = $1",
+                &[&id],
+            )? {
+                if let Some(t) = trials.get_mut(r.get::<_, i64>(0) as usize) {
+                    t.user_attrs
+                        .insert(r.get(1), from_json("user attribute", r.get(2))?);
+                }
+            }
+            Ok(trials)
+        })
+    }
+
+    fn best_trial(&self, study: StudyId) -> Result<Option<Trial>, StoreError> {
+        self.read(study, |tx, spec| {
+            let [objective] = spec.objectives.as_slice() else {
+                return Ok(None);
+            };
+            // Two index lookups: the best value, then the earliest trial with it.
+            let sql = match objective.direction {
+                hyperion_core::Direction::Minimize => {
+                    "SELECT number FROM trials WHERE study_id = $1 AND state = 'completed' \
+                     AND value0 = (SELECT min(value0) FROM trials \
+                     WHERE study_id = $1 AND state = 'completed') ORDER BY number LIMIT 1"
+                }
+                hyperion_core::Direction::Maximize => {
+                    "SELECT number FROM trials WHERE study_id = $1 AND state = 'completed' \
+                     AND value0 = (SELECT max(value0) FROM trials \
+                     WHERE study_id = $1 AND state = 'completed') ORDER BY number LIMIT 1"
+                }
+            };
+            match tx.opt(sql, &[&(study.0 as i64)])? {
+                Some(row) => Ok(Some(
+                    tx.load_trial(study, TrialNumber(row.get::<_, i64>(0) as u64))?,
+                )),
+                None => Ok(None),
+            }
+        })
+    }
+}
+
+pub mod testing {
+    //! A schema of its own for each test on the test server: `HYPERION_TEST_POSTGRES` names the
+    //! server (`postgresql://hyperion:hyperion@127.0.0.1:5432/hyperion` by default, as
+    //! `infra/postgres-up.sh` starts it), or is `skip` to skip the PostgreSQL tests, which
+    //! then say so on stderr.
+
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// The test server when none is named.
+    pub const DEFAULT_URL: &str = "postgresql://hyperion:hyperion@127.0.0.1:5432/hyperion";
+
+    /// A fresh schema on the test server, dropped with everything in it when this is dropped.
+    #[derive(Debug)]
+    pub struct TestSchema {
+        /// The storage URL of a store in this schema.
+        pub url: String,
+        server: String,
+        schema: String,
+    }
+
+    impl TestSchema {
+        /// A new schema, or `None` when the PostgreSQL tests are skipped. Panics, saying how
+        /// to start one, when the server cannot be reached.
+        pub fn new() -> Option<Self> {
+            let server =
+                std::env::var("HYPERION_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+            if server == "skip" {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                // Past the test harness's capture, so that the run shows it.
+                SAID.call_once(|| {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "note: PostgreSQL tests skipped (HYPERION_TEST_POSTGRES=skip)"
+                    );
+                });
+                return None;
+            }
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let schema = format!(
+                "test_{}_{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let joiner = if server.contains('?') { '&' } else { '?' };
+            let url = format!("{server}{joiner}schema={schema}");
+            let mut client =
+                postgres::Client::connect(&server, postgres::NoTls).unwrap_or_else(|e| {
+                    panic!(
+                        "the PostgreSQL tests need the server {} ({}): start it with \
+                         infra/postgres-up.sh, name another with HYPERION_TEST_POSTGRES=URL, \
+                         or skip them with HYPERION_TEST_POSTGRES=skip",
+                        super::url::redact(&server),
+                        super::reason(&e)
+                    )
+                });
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .expect("drop a leftover test schema");
+            Some(TestSchema {
+                url,
+                server,
+                schema,
+            })
+        }
+
+        /// A client on the test server, for what a test does behind the store's back.
+        pub fn client(&self) -> postgres::Client {
+            postgres::Client::connect(&self.server, postgres::NoTls).expect("connect")
+        }
+    }
+
+    impl Drop for TestSchema {
+        fn drop(&mut self) {
+            if let Ok(mut client) = postgres::Client::connect(&self.server, postgres::NoTls) {
+                let _ =
+                    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+use std::ops::Deref;
+
+use hyperion_store::PgStore;
+use hyperion_store::pg::testing::TestSchema;
+
+/// A store in a schema of its own on the test server, dropped after the test.
+struct Fixture {
+    store: PgStore,
+    _schema: TestSchema,
+}
+
+impl Fixture {
+    fn new() -> Option<Self> {
+        let schema = TestSchema::new()?;
+        let store = PgStore::open(&schema.url).unwrap();
+        Some(Fixture {
+            store,
+            _schema: schema,
+        })
+    }
+}
+
+impl Deref for Fixture {
+    type Target = PgStore;
+    fn deref(&self) -> &PgStore {
+        &self.store
+    }
+}
+
+hyperion_store::conformance_tests!(match Fixture::new() {
+    Some(fixture) => fixture,
+    None => return,
+});
+
+/// `url` with its user and password replaced.
+fn with_login(url: &str, user: &str, password: &str) -> String {
+    let rest = url.split_once('@').expect("the test URL names a user").1;
+    format!("postgresql://{user}:{password}@{rest}")
+}
+
+fn refusal(url: &str) -> String {
+    let e = hyperion_store::open(url).expect_err("refused");
+    let shown = e.to_string();
+    assert!(!shown.contains("wr0ng"), "the password is hidden: {shown}");
+    assert_eq!(shown.lines().count(), 1, "one line: {shown}");
+    shown
+}
+
+#[test]
+fn bad_urls_and_logins_get_one_clear_line_each_and_write_nothing() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let e = refusal(&with_login(&schema.url, "hyperion", "wr0ng"));
+    assert!(e.contains("refused the login of user \"hyperion\""), "{e}");
+    assert!(e.contains("postgresql://hyperion:***@127.0.0.1"), "{e}");
+
+    let e = refusal("postgresql://hyperion:wr0ng@127.0.0.1:1/hyperion?connect_timeout=5");
+    assert!(e.contains("cannot reach the server at 127.0.0.1:1"), "{e}");
+
+    // infra/postgres-up.sh makes this user, who may log in but not create schemas.
+    let e = refusal(&with_login(&schema.url, "hyperion_limited", "hyperion"));
+    assert!(e.contains("may not create the schema"), "{e}");
+    assert!(e.contains("?schema=NAME"), "{e}");
+
+    let e = refusal("postgresq://hyperion:wr0ng@127.0.0.1/hyperion");
+    assert!(e.contains("unknown storage scheme \"postgresq\""), "{e}");
+    assert!(
+        e.contains("postgresql:"),
+        "the known schemes are listed: {e}"
+    );
+
+    // None of these created the schema.
+    let exists: bool = schema
+        .client()
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&schema.url.rsplit_once("schema=").unwrap().1],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!exists);
+}
+
+#[test]
+fn a_schema_of_another_program_or_a_newer_hyperion_is_refused_and_left_untouched() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let name = schema.url.rsplit_once("schema=").unwrap().1.to_owned();
+    let mut client = schema.client();
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {name}; CREATE TABLE {name}.orders (id int)"
+        ))
+        .unwrap();
+    let e = refusal(&schema.url);
+    assert!(e.contains("holds tables of another program"), "{e}");
+    client
+        .batch_execute(&format!("DROP TABLE {name}.orders"))
+        .unwrap();
+
+    let store = PgStore::open(&schema.url).unwrap();
+    drop(store);
+    client
+        .batch_execute(&format!(
+            "UPDATE {name}.meta SET value = '99' WHERE key = 'version'"
+        ))
+        .unwrap();
+    let e = refusal(&schema.url);
+    assert!(e.contains("newer Hyperion (version 99"), "{e}");
+    let version: String = client
+        .query_one(
+            &format!("SELECT value FROM {name}.meta WHERE key = 'version'"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, "99", "left untouched");
+}
+
+#[test]
+fn workers_starting_at_once_migrate_once() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let stores: Vec<PgStore> = std::thread::scope(|s| {
+        let opening: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| PgStore::open(&schema.url).unwrap()))
+            .collect();
+        opening.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(stores.len(), 8);
+}
