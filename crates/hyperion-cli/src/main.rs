@@ -17,6 +17,8 @@ const EXAMPLES: &str = "\
 Examples:
   hyperion run study.yaml                     create the study, or continue it
   hyperion run study.yaml budget.max_trials=50 resources.max_concurrent=4
+  hyperion create study.yaml --storage postgresql://me@db/hpo
+  hyperion worker --storage postgresql://me@db/hpo mnist   on each machine
   hyperion status                             every study at a glance
   hyperion trials mnist --format csv          all trials of a study
   hyperion best mnist --json                  the best trial
@@ -29,7 +31,8 @@ Examples:
 #[derive(Parser)]
 #[command(name = "hyperion", version, after_help = EXAMPLES)]
 struct Cli {
-    /// Where studies live: an SQLite file (`sqlite:PATH` or a path) or `memory`.
+    /// Where studies live: an SQLite file (`sqlite:PATH` or a path), a PostgreSQL database
+    /// (`postgresql://user@host:port/db`, shared by many machines) or `memory`.
     #[arg(long, global = true, env = "HYPERION_STORAGE", value_name = "URL")]
     storage: Option<String>,
     #[command(subcommand)]
@@ -40,6 +43,12 @@ struct Cli {
 enum Commands {
     /// Run a study file: creates the study, or continues it (the same command resumes).
     Run(run::RunArgs),
+    /// Create a study from its file (or update its settings) without running it, for the
+    /// workers a cluster script starts.
+    Create(run::CreateArgs),
+    /// Join a study and run its trials on this machine with its stored settings: no study
+    /// file needed. Many workers on many machines can share one study (PostgreSQL store).
+    Worker(run::WorkerArgs),
     /// Progress of one study, or of all.
     Status {
         study: Option<String>,
@@ -144,6 +153,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     let storage = cli.storage;
     match cli.command {
         Commands::Run(args) => run::run(storage, args),
+        Commands::Create(args) => run::create(storage, args),
+        Commands::Worker(args) => run::worker(storage, args),
         Commands::Status { study, json } => {
             show::status(&open_store(storage.as_deref())?, study.as_deref(), json)
         }
@@ -252,7 +263,10 @@ fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>> {
                 Err(_) => Err(anyhow::Error::from(e).context(format!("opening the store {url}"))),
             }
         }
-        (Err(e), _) => Err(anyhow::Error::from(e).context(format!("opening the store {url}"))),
+        (Err(e), _) => Err(anyhow::Error::from(e).context(format!(
+            "opening the store {}",
+            hyperion_store::redact(&url)
+        ))),
     }
 }
 
@@ -332,7 +346,8 @@ fn open_or_create_store(url: Option<&str>, start: &Path) -> Result<(String, Arc<
             .display()
             .to_string(),
     };
-    let store = hyperion_store::open(&url).with_context(|| format!("opening the store {url}"))?;
+    let store = hyperion_store::open(&url)
+        .with_context(|| format!("opening the store {}", hyperion_store::redact(&url)))?;
     Ok((url, store))
 }
 

@@ -21,6 +21,17 @@ pub struct RunArgs {
     file: PathBuf,
     /// Overrides of the file's keys, as key.path=value (they win over the file).
     overrides: Vec<String>,
+    #[command(flatten)]
+    show: ShowArgs,
+    /// Run the study's failed trials again (each retry takes its trial's place in the budget),
+    /// say after fixing what made them fail.
+    #[arg(long)]
+    retry_failed: bool,
+}
+
+/// How a run shows itself.
+#[derive(clap::Args)]
+pub struct ShowArgs {
     /// Show the trials' output as it comes, each line prefixed by its trial number.
     #[arg(short, long)]
     stream: bool,
@@ -30,10 +41,36 @@ pub struct RunArgs {
     /// `json`: one JSON event per line on standard output instead of the progress bar.
     #[arg(long, value_enum)]
     log: Option<LogFormat>,
-    /// Run the study's failed trials again (each retry takes its trial's place in the budget),
-    /// say after fixing what made them fail.
-    #[arg(long)]
-    retry_failed: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// The study file (YAML, or TOML by extension).
+    file: PathBuf,
+    /// Overrides of the file's keys, as key.path=value (they win over the file).
+    overrides: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// The study to work on, as `hyperion create` or `hyperion run` made it.
+    study: String,
+    /// Trials at once on this machine (default: the study's `resources.max_concurrent`).
+    #[arg(long, value_name = "N")]
+    max_concurrent: Option<usize>,
+    /// This machine's GPUs to give trials, comma-separated (default: the study's).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    gpus: Option<Vec<String>>,
+    /// Where this machine keeps the trials' directories (default: `.hyperion/STUDY/trials`
+    /// here, or beside the SQLite file).
+    #[arg(long, value_name = "DIR")]
+    trials_dir: Option<PathBuf>,
+    /// Where trials run (default: the study file's directory when this machine has it, else
+    /// the current directory).
+    #[arg(long, value_name = "DIR")]
+    workdir: Option<PathBuf>,
+    #[command(flatten)]
+    show: ShowArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -57,19 +94,7 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
         Some(dir) => dir,
         None => crate::study_dir(&url, &name)?.join("trials"),
     };
-    let study = builder(&file, store).open().map_err(|e| match e {
-        hyperion_runtime::Error::Store(StoreError::SpecMismatch { name, what }) => anyhow::anyhow!(
-            "study \"{name}\" already exists with {what}.\n\
-             To start a new study, give it another name (`name:` in {}, or `hyperion run {} name=NEW`);\n\
-             to start over, delete the old one with `hyperion delete {name}`",
-            args.file.display(),
-            args.file.display()
-        ),
-        other => anyhow::Error::from(other).context(format!("{}", args.file.display())),
-    })?;
-    for change in study.settings_changes() {
-        eprintln!("note: study \"{name}\" changes {change}");
-    }
+    let study = open_from_file(&file, store, &args.file)?;
     let budget = file.budget.or(&study.settings().budget);
     let grid = matches!(file.sampler, hyperion_samplers::SamplerConfig::Grid { .. });
     if budget.max_trials.is_none() && budget.max_time.is_none() && budget.target.is_none() && !grid
@@ -88,10 +113,127 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
         );
     }
 
+    let again = format!("hyperion run {}", args.file.display());
+    execute(
+        study,
+        &process,
+        &file.budget,
+        &file.recovery,
+        &args.show,
+        &again,
+    )
+}
+
+/// `hyperion create`: the study a file describes, created or with its settings updated, and
+/// nothing run, for clusters where a script starts the workers.
+pub fn create(storage: Option<String>, args: CreateArgs) -> Result<ExitCode> {
+    let file = hyperion_config::load(&args.file, &args.overrides)?;
+    for note in &file.notes {
+        eprintln!("note: {note}");
+    }
+    let (url, store) =
+        open_or_create_store(storage.or(file.storage.clone()).as_deref(), &file.dir())?;
+    let name = file.spec.name.clone();
+    let existed = store.study(&name).is_ok();
+    let study = open_from_file(&file, store, &args.file)?;
+    let what = match (existed, study.settings_changes().is_empty()) {
+        (false, _) => "created",
+        (true, true) => "unchanged",
+        (true, false) => "updated",
+    };
+    let url = hyperion_store::redact(&url);
+    out(&format!(
+        "study \"{name}\" {what} in {url}; start workers with `hyperion worker --storage \
+         {url} {name}`\n"
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hyperion worker`: joins a study and runs its trials here with its stored settings, until
+/// its budget is spent and nothing this worker could retry remains.
+pub fn worker(storage: Option<String>, args: WorkerArgs) -> Result<ExitCode> {
+    let url = crate::store_url(storage.as_deref())?;
+    let store = crate::open_store(Some(&url))?;
+    let name = find_study(&store, &args.study)?.spec.name;
+    let study = Study::open(store, &name)?;
+    let settings = study.settings().clone();
+    let Some(mut process) = settings.trial else {
+        anyhow::bail!(
+            "study \"{name}\" has no trial command (the program that made it runs its trials \
+             itself); workers run the studies that `hyperion create` or `hyperion run` made"
+        );
+    };
+    process.trials_dir = match args.trials_dir {
+        Some(dir) => dir,
+        None => crate::study_dir(&url, &name)?.join("trials"),
+    };
+    if let Some(n) = args.max_concurrent {
+        process.max_concurrent = n;
+    }
+    if let Some(gpus) = args.gpus {
+        process.gpus = gpus;
+    }
+    match args.workdir {
+        Some(dir) => process.workdir = dir,
+        None if !process.workdir.is_dir() => {
+            let here = std::env::current_dir().context("the current directory")?;
+            eprintln!(
+                "note: this machine has no {}, where the study's trials ran: they run in {}",
+                process.workdir.display(),
+                here.display()
+            );
+            process.workdir = here;
+        }
+        None => {}
+    }
+    let again = format!("hyperion worker {name}");
+    execute(
+        study,
+        &process,
+        &settings.budget,
+        &settings.recovery,
+        &args.show,
+        &again,
+    )
+}
+
+/// Opens the study `file` describes on `store`, printing how its settings change.
+fn open_from_file(
+    file: &hyperion_config::StudyFile,
+    store: Arc<dyn Store>,
+    path: &std::path::Path,
+) -> Result<Study> {
+    let study = builder(file, store).open().map_err(|e| match e {
+        hyperion_runtime::Error::Store(StoreError::SpecMismatch { name, what }) => anyhow::anyhow!(
+            "study \"{name}\" already exists with {what}.\n\
+             To start a new study, give it another name (`name:` in {}, or `hyperion run {} name=NEW`);\n\
+             to start over, delete the old one with `hyperion delete {name}`",
+            path.display(),
+            path.display()
+        ),
+        other => anyhow::Error::from(other).context(format!("{}", path.display())),
+    })?;
+    for change in study.settings_changes() {
+        eprintln!("note: study \"{}\" changes {change}", file.spec.name);
+    }
+    Ok(study)
+}
+
+/// Runs `study`'s trials as processes here, with the live view, until the run ends; `again`
+/// is the command that continues it.
+fn execute(
+    study: Study,
+    process: &hyperion_runtime::ProcessConfig,
+    budget: &hyperion_runtime::Budget,
+    recovery: &hyperion_runtime::Recovery,
+    show: &ShowArgs,
+    again: &str,
+) -> Result<ExitCode> {
+    let name = study.name().to_owned();
     let control = RunControl::default();
     let signalled = watch_signals(&control)?;
 
-    let mode = match (args.quiet, args.log) {
+    let mode = match (show.quiet, show.log) {
         (true, _) => Mode::Quiet,
         (_, Some(LogFormat::Json)) => Mode::Json,
         _ if std::io::stderr().is_terminal() => Mode::Bar,
@@ -99,11 +241,11 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     };
     let total = study.settings().budget.max_trials;
     let now = Arc::clone(&*study.view()?);
-    let view = LiveView::new(mode, args.stream, total, &now, control.clone());
+    let view = LiveView::new(mode, show.stream, total, &now, control.clone());
     let events = study.subscribe_all();
     let printer = std::thread::spawn(move || view.show(events));
 
-    let result = study.run_processes(&process, &file.budget, &file.recovery, &control);
+    let result = study.run_processes(process, budget, recovery, &control);
     drop(study); // Closes the event channel, so the printer finishes.
     let (status, closed) = printer
         .join()
@@ -160,9 +302,8 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     if let Some(error) = result.failure {
         anyhow::bail!(
             "study \"{name}\" stopped: its first trials all failed with\n  {}\nfix it, then \
-             `hyperion run {} --retry-failed` runs them again",
+             `{again} --retry-failed` runs them again",
             error.replace('\n', "\n  "),
-            args.file.display()
         );
     }
     Ok(code)

@@ -45,6 +45,7 @@ use hyperion_core::{
 
 pub use memory::MemoryStore;
 pub use pg::PgStore;
+pub use pg::url::redact;
 pub use sqlite::SqliteStore;
 
 /// Where a study lives when nothing else is configured (the `hyperion` command, study files):
@@ -95,14 +96,17 @@ pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     (backend.open)(url)
 }
 
-/// The SQLite file a storage URL names; `None` for `memory`.
+/// The SQLite file a storage URL names; `None` for `memory` and the other backends' URLs.
 pub fn sqlite_path(url: &str) -> Result<Option<PathBuf>, StoreError> {
     let unsupported = |reason: String| StoreError::Open {
         // A mistyped server URL may hold a password.
         path: PathBuf::from(pg::url::redact(url)),
         reason,
     };
-    if url == "memory" || url == ":memory:" {
+    let another_backend = url.split_once(':').is_some_and(|(scheme, _)| {
+        scheme != "sqlite" && BACKENDS.iter().any(|b| b.schemes.contains(&scheme))
+    });
+    if url == "memory" || url == ":memory:" || another_backend {
         return Ok(None);
     }
     let path = match url.split_once(':') {

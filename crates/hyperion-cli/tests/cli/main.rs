@@ -1,6 +1,7 @@
 //! The real `hyperion` binary on real scripts, each test in its own directory.
 
 mod bad_input;
+mod cluster;
 mod controller;
 mod early_stopping;
 mod first_hour;
@@ -80,6 +81,13 @@ impl Sandbox {
 
     fn trials(&self, study: &str) -> Vec<Value> {
         let output = self.hyperion(&["trials", study, "--format", "json"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// `hyperion ARGS…`, which must succeed and print JSON.
+    fn hyperion_json(&self, args: &[&str]) -> Vec<Value> {
+        let output = self.hyperion(args);
         assert!(output.status.success(), "{}", stderr(&output));
         serde_json::from_slice(&output.stdout).unwrap()
     }
