@@ -4,6 +4,7 @@
 
 mod fuzz;
 mod mlp;
+mod postgres;
 mod pruning;
 mod tpe;
 
@@ -27,6 +28,8 @@ fn main() -> ExitCode {
         Some("store") => store(quick),
         Some("store-worker") => return store_worker(&args[1..]),
         Some("launch") => launch(quick),
+        Some("postgres") => postgres::run(quick),
+        Some("pg-worker") => return postgres::worker(&args[1..]),
         Some("tpe") => tpe::run(quick),
         Some("pruning") => pruning::run(quick),
         // `tpe-cost [SIZE]`: one size alone, for a profiler.
@@ -39,7 +42,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: hyperion-bench SUITE [--quick] | hyperion-bench fuzz [SECONDS] [FINDINGS_FILE]\n\
-                 suites: overhead, store, launch, tpe, pruning"
+                 suites: overhead, store, launch, tpe, pruning, postgres"
             );
             return ExitCode::from(2);
         }

@@ -114,3 +114,160 @@ fn a_worker_names_what_is_wrong() {
     assert!(e.contains("refused the login"), "{e}");
     assert!(!e.contains("wr0ng"), "the password is hidden: {e}");
 }
+
+/// `hyperion worker STUDY` in its own directory, as on another machine.
+fn start_worker(machine: &Sandbox, url: &str, study: &str) -> std::process::Child {
+    machine
+        .command(&["worker", study, "--storage", url, "-q"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Every worker's exit, which must be a success with nothing said on stderr but notes.
+fn finish(workers: Vec<std::process::Child>) {
+    for worker in workers {
+        let out = worker.wait_with_output().unwrap();
+        let said = stderr(&out);
+        assert!(out.status.success(), "a worker failed:\n{said}");
+        assert!(
+            !said.contains("error"),
+            "an error reached a worker:\n{said}"
+        );
+    }
+}
+
+fn create(s: &Sandbox, url: &str, study: &str) {
+    s.write("study.yaml", study);
+    let created = s.hyperion(&["create", "study.yaml", "--storage", url]);
+    assert!(created.status.success(), "{}", stderr(&created));
+}
+
+#[test]
+fn thirty_two_workers_share_one_study_without_duplicates_or_errors() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let s = Sandbox::new();
+    // Trials that sleep: 2 cores suffice for 32 workers of 2 trials each.
+    s.write(
+        "trial.sh",
+        "sleep 0.2\necho \"HYPERION_METRIC {\\\"loss\\\": $1}\"\n",
+    );
+    let trial = s.path().join("trial.sh");
+    create(
+        &s,
+        &schema.url,
+        &format!(
+            "name: wide\ncommand: [sh, {}, '{{x}}']\n\
+             parameters: {{x: {{type: float, low: 0.0, high: 1.0}}}}\n\
+             metric: {{name: loss, goal: minimize}}\nbudget: {{max_trials: 640}}\n\
+             resources: {{max_concurrent: 2}}\n",
+            trial.display()
+        ),
+    );
+    let machines: Vec<Sandbox> = (0..32).map(|_| Sandbox::new()).collect();
+    let workers = machines
+        .iter()
+        .map(|m| start_worker(m, &schema.url, "wide"))
+        .collect();
+    finish(workers);
+    let trials = s.hyperion_json(&[
+        "trials",
+        "wide",
+        "--format",
+        "json",
+        "--storage",
+        &schema.url,
+    ]);
+    let numbers: BTreeSet<u64> = trials
+        .iter()
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(trials.len(), 640);
+    assert_eq!(numbers.len(), 640, "no duplicate numbers");
+    let completed = trials.iter().filter(|t| state(t) == "completed").count();
+    assert_eq!(completed, 640, "every trial completed");
+}
+
+#[test]
+fn sigkilled_workers_lose_nothing_and_their_trials_are_retried_once() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let s = Sandbox::new();
+    s.write(
+        "trial.sh",
+        "sleep 0.3\necho \"HYPERION_METRIC {\\\"loss\\\": $1}\"\n",
+    );
+    let trial = s.path().join("trial.sh");
+    create(
+        &s,
+        &schema.url,
+        &format!(
+            "name: killed\ncommand: [sh, {}, '{{x}}']\n\
+             parameters: {{x: {{type: float, low: 0.0, high: 1.0}}}}\n\
+             metric: {{name: loss, goal: minimize}}\nbudget: {{max_trials: 300}}\n\
+             resources: {{max_concurrent: 2}}\n\
+             recovery: {{heartbeat: 0.3s, grace: 1.5s, max_retries: 3}}\n",
+            trial.display()
+        ),
+    );
+    let machines: Vec<Sandbox> = (0..8).map(|_| Sandbox::new()).collect();
+    let mut workers: Vec<(usize, std::process::Child)> = machines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i, start_worker(m, &schema.url, "killed")))
+        .collect();
+    // SIGKILL a worker every 250 ms, ten times, and start another in its place.
+    let mut random: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..10 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        let victim = (random % workers.len() as u64) as usize;
+        let (machine, mut child) = workers.swap_remove(victim);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        workers.push((
+            machine,
+            start_worker(&machines[machine], &schema.url, "killed"),
+        ));
+    }
+    finish(workers.into_iter().map(|(_, c)| c).collect());
+
+    let trials = s.hyperion_json(&[
+        "trials",
+        "killed",
+        "--format",
+        "json",
+        "--storage",
+        &schema.url,
+    ]);
+    let numbers: BTreeSet<u64> = trials
+        .iter()
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers.len(), trials.len(), "no duplicate numbers");
+    let stale: Vec<u64> = trials
+        .iter()
+        .filter(|t| {
+            t["state"]["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("stale"))
+        })
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
+    assert!(!stale.is_empty(), "the kills left trials running");
+    for number in &stale {
+        let retries = trials
+            .iter()
+            .filter(|t| t["retry_of"].as_u64() == Some(*number))
+            .count();
+        assert_eq!(retries, 1, "trial {number} is retried once");
+    }
+    let completed = trials.iter().filter(|t| state(t) == "completed").count();
+    assert_eq!(completed, 300, "the whole budget completed: {trials:?}");
+}
