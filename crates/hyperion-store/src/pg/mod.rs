@@ -24,7 +24,7 @@ use hyperion_core::{
     Timestamp, Trial, TrialId, TrialNumber, TrialState,
 };
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row, Statement, Transaction};
+use postgres::{Client, NoTls, Row, Statement};
 
 use crate::columns::{
     from_json, parse_spec, state_columns, state_from_columns, state_name, to_json,
@@ -182,43 +182,86 @@ impl PgStore {
         }
     }
 
-    /// Runs `f` in a transaction that holds study `study`'s lock, with its spec and the
-    /// server's time.
+    /// Runs `f` on a pooled connection (see [`PgStore::with_conn`]); a rule of the store that
+    /// `f` broke rolls its transaction back and keeps the connection.
+    fn on_conn<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T, StoreError> {
+        let kept = std::cell::RefCell::new(None);
+        let out = self.with_conn(|conn| {
+            let mut tx = Tx::on(conn);
+            match f(&mut tx) {
+                Err(Fail::Store(e)) => {
+                    tx.client.batch_execute("ROLLBACK")?;
+                    *kept.borrow_mut() = Some(e);
+                    Ok(None)
+                }
+                other => other.map(Some),
+            }
+        })?;
+        match (out, kept.into_inner()) {
+            (Some(out), _) => Ok(out),
+            (None, Some(e)) => Err(e),
+            (None, None) => unreachable!("a store error was kept"),
+        }
+    }
+
+    /// Runs `f` in a transaction that holds study `study`'s lock, with its spec, the server's
+    /// time and the study's counters. The lock is taken with the `BEGIN`, in one round trip, and
+    /// the changes `f` logs are written in one statement before the `COMMIT`: the fewer round
+    /// trips under the lock, the more writers a study takes.
     fn write<T>(
         &self,
         study: StudyId,
-        mut f: impl FnMut(&mut Tx<'_>, &StudySpec, Timestamp) -> Result<T>,
+        mut f: impl FnMut(&mut Tx<'_>, &StudySpec, Locked) -> Result<T>,
     ) -> Result<T, StoreError> {
         let spec = self.spec(study)?;
-        self.with_conn(|conn| {
-            let mut tx = Tx::begin(conn)?;
-            let at = tx
-                .opt(
-                    "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint \
-                     FROM studies WHERE id = $1 FOR UPDATE",
-                    &[&(study.0 as i64)],
-                )?
-                .ok_or(StoreError::StudyIdNotFound(study))?
-                .get::<_, i64>(0);
-            let out = f(&mut tx, &spec, Timestamp(at as u64))?;
-            tx.tx.commit()?;
+        self.on_conn(|tx| {
+            // An integer id: safe in the text of a simple query, which takes no parameters.
+            let sql = format!(
+                "BEGIN; SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, \
+                 n_trials, n_retries FROM studies WHERE id = {} FOR UPDATE",
+                study.0
+            );
+            let row = tx
+                .client
+                .simple_query(&sql)?
+                .into_iter()
+                .find_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(row) => Some(row),
+                    _ => None,
+                });
+            let Some(row) = row else {
+                return Err(StoreError::StudyIdNotFound(study).into());
+            };
+            let number = |i: usize| -> Result<i64> {
+                row.get(i)
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| StoreError::Inconsistent("the study's row".into()).into())
+            };
+            let locked = Locked {
+                at: Timestamp(number(0)? as u64),
+                n_trials: number(1)?,
+                n_retries: number(2)?,
+            };
+            let out = f(tx, &spec, locked)?;
+            tx.flush(study)?;
+            tx.client.batch_execute("COMMIT")?;
             Ok(out)
         })
     }
 
+    /// Runs `f` on one snapshot, so that a listing's trials and their values agree (reads of a
+    /// single statement need none: they run on [`PgStore::on_conn`]).
     fn read<T>(
         &self,
         study: StudyId,
         mut f: impl FnMut(&mut Tx<'_>, &StudySpec) -> Result<T>,
     ) -> Result<T, StoreError> {
         let spec = self.spec(study)?;
-        self.with_conn(|conn| {
-            // One snapshot, so that a listing's trials and their values agree.
-            let mut tx = Tx::begin(conn)?;
-            tx.tx
-                .batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
-            let out = f(&mut tx, &spec)?;
-            tx.tx.commit()?;
+        self.on_conn(|tx| {
+            tx.client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+            let out = f(tx, &spec)?;
+            tx.client.batch_execute("COMMIT")?;
             Ok(out)
         })
     }
@@ -232,8 +275,7 @@ impl PgStore {
         {
             return Ok(spec.clone());
         }
-        let json = self.with_conn(|conn| {
-            let mut tx = Tx::begin(conn)?;
+        let json = self.on_conn(|tx| {
             let row = tx.opt(
                 "SELECT spec FROM studies WHERE id = $1",
                 &[&(study.0 as i64)],
@@ -304,67 +346,83 @@ fn reason(e: &postgres::Error) -> String {
     }
 }
 
-/// A transaction with its connection's statement cache.
+/// What a write learns with its study's lock.
+#[derive(Clone, Copy)]
+struct Locked {
+    /// The server's time.
+    at: Timestamp,
+    n_trials: i64,
+    n_retries: i64,
+}
+
+/// A connection with its statement cache, and the changes a write will log.
 struct Tx<'c> {
-    tx: Transaction<'c>,
+    client: &'c mut Client,
     statements: &'c mut HashMap<&'static str, Statement>,
+    changes: Vec<(i64, &'static str, String)>,
 }
 
 impl<'c> Tx<'c> {
-    fn begin(conn: &'c mut Conn) -> Result<Self> {
-        Ok(Tx {
-            tx: conn.client.transaction()?,
+    fn on(conn: &'c mut Conn) -> Self {
+        Tx {
+            client: &mut conn.client,
             statements: &mut conn.statements,
-        })
+            changes: Vec::new(),
+        }
     }
 
     fn statement(&mut self, sql: &'static str) -> Result<Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.tx.prepare(sql)?;
+        let s = self.client.prepare(sql)?;
         self.statements.insert(sql, s.clone());
         Ok(s)
     }
 
     fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let s = self.statement(sql)?;
-        Ok(self.tx.query(&s, params)?)
+        Ok(self.client.query(&s, params)?)
     }
 
     fn opt(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
         let s = self.statement(sql)?;
-        Ok(self.tx.query_opt(&s, params)?)
+        Ok(self.client.query_opt(&s, params)?)
     }
 
     fn one(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
         let s = self.statement(sql)?;
-        Ok(self.tx.query_one(&s, params)?)
+        Ok(self.client.query_one(&s, params)?)
     }
 
     fn exec(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let s = self.statement(sql)?;
-        Ok(self.tx.execute(&s, params)?)
+        Ok(self.client.execute(&s, params)?)
     }
 
-    /// Appends `change` to the study's log with the next sequence number.
-    fn append(&mut self, study: StudyId, at: Timestamp, change: &Change) -> Result<()> {
-        let seq: i64 = self
-            .opt(
-                "UPDATE studies SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-                &[&(study.0 as i64)],
-            )?
-            .ok_or(StoreError::StudyIdNotFound(study))?
-            .get(0);
+    /// Logs `change` when the write commits, with the next sequence number.
+    fn append(&mut self, _study: StudyId, at: Timestamp, change: &Change) -> Result<()> {
+        self.changes
+            .push((at.0 as i64, change.kind(), to_json(change)));
+        Ok(())
+    }
+
+    /// Appends the logged changes to the study's log, in one statement.
+    fn flush(&mut self, study: StudyId) -> Result<()> {
+        if self.changes.is_empty() {
+            return Ok(());
+        }
+        let changes = std::mem::take(&mut self.changes);
+        let at: Vec<i64> = changes.iter().map(|c| c.0).collect();
+        let kinds: Vec<&str> = changes.iter().map(|c| c.1).collect();
+        let json: Vec<&str> = changes.iter().map(|c| c.2.as_str()).collect();
         self.exec(
-            "INSERT INTO changes (study_id, seq, at, kind, change) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &(study.0 as i64),
-                &seq,
-                &(at.0 as i64),
-                &change.kind(),
-                &to_json(change),
-            ],
+            "WITH s AS (UPDATE studies SET last_seq = last_seq + cardinality($2::text[]) \
+             WHERE id = $1 RETURNING last_seq - cardinality($2::text[]) AS before) \
+             INSERT INTO changes (study_id, seq, at, kind, change) \
+             SELECT $1, s.before + u.o, u.at, u.kind, u.change FROM s, \
+             unnest($3::bigint[], $2::text[], $4::text[]) WITH ORDINALITY AS u(at, kind, change, o)",
+            &[&(study.0 as i64), &kinds, &at, &json],
         )?;
         Ok(())
     }
@@ -411,7 +469,9 @@ impl<'c> Tx<'c> {
             .map(|lease| lease_end(at, lease).0 as i64);
         let id: i64 = self
             .one(
-                "INSERT INTO trials (study_id, number, state, params, parent, depth, retry_of, \
+                "WITH counted AS (UPDATE studies SET n_trials = n_trials + 1, \
+                 n_retries = n_retries + $11 WHERE id = $1) \
+                 INSERT INTO trials (study_id, number, state, params, parent, depth, retry_of, \
                  created_at, started_at, heartbeat_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                 &[
@@ -425,14 +485,11 @@ impl<'c> Tx<'c> {
                     &(at.0 as i64),
                     &started_at,
                     &until,
+                    &i64::from(new.takes_a_place()),
                 ],
             )?
             .get(0);
         let id = TrialId(id as u64);
-        self.exec(
-            "UPDATE studies SET n_trials = n_trials + 1, n_retries = n_retries + $2 WHERE id = $1",
-            &[&(study.0 as i64), &i64::from(new.takes_a_place())],
-        )?;
         let change = Change::TrialCreated {
             id,
             number,
@@ -464,16 +521,20 @@ impl<'c> Tx<'c> {
 
     /// Trial `number` with its intermediate values and user attributes.
     fn load_trial(&mut self, study: StudyId, number: TrialNumber) -> Result<Trial> {
-        let key: [&(dyn ToSql + Sync); 2] = [&(study.0 as i64), &(number.0 as i64)];
         let row = self
             .opt(
                 "SELECT id, number, state, prune_step, message, params, objective_values, parent, \
                  depth, retry_of, created_at, started_at, finished_at, metrics \
                  FROM trials WHERE study_id = $1 AND number = $2",
-                &key,
+                &[&(study.0 as i64), &(number.0 as i64)],
             )?
             .ok_or(StoreError::TrialNotFound { number })?;
-        let mut trial = trial_from_row(&row)?;
+        self.with_extras(study, trial_from_row(&row)?)
+    }
+
+    /// `trial` with its intermediate values and user attributes.
+    fn with_extras(&mut self, study: StudyId, mut trial: Trial) -> Result<Trial> {
+        let key: [&(dyn ToSql + Sync); 2] = [&(study.0 as i64), &(trial.number.0 as i64)];
         for row in self.query(
             "SELECT step, value, others FROM intermediate WHERE study_id = $1 AND number = $2",
             &key,
@@ -551,8 +612,8 @@ impl Store for PgStore {
 
     fn create_study(&self, spec: &StudySpec) -> Result<StudyRecord, StoreError> {
         spec.validate()?;
-        self.with_conn(|conn| {
-            let mut tx = Tx::begin(conn)?;
+        self.on_conn(|tx| {
+            tx.client.batch_execute("BEGIN")?;
             // Creators of one name take turns, so that exactly one inserts it.
             tx.exec(
                 "SELECT pg_advisory_xact_lock(hashtext('hyperion study ' || $1))",
@@ -584,14 +645,13 @@ impl Store for PgStore {
                     study_record(&row)?
                 }
             };
-            tx.tx.commit()?;
+            tx.client.batch_execute("COMMIT")?;
             Ok(record)
         })
     }
 
     fn study(&self, name: &str) -> Result<StudyRecord, StoreError> {
-        let row = self.with_conn(|conn| {
-            let mut tx = Tx::begin(conn)?;
+        let row = self.on_conn(|tx| {
             tx.opt(
                 "SELECT id, spec, created_at FROM studies WHERE name = $1",
                 &[&name],
@@ -604,8 +664,7 @@ impl Store for PgStore {
     }
 
     fn studies(&self) -> Result<Vec<StudyRecord>, StoreError> {
-        let rows = self.with_conn(|conn| {
-            let mut tx = Tx::begin(conn)?;
+        let rows = self.on_conn(|tx| {
             tx.query(
                 "SELECT id, spec, created_at FROM studies ORDER BY name",
                 &[],
@@ -615,8 +674,8 @@ impl Store for PgStore {
     }
 
     fn delete_study(&self, name: &str) -> Result<(), StoreError> {
-        let id = self.with_conn(|conn| {
-            let mut tx = Tx::begin(conn)?;
+        let id = self.on_conn(|tx| {
+            tx.client.batch_execute("BEGIN")?;
             let id: i64 = tx
                 .opt(
                     "SELECT id FROM studies WHERE name = $1 FOR UPDATE",
@@ -636,7 +695,7 @@ impl Store for PgStore {
             ] {
                 tx.exec(sql, &[&id])?;
             }
-            tx.tx.commit()?;
+            tx.client.batch_execute("COMMIT")?;
             Ok(id)
         })?;
         let mut specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
@@ -651,12 +710,9 @@ impl Store for PgStore {
         max_trials: Option<u64>,
         propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
     ) -> Result<Created, StoreError> {
-        self.write(study, |tx, _, at| {
-            let row = tx.one(
-                "SELECT n_trials, n_retries FROM studies WHERE id = $1",
-                &[&(study.0 as i64)],
-            )?;
-            let (count, retries): (i64, i64) = (row.get(0), row.get(1));
+        self.write(study, |tx, _, locked| {
+            let at = locked.at;
+            let (count, retries) = (locked.n_trials, locked.n_retries);
             if !rules::fits_budget(new, (count - retries) as u64, max_trials) {
                 return Ok(Created::LimitReached);
             }
@@ -677,7 +733,8 @@ impl Store for PgStore {
         study: StudyId,
         lease: Option<Duration>,
     ) -> Result<Option<Trial>, StoreError> {
-        self.write(study, |tx, _, at| {
+        self.write(study, |tx, _, locked| {
+            let at = locked.at;
             let Some(row) = tx.opt(
                 "SELECT number FROM trials WHERE study_id = $1 AND state = 'pending' \
                  ORDER BY number LIMIT 1",
@@ -711,7 +768,8 @@ impl Store for PgStore {
         value: &ParamValue,
         distribution: &Distribution,
     ) -> Result<(), StoreError> {
-        self.write(study, |tx, spec, at| {
+        self.write(study, |tx, spec, locked| {
+            let at = locked.at;
             tx.require_running(study, number)?;
             let key: [&(dyn ToSql + Sync); 2] = [&(study.0 as i64), &(number.0 as i64)];
             let json: String = tx
@@ -770,7 +828,8 @@ impl Store for PgStore {
         lease: Duration,
     ) -> Result<(), StoreError> {
         let numbers: Vec<i64> = numbers.iter().map(|n| n.0 as i64).collect();
-        self.write(study, |tx, _, at| {
+        self.write(study, |tx, _, locked| {
+            let at = locked.at;
             let until = lease_end(at, lease).0 as i64;
             tx.exec(
                 "UPDATE trials SET heartbeat_at = $3 \
@@ -782,7 +841,8 @@ impl Store for PgStore {
     }
 
     fn fail_stale(&self, study: StudyId, max_retries: u32) -> Result<Vec<TrialNumber>, StoreError> {
-        self.write(study, |tx, _, now| {
+        self.write(study, |tx, _, locked| {
+            let now = locked.at;
             let stale: Vec<(TrialNumber, i64)> = tx
                 .query(
                     "SELECT number, heartbeat_at FROM trials WHERE study_id = $1 \
@@ -792,6 +852,7 @@ impl Store for PgStore {
                 .iter()
                 .map(|r| (TrialNumber(r.get::<_, i64>(0) as u64), r.get(1)))
                 .collect();
+            let mut next = locked.n_trials;
             for &(number, until) in &stale {
                 let error = stale_error(Timestamp(until as u64));
                 tx.exec(
@@ -823,14 +884,9 @@ impl Store for PgStore {
                     Some(TrialNumber(retry_of as u64))
                 });
                 if let Some(new) = rules::retry(&trial, depth, max_retries) {
-                    let next: i64 = tx
-                        .one(
-                            "SELECT n_trials FROM studies WHERE id = $1",
-                            &[&(study.0 as i64)],
-                        )?
-                        .get(0);
                     let params = trial.params.clone();
                     tx.insert_trial(study, TrialNumber(next as u64), &new, params, now)?;
+                    next += 1;
                 }
             }
             Ok(stale.into_iter().map(|(n, _)| n).collect())
@@ -839,11 +895,12 @@ impl Store for PgStore {
 
     fn log(&self, study: StudyId, change: &Change) -> Result<(), StoreError> {
         check_log_only(change)?;
-        self.write(study, |tx, _, at| tx.append(study, at, change))
+        self.write(study, |tx, _, locked| tx.append(study, locked.at, change))
     }
 
     fn decisions(&self, study: StudyId) -> Result<Vec<Decision>, StoreError> {
-        self.read(study, |tx, _| {
+        self.spec(study)?;
+        self.on_conn(|tx| {
             let rows = tx.query(
                 "SELECT change FROM changes WHERE study_id = $1 AND kind = 'decision_recorded' \
                  ORDER BY seq",
@@ -867,7 +924,8 @@ impl Store for PgStore {
         step: u64,
         values: &[f64],
     ) -> Result<(), StoreError> {
-        self.write(study, |tx, spec, at| {
+        self.write(study, |tx, spec, locked| {
+            let at = locked.at;
             tx.require_running(study, number)?;
             check_report(number, step, values, spec.objectives.len())?;
             let (value, others) = (values[0], values[1..].to_vec());
@@ -901,7 +959,8 @@ impl Store for PgStore {
         key: &str,
         value: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        self.write(study, |tx, _, at| {
+        self.write(study, |tx, _, locked| {
+            let at = locked.at;
             tx.state_of(study, number)?;
             tx.exec(
                 "INSERT INTO user_attrs (study_id, number, key, value) VALUES ($1, $2, $3, $4) \
@@ -924,7 +983,8 @@ impl Store for PgStore {
         metrics: &BTreeMap<String, f64>,
     ) -> Result<(), StoreError> {
         let metrics = &rules::finite(metrics);
-        self.write(study, |tx, _, at| {
+        self.write(study, |tx, _, locked| {
+            let at = locked.at;
             tx.state_of(study, number)?;
             tx.exec(
                 "UPDATE trials SET metrics = $3 WHERE study_id = $1 AND number = $2",
@@ -945,15 +1005,17 @@ impl Store for PgStore {
         state: TrialState,
         values: Option<Vec<f64>>,
     ) -> Result<Trial, StoreError> {
-        self.write(study, |tx, spec, at| {
-            rules::check_unfinished(number, state_name(&tx.state_of(study, number)?))?;
+        self.write(study, |tx, spec, locked| {
             check_values(number, &state, values.as_deref(), spec.objectives.len())?;
             let (name, step, message) = state_columns(&state);
             let first = values.as_ref().and_then(|v| v.first().copied());
-            tx.exec(
+            // Only an unfinished trial is updated; the row comes back with the update.
+            let row = tx.opt(
                 "UPDATE trials SET state = $3, prune_step = $4, message = $5, \
                  objective_values = $6, value0 = $7, finished_at = $8 \
-                 WHERE study_id = $1 AND number = $2",
+                 WHERE study_id = $1 AND number = $2 AND state IN ('pending', 'running') \
+                 RETURNING id, number, state, prune_step, message, params, objective_values, \
+                 parent, depth, retry_of, created_at, started_at, finished_at, metrics",
                 &[
                     &(study.0 as i64),
                     &(number.0 as i64),
@@ -962,21 +1024,29 @@ impl Store for PgStore {
                     &message,
                     &values.as_ref().map(to_json),
                     &first,
-                    &(at.0 as i64),
+                    &(locked.at.0 as i64),
                 ],
             )?;
+            let Some(row) = row else {
+                rules::check_unfinished(number, state_name(&tx.state_of(study, number)?))?;
+                return Err(
+                    StoreError::Inconsistent(format!("trial {number} was not updated")).into(),
+                );
+            };
             let change = Change::TrialFinished {
                 number,
                 state: state.clone(),
                 values: values.clone(),
             };
-            tx.append(study, at, &change)?;
-            tx.load_trial(study, number)
+            tx.append(study, locked.at, &change)?;
+            tx.with_extras(study, trial_from_row(&row)?)
         })
     }
 
     fn changes_since(&self, study: StudyId, cursor: u64) -> Result<Vec<LoggedChange>, StoreError> {
-        self.read(study, |tx, _| {
+        self.spec(study)?;
+        // One statement, one snapshot: no transaction needed (the hot path of every sync).
+        self.on_conn(|tx| {
             let rows = tx.query(
                 "SELECT seq, at, change FROM changes WHERE study_id = $1 AND seq > $2 \
                  ORDER BY seq",
