@@ -293,6 +293,7 @@ impl Study {
         let mut next_settle = after(Instant::now(), recovery.heartbeat);
         let mut kill_all = false;
         let mut look = true;
+        let mut watch = None;
 
         loop {
             if kill_all {
@@ -361,7 +362,19 @@ impl Study {
                     if counts.running == 0 && counts.pending == 0 {
                         return Ok((trials_run, StopReason::MaxTrials, None));
                     }
-                    // Another run's trials may still come back as retries: wait for them.
+                    // Another run's trials may still come back as retries: wait for them,
+                    // woken by other processes' writes where the store can tell (else at the
+                    // heartbeat). Only now: while this run is busy, they would cost it reads.
+                    if watch.is_none() {
+                        let tx = Mutex::new(tx.clone());
+                        let wake = move || {
+                            let _ = lock(&tx).send(Message::Tick);
+                        };
+                        watch = Some(self.store().watch(self.record.id, Box::new(wake))?);
+                        // What changed before the watch began is seen by looking once more.
+                        look = true;
+                        continue;
+                    }
                 }
             }
 

@@ -329,7 +329,21 @@ pub trait Store: Send + Sync + Debug {
 
     /// The best completed trial of a single-objective study (the earliest among equals).
     fn best_trial(&self, study: StudyId) -> Result<Option<Trial>, StoreError>;
+
+    /// Calls `wake` soon after a write to study `study` (by any process), until the returned
+    /// guard is dropped, so that a run need not wait for its heartbeat to see other runs'
+    /// work. `None`: this backend cannot tell.
+    fn watch(
+        &self,
+        _study: StudyId,
+        _wake: Box<dyn Fn() + Send>,
+    ) -> Result<Option<Watch>, StoreError> {
+        Ok(None)
+    }
 }
+
+/// Keeps a [`Store::watch`] going while it lives.
+pub type Watch = Box<dyn std::any::Any + Send>;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -23,6 +23,7 @@ use hyperion_core::{
     Change, Decision, Distribution, LoggedChange, ParamValue, Params, Proposal, StudyId, StudySpec,
     Timestamp, Trial, TrialId, TrialNumber, TrialState,
 };
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 
@@ -44,6 +45,8 @@ const PATIENCE: Duration = Duration::from_secs(120);
 #[derive(Debug)]
 pub struct PgStore {
     url: PgUrl,
+    /// The notification channel of the store's schema.
+    channel: String,
     pool: Mutex<Vec<Conn>>,
     /// Specs never change after creation; parsed once per study.
     specs: Mutex<HashMap<StudyId, Arc<StudySpec>>>,
@@ -94,6 +97,7 @@ impl PgStore {
             reason,
         })?;
         let store = PgStore {
+            channel: format!("hyperion_{}", url.schema),
             url,
             pool: Mutex::new(Vec::new()),
             specs: Mutex::new(HashMap::new()),
@@ -187,7 +191,7 @@ impl PgStore {
     fn on_conn<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T, StoreError> {
         let kept = std::cell::RefCell::new(None);
         let out = self.with_conn(|conn| {
-            let mut tx = Tx::on(conn);
+            let mut tx = Tx::on(conn, &self.channel);
             match f(&mut tx) {
                 Err(Fail::Store(e)) => {
                     tx.client.batch_execute("ROLLBACK")?;
@@ -360,14 +364,17 @@ struct Tx<'c> {
     client: &'c mut Client,
     statements: &'c mut HashMap<&'static str, Statement>,
     changes: Vec<(i64, &'static str, String)>,
+    /// Where writes are announced (`LISTEN`).
+    channel: &'c str,
 }
 
 impl<'c> Tx<'c> {
-    fn on(conn: &'c mut Conn) -> Self {
+    fn on(conn: &'c mut Conn, channel: &'c str) -> Self {
         Tx {
             client: &mut conn.client,
             statements: &mut conn.statements,
             changes: Vec::new(),
+            channel,
         }
     }
 
@@ -416,13 +423,16 @@ impl<'c> Tx<'c> {
         let at: Vec<i64> = changes.iter().map(|c| c.0).collect();
         let kinds: Vec<&str> = changes.iter().map(|c| c.1).collect();
         let json: Vec<&str> = changes.iter().map(|c| c.2.as_str()).collect();
+        // The notification reaches the watchers when the write commits.
+        let channel = self.channel;
         self.exec(
             "WITH s AS (UPDATE studies SET last_seq = last_seq + cardinality($2::text[]) \
-             WHERE id = $1 RETURNING last_seq - cardinality($2::text[]) AS before) \
+             WHERE id = $1 RETURNING last_seq - cardinality($2::text[]) AS before), \
+             n AS (SELECT pg_notify($5, $1::text)) \
              INSERT INTO changes (study_id, seq, at, kind, change) \
-             SELECT $1, s.before + u.o, u.at, u.kind, u.change FROM s, \
+             SELECT $1, s.before + u.o, u.at, u.kind, u.change FROM s, n, \
              unnest($3::bigint[], $2::text[], $4::text[]) WITH ORDINALITY AS u(at, kind, change, o)",
-            &[&(study.0 as i64), &kinds, &at, &json],
+            &[&(study.0 as i64), &kinds, &at, &json, &channel],
         )?;
         Ok(())
     }
@@ -1126,6 +1136,93 @@ impl Store for PgStore {
                 None => Ok(None),
             }
         })
+    }
+
+    fn watch(
+        &self,
+        study: StudyId,
+        wake: Box<dyn Fn() + Send>,
+    ) -> Result<Option<crate::Watch>, StoreError> {
+        let mut client = self.url.config.connect(NoTls).map_err(|e| self.error(e))?;
+        // A plain name (checked when the URL was parsed), so safe to quote into SQL.
+        let listen = format!("LISTEN \"{}\"", self.channel);
+        client.batch_execute(&listen).map_err(|e| self.error(e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let watching = Watching(stop.clone());
+        let (config, payload) = (self.url.config.clone(), study.0.to_string());
+        std::thread::Builder::new()
+            .name("hyperion-listen".into())
+            .spawn(move || listen_for(client, &config, &listen, &payload, &stop, &*wake))
+            .map_err(|e| StoreError::Server {
+                url: self.url.shown.clone(),
+                reason: format!("cannot start the thread that listens for changes: {e}"),
+            })?;
+        Ok(Some(Box::new(watching)))
+    }
+}
+
+/// Ends its listening thread when dropped.
+struct Watching(Arc<AtomicBool>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How long the listener waits before looking whether it should stop.
+const LISTEN_PATIENCE: Duration = Duration::from_millis(250);
+/// Writes in this window wake the run once: each wake costs it a read.
+const WAKE_WINDOW: Duration = Duration::from_millis(10);
+
+/// Calls `wake` after notifications with `payload` (the study), at most once per
+/// [`WAKE_WINDOW`]; a lost connection is reopened with backoff, and `wake` called once it is
+/// back (writes may have been missed meanwhile).
+fn listen_for(
+    mut client: Client,
+    config: &postgres::Config,
+    listen: &str,
+    payload: &str,
+    stop: &AtomicBool,
+    wake: &dyn Fn(),
+) {
+    let mut wait = Duration::from_millis(50);
+    while !stop.load(Ordering::Relaxed) {
+        let mut woken = false;
+        let mut broken = false;
+        {
+            let mut notes = client.notifications();
+            match notes.timeout_iter(LISTEN_PATIENCE).next() {
+                Ok(Some(note)) => woken = note.payload() == payload,
+                Ok(None) => {}
+                Err(_) => broken = true,
+            }
+            if woken {
+                // The rest of the window's notifications, whatever their study.
+                std::thread::sleep(WAKE_WINDOW);
+                let mut more = notes.iter();
+                while let Ok(Some(_)) = more.next() {}
+            }
+        }
+        if broken || client.is_closed() {
+            match config
+                .connect(NoTls)
+                .and_then(|mut c| c.batch_execute(listen).map(|_| c))
+            {
+                Ok(fresh) => {
+                    client = fresh;
+                    wait = Duration::from_millis(50);
+                    woken = true;
+                }
+                Err(_) => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        if woken {
+            wake();
+        }
     }
 }
 

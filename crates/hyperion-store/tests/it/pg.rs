@@ -132,3 +132,55 @@ fn workers_starting_at_once_migrate_once() {
     });
     assert_eq!(stores.len(), 8);
 }
+
+#[test]
+fn a_write_by_another_process_wakes_a_watcher_of_its_study_only() {
+    use hyperion_core::{Objective, Params, SearchSpace, StudySpec};
+    use hyperion_store::{NewTrial, Store};
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let (watched, writer) = (
+        PgStore::open(&schema.url).unwrap(),
+        PgStore::open(&schema.url).unwrap(),
+    );
+    let spec = |name: &str| {
+        StudySpec::new(
+            name,
+            vec![Objective::minimize("loss")],
+            SearchSpace::default(),
+        )
+    };
+    let (a, b) = (
+        writer.create_study(&spec("a")).unwrap(),
+        writer.create_study(&spec("b")).unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let guard = watched
+        .watch(
+            a.id,
+            Box::new(move || {
+                let _ = tx.lock().unwrap().send(());
+            }),
+        )
+        .unwrap()
+        .expect("PostgreSQL can watch");
+    let create = |study| {
+        writer
+            .create_trial(study, &NewTrial::running(), None, &mut |_| {
+                Some(Params::new().into())
+            })
+            .unwrap()
+    };
+    // Another study's write wakes nobody; this study's does.
+    create(b.id);
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(500))
+            .is_err()
+    );
+    create(a.id);
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("woken by the write");
+    drop(guard);
+}
