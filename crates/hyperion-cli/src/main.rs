@@ -73,6 +73,12 @@ enum Commands {
         /// Metrics to show as columns (the last value each trial reported), comma-separated.
         #[arg(long, value_delimiter = ',')]
         metrics: Vec<String>,
+        /// Show at most N trials (a page of a large study, read without the rest).
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Start at trial number N.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        from: u64,
     },
     /// The best trial of a study (the Pareto front with several metrics).
     Best {
@@ -179,7 +185,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             study,
             format,
             metrics,
-        } => show::trials(&open_store(storage.as_deref())?, &study, format, &metrics),
+            limit,
+            from,
+        } => show::trials(
+            &open_store(storage.as_deref())?,
+            &study,
+            format,
+            &metrics,
+            (from, limit),
+        ),
         Commands::Best { study, json } => {
             show::best(&open_store(storage.as_deref())?, &study, json)
         }
@@ -263,10 +277,16 @@ fn open_store(url: Option<&str>) -> Result<Arc<dyn Store>> {
                 Err(_) => Err(anyhow::Error::from(e).context(format!("opening the store {url}"))),
             }
         }
-        (Err(e), _) => Err(anyhow::Error::from(e).context(format!(
-            "opening the store {}",
-            hyperion_store::redact(&url)
-        ))),
+        (Err(e), _) => Err(opening(e, &url)),
+    }
+}
+
+/// A store that would not open, named once (a server's error names its URL already).
+fn opening(e: hyperion_store::StoreError, url: &str) -> anyhow::Error {
+    match e {
+        e @ hyperion_store::StoreError::Server { .. } => e.into(),
+        e => anyhow::Error::from(e)
+            .context(format!("opening the store {}", hyperion_store::redact(url))),
     }
 }
 
@@ -346,8 +366,7 @@ fn open_or_create_store(url: Option<&str>, start: &Path) -> Result<(String, Arc<
             .display()
             .to_string(),
     };
-    let store = hyperion_store::open(&url)
-        .with_context(|| format!("opening the store {}", hyperion_store::redact(&url)))?;
+    let store = hyperion_store::open(&url).map_err(|e| opening(e, &url))?;
     Ok((url, store))
 }
 

@@ -318,7 +318,7 @@ pub fn builder(file: &hyperion_config::StudyFile, store: Arc<dyn Store>) -> Stud
         .early_stopping(file.early_stopping.clone())
         .budget(file.budget.clone())
         .recovery(file.recovery.clone())
-        .trial_template(file.process.clone())
+        .trial_template(absolute_workdir(&file.process))
         .store(store);
     if let Some(seed) = file.seed {
         builder = builder.seed(seed);
@@ -327,6 +327,16 @@ pub fn builder(file: &hyperion_config::StudyFile, store: Arc<dyn Store>) -> Stud
         builder = builder.description(description);
     }
     builder
+}
+
+/// `process` with its working directory absolute, as the store keeps it: a worker elsewhere
+/// reads it as the directory it names, not relative to its own.
+fn absolute_workdir(process: &hyperion_runtime::ProcessConfig) -> hyperion_runtime::ProcessConfig {
+    let mut process = process.clone();
+    if let Ok(dir) = std::path::absolute(&process.workdir) {
+        process.workdir = dir;
+    }
+    process
 }
 
 /// Ctrl-C once: start no more trials and wait for the running ones. Twice, or SIGTERM or

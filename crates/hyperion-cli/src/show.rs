@@ -20,6 +20,19 @@ fn view(store: &Arc<dyn Store>, record: &StudyRecord) -> Result<StudyView> {
     Ok(view)
 }
 
+/// The best trial, from the store's index; with several objectives the Pareto front, from the
+/// whole study.
+fn best_of(store: &Arc<dyn Store>, record: &StudyRecord) -> Result<Vec<Trial>> {
+    if record.spec.objectives.len() == 1 {
+        return Ok(store.best_trial(record.id)?.into_iter().collect());
+    }
+    Ok(view(store, record)?
+        .pareto_front()
+        .into_iter()
+        .cloned()
+        .collect())
+}
+
 pub fn status(store: &Arc<dyn Store>, study: Option<&str>, json: bool) -> Result<ExitCode> {
     let records = match study {
         Some(name) => vec![find_study(store, name)?],
@@ -28,11 +41,9 @@ pub fn status(store: &Arc<dyn Store>, study: Option<&str>, json: bool) -> Result
     if json {
         let mut all = Vec::new();
         for record in &records {
-            let view = view(store, record)?;
-            let c = view.counts();
-            let best: Vec<_> = view
-                .pareto_front()
-                .into_iter()
+            let c = store.counts(record.id)?;
+            let best: Vec<_> = best_of(store, record)?
+                .iter()
                 .map(|t| self::record(&record.spec, t))
                 .collect();
             all.push(serde_json::json!({
@@ -55,8 +66,7 @@ pub fn status(store: &Arc<dyn Store>, study: Option<&str>, json: bool) -> Result
     }
     let mut text = String::new();
     for record in &records {
-        let view = view(store, record)?;
-        let c = view.counts();
+        let c = store.counts(record.id)?;
         let _ = writeln!(
             text,
             "{}: {} trials — {} completed, {} running, {} pending, {} pruned, {} failed",
@@ -68,12 +78,12 @@ pub fn status(store: &Arc<dyn Store>, study: Option<&str>, json: bool) -> Result
             c.pruned,
             c.failed
         );
-        for trial in view.pareto_front() {
+        for trial in best_of(store, record)? {
             let _ = writeln!(
                 text,
                 "  best: trial {} {}",
                 trial.number,
-                values_text(&record.spec, trial)
+                values_text(&record.spec, &trial)
             );
         }
     }
@@ -112,9 +122,13 @@ pub fn trials(
     study: &str,
     format: TableFormat,
     metrics: &[String],
+    page: (u64, Option<u64>),
 ) -> Result<ExitCode> {
     let record = find_study(store, study)?;
-    let trials = store.trials(record.id)?;
+    let trials = match page {
+        (0, None) => store.trials(record.id)?,
+        (first, limit) => store.trials_page(record.id, first, limit.unwrap_or(u64::MAX))?,
+    };
     let text = match format {
         TableFormat::Json => serde_json::to_string_pretty(&trials)? + "\n",
         TableFormat::Csv => csv(&record.spec, &trials),

@@ -26,6 +26,11 @@ impl Counts {
         self.pending + self.running + self.finished()
     }
 
+    /// Counts one more trial in `state`.
+    pub fn add(&mut self, state: &TrialState) {
+        *self.slot(state) += 1;
+    }
+
     fn slot(&mut self, state: &TrialState) -> &mut u64 {
         match state {
             TrialState::Pending => &mut self.pending,

@@ -370,7 +370,13 @@ impl Study {
                         let wake = move || {
                             let _ = lock(&tx).send(Message::Tick);
                         };
-                        watch = Some(self.store().watch(self.record.id, Box::new(wake))?);
+                        // A store that cannot watch now (a server away) leaves the heartbeat.
+                        watch = Some(
+                            self.store()
+                                .watch(self.record.id, Box::new(wake))
+                                .ok()
+                                .flatten(),
+                        );
                         // What changed before the watch began is seen by looking once more.
                         look = true;
                         continue;

@@ -64,3 +64,19 @@ pub(crate) fn state_from_columns(
         }
     })
 }
+
+/// Counts from `(state name, count)` rows.
+pub(crate) fn counts_of(rows: impl IntoIterator<Item = (String, i64)>) -> hyperion_core::Counts {
+    let mut counts = hyperion_core::Counts::default();
+    for (state, n) in rows {
+        let n = n as u64;
+        match state.as_str() {
+            "pending" => counts.pending += n,
+            "running" => counts.running += n,
+            "completed" => counts.completed += n,
+            "pruned" => counts.pruned += n,
+            _ => counts.failed += n,
+        }
+    }
+    counts
+}

@@ -51,7 +51,8 @@ macro_rules! conformance_tests {
             settings_and_stop_requests_are_logged_and_trial_changes_are_refused,
             a_heartbeat_renews_a_lease_for_its_own_length,
             sampler_state_comes_with_its_trial_in_one_transaction,
-            every_metric_a_trial_reported_is_kept
+            every_metric_a_trial_reported_is_kept,
+            counts_and_pages_agree_with_the_whole_listing
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -888,4 +889,40 @@ pub fn every_metric_a_trial_reported_is_kept(store: &dyn Store) {
         "the log rebuilds them"
     );
     assert!(store.keep_metrics(study, TrialNumber(9), &metrics).is_err());
+}
+
+pub fn counts_and_pages_agree_with_the_whole_listing(store: &dyn Store) {
+    let study = store.create_study(&spec("s")).unwrap().id;
+    let other = store.create_study(&spec("t")).unwrap().id;
+    create(store, other);
+    let numbers: Vec<TrialNumber> = (0..7).map(|_| create(store, study)).collect();
+    store.report(study, numbers[1], 0, &[0.5]).unwrap();
+    store
+        .set_user_attr(study, numbers[2], "k", &serde_json::json!("v"))
+        .unwrap();
+    let ends = [
+        (0, TrialState::Completed, Some(vec![1.0])),
+        (3, TrialState::Failed { error: "e".into() }, None),
+        (
+            4,
+            TrialState::Pruned {
+                step: Some(0),
+                reason: "r".into(),
+            },
+            None,
+        ),
+    ];
+    for (i, state, values) in ends {
+        store
+            .finish_trial(study, numbers[i], state, values)
+            .unwrap();
+    }
+    let all = store.trials(study).unwrap();
+    let mut counts = hyperion_core::Counts::default();
+    all.iter().for_each(|t| counts.add(&t.state));
+    assert_eq!(store.counts(study).unwrap(), counts);
+    assert_eq!(counts.running, 4);
+    assert_eq!(store.trials_page(study, 1, 3).unwrap(), all[1..4]);
+    assert_eq!(store.trials_page(study, 0, 100).unwrap(), all);
+    assert!(store.trials_page(study, 7, 5).unwrap().is_empty());
 }

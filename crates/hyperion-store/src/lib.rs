@@ -330,6 +330,29 @@ pub trait Store: Send + Sync + Debug {
     /// The best completed trial of a single-objective study (the earliest among equals).
     fn best_trial(&self, study: StudyId) -> Result<Option<Trial>, StoreError>;
 
+    /// How many trials the study has in each state, without reading them.
+    fn counts(&self, study: StudyId) -> Result<hyperion_core::Counts, StoreError> {
+        let mut counts = hyperion_core::Counts::default();
+        for trial in self.trials(study)? {
+            counts.add(&trial.state);
+        }
+        Ok(counts)
+    }
+
+    /// Trials `first`, `first + 1`, … up to `limit` of them (numbers are dense: a page of the
+    /// listing, read without reading the rest).
+    fn trials_page(
+        &self,
+        study: StudyId,
+        first: u64,
+        limit: u64,
+    ) -> Result<Vec<Trial>, StoreError> {
+        let trials = self.trials(study)?;
+        let first = (first as usize).min(trials.len());
+        let end = first.saturating_add(limit as usize).min(trials.len());
+        Ok(trials[first..end].to_vec())
+    }
+
     /// Calls `wake` soon after a write to study `study` (by any process), until the returned
     /// guard is dropped, so that a run need not wait for its heartbeat to see other runs'
     /// work. `None`: this backend cannot tell.

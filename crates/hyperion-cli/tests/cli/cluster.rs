@@ -76,6 +76,36 @@ fn workers_on_one_postgresql_study_run_its_budget_exactly_once() {
         );
     }
 
+    // A page of the listing, and the counts, from the store's indexes.
+    let page = s.hyperion_json(&[
+        "trials",
+        "shared",
+        "--format",
+        "json",
+        "--limit",
+        "5",
+        "--from",
+        "10",
+        "--storage",
+        &schema.url,
+    ]);
+    let numbers: Vec<u64> = page.iter().map(|t| t["number"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, [10, 11, 12, 13, 14]);
+    let status = s.hyperion_json(&["status", "shared", "--json", "--storage", &schema.url]);
+    assert_eq!(
+        (
+            status[0]["trials"].as_u64(),
+            status[0]["completed"].as_u64()
+        ),
+        (Some(60), Some(60))
+    );
+    let best = status[0]["best"][0]["values"][0].as_f64().unwrap();
+    let lowest = trials
+        .iter()
+        .map(|t| t["values"][0].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(best, lowest);
+
     // Rerunning `create` with the same file changes nothing; with a new budget, says so.
     let again = s.hyperion(&[
         "create",

@@ -1078,37 +1078,68 @@ impl Store for PgStore {
     }
 
     fn trials(&self, study: StudyId) -> Result<Vec<Trial>, StoreError> {
+        self.trials_page(study, 0, i64::MAX as u64)
+    }
+
+    fn trials_page(
+        &self,
+        study: StudyId,
+        first: u64,
+        limit: u64,
+    ) -> Result<Vec<Trial>, StoreError> {
+        // Numbers are dense, so a page is a range of numbers, read through the indexes.
+        let (lo, hi) = (
+            first as i64,
+            first.saturating_add(limit).min(i64::MAX as u64) as i64,
+        );
         self.read(study, |tx, _| {
             let id = study.0 as i64;
+            let range: [&(dyn ToSql + Sync); 3] = [&id, &lo, &hi];
             let rows = tx.query(
                 "SELECT id, number, state, prune_step, message, params, objective_values, \
                  parent, depth, retry_of, created_at, started_at, finished_at, metrics \
-                 FROM trials WHERE study_id = $1 ORDER BY number",
-                &[&id],
+                 FROM trials WHERE study_id = $1 AND number >= $2 AND number < $3 ORDER BY number",
+                &range,
             )?;
             let mut trials = rows
                 .iter()
                 .map(trial_from_row)
                 .collect::<Result<Vec<Trial>, StoreError>>()?;
+            let at = |number: i64| (number - lo) as usize;
             for r in tx.query(
-                "SELECT number, step, value, others FROM intermediate WHERE study_id = $1",
-                &[&id],
+                "SELECT number, step, value, others FROM intermediate \
+                 WHERE study_id = $1 AND number >= $2 AND number < $3",
+                &range,
             )? {
-                if let Some(t) = trials.get_mut(r.get::<_, i64>(0) as usize) {
+                if let Some(t) = trials.get_mut(at(r.get(0))) {
                     add_intermediate(t, r.get(1), r.get(2), r.get(3))?;
                 }
             }
             for r in tx.query(
-                "SELECT number, key, value FROM user_attrs WHERE study_id = $1",
-                &[&id],
+                "SELECT number, key, value FROM user_attrs \
+                 WHERE study_id = $1 AND number >= $2 AND number < $3",
+                &range,
             )? {
-                if let Some(t) = trials.get_mut(r.get::<_, i64>(0) as usize) {
+                if let Some(t) = trials.get_mut(at(r.get(0))) {
                     t.user_attrs
                         .insert(r.get(1), from_json("user attribute", r.get(2))?);
                 }
             }
             Ok(trials)
         })
+    }
+
+    fn counts(&self, study: StudyId) -> Result<hyperion_core::Counts, StoreError> {
+        self.spec(study)?;
+        let rows = self.on_conn(|tx| {
+            tx.query(
+                "SELECT state, count(*) FROM trials WHERE study_id = $1 GROUP BY state",
+                &[&(study.0 as i64)],
+            )
+        })?;
+        Ok(crate::columns::counts_of(
+            rows.iter().map(|r| (r.get(0), r.get(1))),
+        ))
     }
 
     fn best_trial(&self, study: StudyId) -> Result<Option<Trial>, StoreError> {

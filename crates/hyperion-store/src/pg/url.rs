@@ -1,8 +1,9 @@
 //! Storage URLs for PostgreSQL as libpq users write them: `postgresql://user:password@host:port/db`
 //! (or `postgres://`), with the blanks filled from `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`,
-//! `PGPASSWORD` and `~/.pgpass` (or `PGPASSFILE`), and `?sslmode=` honoured. Hyperion's own
-//! `?schema=NAME` picks the schema its tables live in (`hyperion` by default). A password is
-//! never shown: [`redact`] is what errors and logs print.
+//! `PGPASSWORD` and `~/.pgpass` (or `PGPASSFILE`). Connections do not use TLS yet: the default
+//! `sslmode=prefer` connects in the clear and `sslmode=require` is refused by the driver.
+//! Hyperion's own `?schema=NAME` picks the schema its tables live in (`hyperion` by default).
+//! A password is never shown: [`redact`] is what errors and logs print.
 
 use std::path::PathBuf;
 

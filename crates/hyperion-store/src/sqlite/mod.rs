@@ -677,24 +677,38 @@ impl Store for SqliteStore {
     }
 
     fn trials(&self, study: StudyId) -> Result<Vec<Trial>, StoreError> {
+        self.trials_page(study, 0, i64::MAX as u64)
+    }
+
+    fn trials_page(
+        &self,
+        study: StudyId,
+        first: u64,
+        limit: u64,
+    ) -> Result<Vec<Trial>, StoreError> {
+        // Numbers are dense, so a page is a range of numbers, read through the indexes.
+        let (lo, hi) = (
+            first as i64,
+            first.saturating_add(limit).min(i64::MAX as u64) as i64,
+        );
         self.read(study, |conn, _| {
             let id = study.0 as i64;
             let mut s = conn
                 .prepare_cached(&format!(
-                    "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 ORDER BY number"
+                    "SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ?1 AND number >= ?2 AND number < ?3 ORDER BY number"
                 ))
                 .map_err(sql)?;
             let mut trials = s
-                .query_map([id], trial_from_row)
+                .query_map(params![id, lo, hi], trial_from_row)
                 .map_err(sql)?
                 .map(|row| row.map_err(sql)?)
                 .collect::<Result<Vec<Trial>, StoreError>>()?;
             let mut s = conn
                 .prepare_cached(
-                    "SELECT number, step, value, others FROM intermediate WHERE study_id = ?1",
+                    "SELECT number, step, value, others FROM intermediate WHERE study_id = ?1 AND number >= ?2 AND number < ?3",
                 )
                 .map_err(sql)?;
-            let rows = s.query_map([id], |r| {
+            let rows = s.query_map(params![id, lo, hi], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
@@ -704,14 +718,14 @@ impl Store for SqliteStore {
             });
             for row in rows.map_err(sql)? {
                 let (number, step, value, others) = row.map_err(sql)?;
-                if let Some(t) = trials.get_mut(number as usize) {
+                if let Some(t) = trials.get_mut((number - lo) as usize) {
                     add_intermediate(t, step as u64, value, others)?;
                 }
             }
             let mut s = conn
-                .prepare_cached("SELECT number, key, value FROM user_attrs WHERE study_id = ?1")
+                .prepare_cached("SELECT number, key, value FROM user_attrs WHERE study_id = ?1 AND number >= ?2 AND number < ?3")
                 .map_err(sql)?;
-            let rows = s.query_map([id], |r| {
+            let rows = s.query_map(params![id, lo, hi], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
@@ -720,12 +734,30 @@ impl Store for SqliteStore {
             });
             for row in rows.map_err(sql)? {
                 let (number, key, value) = row.map_err(sql)?;
-                if let Some(t) = trials.get_mut(number as usize) {
+                if let Some(t) = trials.get_mut((number - lo) as usize) {
                     t.user_attrs
                         .insert(key, from_json("user attribute", &value)?);
                 }
             }
             Ok(trials)
+        })
+    }
+
+    fn counts(&self, study: StudyId) -> Result<hyperion_core::Counts, StoreError> {
+        self.read(study, |conn, _| {
+            let mut s = conn
+                .prepare_cached(
+                    "SELECT state, count(*) FROM trials WHERE study_id = ?1 GROUP BY state",
+                )
+                .map_err(sql)?;
+            let rows = s
+                .query_map([study.0 as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql)?;
+            Ok(crate::columns::counts_of(rows))
         })
     }
 
