@@ -98,6 +98,35 @@ def launch(hyperion, optuna):
             "next_start_p50_ms": nxt["next_start_p50_ms"], "next_start_p99_ms": nxt["next_start_p99_ms"]}
 
 
+def postgres(hyperion, optuna):
+    h = {r["processes"]: r for r in hyperion if "processes" in r}
+    o = {r["processes"]: r for r in optuna if "processes" in r}
+    big = next(r for r in hyperion if "big" in r)
+    print("ask+tell cycles per second on one PostgreSQL study shared by P processes")
+    table(["processes", "hyperion", "optuna", "ratio", "hyperion errors", "optuna errors",
+           "hyperion duplicates", "optuna duplicates"],
+          [[p, sig(h[p]["per_s"]), sig(o[p]["per_s"]), sig(h[p]["per_s"] / o[p]["per_s"]),
+            h[p]["errors"], o[p]["errors"], h[p]["duplicates"], o[p]["duplicates"]]
+           for p in sorted(set(h) & set(o))])
+    print()
+    print(f'a study of {big["big"]:,} trials (built in {big["build_s"]:.0f} s): '
+          f'hyperion status {big["status_ms"]:.0f} ms, first page of trials {big["page_ms"]:.0f} ms, '
+          f'best trial {big["best_ms"]:.3f} ms; ask+tell {sig(big["per_s_at_size"])}/s there '
+          f'against {sig(h[1]["per_s"])}/s on a new study')
+    errors = sum(r["errors"] for r in h.values())
+    duplicates = sum(r["duplicates"] for r in h.values())
+    return {"suite": "postgres", "ratio_8proc": h[8]["per_s"] / o[8]["per_s"],
+            "hyperion_per_s_8proc": h[8]["per_s"], "optuna_per_s_8proc": o[8]["per_s"],
+            "hyperion_per_s_32proc": h[32]["per_s"], "optuna_per_s_32proc": o[32]["per_s"],
+            "ratio_1proc": h[1]["per_s"] / o[1]["per_s"],
+            "duplicates": duplicates, "errors": errors,
+            "optuna_errors": sum(r["errors"] for r in o.values()),
+            "optuna_duplicates": sum(r["duplicates"] for r in o.values()),
+            "big_trials": big["big"], "status_ms_1m": big["status_ms"], "best_ms_1m": big["best_ms"],
+            "page_ms_1m": big["page_ms"],
+            "per_s_at_1m": big["per_s_at_size"], "per_s_new_study": h[1]["per_s"]}
+
+
 def median(xs):
     xs = sorted(xs)
     n = len(xs)
@@ -248,7 +277,8 @@ def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     suite, hyperion, optuna = sys.argv[1], load(sys.argv[2]), load(sys.argv[3])
-    reports = {"overhead": overhead, "store": store, "launch": launch, "tpe": tpe, "pruning": pruning}
+    reports = {"overhead": overhead, "store": store, "launch": launch, "tpe": tpe, "pruning": pruning,
+               "postgres": postgres}
     if suite not in reports:
         sys.exit(f"report: unknown suite {suite}")
     print()

@@ -145,6 +145,7 @@ fn million(n: u64) {
         );
     };
     let status_ms = median_ms(3, || cli(&["status", "bench"]));
+    let page_ms = median_ms(3, || cli(&["trials", "bench", "--limit", "20"]));
     let store = PgStore::open(&url).expect("reopen");
     let id = store.study("bench").expect("the study").id;
     let best_ms = median_ms(9, || {
@@ -166,7 +167,7 @@ fn million(n: u64) {
     println!(
         "{}",
         json!({"impl": "hyperion", "suite": "postgres", "big": n, "build_s": built,
-               "status_ms": status_ms, "best_ms": best_ms,
+               "status_ms": status_ms, "page_ms": page_ms, "best_ms": best_ms,
                "per_s_at_size": per_s})
     );
     drop(study);
