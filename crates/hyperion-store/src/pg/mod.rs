@@ -215,14 +215,29 @@ impl PgStore {
     fn write<T>(
         &self,
         study: StudyId,
+        f: impl FnMut(&mut Tx<'_>, &StudySpec, Locked) -> Result<T>,
+    ) -> Result<T, StoreError> {
+        self.write_locking(study, false, f)
+    }
+
+    /// [`PgStore::write`], drawing a trial id with the lock when `new_id`.
+    fn write_locking<T>(
+        &self,
+        study: StudyId,
+        new_id: bool,
         mut f: impl FnMut(&mut Tx<'_>, &StudySpec, Locked) -> Result<T>,
     ) -> Result<T, StoreError> {
         let spec = self.spec(study)?;
         self.on_conn(|tx| {
             // An integer id: safe in the text of a simple query, which takes no parameters.
+            let id = if new_id {
+                ", nextval(pg_get_serial_sequence('trials', 'id'))"
+            } else {
+                ", 0"
+            };
             let sql = format!(
                 "BEGIN; SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, \
-                 n_trials, n_retries FROM studies WHERE id = {} FOR UPDATE",
+                 n_trials, n_retries{id} FROM studies WHERE id = {} FOR UPDATE",
                 study.0
             );
             let row = tx
@@ -245,6 +260,7 @@ impl PgStore {
                 at: Timestamp(number(0)? as u64),
                 n_trials: number(1)?,
                 n_retries: number(2)?,
+                new_id: number(3)?,
             };
             let out = f(tx, &spec, locked)?;
             tx.flush(study)?;
@@ -357,6 +373,8 @@ struct Locked {
     at: Timestamp,
     n_trials: i64,
     n_retries: i64,
+    /// A trial id, drawn when asked for.
+    new_id: i64,
 }
 
 /// A connection with its statement cache, and the changes a write will log.
@@ -499,34 +517,24 @@ impl<'c> Tx<'c> {
                 ],
             )?
             .get(0);
-        let id = TrialId(id as u64);
-        let change = Change::TrialCreated {
-            id,
+        let trial = new_trial(
+            TrialId(id as u64),
             number,
-            state: state.clone(),
-            params: params.clone(),
+            new,
+            Arc::unwrap_or_clone(params),
+            at,
+        );
+        let change = Change::TrialCreated {
+            id: trial.id,
+            number,
+            state: trial.state.clone(),
+            params: trial.params.clone(),
             parent: new.parent,
             depth: new.depth,
             retry_of: new.retry_of,
         };
         self.append(study, at, &change)?;
-        Ok(Trial {
-            id,
-            number,
-            state,
-            params,
-            values: None,
-            intermediate: Default::default(),
-            intermediate_others: Default::default(),
-            user_attrs: Default::default(),
-            metrics: Default::default(),
-            parent: new.parent,
-            depth: new.depth,
-            retry_of: new.retry_of,
-            created_at: at,
-            started_at: started_at.map(|_| at),
-            finished_at: None,
-        })
+        Ok(trial)
     }
 
     /// Trial `number` with its intermediate values and user attributes.
@@ -561,6 +569,38 @@ impl<'c> Tx<'c> {
                 .insert(row.get(0), from_json("user attribute", &value)?);
         }
         Ok(trial)
+    }
+}
+
+/// A trial as `new` creates it at `at`.
+fn new_trial(
+    id: TrialId,
+    number: TrialNumber,
+    new: &NewTrial,
+    params: Params,
+    at: Timestamp,
+) -> Trial {
+    let state = if new.pending {
+        TrialState::Pending
+    } else {
+        TrialState::Running
+    };
+    Trial {
+        id,
+        number,
+        started_at: (!new.pending).then_some(at),
+        state,
+        params: Arc::new(params),
+        values: None,
+        intermediate: Default::default(),
+        intermediate_others: Default::default(),
+        user_attrs: Default::default(),
+        metrics: Default::default(),
+        parent: new.parent,
+        depth: new.depth,
+        retry_of: new.retry_of,
+        created_at: at,
+        finished_at: None,
     }
 }
 
@@ -720,9 +760,11 @@ impl Store for PgStore {
         max_trials: Option<u64>,
         propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
     ) -> Result<Created, StoreError> {
-        self.write(study, |tx, _, locked| {
+        // Under the study's lock, which `write` takes with the BEGIN: the trial, the counters
+        // and the log are one statement, so the lock is held for two round trips.
+        self.write_locking(study, true, |tx, _, locked| {
             let at = locked.at;
-            let (count, retries) = (locked.n_trials, locked.n_retries);
+            let (count, retries, trial_id) = (locked.n_trials, locked.n_retries, locked.new_id);
             if !rules::fits_budget(new, (count - retries) as u64, max_trials) {
                 return Ok(Created::LimitReached);
             }
@@ -730,10 +772,58 @@ impl Store for PgStore {
             let Some(proposal) = propose(number) else {
                 return Ok(Created::Declined);
             };
-            let trial = tx.insert_trial(study, number, new, Arc::new(proposal.params), at)?;
-            for (key, value) in proposal.state {
-                tx.append(study, at, &Change::SamplerStateSet { key, value })?;
-            }
+            let trial = new_trial(TrialId(trial_id as u64), number, new, proposal.params, at);
+            let mut changes = vec![Change::TrialCreated {
+                id: trial.id,
+                number,
+                state: trial.state.clone(),
+                params: trial.params.clone(),
+                parent: new.parent,
+                depth: new.depth,
+                retry_of: new.retry_of,
+            }];
+            changes.extend(
+                proposal
+                    .state
+                    .into_iter()
+                    .map(|(key, value)| Change::SamplerStateSet { key, value }),
+            );
+            let kinds: Vec<&str> = changes.iter().map(|c| c.kind()).collect();
+            let json: Vec<String> = changes.iter().map(to_json).collect();
+            let until = new
+                .lease
+                .filter(|_| !new.pending)
+                .map(|lease| lease_end(at, lease).0 as i64);
+            let channel = tx.channel;
+            tx.exec(
+                "WITH s AS (UPDATE studies SET n_trials = n_trials + 1, \
+                 n_retries = n_retries + $11, last_seq = last_seq + cardinality($12::text[]) \
+                 WHERE id = $1 RETURNING last_seq - cardinality($12::text[]) AS before), \
+                 t AS (INSERT INTO trials (id, study_id, number, state, params, parent, depth, \
+                 retry_of, created_at, started_at, heartbeat_at) \
+                 VALUES ($13, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)), \
+                 n AS (SELECT pg_notify($15, $1::text)) \
+                 INSERT INTO changes (study_id, seq, at, kind, change) \
+                 SELECT $1, s.before + u.o, $8, u.kind, u.change FROM s, n, \
+                 unnest($12::text[], $14::text[]) WITH ORDINALITY AS u(kind, change, o)",
+                &[
+                    &(study.0 as i64),
+                    &count,
+                    &trial.state.name(),
+                    &to_json(&*trial.params),
+                    &new.parent.map(|p| p.0 as i64),
+                    &i64::from(new.depth),
+                    &new.retry_of.map(|p| p.0 as i64),
+                    &(at.0 as i64),
+                    &trial.started_at.map(|t| t.0 as i64),
+                    &until,
+                    &i64::from(new.takes_a_place()),
+                    &kinds,
+                    &trial_id,
+                    &json,
+                    &channel,
+                ],
+            )?;
             Ok(Created::Trial(trial))
         })
     }
@@ -1015,40 +1105,50 @@ impl Store for PgStore {
         state: TrialState,
         values: Option<Vec<f64>>,
     ) -> Result<Trial, StoreError> {
-        self.write(study, |tx, spec, locked| {
-            check_values(number, &state, values.as_deref(), spec.objectives.len())?;
-            let (name, step, message) = state_columns(&state);
-            let first = values.as_ref().and_then(|v| v.first().copied());
-            // Only an unfinished trial is updated; the row comes back with the update.
+        let spec = self.spec(study)?;
+        check_values(number, &state, values.as_deref(), spec.objectives.len())?;
+        let (name, step, message) = state_columns(&state);
+        let first = values.as_ref().and_then(|v| v.first().copied());
+        let change = Change::TrialFinished {
+            number,
+            state: state.clone(),
+            values: values.clone(),
+        };
+        let key = (study.0 as i64, number.0 as i64);
+        self.on_conn(|tx| {
+            let channel = tx.channel;
+            // One statement, its own transaction: only an unfinished trial is updated, its
+            // change logged with the next number, and the row comes back.
             let row = tx.opt(
-                "UPDATE trials SET state = $3, prune_step = $4, message = $5, \
-                 objective_values = $6, value0 = $7, finished_at = $8 \
+                "WITH u AS (UPDATE trials SET state = $3, prune_step = $4, message = $5, \
+                 objective_values = $6, value0 = $7, \
+                 finished_at = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint \
                  WHERE study_id = $1 AND number = $2 AND state IN ('pending', 'running') \
                  RETURNING id, number, state, prune_step, message, params, objective_values, \
-                 parent, depth, retry_of, created_at, started_at, finished_at, metrics",
+                 parent, depth, retry_of, created_at, started_at, finished_at, metrics), \
+                 s AS (UPDATE studies SET last_seq = last_seq + 1 \
+                 WHERE id = $1 AND EXISTS (SELECT 1 FROM u) RETURNING last_seq), \
+                 c AS (INSERT INTO changes (study_id, seq, at, kind, change) \
+                 SELECT $1, s.last_seq, u.finished_at, $8, $9 FROM s, u), \
+                 n AS (SELECT pg_notify($10, $1::text) FROM s) \
+                 SELECT u.*, (SELECT count(*) FROM n) FROM u",
                 &[
-                    &(study.0 as i64),
-                    &(number.0 as i64),
+                    &key.0,
+                    &key.1,
                     &name,
                     &step,
                     &message,
                     &values.as_ref().map(to_json),
                     &first,
-                    &(locked.at.0 as i64),
+                    &change.kind(),
+                    &to_json(&change),
+                    &channel,
                 ],
             )?;
             let Some(row) = row else {
                 rules::check_unfinished(number, state_name(&tx.state_of(study, number)?))?;
-                return Err(
-                    StoreError::Inconsistent(format!("trial {number} was not updated")).into(),
-                );
+                return Err(StoreError::TrialNotFound { number }.into());
             };
-            let change = Change::TrialFinished {
-                number,
-                state: state.clone(),
-                values: values.clone(),
-            };
-            tx.append(study, locked.at, &change)?;
             tx.with_extras(study, trial_from_row(&row)?)
         })
     }
