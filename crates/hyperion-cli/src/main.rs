@@ -111,6 +111,20 @@ enum Commands {
         #[arg(long)]
         kill: bool,
     },
+    /// Copy a study from one store to another (SQLite ↔ PostgreSQL), with its numbers, states,
+    /// values, settings, decisions and change log.
+    Copy {
+        study: String,
+        /// The store to copy from (default: --storage, or the nearest store).
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// The store to copy into (created if it is a new SQLite file).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The copy's name (default: the study's).
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+    },
     /// Delete a study with all its trials and their directories.
     Delete {
         study: String,
@@ -212,6 +226,25 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         ),
         Commands::Stop { study, kill } => {
             run::request_stop(&open_store(storage.as_deref())?, &study, kill)
+        }
+        Commands::Copy {
+            study,
+            from,
+            to,
+            as_name,
+        } => {
+            let source = open_store(from.as_deref().or(storage.as_deref()))?;
+            find_study(&source, &study)?;
+            let (to_url, target) = open_or_create_store(Some(&to), Path::new("."))?;
+            let as_name = as_name.unwrap_or_else(|| study.clone());
+            let copied = hyperion_store::copy_study(&*source, &*target, &study, &as_name)?;
+            println!(
+                "copied study \"{study}\" ({} trials, {} changes) to {} as \"{as_name}\"",
+                copied.trials,
+                copied.changes,
+                hyperion_store::redact(&to_url)
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Commands::Delete { study, keep_files } => {
             let url = store_url(storage.as_deref())?;

@@ -30,6 +30,7 @@
 
 mod columns;
 pub mod conformance;
+mod copy;
 mod memory;
 pub mod pg;
 mod sqlite;
@@ -43,6 +44,7 @@ use hyperion_core::{
     Timestamp, Trial, TrialNumber, TrialState,
 };
 
+pub use copy::{Copied, copy_study};
 pub use memory::MemoryStore;
 pub use pg::PgStore;
 pub use pg::url::redact;
@@ -377,6 +379,10 @@ pub enum StoreError {
     StudyIdNotFound(StudyId),
     #[error("study \"{name}\" already exists with {what}; use another study name")]
     SpecMismatch { name: String, what: String },
+    #[error(
+        "study \"{name}\" already exists there; copy it under another name (--as NAME) or delete that one first"
+    )]
+    StudyExists { name: String },
     #[error("trial {number} not found")]
     TrialNotFound { number: TrialNumber },
     #[error("trial {number} is {state}, not running")]

@@ -106,6 +106,41 @@ fn workers_on_one_postgresql_study_run_its_budget_exactly_once() {
         .fold(f64::INFINITY, f64::min);
     assert_eq!(best, lowest);
 
+    // The study copied to an SQLite file reads the same there.
+    let copied = s.hyperion(&[
+        "copy",
+        "shared",
+        "--from",
+        &schema.url,
+        "--to",
+        "copy.db",
+        "--as",
+        "mine",
+    ]);
+    assert!(copied.status.success(), "{}", stderr(&copied));
+    assert!(String::from_utf8_lossy(&copied.stdout).contains("60 trials"));
+    let local = s.hyperion_json(&["trials", "mine", "--format", "json", "--storage", "copy.db"]);
+    let values = |ts: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        ts.iter().map(|t| t["values"].clone()).collect()
+    };
+    assert_eq!(values(&local), values(&trials));
+    let again = s.hyperion(&[
+        "copy",
+        "shared",
+        "--from",
+        &schema.url,
+        "--to",
+        "copy.db",
+        "--as",
+        "mine",
+    ]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already exists there"),
+        "{}",
+        stderr(&again)
+    );
+
     // Rerunning `create` with the same file changes nothing; with a new budget, says so.
     let again = s.hyperion(&[
         "create",

@@ -184,3 +184,103 @@ fn a_write_by_another_process_wakes_a_watcher_of_its_study_only() {
         .expect("woken by the write");
     drop(guard);
 }
+
+#[test]
+fn a_study_copied_to_postgresql_and_back_keeps_its_trials_and_log() {
+    use hyperion_core::{
+        Change, Decision, DecisionAction, FloatDistribution, Objective, SearchSpace, StudySpec,
+        TrialState,
+    };
+    use hyperion_store::{Created, NewTrial, SqliteStore, Store, copy_study};
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path().join("a.db")).unwrap();
+    let space = SearchSpace::builder()
+        .param("x", FloatDistribution::new(0.0, 1.0))
+        .build()
+        .unwrap();
+    let spec = StudySpec::new("s", vec![Objective::minimize("loss")], space);
+    let study = sqlite.create_study(&spec).unwrap().id;
+    let mut numbers = Vec::new();
+    for i in 0..4 {
+        let point = |_| {
+            let mut params = hyperion_core::Params::new();
+            params.insert("x".into(), (i as f64 / 4.0).into());
+            Some(params.into())
+        };
+        let Created::Trial(t) = sqlite
+            .create_trial(study, &NewTrial::running(), None, &mut { point })
+            .unwrap()
+        else {
+            panic!("created")
+        };
+        numbers.push(t.number);
+    }
+    sqlite.report(study, numbers[0], 1, &[0.5]).unwrap();
+    sqlite
+        .set_user_attr(study, numbers[1], "note", &serde_json::json!("hi"))
+        .unwrap();
+    sqlite
+        .finish_trial(study, numbers[0], TrialState::Completed, Some(vec![0.25]))
+        .unwrap();
+    sqlite
+        .finish_trial(
+            study,
+            numbers[1],
+            TrialState::Failed {
+                error: "boom".into(),
+            },
+            None,
+        )
+        .unwrap();
+    let decision = Decision {
+        trial: Some(numbers[2]),
+        policy: "median".into(),
+        action: DecisionAction::Continue,
+        rationale: "why".into(),
+    };
+    sqlite
+        .log(study, &Change::DecisionRecorded(decision))
+        .unwrap();
+
+    let pg = PgStore::open(&schema.url).unwrap();
+    let there = copy_study(&sqlite, &pg, "s", "t").unwrap();
+    assert_eq!(there.trials, 4);
+    let back_dir = tempfile::tempdir().unwrap();
+    let back = SqliteStore::open(back_dir.path().join("b.db")).unwrap();
+    copy_study(&pg, &back, "t", "s").unwrap();
+
+    let strip = |store: &dyn Store, name: &str| {
+        let id = store.study(name).unwrap().id;
+        let trials: Vec<_> = store
+            .trials(id)
+            .unwrap()
+            .into_iter()
+            .map(|t| {
+                (
+                    t.number,
+                    t.state,
+                    t.params,
+                    t.values,
+                    t.intermediate,
+                    t.user_attrs,
+                )
+            })
+            .collect();
+        let kinds: Vec<&str> = store
+            .changes_since(id, 0)
+            .unwrap()
+            .iter()
+            .map(|c| c.change.kind())
+            .collect();
+        (trials, kinds, store.decisions(id).unwrap())
+    };
+    assert_eq!(strip(&sqlite, "s"), strip(&pg, "t"));
+    assert_eq!(strip(&sqlite, "s"), strip(&back, "s"));
+    // Into a store that has the name already: refused, and nothing changed there.
+    let e = copy_study(&sqlite, &pg, "s", "t").unwrap_err();
+    assert!(e.to_string().contains("already exists there"), "{e}");
+    assert_eq!(strip(&sqlite, "s"), strip(&pg, "t"));
+}
