@@ -69,6 +69,9 @@ pub struct WorkerArgs {
     /// the current directory).
     #[arg(long, value_name = "DIR")]
     workdir: Option<PathBuf>,
+    /// Start at most N trials here, then leave when they end (the study's budget still holds).
+    #[arg(long, value_name = "N")]
+    max_trials_here: Option<u64>,
     #[command(flatten)]
     show: ShowArgs,
 }
@@ -114,14 +117,12 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     }
 
     let again = format!("hyperion run {}", args.file.display());
-    execute(
-        study,
-        &process,
-        &file.budget,
-        &file.recovery,
-        &args.show,
-        &again,
-    )
+    let run = Run {
+        budget: &file.budget,
+        recovery: &file.recovery,
+        max_trials_here: None,
+    };
+    execute(study, &process, run, &args.show, &again)
 }
 
 /// `hyperion create`: the study a file describes, created or with its settings updated, and
@@ -187,14 +188,12 @@ pub fn worker(storage: Option<String>, args: WorkerArgs) -> Result<ExitCode> {
         None => {}
     }
     let again = format!("hyperion worker {name}");
-    execute(
-        study,
-        &process,
-        &settings.budget,
-        &settings.recovery,
-        &args.show,
-        &again,
-    )
+    let run = Run {
+        budget: &settings.budget,
+        recovery: &settings.recovery,
+        max_trials_here: args.max_trials_here,
+    };
+    execute(study, &process, run, &args.show, &again)
 }
 
 /// Opens the study `file` describes on `store`, printing how its settings change.
@@ -219,13 +218,19 @@ fn open_from_file(
     Ok(study)
 }
 
+/// The limits of one run.
+struct Run<'a> {
+    budget: &'a hyperion_runtime::Budget,
+    recovery: &'a hyperion_runtime::Recovery,
+    max_trials_here: Option<u64>,
+}
+
 /// Runs `study`'s trials as processes here, with the live view, until the run ends; `again`
 /// is the command that continues it.
 fn execute(
     study: Study,
     process: &hyperion_runtime::ProcessConfig,
-    budget: &hyperion_runtime::Budget,
-    recovery: &hyperion_runtime::Recovery,
+    run: Run<'_>,
     show: &ShowArgs,
     again: &str,
 ) -> Result<ExitCode> {
@@ -245,7 +250,16 @@ fn execute(
     let events = study.subscribe_all();
     let printer = std::thread::spawn(move || view.show(events));
 
-    let result = study.run_processes(process, budget, recovery, &control);
+    let options = hyperion_runtime::RunOptions {
+        budget: run.budget.clone(),
+        recovery: run.recovery.clone(),
+        trial_timeout: process.trial_timeout,
+        kill_grace: process.kill_grace,
+        max_concurrent: process.max_concurrent,
+        max_trials_here: run.max_trials_here,
+    };
+    let result = hyperion_runtime::LocalDispatcher::new(&name, process)
+        .and_then(|mut local| study.run_with(&mut local, &options, &control));
     drop(study); // Closes the event channel, so the printer finishes.
     let (status, closed) = printer
         .join()
@@ -273,6 +287,7 @@ fn execute(
             StopReason::SpaceExhausted => "every grid point has a trial",
             StopReason::Stopped => "stopped; rerun the same command to continue",
             StopReason::RepeatedFailure => "its first trials all failed the same way",
+            StopReason::TrialsHere => "this worker ran its --max-trials-here trials",
         };
         let mut summary = format!(
             "study \"{name}\": {reason}; {} trials run here\n",

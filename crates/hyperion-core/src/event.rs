@@ -27,6 +27,8 @@ pub enum StopReason {
     /// The study's first trials all failed the same way (a missing script, a typo): running
     /// the rest would only repeat it.
     RepeatedFailure,
+    /// This run started as many trials as it was told to (`hyperion worker --max-trials-here`).
+    TrialsHere,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

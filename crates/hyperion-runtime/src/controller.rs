@@ -117,6 +117,8 @@ pub struct RunOptions {
     pub kill_grace: Duration,
     /// Trials at once, for the PBT population check.
     pub max_concurrent: usize,
+    /// Trials this run starts at most (the study's budget still holds).
+    pub max_trials_here: Option<u64>,
 }
 
 /// Asks a run to stop, from another thread (a Ctrl-C handler): a handle on the loop's channel.
@@ -324,6 +326,10 @@ impl Study {
                     stop.get_or_insert(StopReason::Stopped);
                 }
                 while stop.is_none() && !budget_spent && dispatcher.has_room() {
+                    if options.max_trials_here.is_some_and(|n| trials_run >= n) {
+                        stop = Some(StopReason::TrialsHere);
+                        break;
+                    }
                     match self.ask_within(budget.max_trials, recovery.grace) {
                         Ok(Some(trial)) => {
                             trials_run += 1;

@@ -221,6 +221,7 @@ impl Study {
             trial_timeout: None,
             kill_grace: Duration::ZERO,
             max_concurrent: config.threads.max(1),
+            max_trials_here: None,
         };
         std::thread::scope(|scope| {
             let mut threads = ThreadDispatcher::new(scope, &objective, config.threads.max(1));

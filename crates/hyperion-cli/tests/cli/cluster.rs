@@ -336,3 +336,52 @@ fn sigkilled_workers_lose_nothing_and_their_trials_are_retried_once() {
     let completed = trials.iter().filter(|t| state(t) == "completed").count();
     assert_eq!(completed, 300, "the whole budget completed: {trials:?}");
 }
+
+#[test]
+fn a_worker_can_take_a_share_of_the_budget_and_work_on_an_sqlite_study_too() {
+    let s = Sandbox::new();
+    s.write("trial.sh", "echo \"HYPERION_METRIC {\\\"loss\\\": $1}\"\n");
+    create(
+        &s,
+        "study.db",
+        &STUDY.replace("max_trials: 60", "max_trials: 10"),
+    );
+    for expected in [3, 6] {
+        let out = s.hyperion(&[
+            "worker",
+            "shared",
+            "--storage",
+            "study.db",
+            "--max-trials-here",
+            "3",
+            "-q",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("ran its --max-trials-here trials"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let trials = s.hyperion_json(&[
+            "trials",
+            "shared",
+            "--format",
+            "json",
+            "--storage",
+            "study.db",
+        ]);
+        assert_eq!(trials.len(), expected);
+    }
+    // Without a share, it runs the rest of the budget and leaves.
+    let out = s.hyperion(&["worker", "shared", "--storage", "study.db", "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let trials = s.hyperion_json(&[
+        "trials",
+        "shared",
+        "--format",
+        "json",
+        "--storage",
+        "study.db",
+    ]);
+    assert_eq!(trials.len(), 10);
+}

@@ -307,6 +307,7 @@ impl crate::Study {
             trial_timeout: config.trial_timeout,
             kill_grace: config.kill_grace,
             max_concurrent: config.max_concurrent,
+            max_trials_here: None,
         };
         self.run_with(&mut local, &options, control)
     }
