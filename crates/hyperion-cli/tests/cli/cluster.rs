@@ -197,7 +197,7 @@ fn finish(workers: Vec<std::process::Child>) {
         let said = stderr(&out);
         assert!(out.status.success(), "a worker failed:\n{said}");
         assert!(
-            !said.contains("error"),
+            !said.lines().any(|l| l.starts_with("error")),
             "an error reached a worker:\n{said}"
         );
     }
@@ -250,7 +250,8 @@ fn thirty_two_workers_share_one_study_without_duplicates_or_errors() {
         .iter()
         .map(|t| t["number"].as_u64().unwrap())
         .collect();
-    assert_eq!(trials.len(), 640);
+    let odd: Vec<&serde_json::Value> = trials.iter().filter(|t| state(t) != "completed").collect();
+    assert_eq!(trials.len(), 640, "{odd:?}");
     assert_eq!(numbers.len(), 640, "no duplicate numbers");
     let completed = trials.iter().filter(|t| state(t) == "completed").count();
     assert_eq!(completed, 640, "every trial completed");

@@ -1118,12 +1118,16 @@ impl Store for PgStore {
         self.on_conn(|tx| {
             let channel = tx.channel;
             // One statement, its own transaction: only an unfinished trial is updated, its
-            // change logged with the next number, and the row comes back.
+            // change logged with the next number, and the row comes back. The study's row is
+            // locked first (the update's condition needs it), as every write locks it: in one
+            // order, two writes never deadlock.
             let row = tx.opt(
-                "WITH u AS (UPDATE trials SET state = $3, prune_step = $4, message = $5, \
+                "WITH l AS (SELECT id FROM studies WHERE id = $1 FOR UPDATE), \
+                 u AS (UPDATE trials SET state = $3, prune_step = $4, message = $5, \
                  objective_values = $6, value0 = $7, \
                  finished_at = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint \
-                 WHERE study_id = $1 AND number = $2 AND state IN ('pending', 'running') \
+                 WHERE study_id = (SELECT id FROM l) AND number = $2 \
+                 AND state IN ('pending', 'running') \
                  RETURNING id, number, state, prune_step, message, params, objective_values, \
                  parent, depth, retry_of, created_at, started_at, finished_at, metrics), \
                  s AS (UPDATE studies SET last_seq = last_seq + 1 \
