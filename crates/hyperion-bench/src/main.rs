@@ -82,12 +82,7 @@ fn cycles(study: &Study, checkpoints: &[u64], suite: &str) {
             window_start = Some(Instant::now());
         }
         let trial = study.ask().expect("random sampling never runs out");
-        let value: f64 = trial
-            .params()
-            .values()
-            .filter_map(|v| v.as_f64())
-            .map(|x| x * x)
-            .sum();
+        let value = objective(trial.params());
         let number = trial.number();
         drop(trial);
         study
@@ -186,26 +181,32 @@ fn store(quick: bool) {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// One of the processes sharing the benchmark study: optimizes it until it has `total` trials.
+fn work_on(store: Arc<dyn Store>, total: &str) {
+    let config = OptimizeConfig::new(Budget::trials(total.parse().expect("a trial count")));
+    open_study(store)
+        .optimize(&config, |trial| {
+            Ok::<_, TrialError>(objective(trial.params()))
+        })
+        .expect("optimize");
+}
+
+/// The benchmarks' objective: the sum of the squares of the params.
+fn objective(params: &hyperion::Params) -> f64 {
+    params
+        .values()
+        .filter_map(|v| v.as_f64())
+        .map(|x| x * x)
+        .sum()
+}
+
 /// `store-worker DB TOTAL`: one of the processes of the shared-study measurement.
 fn store_worker(args: &[String]) -> ExitCode {
     let [db, total] = args else {
         return ExitCode::from(2);
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db).expect("open the shared store"));
-    let study = open_study(store);
-    let config = OptimizeConfig::new(Budget::trials(total.parse().expect("a trial count")));
-    study
-        .optimize(&config, |trial| {
-            Ok::<_, TrialError>(
-                trial
-                    .params()
-                    .values()
-                    .filter_map(|v| v.as_f64())
-                    .map(|x| x * x)
-                    .sum::<f64>(),
-            )
-        })
-        .expect("optimize");
+    work_on(store, total);
     ExitCode::SUCCESS
 }
 

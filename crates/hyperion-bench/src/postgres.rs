@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use hyperion::core::{Change, Params, Timestamp, TrialId, TrialNumber, TrialState};
 use hyperion::store::PgStore;
-use hyperion::{Budget, OptimizeConfig, Outcome, Store, TrialError};
+use hyperion::{Outcome, Store};
 use serde_json::json;
 
-use crate::{median_ms, open_study};
+use crate::{median_ms, open_study, work_on};
 
 /// The server both sides use (`bench/run` exports it).
 fn server() -> String {
@@ -96,20 +96,7 @@ pub fn worker(args: &[String]) -> ExitCode {
         return ExitCode::from(2);
     };
     let store = Arc::new(PgStore::open(url).expect("open the shared store"));
-    let study = open_study(store.clone());
-    let config = OptimizeConfig::new(Budget::trials(total.parse().expect("a trial count")));
-    study
-        .optimize(&config, |trial| {
-            Ok::<_, TrialError>(
-                trial
-                    .params()
-                    .values()
-                    .filter_map(|v| v.as_f64())
-                    .map(|x| x * x)
-                    .sum::<f64>(),
-            )
-        })
-        .expect("optimize");
+    work_on(store.clone(), total);
     println!("{}", store.retries());
     ExitCode::SUCCESS
 }

@@ -82,14 +82,7 @@ pub enum LogFormat {
 }
 
 pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
-    let file = hyperion_config::load(&args.file, &args.overrides)?;
-    for note in &file.notes {
-        eprintln!("note: {note}");
-    }
-    // The command line wins over the file, which wins over the nearest store above the file
-    // (a new one beside it): the same file finds its study from any directory.
-    let (url, store) =
-        open_or_create_store(storage.or(file.storage.clone()).as_deref(), &file.dir())?;
+    let (file, url, store) = load(storage, &args.file, &args.overrides)?;
     let name = file.spec.name.clone();
 
     let mut process = file.process.clone();
@@ -128,12 +121,7 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
 /// `hyperion create`: the study a file describes, created or with its settings updated, and
 /// nothing run, for clusters where a script starts the workers.
 pub fn create(storage: Option<String>, args: CreateArgs) -> Result<ExitCode> {
-    let file = hyperion_config::load(&args.file, &args.overrides)?;
-    for note in &file.notes {
-        eprintln!("note: {note}");
-    }
-    let (url, store) =
-        open_or_create_store(storage.or(file.storage.clone()).as_deref(), &file.dir())?;
+    let (file, url, store) = load(storage, &args.file, &args.overrides)?;
     let name = file.spec.name.clone();
     let existed = store.study(&name).is_ok();
     let study = open_from_file(&file, store, &args.file)?;
@@ -194,6 +182,23 @@ pub fn worker(storage: Option<String>, args: WorkerArgs) -> Result<ExitCode> {
         max_trials_here: args.max_trials_here,
     };
     execute(study, &process, run, &args.show, &again)
+}
+
+/// A study file with its overrides (its notes printed), and the store it names. The command
+/// line wins over the file, which wins over the nearest store above the file (a new one beside
+/// it): the same file finds its study from any directory.
+fn load(
+    storage: Option<String>,
+    path: &std::path::Path,
+    overrides: &[String],
+) -> Result<(hyperion_config::StudyFile, String, Arc<dyn Store>)> {
+    let file = hyperion_config::load(path, overrides)?;
+    for note in &file.notes {
+        eprintln!("note: {note}");
+    }
+    let (url, store) =
+        open_or_create_store(storage.or(file.storage.clone()).as_deref(), &file.dir())?;
+    Ok((file, url, store))
 }
 
 /// Opens the study `file` describes on `store`, printing how its settings change.

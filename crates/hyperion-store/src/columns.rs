@@ -1,7 +1,9 @@
 //! How the SQL backends store what is not a plain number: JSON columns, and a trial's state as
 //! its name with a step and a message.
 
-use hyperion_core::{StudySpec, TrialNumber, TrialState};
+use std::sync::Arc;
+
+use hyperion_core::{StudySpec, Timestamp, Trial, TrialId, TrialNumber, TrialState};
 
 use crate::StoreError;
 
@@ -39,7 +41,7 @@ pub(crate) fn state_columns(state: &TrialState) -> (&'static str, Option<i64>, O
 }
 
 /// The state its columns hold.
-pub(crate) fn state_from_columns(
+fn state_from_columns(
     number: i64,
     state: &str,
     step: Option<i64>,
@@ -79,4 +81,60 @@ pub(crate) fn counts_of(rows: impl IntoIterator<Item = (String, i64)>) -> hyperi
         }
     }
     counts
+}
+
+/// The numbers of a page of `limit` trials from `first`, as `[lo, hi)` for SQL: numbers are
+/// dense, so a page is a range of numbers, read through the indexes.
+pub(crate) fn number_range(first: u64, limit: u64) -> (i64, i64) {
+    let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
+    (clamp(first), clamp(first.saturating_add(limit)))
+}
+
+/// A trial's columns as both SQL backends store them (`SELECT id, number, state, prune_step,
+/// message, params, objective_values, parent, depth, retry_of, created_at, started_at,
+/// finished_at, metrics`).
+pub(crate) struct TrialRow {
+    pub id: i64,
+    pub number: i64,
+    pub state: String,
+    pub prune_step: Option<i64>,
+    pub message: Option<String>,
+    pub params: String,
+    pub values: Option<String>,
+    pub parent: Option<i64>,
+    pub depth: i64,
+    pub retry_of: Option<i64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub metrics: Option<String>,
+}
+
+impl TrialRow {
+    /// The trial, without its intermediate values and attributes (rows of their own).
+    pub fn into_trial(self) -> Result<Trial, StoreError> {
+        let time = |t: Option<i64>| t.map(|t| Timestamp(t as u64));
+        let number = |n: i64| TrialNumber(n as u64);
+        Ok(Trial {
+            id: TrialId(self.id as u64),
+            number: number(self.number),
+            state: state_from_columns(self.number, &self.state, self.prune_step, self.message)?,
+            params: Arc::new(from_json("params", &self.params)?),
+            values: self.values.map(|v| from_json("values", &v)).transpose()?,
+            intermediate: Default::default(),
+            intermediate_others: Default::default(),
+            user_attrs: Default::default(),
+            metrics: self
+                .metrics
+                .map(|m| from_json("metrics", &m))
+                .transpose()?
+                .unwrap_or_default(),
+            parent: self.parent.map(number),
+            depth: self.depth as u32,
+            retry_of: self.retry_of.map(number),
+            created_at: Timestamp(self.created_at as u64),
+            started_at: time(self.started_at),
+            finished_at: time(self.finished_at),
+        })
+    }
 }

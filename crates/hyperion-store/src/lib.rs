@@ -39,9 +39,11 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use hyperion_core::{
-    Change, Decision, Distribution, LoggedChange, ParamValue, Proposal, StudyId, StudySpec,
-    Timestamp, Trial, TrialNumber, TrialState,
+    Change, Decision, Distribution, LoggedChange, ParamValue, Params, Proposal, StudyId, StudySpec,
+    Timestamp, Trial, TrialId, TrialNumber, TrialState,
 };
 
 pub use copy::{Copied, copy_study};
@@ -171,6 +173,62 @@ impl NewTrial {
             pending: true,
             ..NewTrial::default()
         }
+    }
+
+    /// The state the trial starts in.
+    pub fn state(&self) -> TrialState {
+        if self.pending {
+            TrialState::Pending
+        } else {
+            TrialState::Running
+        }
+    }
+
+    /// The end of a running trial's first lease, when it starts at `at`.
+    pub fn lease_end(&self, at: Timestamp) -> Option<Timestamp> {
+        self.lease
+            .filter(|_| !self.pending)
+            .map(|lease| lease_end(at, lease))
+    }
+
+    /// The trial as a store creates it: with the id, number and time the store gives it.
+    pub fn trial(
+        &self,
+        id: TrialId,
+        number: TrialNumber,
+        params: Arc<Params>,
+        at: Timestamp,
+    ) -> Trial {
+        Trial {
+            id,
+            number,
+            state: self.state(),
+            params,
+            values: None,
+            intermediate: Default::default(),
+            intermediate_others: Default::default(),
+            user_attrs: Default::default(),
+            metrics: Default::default(),
+            parent: self.parent,
+            depth: self.depth,
+            retry_of: self.retry_of,
+            created_at: at,
+            started_at: (!self.pending).then_some(at),
+            finished_at: None,
+        }
+    }
+}
+
+/// The change that logs a new trial's creation.
+pub fn created(trial: &Trial) -> Change {
+    Change::TrialCreated {
+        id: trial.id,
+        number: trial.number,
+        state: trial.state.clone(),
+        params: trial.params.clone(),
+        parent: trial.parent,
+        depth: trial.depth,
+        retry_of: trial.retry_of,
     }
 }
 

@@ -66,20 +66,8 @@ impl StudyData {
     ) -> Result<TrialNumber, StoreError> {
         let number = TrialNumber(self.view.trials().len() as u64);
         *next_trial += 1;
-        let state = if new.pending {
-            TrialState::Pending
-        } else {
-            TrialState::Running
-        };
-        self.record(Change::TrialCreated {
-            id: TrialId(*next_trial),
-            number,
-            state,
-            params,
-            parent: new.parent,
-            depth: new.depth,
-            retry_of: new.retry_of,
-        })?;
+        let trial = new.trial(TrialId(*next_trial), number, params, Timestamp::now());
+        self.record(crate::created(&trial))?;
         if new.pending {
             self.pending.insert(number);
         } else if let Some(lease) = new.lease {

@@ -33,38 +33,21 @@ fn workers_on_one_postgresql_study_run_its_budget_exactly_once() {
 
     // Four workers in other directories, as on other machines: no study file there.
     let machines: Vec<Sandbox> = (0..4).map(|_| Sandbox::new()).collect();
-    let workers: Vec<_> = machines
-        .iter()
-        .map(|m| {
-            m.write(
-                "trial.sh",
-                "sleep 0.05\necho \"HYPERION_METRIC {\\\"loss\\\": $1}\"\n",
-            );
-            m.command(&["worker", "shared", "--storage", &schema.url, "-q"])
-                .stderr(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for worker in workers {
-        let out = worker.wait_with_output().unwrap();
-        assert!(out.status.success(), "a worker failed:\n{}", stderr(&out));
+    for m in &machines {
+        m.write(
+            "trial.sh",
+            "sleep 0.05\necho \"HYPERION_METRIC {\\\"loss\\\": $1}\"\n",
+        );
     }
-    let trials = s.hyperion_json(&[
-        "trials",
-        "shared",
-        "--format",
-        "json",
-        "--storage",
-        &schema.url,
-    ]);
-    let numbers: BTreeSet<u64> = trials
-        .iter()
-        .map(|t| t["number"].as_u64().unwrap())
-        .collect();
+    finish(
+        machines
+            .iter()
+            .map(|m| start_worker(m, &schema.url, "shared"))
+            .collect(),
+    );
+    let (trials, numbers) = listed(&s, &schema.url, "shared");
     assert_eq!(trials.len(), 60, "exactly the budget");
-    assert_eq!(numbers.len(), 60, "no duplicate numbers");
+    assert_eq!(numbers, 60, "no duplicate numbers");
     assert!(trials.iter().all(|t| state(t) == "completed"), "{trials:?}");
     // Every worker ran some: they shared the study.
     for m in &machines {
@@ -209,6 +192,36 @@ fn create(s: &Sandbox, url: &str, study: &str) {
     assert!(created.status.success(), "{}", stderr(&created));
 }
 
+/// Study `name` on `url`: `max_trials` trials of a script that sleeps `sleep` seconds, two at
+/// a time on each worker; `more` is added to its file.
+fn sleeping_study(s: &Sandbox, url: &str, name: &str, sleep: f64, max_trials: u64, more: &str) {
+    let trial = s.write(
+        "trial.sh",
+        &format!("sleep {sleep}\necho \"HYPERION_METRIC {{\\\"loss\\\": $1}}\"\n"),
+    );
+    create(
+        s,
+        url,
+        &format!(
+            "name: {name}\ncommand: [sh, {}, '{{x}}']\n\
+             parameters: {{x: {{type: float, low: 0.0, high: 1.0}}}}\n\
+             metric: {{name: loss, goal: minimize}}\nbudget: {{max_trials: {max_trials}}}\n\
+             resources: {{max_concurrent: 2}}\n{more}",
+            trial.display()
+        ),
+    );
+}
+
+/// The trials of `study` on `url`, and how many numbers they have (a duplicate counts once).
+fn listed(s: &Sandbox, url: &str, study: &str) -> (Vec<serde_json::Value>, usize) {
+    let trials = s.hyperion_json(&["trials", study, "--format", "json", "--storage", url]);
+    let numbers: BTreeSet<u64> = trials
+        .iter()
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
+    (trials, numbers.len())
+}
+
 #[test]
 fn thirty_two_workers_share_one_study_without_duplicates_or_errors() {
     let Some(schema) = TestSchema::new() else {
@@ -216,43 +229,17 @@ fn thirty_two_workers_share_one_study_without_duplicates_or_errors() {
     };
     let s = Sandbox::new();
     // Trials that sleep: 2 cores suffice for 32 workers of 2 trials each.
-    s.write(
-        "trial.sh",
-        "sleep 0.2\necho \"HYPERION_METRIC {\\\"loss\\\": $1}\"\n",
-    );
-    let trial = s.path().join("trial.sh");
-    create(
-        &s,
-        &schema.url,
-        &format!(
-            "name: wide\ncommand: [sh, {}, '{{x}}']\n\
-             parameters: {{x: {{type: float, low: 0.0, high: 1.0}}}}\n\
-             metric: {{name: loss, goal: minimize}}\nbudget: {{max_trials: 640}}\n\
-             resources: {{max_concurrent: 2}}\n",
-            trial.display()
-        ),
-    );
+    sleeping_study(&s, &schema.url, "wide", 0.2, 640, "");
     let machines: Vec<Sandbox> = (0..32).map(|_| Sandbox::new()).collect();
     let workers = machines
         .iter()
         .map(|m| start_worker(m, &schema.url, "wide"))
         .collect();
     finish(workers);
-    let trials = s.hyperion_json(&[
-        "trials",
-        "wide",
-        "--format",
-        "json",
-        "--storage",
-        &schema.url,
-    ]);
-    let numbers: BTreeSet<u64> = trials
-        .iter()
-        .map(|t| t["number"].as_u64().unwrap())
-        .collect();
+    let (trials, numbers) = listed(&s, &schema.url, "wide");
     let odd: Vec<&serde_json::Value> = trials.iter().filter(|t| state(t) != "completed").collect();
     assert_eq!(trials.len(), 640, "{odd:?}");
-    assert_eq!(numbers.len(), 640, "no duplicate numbers");
+    assert_eq!(numbers, 640, "no duplicate numbers");
     let completed = trials.iter().filter(|t| state(t) == "completed").count();
     assert_eq!(completed, 640, "every trial completed");
 }
@@ -263,23 +250,8 @@ fn sigkilled_workers_lose_nothing_and_their_trials_are_retried_once() {
         return;
     };
     let s = Sandbox::new();
-    s.write(
-        "trial.sh",
-        "sleep 0.3\necho \"HYPERION_METRIC {\\\"loss\\\": $1}\"\n",
-    );
-    let trial = s.path().join("trial.sh");
-    create(
-        &s,
-        &schema.url,
-        &format!(
-            "name: killed\ncommand: [sh, {}, '{{x}}']\n\
-             parameters: {{x: {{type: float, low: 0.0, high: 1.0}}}}\n\
-             metric: {{name: loss, goal: minimize}}\nbudget: {{max_trials: 300}}\n\
-             resources: {{max_concurrent: 2}}\n\
-             recovery: {{heartbeat: 0.3s, grace: 1.5s, max_retries: 3}}\n",
-            trial.display()
-        ),
-    );
+    let recovery = "recovery: {heartbeat: 0.3s, grace: 1.5s, max_retries: 3}\n";
+    sleeping_study(&s, &schema.url, "killed", 0.3, 300, recovery);
     let machines: Vec<Sandbox> = (0..8).map(|_| Sandbox::new()).collect();
     let mut workers: Vec<(usize, std::process::Child)> = machines
         .iter()
@@ -304,19 +276,8 @@ fn sigkilled_workers_lose_nothing_and_their_trials_are_retried_once() {
     }
     finish(workers.into_iter().map(|(_, c)| c).collect());
 
-    let trials = s.hyperion_json(&[
-        "trials",
-        "killed",
-        "--format",
-        "json",
-        "--storage",
-        &schema.url,
-    ]);
-    let numbers: BTreeSet<u64> = trials
-        .iter()
-        .map(|t| t["number"].as_u64().unwrap())
-        .collect();
-    assert_eq!(numbers.len(), trials.len(), "no duplicate numbers");
+    let (trials, numbers) = listed(&s, &schema.url, "killed");
+    assert_eq!(numbers, trials.len(), "no duplicate numbers");
     let stale: Vec<u64> = trials
         .iter()
         .filter(|t| {

@@ -27,9 +27,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 
-use crate::columns::{
-    from_json, parse_spec, state_columns, state_from_columns, state_name, to_json,
-};
+use crate::columns::{from_json, parse_spec, state_columns, state_name, to_json};
 use crate::{
     Created, NewTrial, Store, StoreError, StudyRecord, check_log_only, check_param, check_report,
     check_values, lease_end, retry_depth, rules, spec_difference, stale_error,
@@ -141,24 +139,28 @@ impl PgStore {
     }
 
     /// Runs `f` on a pooled connection; what the server or the network got wrong is retried
-    /// on a new one with backoff.
-    fn with_conn<T>(&self, mut f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T, StoreError> {
+    /// on a new one with backoff, and a rule of the store that `f` broke rolls its transaction
+    /// back and keeps the connection.
+    fn on_conn<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T, StoreError> {
         let started = Instant::now();
         let mut wait = Duration::from_millis(5);
         loop {
-            let conn = self.pool().pop();
-            let attempt = match conn {
-                Some(conn) => Ok(conn),
-                None => self.connect(),
-            }
-            .and_then(|mut conn| f(&mut conn).map(|out| (conn, out)));
+            let pooled = self.pool().pop();
+            let attempt = pooled.map(Ok).unwrap_or_else(|| self.connect()).and_then(|mut conn| {
+                let out = f(&mut Tx::on(&mut conn, &self.channel));
+                let keep = match &out {
+                    Ok(_) => true,
+                    Err(Fail::Store(_)) => conn.client.batch_execute("ROLLBACK").is_ok(),
+                    Err(Fail::Pg(_)) => false,
+                };
+                let mut pool = self.pool();
+                if keep && pool.len() < POOL {
+                    pool.push(conn);
+                }
+                out
+            });
             match attempt {
-                Ok((conn, out)) => {
-                    let mut pool = self.pool();
-                    if pool.len() < POOL {
-                        pool.push(conn);
-                    }
-                    drop(pool);
+                Ok(out) => {
                     if self.said.swap(false, Ordering::Relaxed) {
                         eprintln!("note: the store {} is back", self.url.shown);
                     }
@@ -186,28 +188,6 @@ impl PgStore {
         }
     }
 
-    /// Runs `f` on a pooled connection (see [`PgStore::with_conn`]); a rule of the store that
-    /// `f` broke rolls its transaction back and keeps the connection.
-    fn on_conn<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T, StoreError> {
-        let kept = std::cell::RefCell::new(None);
-        let out = self.with_conn(|conn| {
-            let mut tx = Tx::on(conn, &self.channel);
-            match f(&mut tx) {
-                Err(Fail::Store(e)) => {
-                    tx.client.batch_execute("ROLLBACK")?;
-                    *kept.borrow_mut() = Some(e);
-                    Ok(None)
-                }
-                other => other.map(Some),
-            }
-        })?;
-        match (out, kept.into_inner()) {
-            (Some(out), _) => Ok(out),
-            (None, Some(e)) => Err(e),
-            (None, None) => unreachable!("a store error was kept"),
-        }
-    }
-
     /// Runs `f` in a transaction that holds study `study`'s lock, with its spec, the server's
     /// time and the study's counters. The lock is taken with the `BEGIN`, in one round trip, and
     /// the changes `f` logs are written in one statement before the `COMMIT`: the fewer round
@@ -215,29 +195,14 @@ impl PgStore {
     fn write<T>(
         &self,
         study: StudyId,
-        f: impl FnMut(&mut Tx<'_>, &StudySpec, Locked) -> Result<T>,
-    ) -> Result<T, StoreError> {
-        self.write_locking(study, false, f)
-    }
-
-    /// [`PgStore::write`], drawing a trial id with the lock when `new_id`.
-    fn write_locking<T>(
-        &self,
-        study: StudyId,
-        new_id: bool,
         mut f: impl FnMut(&mut Tx<'_>, &StudySpec, Locked) -> Result<T>,
     ) -> Result<T, StoreError> {
         let spec = self.spec(study)?;
         self.on_conn(|tx| {
             // An integer id: safe in the text of a simple query, which takes no parameters.
-            let id = if new_id {
-                ", nextval(pg_get_serial_sequence('trials', 'id'))"
-            } else {
-                ", 0"
-            };
             let sql = format!(
                 "BEGIN; SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, \
-                 n_trials, n_retries{id} FROM studies WHERE id = {} FOR UPDATE",
+                 n_trials, n_retries FROM studies WHERE id = {} FOR UPDATE",
                 study.0
             );
             let row = tx
@@ -260,7 +225,6 @@ impl PgStore {
                 at: Timestamp(number(0)? as u64),
                 n_trials: number(1)?,
                 n_retries: number(2)?,
-                new_id: number(3)?,
             };
             let out = f(tx, &spec, locked)?;
             tx.flush(study)?;
@@ -373,8 +337,6 @@ struct Locked {
     at: Timestamp,
     n_trials: i64,
     n_retries: i64,
-    /// A trial id, drawn when asked for.
-    new_id: i64,
 }
 
 /// A connection with its statement cache, and the changes a write will log.
@@ -426,10 +388,9 @@ impl<'c> Tx<'c> {
     }
 
     /// Logs `change` when the write commits, with the next sequence number.
-    fn append(&mut self, _study: StudyId, at: Timestamp, change: &Change) -> Result<()> {
+    fn append(&mut self, at: Timestamp, change: &Change) {
         self.changes
             .push((at.0 as i64, change.kind(), to_json(change)));
-        Ok(())
     }
 
     /// Appends the logged changes to the study's log, in one statement.
@@ -485,16 +446,6 @@ impl<'c> Tx<'c> {
         params: Arc<Params>,
         at: Timestamp,
     ) -> Result<Trial> {
-        let state = if new.pending {
-            TrialState::Pending
-        } else {
-            TrialState::Running
-        };
-        let started_at = (!new.pending).then_some(at.0 as i64);
-        let until = new
-            .lease
-            .filter(|_| !new.pending)
-            .map(|lease| lease_end(at, lease).0 as i64);
         let id: i64 = self
             .one(
                 "WITH counted AS (UPDATE studies SET n_trials = n_trials + 1, \
@@ -505,35 +456,20 @@ impl<'c> Tx<'c> {
                 &[
                     &(study.0 as i64),
                     &(number.0 as i64),
-                    &state.name(),
+                    &new.state().name(),
                     &to_json(&*params),
                     &new.parent.map(|p| p.0 as i64),
                     &i64::from(new.depth),
                     &new.retry_of.map(|p| p.0 as i64),
                     &(at.0 as i64),
-                    &started_at,
-                    &until,
+                    &(!new.pending).then_some(at.0 as i64),
+                    &new.lease_end(at).map(|t| t.0 as i64),
                     &i64::from(new.takes_a_place()),
                 ],
             )?
             .get(0);
-        let trial = new_trial(
-            TrialId(id as u64),
-            number,
-            new,
-            Arc::unwrap_or_clone(params),
-            at,
-        );
-        let change = Change::TrialCreated {
-            id: trial.id,
-            number,
-            state: trial.state.clone(),
-            params: trial.params.clone(),
-            parent: new.parent,
-            depth: new.depth,
-            retry_of: new.retry_of,
-        };
-        self.append(study, at, &change)?;
+        let trial = new.trial(TrialId(id as u64), number, params, at);
+        self.append(at, &crate::created(&trial));
         Ok(trial)
     }
 
@@ -572,64 +508,24 @@ impl<'c> Tx<'c> {
     }
 }
 
-/// A trial as `new` creates it at `at`.
-fn new_trial(
-    id: TrialId,
-    number: TrialNumber,
-    new: &NewTrial,
-    params: Params,
-    at: Timestamp,
-) -> Trial {
-    let state = if new.pending {
-        TrialState::Pending
-    } else {
-        TrialState::Running
-    };
-    Trial {
-        id,
-        number,
-        started_at: (!new.pending).then_some(at),
-        state,
-        params: Arc::new(params),
-        values: None,
-        intermediate: Default::default(),
-        intermediate_others: Default::default(),
-        user_attrs: Default::default(),
-        metrics: Default::default(),
-        parent: new.parent,
-        depth: new.depth,
-        retry_of: new.retry_of,
-        created_at: at,
-        finished_at: None,
-    }
-}
-
 fn trial_from_row(r: &Row) -> Result<Trial, StoreError> {
-    let number: i64 = r.get(1);
-    let ts = |i: usize| r.get::<_, Option<i64>>(i).map(|t| Timestamp(t as u64));
-    let params: String = r.get(5);
-    let values: Option<String> = r.get(6);
-    let metrics: Option<String> = r.get(13);
-    Ok(Trial {
-        id: TrialId(r.get::<_, i64>(0) as u64),
-        number: TrialNumber(number as u64),
-        state: state_from_columns(number, r.get(2), r.get(3), r.get(4))?,
-        params: Arc::new(from_json("params", &params)?),
-        values: values.map(|v| from_json("values", &v)).transpose()?,
-        intermediate: Default::default(),
-        intermediate_others: Default::default(),
-        user_attrs: Default::default(),
-        metrics: metrics
-            .map(|m| from_json("metrics", &m))
-            .transpose()?
-            .unwrap_or_default(),
-        parent: r.get::<_, Option<i64>>(7).map(|p| TrialNumber(p as u64)),
-        depth: r.get::<_, i64>(8) as u32,
-        retry_of: r.get::<_, Option<i64>>(9).map(|p| TrialNumber(p as u64)),
-        created_at: ts(10).unwrap_or(Timestamp(0)),
-        started_at: ts(11),
-        finished_at: ts(12),
-    })
+    crate::columns::TrialRow {
+        id: r.get(0),
+        number: r.get(1),
+        state: r.get(2),
+        prune_step: r.get(3),
+        message: r.get(4),
+        params: r.get(5),
+        values: r.get(6),
+        parent: r.get(7),
+        depth: r.get(8),
+        retry_of: r.get(9),
+        created_at: r.get(10),
+        started_at: r.get(11),
+        finished_at: r.get(12),
+        metrics: r.get(13),
+    }
+    .into_trial()
 }
 
 fn add_intermediate(
@@ -760,11 +656,8 @@ impl Store for PgStore {
         max_trials: Option<u64>,
         propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
     ) -> Result<Created, StoreError> {
-        // Under the study's lock, which `write` takes with the BEGIN: the trial, the counters
-        // and the log are one statement, so the lock is held for two round trips.
-        self.write_locking(study, true, |tx, _, locked| {
-            let at = locked.at;
-            let (count, retries, trial_id) = (locked.n_trials, locked.n_retries, locked.new_id);
+        self.write(study, |tx, _, locked| {
+            let (count, retries) = (locked.n_trials, locked.n_retries);
             if !rules::fits_budget(new, (count - retries) as u64, max_trials) {
                 return Ok(Created::LimitReached);
             }
@@ -772,58 +665,11 @@ impl Store for PgStore {
             let Some(proposal) = propose(number) else {
                 return Ok(Created::Declined);
             };
-            let trial = new_trial(TrialId(trial_id as u64), number, new, proposal.params, at);
-            let mut changes = vec![Change::TrialCreated {
-                id: trial.id,
-                number,
-                state: trial.state.clone(),
-                params: trial.params.clone(),
-                parent: new.parent,
-                depth: new.depth,
-                retry_of: new.retry_of,
-            }];
-            changes.extend(
-                proposal
-                    .state
-                    .into_iter()
-                    .map(|(key, value)| Change::SamplerStateSet { key, value }),
-            );
-            let kinds: Vec<&str> = changes.iter().map(|c| c.kind()).collect();
-            let json: Vec<String> = changes.iter().map(to_json).collect();
-            let until = new
-                .lease
-                .filter(|_| !new.pending)
-                .map(|lease| lease_end(at, lease).0 as i64);
-            let channel = tx.channel;
-            tx.exec(
-                "WITH s AS (UPDATE studies SET n_trials = n_trials + 1, \
-                 n_retries = n_retries + $11, last_seq = last_seq + cardinality($12::text[]) \
-                 WHERE id = $1 RETURNING last_seq - cardinality($12::text[]) AS before), \
-                 t AS (INSERT INTO trials (id, study_id, number, state, params, parent, depth, \
-                 retry_of, created_at, started_at, heartbeat_at) \
-                 VALUES ($13, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)), \
-                 n AS (SELECT pg_notify($15, $1::text)) \
-                 INSERT INTO changes (study_id, seq, at, kind, change) \
-                 SELECT $1, s.before + u.o, $8, u.kind, u.change FROM s, n, \
-                 unnest($12::text[], $14::text[]) WITH ORDINALITY AS u(kind, change, o)",
-                &[
-                    &(study.0 as i64),
-                    &count,
-                    &trial.state.name(),
-                    &to_json(&*trial.params),
-                    &new.parent.map(|p| p.0 as i64),
-                    &i64::from(new.depth),
-                    &new.retry_of.map(|p| p.0 as i64),
-                    &(at.0 as i64),
-                    &trial.started_at.map(|t| t.0 as i64),
-                    &until,
-                    &i64::from(new.takes_a_place()),
-                    &kinds,
-                    &trial_id,
-                    &json,
-                    &channel,
-                ],
-            )?;
+            let trial =
+                tx.insert_trial(study, number, new, Arc::new(proposal.params), locked.at)?;
+            for (key, value) in proposal.state {
+                tx.append(locked.at, &Change::SamplerStateSet { key, value });
+            }
             Ok(Created::Trial(trial))
         })
     }
@@ -855,7 +701,7 @@ impl Store for PgStore {
                     &until,
                 ],
             )?;
-            tx.append(study, at, &Change::TrialStarted { number })?;
+            tx.append(at, &Change::TrialStarted { number });
             tx.load_trial(study, number).map(Some)
         })
     }
@@ -905,7 +751,7 @@ impl Store for PgStore {
                     name: name.to_owned(),
                     distribution: distribution.clone(),
                 };
-                tx.append(study, at, &change)?;
+                tx.append(at, &change);
             }
             params.insert(name.to_owned(), value.clone());
             tx.exec(
@@ -917,7 +763,8 @@ impl Store for PgStore {
                 name: name.to_owned(),
                 value: value.clone(),
             };
-            tx.append(study, at, &change)
+            tx.append(at, &change);
+            Ok(())
         })
     }
 
@@ -973,7 +820,7 @@ impl Store for PgStore {
                     state,
                     values: None,
                 };
-                tx.append(study, now, &change)?;
+                tx.append(now, &change);
                 let trial = tx.load_trial(study, number)?;
                 let depth = retry_depth(number, |n| {
                     let row = tx.opt(
@@ -995,7 +842,10 @@ impl Store for PgStore {
 
     fn log(&self, study: StudyId, change: &Change) -> Result<(), StoreError> {
         check_log_only(change)?;
-        self.write(study, |tx, _, locked| tx.append(study, locked.at, change))
+        self.write(study, |tx, _, locked| {
+            tx.append(locked.at, change);
+            Ok(())
+        })
     }
 
     fn decisions(&self, study: StudyId) -> Result<Vec<Decision>, StoreError> {
@@ -1048,7 +898,8 @@ impl Store for PgStore {
                 value,
                 others,
             };
-            tx.append(study, at, &change)
+            tx.append(at, &change);
+            Ok(())
         })
     }
 
@@ -1072,7 +923,8 @@ impl Store for PgStore {
                 key: key.to_owned(),
                 value: value.clone(),
             };
-            tx.append(study, at, &change)
+            tx.append(at, &change);
+            Ok(())
         })
     }
 
@@ -1094,7 +946,8 @@ impl Store for PgStore {
                 number,
                 metrics: metrics.clone(),
             };
-            tx.append(study, at, &change)
+            tx.append(at, &change);
+            Ok(())
         })
     }
 
@@ -1191,11 +1044,7 @@ impl Store for PgStore {
         first: u64,
         limit: u64,
     ) -> Result<Vec<Trial>, StoreError> {
-        // Numbers are dense, so a page is a range of numbers, read through the indexes.
-        let (lo, hi) = (
-            first as i64,
-            first.saturating_add(limit).min(i64::MAX as u64) as i64,
-        );
+        let (lo, hi) = crate::columns::number_range(first, limit);
         self.read(study, |tx, _| {
             let id = study.0 as i64;
             let range: [&(dyn ToSql + Sync); 3] = [&id, &lo, &hi];

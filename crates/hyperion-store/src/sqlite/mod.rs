@@ -686,11 +686,7 @@ impl Store for SqliteStore {
         first: u64,
         limit: u64,
     ) -> Result<Vec<Trial>, StoreError> {
-        // Numbers are dense, so a page is a range of numbers, read through the indexes.
-        let (lo, hi) = (
-            first as i64,
-            first.saturating_add(limit).min(i64::MAX as u64) as i64,
-        );
+        let (lo, hi) = crate::columns::number_range(first, limit);
         self.read(study, |conn, _| {
             let id = study.0 as i64;
             let mut s = conn

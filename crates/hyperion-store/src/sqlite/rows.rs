@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use hyperion_core::{Change, Params, StudyId, Timestamp, Trial, TrialId, TrialNumber, TrialState};
+use hyperion_core::{Change, Params, StudyId, Timestamp, Trial, TrialId, TrialNumber};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::columns::state_from_columns;
+use crate::columns::TrialRow;
 pub(super) use crate::columns::{from_json, parse_spec, state_columns, state_name, to_json};
-use crate::{NewTrial, StoreError, lease_end};
+use crate::{NewTrial, StoreError};
 
 pub(super) fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::Backend {
@@ -84,12 +84,6 @@ pub(super) fn insert_trial(
     params: Arc<Params>,
 ) -> Result<Trial, StoreError> {
     let at = Timestamp::now();
-    let state = if new.pending {
-        TrialState::Pending
-    } else {
-        TrialState::Running
-    };
-    let started_at = (!new.pending).then_some(at.0 as i64);
     tx.prepare_cached(
         "INSERT INTO trials (study_id, number, state, params, parent, depth, retry_of, created_at, started_at, \
          heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -98,16 +92,14 @@ pub(super) fn insert_trial(
         s.execute(params![
             study.0 as i64,
             number.0 as i64,
-            state.name(),
+            new.state().name(),
             to_json(&*params),
             new.parent.map(|p| p.0 as i64),
             new.depth,
             new.retry_of.map(|p| p.0 as i64),
             at.0 as i64,
-            started_at,
-            new.lease
-                .filter(|_| !new.pending)
-                .map(|lease| lease_end(at, lease).0 as i64),
+            (!new.pending).then_some(at.0 as i64),
+            new.lease_end(at).map(|t| t.0 as i64),
         ])
     })
     .map_err(sql)?;
@@ -117,79 +109,33 @@ pub(super) fn insert_trial(
     )
     .and_then(|mut s| s.execute(params![study.0 as i64, i64::from(new.takes_a_place())]))
     .map_err(sql)?;
-    let change = Change::TrialCreated {
-        id,
-        number,
-        state: state.clone(),
-        params: params.clone(),
-        parent: new.parent,
-        depth: new.depth,
-        retry_of: new.retry_of,
-    };
-    append(tx, study, at, &change)?;
-    Ok(Trial {
-        id,
-        number,
-        state,
-        params,
-        values: None,
-        intermediate: Default::default(),
-        intermediate_others: Default::default(),
-        user_attrs: Default::default(),
-        metrics: Default::default(),
-        parent: new.parent,
-        depth: new.depth,
-        retry_of: new.retry_of,
-        created_at: at,
-        started_at: started_at.map(|_| at),
-        finished_at: None,
-    })
+    let trial = new.trial(id, number, params, at);
+    append(tx, study, at, &crate::created(&trial))?;
+    Ok(trial)
 }
 
 pub(super) const TRIAL_COLUMNS: &str = "id, number, state, prune_step, message, params, objective_values, parent, depth, \
                                         retry_of, created_at, started_at, finished_at, metrics";
 
 pub(super) fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Trial, StoreError>> {
-    let state: String = r.get(2)?;
-    let step: Option<i64> = r.get(3)?;
-    let message: Option<String> = r.get(4)?;
-    let params: String = r.get(5)?;
-    let values: Option<String> = r.get(6)?;
-    let ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
-        Ok(r.get::<_, Option<i64>>(i)?.map(|t| Timestamp(t as u64)))
+    let row = TrialRow {
+        id: r.get(0)?,
+        number: r.get(1)?,
+        state: r.get(2)?,
+        prune_step: r.get(3)?,
+        message: r.get(4)?,
+        params: r.get(5)?,
+        values: r.get(6)?,
+        parent: r.get(7)?,
+        depth: r.get(8)?,
+        retry_of: r.get(9)?,
+        // NOT NULL in the schema.
+        created_at: r.get::<_, Option<i64>>(10)?.unwrap_or(0),
+        started_at: r.get(11)?,
+        finished_at: r.get(12)?,
+        metrics: r.get(13)?,
     };
-    let (id, number, parent, depth, retry_of) = (
-        r.get::<_, i64>(0)?,
-        r.get::<_, i64>(1)?,
-        r.get::<_, Option<i64>>(7)?,
-        r.get::<_, i64>(8)?,
-        r.get::<_, Option<i64>>(9)?,
-    );
-    let (created_at, started_at, finished_at) = (ts(10)?, ts(11)?, ts(12)?);
-    let metrics: Option<String> = r.get(13)?;
-    Ok((|| {
-        let state = state_from_columns(number, &state, step, message)?;
-        Ok(Trial {
-            id: TrialId(id as u64),
-            number: TrialNumber(number as u64),
-            state,
-            params: Arc::new(from_json("params", &params)?),
-            values: values.map(|v| from_json("values", &v)).transpose()?,
-            intermediate: Default::default(),
-            intermediate_others: Default::default(),
-            user_attrs: Default::default(),
-            metrics: metrics
-                .map(|m| from_json("metrics", &m))
-                .transpose()?
-                .unwrap_or_default(),
-            parent: parent.map(|p| TrialNumber(p as u64)),
-            depth: depth as u32,
-            retry_of: retry_of.map(|p| TrialNumber(p as u64)),
-            created_at: created_at.unwrap_or(Timestamp(0)), // NOT NULL in the schema
-            started_at,
-            finished_at,
-        })
-    })())
+    Ok(row.into_trial())
 }
 
 /// Adds one row of the `intermediate` table to `trial`.
