@@ -345,7 +345,7 @@ impl Study {
                                 }
                                 Err(error) => {
                                     lock(mine).remove(&number);
-                                    self.tell(number, Outcome::Failed { error })?;
+                                    self.finish(number, Outcome::Failed { error })?;
                                 }
                             }
                         }
@@ -595,10 +595,11 @@ impl Study {
     /// Records how a trial of this run ended. A result the store refuses (two values for one
     /// objective) fails the trial; a trial another run already settled (stale) is left alone.
     fn settle_trial(&self, number: TrialNumber, outcome: Outcome) -> Result<(), Error> {
-        match self.tell(number, outcome) {
+        // The loop looks at the store next: no catch-up here.
+        match self.finish(number, outcome) {
             Ok(_) => Ok(()),
             Err(Error::Store(hyperion_store::StoreError::InvalidValues { reason, .. })) => self
-                .tell(number, Outcome::Failed { error: reason })
+                .finish(number, Outcome::Failed { error: reason })
                 .map(drop)
                 .or_else(|e| {
                     if e.settled_elsewhere() {

@@ -358,6 +358,7 @@ impl Study {
     /// about for that long goes stale, and a run retries it.
     pub fn ask(&self) -> Result<ActiveTrial<'_>, Error> {
         let max_trials = self.settings.budget.max_trials;
+        self.catch_up()?;
         self.ask_within(max_trials, self.settings.recovery.lease)?
             .ok_or(Error::BudgetSpent {
                 max_trials: max_trials.unwrap_or_default(),
@@ -365,13 +366,14 @@ impl Study {
     }
 
     /// [`Study::ask`], creating nothing when the study has `max_trials` trials (`Ok(None)`),
-    /// the trial leased for `lease`.
+    /// the trial leased for `lease`. The caller has just caught up with the store: the sampler
+    /// proposes from the view, and whether a trial is pending comes from it.
     pub(crate) fn ask_within(
         &self,
         max_trials: Option<u64>,
         lease: Duration,
     ) -> Result<Option<ActiveTrial<'_>>, Error> {
-        let mut view = self.sync()?;
+        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
         if view.counts().pending > 0
             && let Some(trial) = self.store.claim_pending(self.record.id, Some(lease))?
         {
@@ -560,6 +562,14 @@ impl Study {
     /// failed, with the offending objective named in its error (as Optuna does). A wrong number
     /// of values is an error and leaves the trial running.
     pub fn tell(&self, number: TrialNumber, outcome: Outcome) -> Result<Trial, Error> {
+        let trial = self.finish(number, outcome)?;
+        self.catch_up()?;
+        Ok(trial)
+    }
+
+    /// [`Study::tell`] without the catch-up that publishes its events at once: for a caller
+    /// that reads the store next anyway (the controller's loop), one round trip fewer.
+    pub(crate) fn finish(&self, number: TrialNumber, outcome: Outcome) -> Result<Trial, Error> {
         let (state, values) = match outcome {
             Outcome::Completed(values) => {
                 let objectives = &self.record.spec.objectives;
@@ -584,11 +594,9 @@ impl Study {
             }
             Outcome::Failed { error } => (TrialState::Failed { error }, None),
         };
-        let trial = self
+        Ok(self
             .store
-            .finish_trial(self.record.id, number, state, values)?;
-        self.catch_up()?;
-        Ok(trial)
+            .finish_trial(self.record.id, number, state, values)?)
     }
 
     /// Queues trial `number` to run again, as a pending trial with its params and lineage and

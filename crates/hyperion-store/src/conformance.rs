@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use hyperion_core::{
     Change, Condition, Decision, Distribution, FloatDistribution, IntDistribution, Objective,
-    ParamValue, Params, SearchSpace, StudyId, StudySpec, StudyView, TrialNumber, TrialState,
+    ParamValue, Params, Proposal, SearchSpace, StudyId, StudySpec, StudyView, TrialNumber,
+    TrialState,
 };
 
 use crate::{Created, NewTrial, Store, StoreError};
@@ -52,7 +53,8 @@ macro_rules! conformance_tests {
             a_heartbeat_renews_a_lease_for_its_own_length,
             sampler_state_comes_with_its_trial_in_one_transaction,
             every_metric_a_trial_reported_is_kept,
-            counts_and_pages_agree_with_the_whole_listing
+            counts_and_pages_agree_with_the_whole_listing,
+            any_text_is_stored_as_it_was_given
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -925,4 +927,64 @@ pub fn counts_and_pages_agree_with_the_whole_listing(store: &dyn Store) {
     assert_eq!(store.trials_page(study, 1, 3).unwrap(), all[1..4]);
     assert_eq!(store.trials_page(study, 0, 100).unwrap(), all);
     assert!(store.trials_page(study, 7, 5).unwrap().is_empty());
+}
+
+/// Quotes, backslashes, dollar signs, SQL and unicode in params, attributes, messages and the
+/// log come back as they were given (a server-backed store writes some of them as literals).
+pub fn any_text_is_stored_as_it_was_given(store: &dyn Store) {
+    let hostile = [
+        "it's",
+        "''; DROP TABLE trials; --",
+        "back\\slash \\' \\\\",
+        "$$ $tag$ E'\\n'",
+        "naïve — 日本語 🎯",
+        "line\nbreak\ttab\u{1}",
+    ];
+    let study = store.create_study(&spec("s")).unwrap().id;
+    for text in hostile {
+        let params = Params::from([("x".to_owned(), ParamValue::Str(text.to_owned()))]);
+        let proposal = Proposal {
+            params: params.clone(),
+            state: vec![(text.to_owned(), serde_json::json!(text))],
+        };
+        let mut proposal = Some(proposal);
+        let Created::Trial(trial) = store
+            .create_trial(study, &NewTrial::running(), None, &mut |_| proposal.take())
+            .unwrap()
+        else {
+            panic!("created")
+        };
+        store
+            .set_user_attr(study, trial.number, text, &serde_json::json!(text))
+            .unwrap();
+        let failed = TrialState::Failed {
+            error: text.to_owned(),
+        };
+        store
+            .finish_trial(study, trial.number, failed.clone(), None)
+            .unwrap();
+        let back = store.trial(study, trial.number).unwrap();
+        assert_eq!(back.params, params.into(), "{text:?}");
+        assert_eq!(back.user_attrs[text], serde_json::json!(text));
+        assert_eq!(back.state, failed);
+    }
+    let log = store.changes_since(study, 0).unwrap();
+    let states: Vec<&serde_json::Value> = log
+        .iter()
+        .filter_map(|c| match &c.change {
+            Change::SamplerStateSet { value, .. } => Some(value),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        hostile
+            .map(|t| serde_json::json!(t))
+            .iter()
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        store.trials(study).unwrap().len() == hostile.len(),
+        "nothing else was run"
+    );
 }

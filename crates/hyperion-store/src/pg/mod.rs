@@ -34,6 +34,18 @@ use crate::{
 };
 use url::PgUrl;
 
+/// The columns that follow a trial's own in [`trial_from_row`]'s order: its intermediate
+/// values and user attributes as arrays, for the trial `$2` of study `$1`.
+macro_rules! extras {
+    () => {
+        "ARRAY(SELECT step FROM intermediate WHERE study_id = $1 AND number = $2 ORDER BY step), \
+         ARRAY(SELECT value FROM intermediate WHERE study_id = $1 AND number = $2 ORDER BY step), \
+         ARRAY(SELECT others FROM intermediate WHERE study_id = $1 AND number = $2 ORDER BY step), \
+         ARRAY(SELECT key FROM user_attrs WHERE study_id = $1 AND number = $2 ORDER BY key), \
+         ARRAY(SELECT value FROM user_attrs WHERE study_id = $1 AND number = $2 ORDER BY key)"
+    };
+}
+
 /// Connections kept open per process; more are opened when threads need them at once.
 const POOL: usize = 4;
 /// How long an operation keeps retrying a lost server before giving up.
@@ -146,19 +158,22 @@ impl PgStore {
         let mut wait = Duration::from_millis(5);
         loop {
             let pooled = self.pool().pop();
-            let attempt = pooled.map(Ok).unwrap_or_else(|| self.connect()).and_then(|mut conn| {
-                let out = f(&mut Tx::on(&mut conn, &self.channel));
-                let keep = match &out {
-                    Ok(_) => true,
-                    Err(Fail::Store(_)) => conn.client.batch_execute("ROLLBACK").is_ok(),
-                    Err(Fail::Pg(_)) => false,
-                };
-                let mut pool = self.pool();
-                if keep && pool.len() < POOL {
-                    pool.push(conn);
-                }
-                out
-            });
+            let attempt = pooled
+                .map(Ok)
+                .unwrap_or_else(|| self.connect())
+                .and_then(|mut conn| {
+                    let out = f(&mut Tx::on(&mut conn, &self.channel));
+                    let keep = match &out {
+                        Ok(_) => true,
+                        Err(Fail::Store(_)) => conn.client.batch_execute("ROLLBACK").is_ok(),
+                        Err(Fail::Pg(_)) => false,
+                    };
+                    let mut pool = self.pool();
+                    if keep && pool.len() < POOL {
+                        pool.push(conn);
+                    }
+                    out
+                });
             match attempt {
                 Ok(out) => {
                     if self.said.swap(false, Ordering::Relaxed) {
@@ -189,22 +204,37 @@ impl PgStore {
     }
 
     /// Runs `f` in a transaction that holds study `study`'s lock, with its spec, the server's
-    /// time and the study's counters. The lock is taken with the `BEGIN`, in one round trip, and
-    /// the changes `f` logs are written in one statement before the `COMMIT`: the fewer round
-    /// trips under the lock, the more writers a study takes.
+    /// time and the study's counters. The fewer round trips under the lock, the more writers a
+    /// study takes: the lock is taken with the `BEGIN`, in one, and the changes `f` logs are
+    /// sent with the `COMMIT`, in another.
     fn write<T>(
         &self,
         study: StudyId,
+        f: impl FnMut(&mut Tx<'_>, &StudySpec, Locked) -> Result<T>,
+    ) -> Result<T, StoreError> {
+        self.write_locked(study, false, f)
+    }
+
+    /// [`PgStore::write`]; with `new_id`, [`Locked::new_id`] is an id for a new trial.
+    fn write_locked<T>(
+        &self,
+        study: StudyId,
+        new_id: bool,
         mut f: impl FnMut(&mut Tx<'_>, &StudySpec, Locked) -> Result<T>,
     ) -> Result<T, StoreError> {
         let spec = self.spec(study)?;
+        // Integers only: safe in the text of a simple query, which takes no parameters.
+        let sql = format!(
+            "BEGIN; SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, \
+             n_trials, n_retries, last_seq, {} FROM studies WHERE id = {} FOR UPDATE",
+            if new_id {
+                "nextval(pg_get_serial_sequence('trials', 'id'))"
+            } else {
+                "0"
+            },
+            study.0
+        );
         self.on_conn(|tx| {
-            // An integer id: safe in the text of a simple query, which takes no parameters.
-            let sql = format!(
-                "BEGIN; SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, \
-                 n_trials, n_retries FROM studies WHERE id = {} FOR UPDATE",
-                study.0
-            );
             let row = tx
                 .client
                 .simple_query(&sql)?
@@ -225,10 +255,11 @@ impl PgStore {
                 at: Timestamp(number(0)? as u64),
                 n_trials: number(1)?,
                 n_retries: number(2)?,
+                new_id: number(4)?,
             };
+            let last_seq = number(3)?;
             let out = f(tx, &spec, locked)?;
-            tx.flush(study)?;
-            tx.client.batch_execute("COMMIT")?;
+            tx.commit(study, last_seq)?;
             Ok(out)
         })
     }
@@ -337,13 +368,20 @@ struct Locked {
     at: Timestamp,
     n_trials: i64,
     n_retries: i64,
+    /// An id for a new trial ([`PgStore::write_locked`]), else 0.
+    new_id: i64,
 }
 
-/// A connection with its statement cache, and the changes a write will log.
+/// A connection with its statement cache, and what a write sends with its `COMMIT`.
 struct Tx<'c> {
     client: &'c mut Client,
     statements: &'c mut HashMap<&'static str, Statement>,
-    changes: Vec<(i64, &'static str, String)>,
+    /// The changes to log.
+    changes: Vec<(Timestamp, Change)>,
+    /// Statements to run before the `COMMIT`, their values written as [`literal`]s.
+    deferred: String,
+    /// The trials and the retries among them that `deferred` inserts.
+    added: (i64, i64),
     /// Where writes are announced (`LISTEN`).
     channel: &'c str,
 }
@@ -354,6 +392,8 @@ impl<'c> Tx<'c> {
             client: &mut conn.client,
             statements: &mut conn.statements,
             changes: Vec::new(),
+            deferred: String::new(),
+            added: (0, 0),
             channel,
         }
     }
@@ -389,31 +429,49 @@ impl<'c> Tx<'c> {
 
     /// Logs `change` when the write commits, with the next sequence number.
     fn append(&mut self, at: Timestamp, change: &Change) {
-        self.changes
-            .push((at.0 as i64, change.kind(), to_json(change)));
+        self.changes.push((at, change.clone()));
     }
 
-    /// Appends the logged changes to the study's log, in one statement.
-    fn flush(&mut self, study: StudyId) -> Result<()> {
-        if self.changes.is_empty() {
-            return Ok(());
-        }
+    /// Sends the deferred statements, the logged changes (numbered after `last_seq`, the
+    /// study's when it was locked), the notification and the `COMMIT`, in one round trip.
+    fn commit(&mut self, study: StudyId, last_seq: i64) -> Result<()> {
+        use std::fmt::Write;
+        let mut sql = std::mem::take(&mut self.deferred);
         let changes = std::mem::take(&mut self.changes);
-        let at: Vec<i64> = changes.iter().map(|c| c.0).collect();
-        let kinds: Vec<&str> = changes.iter().map(|c| c.1).collect();
-        let json: Vec<&str> = changes.iter().map(|c| c.2.as_str()).collect();
-        // The notification reaches the watchers when the write commits.
-        let channel = self.channel;
-        self.exec(
-            "WITH s AS (UPDATE studies SET last_seq = last_seq + cardinality($2::text[]) \
-             WHERE id = $1 RETURNING last_seq - cardinality($2::text[]) AS before), \
-             n AS (SELECT pg_notify($5, $1::text)) \
-             INSERT INTO changes (study_id, seq, at, kind, change) \
-             SELECT $1, s.before + u.o, u.at, u.kind, u.change FROM s, n, \
-             unnest($3::bigint[], $2::text[], $4::text[]) WITH ORDINALITY AS u(at, kind, change, o)",
-            &[&(study.0 as i64), &kinds, &at, &json, &channel],
-        )?;
-        Ok(())
+        if !changes.is_empty() {
+            sql += "INSERT INTO changes (study_id, seq, at, kind, change) VALUES ";
+            for (i, (at, change)) in (1..).zip(&changes) {
+                let comma = if i == 1 { "" } else { ", " };
+                let _ = write!(
+                    sql,
+                    "{comma}({}, {}, {}, {}, {})",
+                    study.0,
+                    last_seq + i,
+                    at.0,
+                    literal(change.kind())?,
+                    literal(&to_json(change))?
+                );
+            }
+            // The notification reaches the watchers when the write commits.
+            let _ = write!(
+                sql,
+                "; SELECT pg_notify({}, '{}'); ",
+                literal(self.channel)?,
+                study.0
+            );
+        }
+        let (trials, retries) = std::mem::take(&mut self.added);
+        if !changes.is_empty() || trials > 0 {
+            let _ = write!(
+                sql,
+                "UPDATE studies SET last_seq = {}, n_trials = n_trials + {trials}, \
+                 n_retries = n_retries + {retries} WHERE id = {}; ",
+                last_seq + changes.len() as i64,
+                study.0
+            );
+        }
+        sql += "COMMIT";
+        Ok(self.client.batch_execute(&sql)?)
     }
 
     fn state_of(&mut self, study: StudyId, number: TrialNumber) -> Result<String> {
@@ -437,7 +495,8 @@ impl<'c> Tx<'c> {
         }
     }
 
-    /// Inserts trial `number` (the study's next) and logs its creation.
+    /// Inserts trial `number` (the study's next) with id `id` at the commit, and logs its
+    /// creation.
     fn insert_trial(
         &mut self,
         study: StudyId,
@@ -445,67 +504,78 @@ impl<'c> Tx<'c> {
         new: &NewTrial,
         params: Arc<Params>,
         at: Timestamp,
+        id: i64,
     ) -> Result<Trial> {
-        let id: i64 = self
-            .one(
-                "WITH counted AS (UPDATE studies SET n_trials = n_trials + 1, \
-                 n_retries = n_retries + $11 WHERE id = $1) \
-                 INSERT INTO trials (study_id, number, state, params, parent, depth, retry_of, \
-                 created_at, started_at, heartbeat_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-                &[
-                    &(study.0 as i64),
-                    &(number.0 as i64),
-                    &new.state().name(),
-                    &to_json(&*params),
-                    &new.parent.map(|p| p.0 as i64),
-                    &i64::from(new.depth),
-                    &new.retry_of.map(|p| p.0 as i64),
-                    &(at.0 as i64),
-                    &(!new.pending).then_some(at.0 as i64),
-                    &new.lease_end(at).map(|t| t.0 as i64),
-                    &i64::from(new.takes_a_place()),
-                ],
-            )?
-            .get(0);
+        use std::fmt::Write;
+        let or_null = |v: Option<u64>| v.map_or("NULL".to_owned(), |v| v.to_string());
+        let _ = write!(
+            self.deferred,
+            "INSERT INTO trials (id, study_id, number, state, params, parent, depth, retry_of, \
+             created_at, started_at, heartbeat_at) \
+             VALUES ({id}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}); ",
+            study.0,
+            number.0,
+            literal(new.state().name())?,
+            literal(&to_json(&*params))?,
+            or_null(new.parent.map(|p| p.0)),
+            new.depth,
+            or_null(new.retry_of.map(|p| p.0)),
+            at.0,
+            or_null((!new.pending).then_some(at.0)),
+            or_null(new.lease_end(at).map(|t| t.0)),
+        );
+        self.added.0 += 1;
+        self.added.1 += i64::from(new.takes_a_place());
         let trial = new.trial(TrialId(id as u64), number, params, at);
         self.append(at, &crate::created(&trial));
         Ok(trial)
     }
 
-    /// Trial `number` with its intermediate values and user attributes.
+    /// Trial `number` with its intermediate values and user attributes, in one statement.
     fn load_trial(&mut self, study: StudyId, number: TrialNumber) -> Result<Trial> {
         let row = self
             .opt(
-                "SELECT id, number, state, prune_step, message, params, objective_values, parent, \
-                 depth, retry_of, created_at, started_at, finished_at, metrics \
-                 FROM trials WHERE study_id = $1 AND number = $2",
+                concat!(
+                    "SELECT id, number, state, prune_step, message, params, objective_values, \
+                     parent, depth, retry_of, created_at, started_at, finished_at, metrics, ",
+                    extras!(),
+                    " FROM trials WHERE study_id = $1 AND number = $2"
+                ),
                 &[&(study.0 as i64), &(number.0 as i64)],
             )?
             .ok_or(StoreError::TrialNotFound { number })?;
-        self.with_extras(study, trial_from_row(&row)?)
+        Ok(with_extras(trial_from_row(&row)?, &row)?)
     }
+}
 
-    /// `trial` with its intermediate values and user attributes.
-    fn with_extras(&mut self, study: StudyId, mut trial: Trial) -> Result<Trial> {
-        let key: [&(dyn ToSql + Sync); 2] = [&(study.0 as i64), &(trial.number.0 as i64)];
-        for row in self.query(
-            "SELECT step, value, others FROM intermediate WHERE study_id = $1 AND number = $2",
-            &key,
-        )? {
-            add_intermediate(&mut trial, row.get(0), row.get(1), row.get(2))?;
-        }
-        for row in self.query(
-            "SELECT key, value FROM user_attrs WHERE study_id = $1 AND number = $2",
-            &key,
-        )? {
-            let value: String = row.get(1);
-            trial
-                .user_attrs
-                .insert(row.get(0), from_json("user attribute", &value)?);
-        }
-        Ok(trial)
+/// `text` as an SQL string literal, for the statements a write sends with its `COMMIT` (a
+/// simple query, which takes no parameters). Doubling the quotes is the whole escaping, as in
+/// libpq's `PQescapeLiteral`, because every connection sets `standard_conforming_strings` (a
+/// backslash is a plain character) and speaks UTF-8; a NUL, which no text value holds, is
+/// refused.
+fn literal(text: &str) -> Result<String> {
+    if text.contains('\0') {
+        return Err(StoreError::Inconsistent(format!("a NUL character in {text:?}")).into());
     }
+    Ok(format!("'{}'", text.replace('\'', "''")))
+}
+
+/// `trial` with its intermediate values and user attributes from the [`extras!`] of `row`.
+fn with_extras(mut trial: Trial, row: &Row) -> Result<Trial, StoreError> {
+    let steps: Vec<i64> = row.get(14);
+    let values: Vec<f64> = row.get(15);
+    let others: Vec<Option<String>> = row.get(16);
+    for ((step, value), others) in steps.into_iter().zip(values).zip(others) {
+        add_intermediate(&mut trial, step, value, others)?;
+    }
+    let keys: Vec<String> = row.get(17);
+    let values: Vec<String> = row.get(18);
+    for (key, value) in keys.into_iter().zip(values) {
+        trial
+            .user_attrs
+            .insert(key, from_json("user attribute", &value)?);
+    }
+    Ok(trial)
 }
 
 fn trial_from_row(r: &Row) -> Result<Trial, StoreError> {
@@ -656,7 +726,7 @@ impl Store for PgStore {
         max_trials: Option<u64>,
         propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
     ) -> Result<Created, StoreError> {
-        self.write(study, |tx, _, locked| {
+        self.write_locked(study, true, |tx, _, locked| {
             let (count, retries) = (locked.n_trials, locked.n_retries);
             if !rules::fits_budget(new, (count - retries) as u64, max_trials) {
                 return Ok(Created::LimitReached);
@@ -665,8 +735,8 @@ impl Store for PgStore {
             let Some(proposal) = propose(number) else {
                 return Ok(Created::Declined);
             };
-            let trial =
-                tx.insert_trial(study, number, new, Arc::new(proposal.params), locked.at)?;
+            let params = Arc::new(proposal.params);
+            let trial = tx.insert_trial(study, number, new, params, locked.at, locked.new_id)?;
             for (key, value) in proposal.state {
                 tx.append(locked.at, &Change::SamplerStateSet { key, value });
             }
@@ -832,7 +902,13 @@ impl Store for PgStore {
                 });
                 if let Some(new) = rules::retry(&trial, depth, max_retries) {
                     let params = trial.params.clone();
-                    tx.insert_trial(study, TrialNumber(next as u64), &new, params, now)?;
+                    let id = tx
+                        .one(
+                            "SELECT nextval(pg_get_serial_sequence('trials', 'id'))",
+                            &[],
+                        )?
+                        .get(0);
+                    tx.insert_trial(study, TrialNumber(next as u64), &new, params, now, id)?;
                     next += 1;
                 }
             }
@@ -975,7 +1051,8 @@ impl Store for PgStore {
             // locked first (the update's condition needs it), as every write locks it: in one
             // order, two writes never deadlock.
             let row = tx.opt(
-                "WITH l AS (SELECT id FROM studies WHERE id = $1 FOR UPDATE), \
+                concat!(
+                    "WITH l AS (SELECT id FROM studies WHERE id = $1 FOR UPDATE), \
                  u AS (UPDATE trials SET state = $3, prune_step = $4, message = $5, \
                  objective_values = $6, value0 = $7, \
                  finished_at = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint \
@@ -988,7 +1065,10 @@ impl Store for PgStore {
                  c AS (INSERT INTO changes (study_id, seq, at, kind, change) \
                  SELECT $1, s.last_seq, u.finished_at, $8, $9 FROM s, u), \
                  n AS (SELECT pg_notify($10, $1::text) FROM s) \
-                 SELECT u.*, (SELECT count(*) FROM n) FROM u",
+                 SELECT u.*, ",
+                    extras!(),
+                    ", (SELECT count(*) FROM n) FROM u"
+                ),
                 &[
                     &key.0,
                     &key.1,
@@ -1006,7 +1086,7 @@ impl Store for PgStore {
                 rules::check_unfinished(number, state_name(&tx.state_of(study, number)?))?;
                 return Err(StoreError::TrialNotFound { number }.into());
             };
-            tx.with_extras(study, trial_from_row(&row)?)
+            Ok(with_extras(trial_from_row(&row)?, &row)?)
         })
     }
 

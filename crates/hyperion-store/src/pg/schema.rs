@@ -15,8 +15,11 @@ const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
 /// release's version, refusing one that is not a Hyperion store's or is newer.
 pub(super) fn prepare(client: &mut Client, url: &PgUrl) -> Result<(), Fail> {
     let schema = url.schema.as_str();
-    // A plain name (checked when the URL was parsed): safe to quote into SQL.
-    client.batch_execute(&format!("SET search_path TO \"{schema}\""))?;
+    // A plain name (checked when the URL was parsed): safe to quote into SQL. The store's
+    // literals (`super::literal`) need standard strings, whatever the server's default.
+    client.batch_execute(&format!(
+        "SET search_path TO \"{schema}\"; SET standard_conforming_strings = on"
+    ))?;
     let current = MIGRATIONS.len() as i64;
     if version(client, schema)? == Some(current) {
         return Ok(());
