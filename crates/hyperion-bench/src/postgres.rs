@@ -138,9 +138,27 @@ fn million(n: u64) {
     let best_ms = median_ms(9, || {
         store.best_trial(id).expect("best").expect("a best trial");
     });
-    // Ask+tell on the big study, against the same on a small one (the first figure above).
-    let study = open_study(Arc::new(store));
-    let cycles = 200;
+    let per_s = ask_tell_rate(Arc::new(store));
+    drop_schema(&schema);
+    // The same on a study of 10³ trials: the cost of a trial must not grow with the study.
+    let small = format!("bench_{}_thousand", std::process::id());
+    drop_schema(&small);
+    let store = Arc::new(PgStore::open(&self::url(&small)).expect("open"));
+    bulk_complete(&small, open_study(store.clone()).record_id().0, 1_000);
+    let per_s_small = ask_tell_rate(store);
+    drop_schema(&small);
+    println!(
+        "{}",
+        json!({"impl": "hyperion", "suite": "postgres", "big": n, "build_s": built,
+               "status_ms": status_ms, "page_ms": page_ms, "best_ms": best_ms,
+               "per_s_at_size": per_s, "per_s_at_1k": per_s_small})
+    );
+}
+
+/// Ask+tell cycles per second on the study of `store`, one after the other.
+fn ask_tell_rate(store: Arc<PgStore>) -> f64 {
+    let study = open_study(store);
+    let cycles = 500;
     let t = Instant::now();
     for _ in 0..cycles {
         let trial = study.ask().expect("ask");
@@ -150,15 +168,7 @@ fn million(n: u64) {
             .tell(number, Outcome::Completed(vec![1.0]))
             .expect("tell");
     }
-    let per_s = cycles as f64 / t.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        json!({"impl": "hyperion", "suite": "postgres", "big": n, "build_s": built,
-               "status_ms": status_ms, "page_ms": page_ms, "best_ms": best_ms,
-               "per_s_at_size": per_s})
-    );
-    drop(study);
-    drop_schema(&schema);
+    cycles as f64 / t.elapsed().as_secs_f64()
 }
 
 /// Appends `n` completed trials to the study and its log with COPY, as the store would have

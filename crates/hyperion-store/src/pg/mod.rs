@@ -1046,29 +1046,23 @@ impl Store for PgStore {
         let key = (study.0 as i64, number.0 as i64);
         self.on_conn(|tx| {
             let channel = tx.channel;
-            // One statement, its own transaction: only an unfinished trial is updated, its
-            // change logged with the next number, and the row comes back. The study's row is
-            // locked first (the update's condition needs it), as every write locks it: in one
-            // order, two writes never deadlock.
-            let row = tx.opt(
-                concat!(
-                    "WITH l AS (SELECT id FROM studies WHERE id = $1 FOR UPDATE), \
+            // One statement, its own transaction: only an unfinished trial is updated, and its
+            // change logged with the next number. The study's row is locked first (the
+            // update's condition needs it), as every write locks it: in one order, two writes
+            // never deadlock. The trial is read after the commit, with the lock released.
+            let updated = tx.opt(
+                "WITH l AS (SELECT id FROM studies WHERE id = $1 FOR UPDATE), \
                  u AS (UPDATE trials SET state = $3, prune_step = $4, message = $5, \
                  objective_values = $6, value0 = $7, \
                  finished_at = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint \
                  WHERE study_id = (SELECT id FROM l) AND number = $2 \
-                 AND state IN ('pending', 'running') \
-                 RETURNING id, number, state, prune_step, message, params, objective_values, \
-                 parent, depth, retry_of, created_at, started_at, finished_at, metrics), \
+                 AND state IN ('pending', 'running') RETURNING finished_at), \
                  s AS (UPDATE studies SET last_seq = last_seq + 1 \
                  WHERE id = $1 AND EXISTS (SELECT 1 FROM u) RETURNING last_seq), \
                  c AS (INSERT INTO changes (study_id, seq, at, kind, change) \
                  SELECT $1, s.last_seq, u.finished_at, $8, $9 FROM s, u), \
                  n AS (SELECT pg_notify($10, $1::text) FROM s) \
-                 SELECT u.*, ",
-                    extras!(),
-                    ", (SELECT count(*) FROM n) FROM u"
-                ),
+                 SELECT (SELECT count(*) FROM n) FROM u",
                 &[
                     &key.0,
                     &key.1,
@@ -1082,11 +1076,11 @@ impl Store for PgStore {
                     &channel,
                 ],
             )?;
-            let Some(row) = row else {
+            if updated.is_none() {
                 rules::check_unfinished(number, state_name(&tx.state_of(study, number)?))?;
                 return Err(StoreError::TrialNotFound { number }.into());
-            };
-            Ok(with_extras(trial_from_row(&row)?, &row)?)
+            }
+            tx.load_trial(study, number)
         })
     }
 
