@@ -121,9 +121,33 @@ if [ "$(pg_conftool -s "$PG_VERSION" "$PG_CLUSTER" show port 2>/dev/null)" != "$
     pg_conftool "$PG_VERSION" "$PG_CLUSTER" set port "$PG_PORT"
     need_restart=1
 fi
+# TLS with a certificate of the project's own test authority, for the sslmode tests: the
+# server's certificate names localhost and 127.0.0.1, and the authority's certificate is
+# left readable at $TLS_DIR/ca.crt (the tests' sslrootcert).
+TLS_DIR=$CONF_DIR/hyperion-tls
+if [ ! -s "$TLS_DIR/server.crt" ]; then
+    command -v openssl >/dev/null || apt-get install -y -q --no-install-recommends openssl >/dev/null
+    install -d -m 0755 "$TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Hyperion test authority" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+        -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+        > "$TLS_DIR/server.ext"
+    openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$TLS_DIR/ca.key" \
+        -CAcreateserial -days 3650 -extfile "$TLS_DIR/server.ext" -out "$TLS_DIR/server.crt" 2>/dev/null
+    chown postgres:postgres "$TLS_DIR/server.key" "$TLS_DIR/server.crt"
+    chmod 0600 "$TLS_DIR/server.key" "$TLS_DIR/ca.key"
+    chmod 0644 "$TLS_DIR/ca.crt"
+    step "TLS certificates"
+fi
 want_conf="# written by infra/postgres-up.sh
 listen_addresses = '127.0.0.1'
-max_connections = 200"
+max_connections = 200
+ssl = on
+ssl_cert_file = '$TLS_DIR/server.crt'
+ssl_key_file = '$TLS_DIR/server.key'"
 if [ "$PG_FAST" = 1 ]; then
     want_conf="$want_conf
 fsync = off
@@ -194,7 +218,8 @@ Connect:
   psql "${URL}"
   PGPASSWORD=${PG_PASSWORD} psql -h 127.0.0.1 -p ${PG_PORT} -U ${PG_USER} ${PG_DB}
   DATABASE_URL=${URL}
-  (add ?sslmode=disable to skip TLS; the server has ssl=on with Debian's snakeoil cert)
+  (TLS: ?sslmode=verify-full&sslrootcert=${TLS_DIR}/ca.crt with host localhost or 127.0.0.1;
+   ?sslmode=disable to skip it)
   eval "\$($0 env)"   # PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE/DATABASE_URL
 Stop:
   $0 stop

@@ -9,9 +9,11 @@
 //! server's clock (machines' clocks differ): leases, stale deadlines and every timestamp.
 //!
 //! `schema` creates and migrates the tables on connect, under an advisory lock, in a schema of
-//! their own (`hyperion`, or the URL's `?schema=`); `url` parses URLs as libpq does.
+//! their own (`hyperion`, or the URL's `?schema=`); `url` parses URLs as libpq does, and `tls`
+//! connects as its `sslmode` says.
 
 mod schema;
+pub mod tls;
 pub mod url;
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,7 +27,7 @@ use hyperion_core::{
 };
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row, Statement};
+use postgres::{Client, Row, Statement};
 
 use crate::columns::{from_json, parse_spec, state_columns, state_name, to_json};
 use crate::{
@@ -142,7 +144,7 @@ impl PgStore {
     }
 
     fn connect(&self) -> Result<Conn> {
-        let mut client = self.url.config.connect(NoTls)?;
+        let mut client = self.url.config.connect(self.url.tls.clone())?;
         schema::prepare(&mut client, &self.url)?;
         Ok(Conn {
             client,
@@ -1201,16 +1203,18 @@ impl Store for PgStore {
         study: StudyId,
         wake: Box<dyn Fn() + Send>,
     ) -> Result<Option<crate::Watch>, StoreError> {
-        let mut client = self.url.config.connect(NoTls).map_err(|e| self.error(e))?;
+        let mut client = (self.url.config)
+            .connect(self.url.tls.clone())
+            .map_err(|e| self.error(e))?;
         // A plain name (checked when the URL was parsed), so safe to quote into SQL.
         let listen = format!("LISTEN \"{}\"", self.channel);
         client.batch_execute(&listen).map_err(|e| self.error(e))?;
         let stop = Arc::new(AtomicBool::new(false));
         let watching = Watching(stop.clone());
-        let (config, payload) = (self.url.config.clone(), study.0.to_string());
+        let (url, payload) = (self.url.clone(), study.0.to_string());
         std::thread::Builder::new()
             .name("hyperion-listen".into())
-            .spawn(move || listen_for(client, &config, &listen, &payload, &stop, &*wake))
+            .spawn(move || listen_for(client, &url, &listen, &payload, &stop, &*wake))
             .map_err(|e| StoreError::Server {
                 url: self.url.shown.clone(),
                 reason: format!("cannot start the thread that listens for changes: {e}"),
@@ -1238,7 +1242,7 @@ const WAKE_WINDOW: Duration = Duration::from_millis(10);
 /// back (writes may have been missed meanwhile).
 fn listen_for(
     mut client: Client,
-    config: &postgres::Config,
+    url: &PgUrl,
     listen: &str,
     payload: &str,
     stop: &AtomicBool,
@@ -1263,8 +1267,8 @@ fn listen_for(
             }
         }
         if broken || client.is_closed() {
-            match config
-                .connect(NoTls)
+            match (url.config)
+                .connect(url.tls.clone())
                 .and_then(|mut c| c.batch_execute(listen).map(|_| c))
             {
                 Ok(fresh) => {

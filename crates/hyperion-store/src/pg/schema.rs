@@ -113,6 +113,9 @@ pub(super) fn explain(e: &postgres::Error, url: &PgUrl) -> String {
             Some(source) => format!("{e}: {source}"),
             None => e.to_string(),
         };
+        if why.contains("TLS") {
+            return format!("no TLS connection to the server at {host}:{port} ({why})");
+        }
         return format!("cannot reach the server at {host}:{port} ({why})");
     };
     let code = db_error.code();

@@ -1,7 +1,7 @@
 //! Storage URLs for PostgreSQL as libpq users write them: `postgresql://user:password@host:port/db`
 //! (or `postgres://`), with the blanks filled from `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`,
-//! `PGPASSWORD` and `~/.pgpass` (or `PGPASSFILE`). Connections do not use TLS yet: the default
-//! `sslmode=prefer` connects in the clear and `sslmode=require` is refused by the driver.
+//! `PGPASSWORD` and `~/.pgpass` (or `PGPASSFILE`). `sslmode` (or `PGSSLMODE`) and
+//! `sslrootcert` are libpq's (see [`super::tls`]).
 //! Hyperion's own `?schema=NAME` picks the schema its tables live in (`hyperion` by default).
 //! A password is never shown: [`redact`] is what errors and logs print.
 
@@ -11,12 +11,21 @@ use std::path::PathBuf;
 pub const DEFAULT_SCHEMA: &str = "hyperion";
 
 /// A parsed PostgreSQL storage URL.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgUrl {
     pub config: postgres::Config,
+    /// TLS as `sslmode` asks.
+    pub tls: tokio_postgres_rustls::MakeRustlsConnect,
     pub schema: String,
     /// The URL as given, with its password hidden.
     pub shown: String,
+}
+
+/// Shows the URL as errors do, its password hidden.
+impl std::fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
 }
 
 /// `url` with the password, if any, replaced by `***`.
@@ -58,12 +67,22 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut schema = DEFAULT_SCHEMA.to_owned();
     let mut passed = Vec::new();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut sslmode = env("PGSSLMODE").unwrap_or_else(|| "prefer".into());
+    let mut root = None;
     for kv in query.split('&').filter(|kv| !kv.is_empty()) {
         match kv.split_once('=') {
             Some(("schema", name)) => schema = name.to_owned(),
+            Some(("sslmode", mode)) => sslmode = mode.to_owned(),
+            Some(("sslrootcert", path)) => root = Some(PathBuf::from(path)),
+            Some((key @ ("sslcert" | "sslkey" | "sslpassword" | "sslcrl"), _)) => {
+                return Err(format!("{key}: client certificates are not supported yet"));
+            }
             _ => passed.push(kv),
         }
     }
+    let sslmode = super::tls::SslMode::parse(&sslmode)?;
+    let tls = super::tls::connector(sslmode, root.or_else(super::tls::default_root).as_deref())?;
     if schema.is_empty()
         || schema.len() > 63
         || !schema
@@ -90,9 +109,13 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
-    config.application_name("hyperion");
+    if config.get_application_name().is_none() {
+        config.application_name("hyperion");
+    }
+    config.ssl_mode(sslmode.driver());
     Ok(PgUrl {
         config,
+        tls,
         schema,
         shown,
     })

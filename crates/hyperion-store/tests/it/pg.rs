@@ -82,6 +82,72 @@ fn bad_urls_and_logins_get_one_clear_line_each_and_write_nothing() {
     assert!(!exists);
 }
 
+/// The authority that signed the test server's certificate (`infra/postgres-up.sh`).
+fn test_authority() -> String {
+    let ca = std::env::var("HYPERION_TEST_POSTGRES_CA")
+        .unwrap_or_else(|_| "/etc/postgresql/15/main/hyperion-tls/ca.crt".into());
+    assert!(
+        std::path::Path::new(&ca).exists(),
+        "the test server's certificate authority {ca} is missing: run infra/postgres-up.sh \
+         (or set HYPERION_TEST_POSTGRES_CA)"
+    );
+    ca
+}
+
+#[test]
+fn sslmode_is_honoured_and_a_server_that_cannot_prove_who_it_is_is_refused() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let ca = test_authority();
+    let mut client = schema.client();
+    let mut encrypted = |query: &str| -> bool {
+        let name = format!("tls_test_{}", std::process::id());
+        let store = PgStore::open(&format!("{}&application_name={name}&{query}", schema.url))
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        let ssl: Vec<bool> = client
+            .query(
+                "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.application_name = $1",
+                &[&name],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        drop(store);
+        assert_eq!(ssl.len(), 1, "{query}: one connection of the store");
+        ssl[0]
+    };
+    assert!(!encrypted("sslmode=disable"));
+    assert!(encrypted("sslmode=prefer"));
+    assert!(encrypted("sslmode=require"));
+    assert!(encrypted(&format!("sslmode=verify-ca&sslrootcert={ca}")));
+    assert!(encrypted(&format!("sslmode=verify-full&sslrootcert={ca}")));
+
+    // The machine's authorities never signed the test server's certificate.
+    let e = refusal(&format!(
+        "{}&sslmode=verify-full&sslrootcert=system",
+        schema.url
+    ));
+    assert!(
+        e.contains("no TLS connection to the server at 127.0.0.1"),
+        "{e}"
+    );
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    let e = refusal(&format!("{}&sslmode=verify-ful", schema.url));
+    assert!(e.contains("sslmode \"verify-ful\" is not one of"), "{e}");
+    let e = refusal(&format!(
+        "{}&sslmode=verify-full&sslrootcert=/nonexistent.crt",
+        schema.url
+    ));
+    assert!(e.contains("/nonexistent.crt"), "{e}");
+    if hyperion_store::pg::tls::default_root().is_none() {
+        let e = refusal(&format!("{}&sslmode=verify-full", schema.url));
+        assert!(e.contains("needs a root certificate"), "{e}");
+    }
+}
+
 #[test]
 fn a_schema_of_another_program_or_a_newer_hyperion_is_refused_and_left_untouched() {
     let Some(schema) = TestSchema::new() else {
