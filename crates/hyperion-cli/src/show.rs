@@ -524,9 +524,21 @@ pub fn trial(
 ) -> Result<ExitCode> {
     let record = find_study(store, study)?;
     let t = store.trial(record.id, number)?;
+    // Where it ran, as its run recorded it; its files can be read when that is this machine.
+    let host = t.launch.as_ref().map(|l| l.host.as_str());
+    let recorded = t
+        .launch
+        .as_ref()
+        .and_then(|l| l.dir.as_deref())
+        .map(Path::new);
+    let this_host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let dir = dir
         .map(|d| d.join(number.to_string()))
-        .filter(|d| d.is_dir());
+        .filter(|d| d.is_dir())
+        .or_else(|| {
+            let here = recorded.filter(|d| host == Some(this_host.trim()) && d.is_dir());
+            here.map(Path::to_path_buf)
+        });
     let stderr_tail = dir.as_ref().and_then(|d| {
         let text = std::fs::read_to_string(d.join("stderr.log")).ok()?;
         let lines: Vec<&str> = text.lines().collect();
@@ -534,7 +546,8 @@ pub fn trial(
     });
     if json {
         let mut value = self::record(&record.spec, &t);
-        value["directory"] = serde_json::json!(dir);
+        value["host"] = serde_json::json!(host);
+        value["directory"] = serde_json::json!(dir.as_deref().or(recorded));
         value["stderr_tail"] = serde_json::json!(stderr_tail);
         out(&(serde_json::to_string_pretty(&value)? + "\n"))?;
         return Ok(ExitCode::SUCCESS);
@@ -571,7 +584,10 @@ pub fn trial(
     if let Some(of) = t.retry_of {
         let _ = writeln!(text, "retries trial {of}");
     }
-    if let Some(d) = &dir {
+    if let Some(host) = host {
+        let _ = writeln!(text, "host: {host}");
+    }
+    if let Some(d) = dir.as_deref().or(recorded) {
         let _ = writeln!(text, "directory: {}", d.display());
     }
     if let Some(tail) = stderr_tail.filter(|t| !t.is_empty()) {

@@ -88,6 +88,9 @@ pub struct Launch {
     pub pgid: i32,
     /// The leader's start time, in clock ticks after boot (`/proc/PID/stat`, field 22).
     pub start_time: u64,
+    /// The trial's directory on `host` (its logs, metrics and checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
 }
 
 impl Change {

@@ -164,6 +164,9 @@ pub struct Trial {
     pub created_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    /// Where its process ran: the machine and the trial's directory there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<crate::Launch>,
 }
 
 impl Trial {

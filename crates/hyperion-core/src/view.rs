@@ -77,8 +77,6 @@ pub struct StudyView {
     last_kill: u64,
     /// Why each trial a scheduler stopped was stopped (its first stopping decision).
     stopped: std::collections::HashMap<TrialNumber, String>,
-    /// Where the running trials' processes run.
-    launches: std::collections::HashMap<TrialNumber, Launch>,
 }
 
 /// What the runs of a study were asked to do by a [`Change::StopRequested`].
@@ -111,7 +109,6 @@ impl StudyView {
             last_stop: 0,
             last_kill: 0,
             stopped: Default::default(),
-            launches: Default::default(),
         }
     }
 
@@ -202,9 +199,9 @@ impl StudyView {
     pub fn stop_reason(&self, number: TrialNumber) -> Option<&str> {
         self.stopped.get(&number).map(String::as_str)
     }
-    /// Where running trial `number`'s process runs, if it is a process.
+    /// Where trial `number`'s process runs or ran, if it is a process.
     pub fn launch(&self, number: TrialNumber) -> Option<&Launch> {
-        self.launches.get(&number)
+        self.trial(number)?.launch.as_ref()
     }
     /// The trial budget announced in progress events.
     pub fn set_total(&mut self, total: Option<u64>) {
@@ -257,6 +254,7 @@ impl StudyView {
                     created_at: at,
                     started_at: running.then_some(at),
                     finished_at: None,
+                    launch: None,
                 });
                 *self.counts.slot(state) += 1;
                 self.retries += u64::from(retry_of.is_some() || parent.is_some());
@@ -338,7 +336,7 @@ impl StudyView {
             }
             Change::SettingsRecorded { settings } => self.settings = Some(settings.clone()),
             Change::TrialLaunched { number, launch } => {
-                self.launches.insert(*number, launch.clone());
+                self.trial_mut(*number)?.launch = Some(launch.clone());
             }
             Change::StopRequested { kill, .. } => {
                 if *kill {
@@ -361,7 +359,6 @@ impl StudyView {
                 *self.counts.slot(&before) -= 1;
                 *self.counts.slot(state) += 1;
                 self.running.remove(number);
-                self.launches.remove(number);
                 match state {
                     TrialState::Completed => {
                         let values = values.clone().unwrap_or_default();

@@ -92,7 +92,7 @@ pub(crate) fn number_range(first: u64, limit: u64) -> (i64, i64) {
 
 /// A trial's columns as both SQL backends store them (`SELECT id, number, state, prune_step,
 /// message, params, objective_values, parent, depth, retry_of, created_at, started_at,
-/// finished_at, metrics`).
+/// finished_at, metrics, launch`).
 pub(crate) struct TrialRow {
     pub id: i64,
     pub number: i64,
@@ -108,6 +108,7 @@ pub(crate) struct TrialRow {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub metrics: Option<String>,
+    pub launch: Option<String>,
 }
 
 impl TrialRow {
@@ -135,6 +136,7 @@ impl TrialRow {
             created_at: Timestamp(self.created_at as u64),
             started_at: time(self.started_at),
             finished_at: time(self.finished_at),
+            launch: self.launch.map(|l| from_json("launch", &l)).transpose()?,
         })
     }
 }

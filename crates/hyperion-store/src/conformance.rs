@@ -543,7 +543,28 @@ pub fn the_change_log_rebuilds_the_trials(store: &dyn Store) {
             Some(point(0.3).into())
         })
         .unwrap();
-    create(store, study);
+    let launched = create(store, study);
+    let launch = hyperion_core::Launch {
+        host: "gpu-3".into(),
+        boot_id: "b".into(),
+        pgid: 42,
+        start_time: 7,
+        dir: Some("/scratch/trials/4".into()),
+    };
+    store
+        .log(
+            study,
+            &Change::TrialLaunched {
+                number: launched,
+                launch: launch.clone(),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        store.trial(study, launched).unwrap().launch,
+        Some(launch),
+        "where a trial runs is kept with it"
+    );
 
     let log = store.changes_since(study, 0).unwrap();
     let seqs: Vec<u64> = log.iter().map(|c| c.seq).collect();

@@ -215,6 +215,7 @@ impl NewTrial {
             created_at: at,
             started_at: (!self.pending).then_some(at),
             finished_at: None,
+            launch: None,
         }
     }
 }

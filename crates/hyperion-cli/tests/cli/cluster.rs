@@ -59,6 +59,21 @@ fn workers_on_one_postgresql_study_run_its_budget_exactly_once() {
         );
     }
 
+    // From the machine that created it, a trial says which machine ran it, and where.
+    let trial = s.hyperion(&["trial", "shared", "7", "--json", "--storage", &schema.url]);
+    assert!(trial.status.success(), "{}", stderr(&trial));
+    let trial: serde_json::Value = serde_json::from_slice(&trial.stdout).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(trial["host"].as_str(), Some(host.trim()));
+    let dir = std::path::PathBuf::from(trial["directory"].as_str().unwrap());
+    assert!(
+        machines
+            .iter()
+            .any(|m| dir == m.path().join(".hyperion/shared/trials/7")),
+        "{}",
+        dir.display()
+    );
+
     // A page of the listing, and the counts, from the store's indexes.
     let page = s.hyperion_json(&[
         "trials",

@@ -304,6 +304,30 @@ fn exports_read_as_a_pandas_user_expects_and_a_failure_is_one_command_away() {
             && text.contains("last lines of stderr"),
         "{text}"
     );
+    // Where it ran is in the store: read from anywhere, it names the machine and directory.
+    let elsewhere = s.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let storage = format!(
+        "sqlite:///{}",
+        s.path().join(".hyperion/hyperion.db").display()
+    );
+    let trial = s
+        .command(&["--storage", &storage, "trial", "x", "1", "--json"])
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert!(trial.status.success(), "{}", stderr(&trial));
+    let trial: serde_json::Value = serde_json::from_slice(&trial.stdout).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(trial["host"].as_str(), Some(host.trim()));
+    let dir = trial["directory"].as_str().unwrap();
+    assert!(dir.starts_with('/') && dir.ends_with("/trials/1"), "{dir}");
+    assert!(
+        trial["stderr_tail"]
+            .as_str()
+            .is_some_and(|t| t.contains("CUDA out of memory")),
+        "{trial}"
+    );
 }
 
 #[test]

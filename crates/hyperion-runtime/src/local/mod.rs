@@ -165,7 +165,8 @@ impl<'s> Dispatcher<'s> for LocalDispatcher {
         let objectives: Vec<String> = spec.objectives.iter().map(|o| o.metric.clone()).collect();
         match self.start(trial.trial(), &spec.space, &objectives, &gpus, tx) {
             Ok(running) => {
-                let launch = self.machine.launch(running.group.pgid);
+                let dir = protocol::trial_dir(&self.config.trials_dir, trial.number());
+                let launch = self.machine.launch(running.group.pgid, &dir);
                 self.running.insert(trial.number(), running);
                 Ok(launch)
             }
@@ -258,13 +259,14 @@ impl Machine {
         }
     }
 
-    fn launch(&self, pgid: Pid) -> Option<Launch> {
+    fn launch(&self, pgid: Pid, dir: &std::path::Path) -> Option<Launch> {
         let (group, start_time) = leader(pgid.as_raw())?;
         (group == pgid.as_raw()).then(|| Launch {
             host: self.host.clone(),
             boot_id: self.boot_id.clone(),
             pgid: pgid.as_raw(),
             start_time,
+            dir: Some(dir.display().to_string()),
         })
     }
 

@@ -36,7 +36,7 @@ use crate::{
 };
 use url::PgUrl;
 
-/// The columns that follow a trial's own in [`trial_from_row`]'s order: its intermediate
+/// The columns that follow a trial's own (15) in [`trial_from_row`]'s order: its intermediate
 /// values and user attributes as arrays, for the trial `$2` of study `$1`.
 macro_rules! extras {
     () => {
@@ -539,7 +539,8 @@ impl<'c> Tx<'c> {
             .opt(
                 concat!(
                     "SELECT id, number, state, prune_step, message, params, objective_values, \
-                     parent, depth, retry_of, created_at, started_at, finished_at, metrics, ",
+                     parent, depth, retry_of, created_at, started_at, finished_at, metrics, \
+                     launch, ",
                     extras!(),
                     " FROM trials WHERE study_id = $1 AND number = $2"
                 ),
@@ -564,14 +565,14 @@ fn literal(text: &str) -> Result<String> {
 
 /// `trial` with its intermediate values and user attributes from the [`extras!`] of `row`.
 fn with_extras(mut trial: Trial, row: &Row) -> Result<Trial, StoreError> {
-    let steps: Vec<i64> = row.get(14);
-    let values: Vec<f64> = row.get(15);
-    let others: Vec<Option<String>> = row.get(16);
+    let steps: Vec<i64> = row.get(15);
+    let values: Vec<f64> = row.get(16);
+    let others: Vec<Option<String>> = row.get(17);
     for ((step, value), others) in steps.into_iter().zip(values).zip(others) {
         add_intermediate(&mut trial, step, value, others)?;
     }
-    let keys: Vec<String> = row.get(17);
-    let values: Vec<String> = row.get(18);
+    let keys: Vec<String> = row.get(18);
+    let values: Vec<String> = row.get(19);
     for (key, value) in keys.into_iter().zip(values) {
         trial
             .user_attrs
@@ -596,6 +597,7 @@ fn trial_from_row(r: &Row) -> Result<Trial, StoreError> {
         started_at: r.get(11),
         finished_at: r.get(12),
         metrics: r.get(13),
+        launch: r.get(14),
     }
     .into_trial()
 }
@@ -921,6 +923,13 @@ impl Store for PgStore {
     fn log(&self, study: StudyId, change: &Change) -> Result<(), StoreError> {
         check_log_only(change)?;
         self.write(study, |tx, _, locked| {
+            // Kept with the trial too, for who inspects it from elsewhere.
+            if let Change::TrialLaunched { number, launch } = change {
+                tx.exec(
+                    "UPDATE trials SET launch = $3 WHERE study_id = $1 AND number = $2",
+                    &[&(study.0 as i64), &(number.0 as i64), &to_json(launch)],
+                )?;
+            }
             tx.append(locked.at, change);
             Ok(())
         })
@@ -1126,7 +1135,7 @@ impl Store for PgStore {
             let range: [&(dyn ToSql + Sync); 3] = [&id, &lo, &hi];
             let rows = tx.query(
                 "SELECT id, number, state, prune_step, message, params, objective_values, \
-                 parent, depth, retry_of, created_at, started_at, finished_at, metrics \
+                 parent, depth, retry_of, created_at, started_at, finished_at, metrics, launch \
                  FROM trials WHERE study_id = $1 AND number >= $2 AND number < $3 ORDER BY number",
                 &range,
             )?;

@@ -538,7 +538,19 @@ impl Store for SqliteStore {
 
     fn log(&self, study: StudyId, change: &Change) -> Result<(), StoreError> {
         check_log_only(change)?;
-        self.write(study, |tx, _| append(tx, study, Timestamp::now(), change))
+        self.write(study, |tx, _| {
+            // Kept with the trial too, for who inspects it from elsewhere.
+            if let Change::TrialLaunched { number, launch } = change {
+                tx.prepare_cached(
+                    "UPDATE trials SET launch = ?3 WHERE study_id = ?1 AND number = ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![study.0 as i64, number.0 as i64, to_json(launch)])
+                })
+                .map_err(sql)?;
+            }
+            append(tx, study, Timestamp::now(), change)
+        })
     }
 
     fn decisions(&self, study: StudyId) -> Result<Vec<Decision>, StoreError> {
