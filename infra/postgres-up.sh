@@ -190,6 +190,8 @@ step "pg_isready"
 psql_admin -d postgres -v u="$PG_USER" -v p="$PG_PASSWORD" <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN', :'u') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'u') \gexec
 ALTER ROLE :"u" WITH LOGIN CREATEDB PASSWORD :'p';
+-- The benchmark settles the server after its bulk loads (CHECKPOINT).
+GRANT pg_checkpoint TO :"u";
 SQL
 db_exists=$(psql_admin -d postgres -At -v d="$PG_DB" <<<"SELECT 1 FROM pg_database WHERE datname = :'d'")
 if [ "$db_exists" != 1 ]; then
