@@ -36,6 +36,14 @@ use crate::{
 };
 use url::PgUrl;
 
+/// A trial's own columns, in [`trial_from_row`]'s order.
+macro_rules! trial_columns {
+    () => {
+        "id, number, state, prune_step, message, params, objective_values, parent, depth, \
+         retry_of, created_at, started_at, finished_at, metrics, launch"
+    };
+}
+
 /// The columns that follow a trial's own (15) in [`trial_from_row`]'s order: its intermediate
 /// values and user attributes as arrays, for the trial `$2` of study `$1`.
 macro_rules! extras {
@@ -454,20 +462,16 @@ impl<'c> Tx<'c> {
                     literal(&to_json(change))?
                 );
             }
-            // The notification reaches the watchers when the write commits.
+            // The notification reaches the watchers when the write commits. A new trial is
+            // always logged: its counts go with the log's end.
+            let (trials, retries) = std::mem::take(&mut self.added);
             let _ = write!(
                 sql,
-                "; SELECT pg_notify({}, '{}'); ",
-                literal(self.channel)?,
-                study.0
-            );
-        }
-        let (trials, retries) = std::mem::take(&mut self.added);
-        if !changes.is_empty() || trials > 0 {
-            let _ = write!(
-                sql,
-                "UPDATE studies SET last_seq = {}, n_trials = n_trials + {trials}, \
+                "; SELECT pg_notify({}, '{}'); \
+                 UPDATE studies SET last_seq = {}, n_trials = n_trials + {trials}, \
                  n_retries = n_retries + {retries} WHERE id = {}; ",
+                literal(self.channel)?,
+                study.0,
                 last_seq + changes.len() as i64,
                 study.0
             );
@@ -538,9 +542,9 @@ impl<'c> Tx<'c> {
         let row = self
             .opt(
                 concat!(
-                    "SELECT id, number, state, prune_step, message, params, objective_values, \
-                     parent, depth, retry_of, created_at, started_at, finished_at, metrics, \
-                     launch, ",
+                    "SELECT ",
+                    trial_columns!(),
+                    ", ",
                     extras!(),
                     " FROM trials WHERE study_id = $1 AND number = $2"
                 ),
@@ -1134,9 +1138,12 @@ impl Store for PgStore {
             let id = study.0 as i64;
             let range: [&(dyn ToSql + Sync); 3] = [&id, &lo, &hi];
             let rows = tx.query(
-                "SELECT id, number, state, prune_step, message, params, objective_values, \
-                 parent, depth, retry_of, created_at, started_at, finished_at, metrics, launch \
-                 FROM trials WHERE study_id = $1 AND number >= $2 AND number < $3 ORDER BY number",
+                concat!(
+                    "SELECT ",
+                    trial_columns!(),
+                    " FROM trials WHERE study_id = $1 AND number >= $2 AND number < $3 \
+                     ORDER BY number"
+                ),
                 &range,
             )?;
             let mut trials = rows
