@@ -159,6 +159,9 @@ pub fn worker(storage: Option<String>, args: WorkerArgs) -> Result<ExitCode> {
     if let Some(n) = args.max_concurrent {
         process.max_concurrent = n;
     }
+    // A worker runs trials on its own machine (its allocation, as an array task), whatever
+    // executor the study's own run uses.
+    process.executor = "local".to_owned();
     if let Some(gpus) = args.gpus {
         process.gpus = gpus;
     }
@@ -263,8 +266,21 @@ fn execute(
         max_concurrent: process.max_concurrent,
         max_trials_here: run.max_trials_here,
     };
-    let result = hyperion_runtime::LocalDispatcher::new(&name, process)
-        .and_then(|mut local| study.run_with(&mut local, &options, &control));
+    let result = match process.executor.as_str() {
+        "slurm" => {
+            let objectives = study.spec().objectives.iter();
+            let objectives = objectives.map(|o| o.metric.clone()).collect();
+            // A job's time limit is Slurm's to enforce (`--time`).
+            let options = hyperion_runtime::RunOptions {
+                trial_timeout: None,
+                ..options
+            };
+            hyperion_runtime::SlurmDispatcher::new(&name, objectives, process)
+                .and_then(|mut slurm| study.run_with(&mut slurm, &options, &control))
+        }
+        _ => hyperion_runtime::LocalDispatcher::new(&name, process)
+            .and_then(|mut local| study.run_with(&mut local, &options, &control)),
+    };
     drop(study); // Closes the event channel, so the printer finishes.
     let (status, closed) = printer
         .join()

@@ -211,6 +211,8 @@ struct Raw {
     trials_dir: Option<String>,
     #[serde(default)]
     recovery: RawRecovery,
+    #[serde(default)]
+    slurm: Option<RawSlurm>,
 }
 
 #[derive(Deserialize, Default)]
@@ -277,6 +279,27 @@ struct RawResources {
     gpus: Option<Gpus>,
     gpus_per_trial: Option<usize>,
     executor: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSlurm {
+    partition: Option<String>,
+    account: Option<String>,
+    qos: Option<String>,
+    time: Option<DurationText>,
+    cpus_per_task: Option<u32>,
+    mem: Option<String>,
+    gpus_per_trial: Option<u32>,
+    gres: Option<String>,
+    constraint: Option<String>,
+    nodes: Option<u32>,
+    #[serde(default)]
+    extra_args: Vec<String>,
+    #[serde(default)]
+    setup: Vec<String>,
+    max_submitted: Option<usize>,
+    probe: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +397,7 @@ fn build(
     let trials_dir = trials_dir(&cx, raw.trials_dir)?;
     let concurrency_set = raw.resources.max_concurrent.is_some();
     let mut process = resources(&cx, command, raw.resources, raw.report)?;
+    process.slurm = raw.slurm.map(|s| slurm(&cx, s)).transpose()?;
     let early_stopping = early_stopping(
         &cx,
         raw.early_stopping,
@@ -587,7 +611,55 @@ fn trials_dir(cx: &Ctx<'_>, trials_dir: Option<String>) -> Result<Option<PathBuf
 }
 
 /// The dispatchers a study file may name in `resources.executor`.
-const EXECUTORS: [&str; 1] = ["local"];
+const EXECUTORS: [&str; 2] = ["local", "slurm"];
+
+/// The `slurm:` section: how each trial's job is asked for.
+fn slurm(cx: &Ctx<'_>, raw: RawSlurm) -> Result<hyperion_runtime::SlurmConfig, ConfigError> {
+    if raw.gres.is_some() && raw.gpus_per_trial.is_some() {
+        return Err(cx.at(
+            "slurm.gres",
+            "give either gres or gpus_per_trial (which is --gres=gpu:N), not both".into(),
+        ));
+    }
+    if raw.max_submitted == Some(0) {
+        return Err(cx.at("slurm.max_submitted", "must be at least 1".into()));
+    }
+    for (key, value) in [
+        ("slurm.cpus_per_task", raw.cpus_per_task),
+        ("slurm.nodes", raw.nodes),
+    ] {
+        if value == Some(0) {
+            return Err(cx.at(key, "must be at least 1".into()));
+        }
+    }
+    if let Some(i) = raw.extra_args.iter().position(|a| !a.starts_with('-')) {
+        return Err(cx.at(
+            "slurm.extra_args",
+            format!(
+                "`{}` is not an sbatch option (each element is one option, such as --exclusive \
+                 or --reservation=name)",
+                raw.extra_args[i]
+            ),
+        ));
+    }
+    let defaults = hyperion_runtime::SlurmConfig::default();
+    Ok(hyperion_runtime::SlurmConfig {
+        partition: raw.partition,
+        account: raw.account,
+        qos: raw.qos,
+        time: cx.duration("slurm.time", &raw.time)?,
+        cpus_per_task: raw.cpus_per_task,
+        mem: raw.mem,
+        gpus_per_trial: raw.gpus_per_trial,
+        gres: raw.gres,
+        constraint: raw.constraint,
+        nodes: raw.nodes,
+        extra_args: raw.extra_args,
+        setup: raw.setup,
+        max_submitted: raw.max_submitted,
+        probe: raw.probe.unwrap_or(defaults.probe),
+    })
+}
 
 /// The command with the `resources` and `report` sections: how trials run. `trials_dir` is
 /// left empty.

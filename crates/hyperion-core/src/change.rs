@@ -81,6 +81,10 @@ pub enum Change {
 
 /// Where a trial's process group runs. The group is the one to kill only while its leader is
 /// the process with this start time on the machine with this boot id: a pid can be reused.
+///
+/// For a trial that is a batch job (Slurm), `job` names it, and the process is the run that
+/// submitted it: while that run lives the job is its own, once it is gone another run may
+/// adopt the job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Launch {
     pub host: String,
@@ -91,6 +95,17 @@ pub struct Launch {
     /// The trial's directory on `host` (its logs, metrics and checkpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Job>,
+}
+
+/// A batch job that runs a trial: its name, known before it is submitted, and its id once the
+/// scheduler gave one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 impl Change {

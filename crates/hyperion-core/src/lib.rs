@@ -25,7 +25,7 @@ mod trial;
 mod value;
 mod view;
 
-pub use change::{Change, Decision, DecisionAction, Launch, LoggedChange, Proposal};
+pub use change::{Change, Decision, DecisionAction, Job, Launch, LoggedChange, Proposal};
 pub use distribution::{CategoricalDistribution, Distribution, FloatDistribution, IntDistribution};
 pub use error::Error;
 pub use event::{Event, EventKind, StopReason};

@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyperion_core::{Change, Event, Launch, StopReason, StopRequest, TrialNumber};
+use hyperion_core::{Change, Event, Launch, StopReason, StopRequest, Trial, TrialNumber};
 use hyperion_schedulers::SchedulerConfig;
 
 use crate::protocol::{Record, Reported, human};
@@ -71,6 +71,10 @@ pub enum Exit {
         stderr_tail: Vec<String>,
         at: Instant,
     },
+    /// The trial was lost for reasons not its own (a preempted job, a failed node, a job
+    /// cancelled by someone else): it fails with this reason and runs again, up to
+    /// `max_retries` times, as a stale trial does.
+    Lost(String),
 }
 
 /// How trials run: threads, local processes, Slurm jobs, … The contract:
@@ -99,9 +103,24 @@ pub trait Dispatcher<'s> {
     fn hand_over(&mut self, parent: TrialNumber, child: TrialNumber) {
         let _ = (parent, child);
     }
-    /// Kills what is left of a trial whose run died on this machine (see [`Launch`]).
-    fn clean_up(&mut self, launch: &Launch) {
-        let _ = launch;
+    /// Ends what is left of a stale trial of a dead run (see [`Launch`]; a run that died while
+    /// launching it may have left no launch).
+    fn clean_up(&mut self, number: TrialNumber, launch: Option<&Launch>) {
+        let _ = (number, launch);
+    }
+    /// Where `trial` will run, when it can outlive its run (a batch job): the loop records it
+    /// before [`Dispatcher::launch`], so that a later run finds the job even if this one dies
+    /// while submitting it.
+    fn before_launch(&mut self, trial: &Trial) -> Option<Launch> {
+        let _ = trial;
+        None
+    }
+    /// Takes over `trial`, which a run that is gone launched as `launch` and which may still
+    /// be running (a batch job). When it returns true, everything about the trial then
+    /// arrives as after a launch, ending with one [`Message::Exited`].
+    fn adopt(&mut self, trial: &Trial, launch: &Launch, tx: &Sender<Message>) -> bool {
+        let _ = (trial, launch, tx);
+        false
     }
 }
 
@@ -222,7 +241,10 @@ impl Study {
             (&self.control, self.control.attach(tx.clone())),
         ];
         let mine = Mutex::new(BTreeSet::new());
-        // Settle what a dead run left behind before starting anything.
+        // Take over the jobs of dead runs, then settle what else they left behind, before
+        // starting anything.
+        let adopted = self.adopt(dispatcher, &tx, recovery)?;
+        lock(&mine).extend(adopted.iter().copied());
         self.settle(dispatcher, recovery.max_retries)?;
         let start_cursor = self.sync()?.cursor();
 
@@ -237,7 +259,14 @@ impl Study {
                     }
                 })
             };
-            let result = self.drive(dispatcher, options, &controls, &budget, (&tx, rx), &mine);
+            let result = self.drive(
+                dispatcher,
+                options,
+                &controls,
+                &budget,
+                (&tx, rx),
+                (&mine, adopted),
+            );
             drop(beating);
             if heartbeat.join().is_err() {
                 return Err(Error::Config("the heartbeat thread panicked".into()));
@@ -281,7 +310,7 @@ impl Study {
         controls: &[(&RunControl, u64)],
         budget: &Budget,
         (tx, rx): (&Sender<Message>, mpsc::Receiver<Message>),
-        mine: &Mutex<BTreeSet<TrialNumber>>,
+        (mine, adopted): (&Mutex<BTreeSet<TrialNumber>>, Vec<TrialNumber>),
     ) -> Result<(u64, StopReason, Option<String>), Error> {
         let mut stop = None;
         // The first errors of a study that has completed nothing, to stop early when they
@@ -289,7 +318,8 @@ impl Study {
         let mut failures: Vec<String> = Vec::new();
         let started = Instant::now();
         let recovery = &options.recovery;
-        let mut running: BTreeMap<TrialNumber, Slot> = BTreeMap::new();
+        let mut running: BTreeMap<TrialNumber, Slot> =
+            adopted.into_iter().map(|n| (n, Slot::new())).collect();
         let mut budget_spent = false;
         let mut trials_run = 0;
         let mut next_settle = after(Instant::now(), recovery.heartbeat);
@@ -335,6 +365,10 @@ impl Study {
                             trials_run += 1;
                             let number = trial.number();
                             lock(mine).insert(number);
+                            if let Some(launch) = dispatcher.before_launch(trial.trial()) {
+                                let change = Change::TrialLaunched { number, launch };
+                                self.store().log(self.record.id, &change)?;
+                            }
                             match dispatcher.launch(trial, tx) {
                                 Ok(launch) => {
                                     running.insert(number, Slot::new());
@@ -449,6 +483,7 @@ impl Study {
                     if let Some(slot) = running.remove(&number) {
                         let killed =
                             matches!(&slot.ending, Some((_, Ending::Failed(e))) if e == KILLED);
+                        let lost = slot.ending.is_none() && matches!(exit, Exit::Lost(_));
                         let outcome = match (slot.ending, exit) {
                             // It ended on its own before the stop reached it (its last report
                             // was the one that stopped it): its result stands.
@@ -470,6 +505,7 @@ impl Study {
                             }
                             (Some((_, Ending::Failed(error))), _) => Outcome::Failed { error },
                             (None, Exit::Returned(outcome)) => outcome,
+                            (None, Exit::Lost(error)) => Outcome::Failed { error },
                             (
                                 None,
                                 Exit::Process {
@@ -517,6 +553,14 @@ impl Study {
                         if killed {
                             // Not the trial's fault: the next run runs it again.
                             self.retry(number)?;
+                        } else if lost {
+                            let depth = {
+                                let view = self.sync()?;
+                                hyperion_store::retry_depth(number, |n| view.trial(n)?.retry_of)
+                            };
+                            if depth < recovery.max_retries {
+                                self.retry(number)?;
+                            }
                         }
                     }
                     look = true;
@@ -628,11 +672,40 @@ impl Study {
                 .collect()
         };
         for number in self.store().fail_stale(self.record.id, max_retries)? {
-            if let Some(launch) = launches.get(&number) {
-                dispatcher.clean_up(launch);
-            }
+            dispatcher.clean_up(number, launches.get(&number));
         }
         Ok(())
+    }
+
+    /// Hands the dispatcher the running trials whose run is known to be gone and that it may
+    /// still find running (batch jobs), and renews the leases of those it takes. Returns them.
+    fn adopt<'s>(
+        &'s self,
+        dispatcher: &mut dyn Dispatcher<'s>,
+        tx: &Sender<Message>,
+        recovery: &Recovery,
+    ) -> Result<Vec<TrialNumber>, Error> {
+        let machine = crate::machine::Machine::this();
+        let orphans: Vec<(Trial, Launch)> = {
+            let view = self.sync()?;
+            view.running()
+                .filter_map(|t| {
+                    let launch = view.launch(t.number)?;
+                    (launch.job.is_some() && machine.outlived(launch))
+                        .then(|| (t.clone(), launch.clone()))
+                })
+                .collect()
+        };
+        let adopted: Vec<TrialNumber> = orphans
+            .iter()
+            .filter(|(trial, launch)| dispatcher.adopt(trial, launch, tx))
+            .map(|(trial, _)| trial.number)
+            .collect();
+        if !adopted.is_empty() {
+            self.store()
+                .heartbeat(self.record.id, &adopted, recovery.grace)?;
+        }
+        Ok(adopted)
     }
 
     /// Renews this run's leases every heartbeat, and passes on the stop requests recorded

@@ -17,9 +17,11 @@ mod bus;
 mod controller;
 mod error;
 mod local;
+mod machine;
 mod optimize;
 pub mod protocol;
 mod settings;
+mod slurm;
 mod study;
 mod threads;
 
@@ -30,4 +32,5 @@ pub use local::LocalDispatcher;
 pub use optimize::{Budget, IntoValues, OptimizeConfig, Recovery, Summary, TrialError};
 pub use protocol::{DEFAULT_PREFIX, MetricRegex, ProcessConfig, human, substitute};
 pub use settings::{SettingsChange, StudySettings};
+pub use slurm::{SlurmConfig, SlurmDispatcher};
 pub use study::{ActiveTrial, Outcome, Study, StudyBuilder, Successor, Verdict};

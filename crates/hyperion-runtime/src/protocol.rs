@@ -59,8 +59,11 @@ pub struct ProcessConfig {
     pub stdout_prefix: String,
     /// A regex over stdout lines whose named groups are metrics (`step` is the step).
     pub stdout_regex: Option<MetricRegex>,
-    /// Which dispatcher runs the trials: `local` (processes on this machine).
+    /// Which dispatcher runs the trials: `local` (processes on this machine) or `slurm`.
     pub executor: String,
+    /// How Slurm jobs are asked for (`executor: slurm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::SlurmConfig>,
 }
 
 impl ProcessConfig {
@@ -80,6 +83,7 @@ impl ProcessConfig {
             stdout_prefix: DEFAULT_PREFIX.to_owned(),
             stdout_regex: None,
             executor: "local".to_owned(),
+            slurm: None,
         }
     }
 }
@@ -145,13 +149,7 @@ pub fn render_argv(
     shell: bool,
     vars: &Placeholders<'_>,
 ) -> Result<Vec<String>, String> {
-    let quote = |s: String| {
-        if shell {
-            format!("'{}'", s.replace('\'', "'\\''"))
-        } else {
-            s
-        }
-    };
+    let quote = |s: String| if shell { shell_quote(&s) } else { s };
     let declared = vars.space.params().iter().map(|p| p.name.as_str());
     let others = vars
         .params
@@ -228,6 +226,14 @@ pub fn substitute(
     out.push_str(rest);
     Ok(out)
 }
+
+/// `s` as one word for `sh`: single-quoted, each `'` written as `'\\''`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// How many of its last stderr lines a failed trial's error quotes.
+pub const STDERR_TAIL: usize = 20;
 
 /// Where trial `number` keeps its files.
 pub fn trial_dir(trials_dir: &Path, number: TrialNumber) -> PathBuf {
@@ -439,27 +445,21 @@ pub fn read_record(text: &str) -> Result<Record, String> {
     Ok((step, metrics))
 }
 
-/// Follows a trial's metrics file: each read returns the records of the whole lines appended
-/// since the last one.
+/// Follows a file that something appends lines to: each read returns the whole lines appended
+/// since the last one (a line still being written waits for its end).
 #[derive(Debug)]
-pub struct MetricsTail {
+pub struct LineTail {
     path: PathBuf,
     read: u64,
-    objectives: Vec<String>,
 }
 
-impl MetricsTail {
-    /// Follows `path`, where records report `objectives` (among other metrics).
-    pub fn new(path: PathBuf, objectives: Vec<String>) -> Self {
-        MetricsTail {
-            path,
-            read: 0,
-            objectives,
-        }
+impl LineTail {
+    pub fn new(path: PathBuf) -> Self {
+        LineTail { path, read: 0 }
     }
 
-    /// The new records, and the lines that were not records with why.
-    pub fn read(&mut self) -> Vec<Result<Record, Malformed>> {
+    /// The new whole lines (none while the file does not exist).
+    pub fn lines(&mut self) -> Vec<String> {
         let Ok(mut file) = File::open(&self.path) else {
             return Vec::new();
         };
@@ -477,6 +477,44 @@ impl MetricsTail {
         self.read += complete as u64;
         String::from_utf8_lossy(&buf[..complete])
             .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Everything after the last whole line: what a process that ended left unterminated.
+    pub fn rest(&mut self) -> Option<String> {
+        let mut file = File::open(&self.path).ok()?;
+        let mut buf = Vec::new();
+        file.seek(SeekFrom::Start(self.read)).ok()?;
+        file.read_to_end(&mut buf).ok()?;
+        self.read += buf.len() as u64;
+        let text = String::from_utf8_lossy(&buf).trim_end().to_owned();
+        (!text.is_empty()).then_some(text)
+    }
+}
+
+/// Follows a trial's metrics file: each read returns the records of the whole lines appended
+/// since the last one.
+#[derive(Debug)]
+pub struct MetricsTail {
+    lines: LineTail,
+    objectives: Vec<String>,
+}
+
+impl MetricsTail {
+    /// Follows `path`, where records report `objectives` (among other metrics).
+    pub fn new(path: PathBuf, objectives: Vec<String>) -> Self {
+        MetricsTail {
+            lines: LineTail::new(path),
+            objectives,
+        }
+    }
+
+    /// The new records, and the lines that were not records with why.
+    pub fn read(&mut self) -> Vec<Result<Record, Malformed>> {
+        self.lines
+            .lines()
+            .iter()
             .filter(|line| !line.trim().is_empty())
             .map(|line| {
                 read_record_of(line, &self.objectives).map_err(|why| (line.to_owned(), why))

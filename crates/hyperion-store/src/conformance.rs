@@ -550,6 +550,10 @@ pub fn the_change_log_rebuilds_the_trials(store: &dyn Store) {
         pgid: 42,
         start_time: 7,
         dir: Some("/scratch/trials/4".into()),
+        job: Some(hyperion_core::Job {
+            name: "hyperion-s-4".into(),
+            id: Some("1234".into()),
+        }),
     };
     store
         .log(

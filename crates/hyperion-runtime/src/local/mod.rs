@@ -21,6 +21,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use crate::controller::{Dispatcher, Message};
+use crate::machine::Machine;
 use crate::protocol::{self, MetricsTail, Placeholders, ProcessConfig};
 use crate::{ActiveTrial, Error};
 use watch::{Watch, Watcher};
@@ -201,8 +202,11 @@ impl<'s> Dispatcher<'s> for LocalDispatcher {
         }
     }
 
-    fn clean_up(&mut self, launch: &Launch) {
-        if self.machine.runs(launch) {
+    fn clean_up(&mut self, _number: TrialNumber, launch: Option<&Launch>) {
+        // A job's launch names the run that submitted it, not a group of the trial's.
+        if let Some(launch) = launch.filter(|l| l.job.is_none())
+            && self.machine.runs(launch)
+        {
             let _ = killpg(Pid::from_raw(launch.pgid), Signal::SIGKILL);
         }
     }
@@ -236,60 +240,6 @@ impl Drop for ProcessGroup {
     fn drop(&mut self) {
         self.signal(Signal::SIGKILL);
     }
-}
-
-/// Which machine this is, for [`Launch`]: a process group is named by its host, boot and
-/// leader's start time as well as its id.
-#[derive(Debug)]
-struct Machine {
-    host: String,
-    boot_id: String,
-}
-
-impl Machine {
-    fn this() -> Self {
-        let read = |path: &str| {
-            std::fs::read_to_string(path)
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_default()
-        };
-        Machine {
-            host: read("/proc/sys/kernel/hostname"),
-            boot_id: read("/proc/sys/kernel/random/boot_id"),
-        }
-    }
-
-    fn launch(&self, pgid: Pid, dir: &std::path::Path) -> Option<Launch> {
-        let (group, start_time) = leader(pgid.as_raw())?;
-        (group == pgid.as_raw()).then(|| Launch {
-            host: self.host.clone(),
-            boot_id: self.boot_id.clone(),
-            pgid: pgid.as_raw(),
-            start_time,
-            dir: Some(dir.display().to_string()),
-        })
-    }
-
-    /// Whether `launch`'s group is still there: on this machine since the same boot, its
-    /// leader alive with the same start time.
-    fn runs(&self, launch: &Launch) -> bool {
-        launch.host == self.host
-            && launch.boot_id == self.boot_id
-            && !self.boot_id.is_empty()
-            && leader(launch.pgid) == Some((launch.pgid, launch.start_time))
-    }
-}
-
-/// The process group and start time (clock ticks after boot) of process `pid`, from
-/// `/proc/PID/stat`.
-fn leader(pid: i32) -> Option<(i32, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields are counted after its end.
-    let fields: Vec<&str> = stat
-        .get(stat.rfind(')')? + 1..)?
-        .split_whitespace()
-        .collect();
-    Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
 }
 
 impl crate::Study {

@@ -22,8 +22,6 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use crate::controller::{Exit, Message};
 use crate::protocol::{self, MetricsTail};
 
-/// Lines of stderr kept for a failed trial's error.
-const STDERR_TAIL: usize = 20;
 /// How often the metrics files are read: appends to a file cannot wake anyone.
 const METRICS_POLL: Duration = Duration::from_millis(100);
 /// A longer line is taken in pieces, so that output without newlines cannot fill memory.
@@ -275,7 +273,7 @@ fn run(watches: Receiver<Followed>, woken: PipeReader) {
                     let (tail, tx) = (&mut t.tail, &t.watch.tx);
                     let pipe = t.err.as_mut().expect("polled while open");
                     let open = pipe.read(&mut chunk, |line| {
-                        if tail.len() == STDERR_TAIL {
+                        if tail.len() == protocol::STDERR_TAIL {
                             tail.pop_front();
                         }
                         tail.push_back(line.clone());

@@ -415,6 +415,7 @@ fn launch_of(pid: u32, start_shift: u64) -> Launch {
         pgid: pid as i32,
         start_time: fields[19].parse::<u64>().unwrap() + start_shift,
         dir: None,
+        job: None,
     }
 }
 

@@ -1,0 +1,509 @@
+//! The Slurm dispatcher: each trial is a batch job.
+//!
+//! The controller stays where `hyperion run` runs (a login node). A trial's job runs a script
+//! Hyperion writes (`job.sh` in the trial's directory): the `setup` lines, the trial's
+//! environment and its argv, every value quoted. Its stdout, stderr and metrics files are the
+//! local trial protocol's, in the trial's directory, which the compute nodes must see (a probe
+//! job checks it before the first trial). One thread follows every job ([`poll`]): one
+//! `squeue` per tick for all of them. A job's id is recorded with its trial, its name
+//! (`hyperion-<study>-<number>`) before it is submitted, so a run that restarts after a kill
+//! adopts the jobs its dead predecessor left (or cancels those whose trial was retried).
+
+mod commands;
+mod poll;
+mod script;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use hyperion_core::{Job, Launch, Trial, TrialNumber};
+use serde::{Deserialize, Serialize};
+
+use crate::controller::{Dispatcher, Message};
+use crate::machine::Machine;
+use crate::protocol::{self, Placeholders, ProcessConfig};
+use crate::settings::seconds;
+use crate::{ActiveTrial, Error};
+use commands::{Outage, Refusal};
+use poll::Poller;
+use script::job_name;
+
+/// A study file's `slurm:` section: how each trial's job is asked for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmConfig {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    /// Each job's time limit (`--time`): the trial timeout.
+    #[serde(with = "seconds::option", skip_serializing_if = "Option::is_none")]
+    pub time: Option<Duration>,
+    pub cpus_per_task: Option<u32>,
+    /// As sbatch's `--mem` reads it (`16G`).
+    pub mem: Option<String>,
+    /// `--gres=gpu:N`.
+    pub gpus_per_trial: Option<u32>,
+    /// `--gres` as written, instead of `gpus_per_trial`.
+    pub gres: Option<String>,
+    pub constraint: Option<String>,
+    pub nodes: Option<u32>,
+    /// Handed to sbatch unchanged, after the options above.
+    pub extra_args: Vec<String>,
+    /// Shell lines run before the command (`module load cuda/12`).
+    pub setup: Vec<String>,
+    /// Jobs queued or running at once; default `max_concurrent`.
+    pub max_submitted: Option<usize>,
+    /// Whether a probe job checks, before the first trial, that the nodes see the trials'
+    /// directory (default true).
+    pub probe: bool,
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        SlurmConfig {
+            partition: None,
+            account: None,
+            qos: None,
+            time: None,
+            cpus_per_task: None,
+            mem: None,
+            gpus_per_trial: None,
+            gres: None,
+            constraint: None,
+            nodes: None,
+            extra_args: Vec::new(),
+            setup: Vec::new(),
+            max_submitted: None,
+            probe: true,
+        }
+    }
+}
+
+/// Runs trials as Slurm jobs, up to `max_submitted` queued or running at once.
+#[derive(Debug)]
+pub struct SlurmDispatcher {
+    config: ProcessConfig,
+    slurm: SlurmConfig,
+    study: String,
+    objectives: Vec<String>,
+    machine: Machine,
+    poller: Poller,
+    outage: Outage,
+}
+
+impl SlurmDispatcher {
+    /// Checks that Slurm is there and takes the study's options, then (unless `probe: false`)
+    /// runs a probe job that checks that the nodes see the trials' directory.
+    pub fn new(
+        study: &str,
+        objectives: Vec<String>,
+        config: &ProcessConfig,
+    ) -> Result<Self, Error> {
+        if config.argv.is_empty() {
+            return Err(Error::Config("the command is empty".into()));
+        }
+        let slurm = config.slurm.clone().unwrap_or_default();
+        for (name, _) in &config.env {
+            if !script::exportable(name) {
+                return Err(Error::Config(format!(
+                    "env: `{name}` cannot be exported to a Slurm job (a variable's name is \
+                     letters, digits and `_`)"
+                )));
+            }
+        }
+        let mut config = config.clone();
+        config.trials_dir =
+            std::path::absolute(&config.trials_dir).map_err(|source| Error::Io {
+                path: config.trials_dir.clone(),
+                source,
+            })?;
+        std::fs::create_dir_all(&config.trials_dir).map_err(|source| Error::Io {
+            path: config.trials_dir.clone(),
+            source,
+        })?;
+        commands::call("sbatch", &["--version".to_owned()]).map_err(slurm_error)?;
+        let dispatcher = SlurmDispatcher {
+            poller: Poller::start().map_err(|source| Error::System {
+                what: "start the thread that follows the jobs",
+                source,
+            })?,
+            config,
+            slurm,
+            study: study.to_owned(),
+            objectives,
+            machine: Machine::this(),
+            outage: Outage::default(),
+        };
+        if dispatcher.slurm.probe {
+            dispatcher.probe()?;
+        }
+        Ok(dispatcher)
+    }
+
+    fn time(&self) -> Option<Duration> {
+        self.slurm.time.or(self.config.trial_timeout)
+    }
+
+    fn name(&self, number: TrialNumber) -> String {
+        job_name(&self.study, number)
+    }
+
+    /// Submits a job with `options` and the script at `path`; returns its id. Slurm's
+    /// refusal names the options.
+    fn submit(&mut self, options: Vec<String>, path: &Path) -> Result<String, String> {
+        let mut args = options;
+        args.push(path.display().to_string());
+        let out = commands::call_patiently(&mut self.outage, "sbatch", &args).map_err(|e| {
+            let options: Vec<&String> = args.iter().filter(|a| a.starts_with('-')).collect();
+            format!(
+                "sbatch refused the job ({}): {e}",
+                options
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        })?;
+        // `--parsable` prints `id` or `id;cluster`.
+        let id = out.trim().split(';').next().unwrap_or_default().to_owned();
+        if id.is_empty() {
+            return Err(format!("sbatch printed no job id: {out:?}"));
+        }
+        Ok(id)
+    }
+
+    /// Writes trial `trial`'s job script and submits it; returns the job id.
+    fn start(
+        &mut self,
+        trial: &Trial,
+        space: &hyperion_core::SearchSpace,
+    ) -> Result<(String, PathBuf), String> {
+        let number = trial.number;
+        let config = &self.config;
+        let (dir, restore) = protocol::prepare_dir(&config.trials_dir, trial).map_err(|e| {
+            let dir = protocol::trial_dir(&config.trials_dir, number);
+            format!("cannot prepare {}: {e}", dir.display())
+        })?;
+        let vars = Placeholders {
+            params: &trial.params,
+            space,
+            trial_dir: &dir,
+            number,
+            id: trial.id.0,
+            study: &self.study,
+        };
+        let argv = protocol::render_argv(&config.argv, config.shell, &vars)?;
+        let mut env: Vec<(String, String)> = config
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend(
+            protocol::environment(&self.study, trial, &dir, restore.as_deref())
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_string_lossy().into_owned())),
+        );
+        let what = format!("trial {number} of study {}", self.study);
+        let text = script::job_script(&what, &self.slurm.setup, &env, &argv);
+        let path = dir.join("job.sh");
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let mut options = script::job_options(&self.name(number), &dir, &config.workdir);
+        options.extend(script::resource_options(&self.slurm, self.time()));
+        let id = self.submit(options, &path)?;
+        Ok((id, dir))
+    }
+
+    fn follow(&self, number: TrialNumber, id: String, dir: PathBuf, tx: &Sender<Message>) {
+        let prefix = self.config.stdout_prefix.clone();
+        let regex = self.config.stdout_regex.as_ref().map(|r| r.0.clone());
+        let objectives = self.objectives.clone();
+        let parse = Box::new(move |line: &str| {
+            protocol::parse_stdout(line, &prefix, regex.as_ref(), &objectives)
+        });
+        self.poller.add(poll::Job {
+            number,
+            id,
+            dir,
+            objectives: self.objectives.clone(),
+            parse,
+            tx: tx.clone(),
+        });
+    }
+
+    /// Cancels jobs (`scancel` sends SIGTERM, then SIGKILL after Slurm's `KillWait`).
+    fn cancel(&mut self, ids: Vec<String>, signal: Option<&str>) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut args: Vec<String> = signal
+            .map(|s| format!("--signal={s}"))
+            .into_iter()
+            .collect();
+        args.extend(ids.iter().cloned());
+        if let Err(e) = commands::call_patiently(&mut self.outage, "scancel", &args) {
+            eprintln!("warning: cannot cancel Slurm jobs {}: {e}", ids.join(","));
+        }
+    }
+
+    /// Submits a job that checks, on a node the trials' jobs may get, that the trials'
+    /// directory is there, and waits for its answer.
+    fn probe(&self) -> Result<(), Error> {
+        let dir = &self.config.trials_dir;
+        let token = format!(".probe-{}-{}", std::process::id(), unique());
+        let seen = dir.join(&token);
+        let script_path = dir.join(format!("{token}.sh"));
+        let text = format!(
+            "#!/bin/bash\n# Written by Hyperion: can this node see the trials' directory?\n\
+             if [ -d {dir} ]; then hostname > {seen}; else exit 7; fi\n",
+            dir = protocol::shell_quote(&dir.display().to_string()),
+            seen = protocol::shell_quote(&seen.display().to_string()),
+        );
+        std::fs::write(&script_path, text).map_err(|source| Error::Io {
+            path: script_path.clone(),
+            source,
+        })?;
+        let _clean = RemoveOnDrop(vec![script_path.clone(), seen.clone()]);
+        let mut options = vec![
+            "--parsable".to_owned(),
+            format!("--job-name={}", job_name(&self.study, "probe")),
+            "--output=/dev/null".to_owned(),
+            "--error=/dev/null".to_owned(),
+            "--chdir=/".to_owned(),
+        ];
+        options.extend(script::resource_options(
+            &self.slurm,
+            Some(Duration::from_secs(60)),
+        ));
+        let mut args = options.clone();
+        args.push(script_path.display().to_string());
+        let mut outage = Outage::default();
+        let out = commands::call_patiently(&mut outage, "sbatch", &args).map_err(|e| {
+            Error::Config(format!(
+                "slurm: sbatch refused the study's options ({}): {e}",
+                options[5..].join(" ")
+            ))
+        })?;
+        let id = out.trim().split(';').next().unwrap_or_default().to_owned();
+        let cancel = CancelOnDrop(Some(id.clone()));
+        let started = Instant::now();
+        let mut said = false;
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let states = match outage.note("squeue", commands::squeue(std::slice::from_ref(&id))) {
+                Ok(states) => states,
+                Err(Refusal::Unreachable(_)) => continue,
+                Err(e) => return Err(slurm_error(e)),
+            };
+            let Some(job) = states.into_iter().next() else {
+                return Err(Error::Config(format!(
+                    "slurm: the probe job {id} vanished from the queue"
+                )));
+            };
+            let waited = started.elapsed();
+            match job.state.as_str() {
+                "COMPLETED" => {
+                    // A shared filesystem may show another machine's new file a moment late.
+                    let shown = Instant::now();
+                    while !seen.exists() && shown.elapsed() < Duration::from_secs(10) {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    if seen.exists() {
+                        drop(cancel.disarm());
+                        return Ok(());
+                    }
+                    return Err(unseen(dir, &id, &job.nodes));
+                }
+                "FAILED" if job.wait_status == 7 << 8 => return Err(unseen(dir, &id, &job.nodes)),
+                "PENDING" if poll::never_starts(&job.reason) => {
+                    return Err(Error::Config(format!(
+                        "slurm: Slurm cannot start a job with the study's options ({}): {}",
+                        options[5..].join(" "),
+                        job.reason
+                    )));
+                }
+                "PENDING" | "CONFIGURING" | "RUNNING" | "COMPLETING" => {
+                    if waited > PROBE_PATIENCE {
+                        return Err(Error::Config(format!(
+                            "slurm: the probe job {id} did not finish within {} ({} {}); \
+                             the queue may be busy: `slurm: {{probe: false}}` skips the check",
+                            crate::human(PROBE_PATIENCE),
+                            job.state,
+                            job.reason
+                        )));
+                    }
+                    if !said && waited > Duration::from_secs(10) {
+                        eprintln!(
+                            "note: waiting for the probe job {id} ({}, {}) that checks that \
+                             the nodes see {}",
+                            job.state,
+                            job.reason,
+                            dir.display()
+                        );
+                        said = true;
+                    }
+                }
+                _ => {
+                    return Err(Error::Config(format!(
+                        "slurm: the probe job {id} ended as {} ({}) on {}",
+                        job.state, job.reason, job.nodes
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// How long the probe job may wait for a node.
+const PROBE_PATIENCE: Duration = Duration::from_secs(300);
+
+fn unseen(dir: &Path, id: &str, nodes: &str) -> Error {
+    Error::Config(format!(
+        "slurm: the compute node {nodes} cannot see the trials' directory {} (probe job {id}): \
+         trials write their logs and metrics there, so it must be on a filesystem every node \
+         shares (set trials_dir: in the study file)",
+        dir.display()
+    ))
+}
+
+fn slurm_error(e: Refusal) -> Error {
+    Error::Config(format!("slurm: {e}"))
+}
+
+/// A number no other probe of this process has.
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Cancels the probe job on every early return.
+struct CancelOnDrop(Option<String>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) -> Self {
+        self.0 = None;
+        self
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(id) = self.0.take() {
+            let _ = commands::call("scancel", &[id]);
+        }
+    }
+}
+
+impl<'s> Dispatcher<'s> for SlurmDispatcher {
+    fn has_room(&self) -> bool {
+        let limit = self
+            .slurm
+            .max_submitted
+            .unwrap_or(self.config.max_concurrent);
+        self.poller.len() < limit.max(1)
+    }
+
+    fn launch(
+        &mut self,
+        trial: ActiveTrial<'s>,
+        tx: &Sender<Message>,
+    ) -> Result<Option<Launch>, String> {
+        let space = &trial.study().spec().space;
+        let number = trial.number();
+        let (id, dir) = self.start(trial.trial(), space)?;
+        self.follow(number, id.clone(), dir.clone(), tx);
+        let job = Job {
+            name: self.name(number),
+            id: Some(id),
+        };
+        Ok(Some(self.machine.submitter(&dir, job)))
+    }
+
+    fn before_launch(&mut self, trial: &Trial) -> Option<Launch> {
+        let dir = protocol::trial_dir(&self.config.trials_dir, trial.number);
+        let job = Job {
+            name: self.name(trial.number),
+            id: None,
+        };
+        Some(self.machine.submitter(&dir, job))
+    }
+
+    fn stop(&mut self, number: TrialNumber) {
+        if let Some(id) = self.poller.cancelled(number) {
+            self.cancel(vec![id], None);
+        }
+    }
+
+    fn kill(&mut self, number: TrialNumber) {
+        if let Some(id) = self.poller.cancelled(number) {
+            self.cancel(vec![id], Some("KILL"));
+        }
+    }
+
+    fn release(&mut self, _number: TrialNumber) {}
+
+    fn hand_over(&mut self, parent: TrialNumber, child: TrialNumber) {
+        if let Err(e) = protocol::copy_checkpoint(&self.config.trials_dir, parent, child) {
+            eprintln!("warning: cannot copy trial {parent}'s checkpoint for trial {child}: {e}");
+        }
+    }
+
+    fn clean_up(&mut self, number: TrialNumber, launch: Option<&Launch>) {
+        match launch.map(|l| l.job.as_ref()) {
+            // A local process: not a job of ours.
+            Some(None) => {}
+            Some(Some(Job { id: Some(id), .. })) => self.cancel(vec![id.clone()], None),
+            // Killed while submitting: the job, if there is one, has only its name.
+            Some(Some(Job { id: None, .. })) | None => {
+                let name = self.name(number);
+                let args = ["--me".to_owned(), format!("--name={name}")];
+                if let Err(e) = commands::call_patiently(&mut self.outage, "scancel", &args) {
+                    eprintln!("warning: cannot cancel Slurm job {name}: {e}");
+                }
+            }
+        }
+    }
+
+    fn adopt(&mut self, trial: &Trial, launch: &Launch, tx: &Sender<Message>) -> bool {
+        let Some(job) = &launch.job else {
+            return false;
+        };
+        let id = match &job.id {
+            Some(id) => Some(id.clone()),
+            // The run died between sbatch and recording the id: find the job by its name.
+            None => commands::squeue_named(std::slice::from_ref(&job.name))
+                .ok()
+                .and_then(|jobs| {
+                    jobs.into_iter()
+                        .map(|j| j.id)
+                        .max_by_key(|id| id.parse::<u64>().unwrap_or(0))
+                }),
+        };
+        let Some(id) = id else {
+            return false;
+        };
+        let dir = protocol::trial_dir(&self.config.trials_dir, trial.number);
+        self.follow(trial.number, id, dir, tx);
+        true
+    }
+}
+
+impl Drop for SlurmDispatcher {
+    /// No job outlives the dispatcher that follows it (a killed run's jobs are adopted by the
+    /// next run instead).
+    fn drop(&mut self) {
+        let ids = self.poller.ids();
+        self.cancel(ids, None);
+    }
+}
