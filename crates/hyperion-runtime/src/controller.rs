@@ -704,6 +704,11 @@ impl Study {
         if !adopted.is_empty() {
             self.store()
                 .heartbeat(self.record.id, &adopted, recovery.grace)?;
+            eprintln!(
+                "note: study \"{}\": following {} jobs that a run that is gone left behind",
+                self.name(),
+                adopted.len()
+            );
         }
         Ok(adopted)
     }

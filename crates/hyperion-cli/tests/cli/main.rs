@@ -7,6 +7,7 @@ mod early_stopping;
 mod first_hour;
 mod protocol;
 mod resume;
+mod slurm;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -61,7 +61,10 @@ fn judge(program: &str, output: Output) -> Result<String, Refusal> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let message = stderr
         .lines()
-        .map(|l| l.trim().trim_start_matches(&format!("{program}: ")))
+        .map(|l| {
+            let l = l.trim().trim_start_matches(&format!("{program}: "));
+            l.strip_prefix("error: ").unwrap_or(l)
+        })
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("; ");

@@ -264,24 +264,24 @@ impl SlurmDispatcher {
             source,
         })?;
         let _clean = RemoveOnDrop(vec![script_path.clone(), seen.clone()]);
-        let mut options = vec![
+        // The trials' own options (their time limit aside: the probe takes a minute at most).
+        let shown = script::resource_options(&self.slurm, self.time()).join(" ");
+        let mut args = vec![
             "--parsable".to_owned(),
             format!("--job-name={}", job_name(&self.study, "probe")),
             "--output=/dev/null".to_owned(),
             "--error=/dev/null".to_owned(),
             "--chdir=/".to_owned(),
         ];
-        options.extend(script::resource_options(
+        args.extend(script::resource_options(
             &self.slurm,
             Some(Duration::from_secs(60)),
         ));
-        let mut args = options.clone();
         args.push(script_path.display().to_string());
         let mut outage = Outage::default();
         let out = commands::call_patiently(&mut outage, "sbatch", &args).map_err(|e| {
             Error::Config(format!(
-                "slurm: sbatch refused the study's options ({}): {e}",
-                options[5..].join(" ")
+                "slurm: sbatch refused the study's options ({shown}): {e}"
             ))
         })?;
         let id = out.trim().split(';').next().unwrap_or_default().to_owned();
@@ -317,8 +317,7 @@ impl SlurmDispatcher {
                 "FAILED" if job.wait_status == 7 << 8 => return Err(unseen(dir, &id, &job.nodes)),
                 "PENDING" if poll::never_starts(&job.reason) => {
                     return Err(Error::Config(format!(
-                        "slurm: Slurm cannot start a job with the study's options ({}): {}",
-                        options[5..].join(" "),
+                        "slurm: Slurm cannot start a job with the study's options ({shown}): {}",
                         job.reason
                     )));
                 }
