@@ -49,6 +49,9 @@ enum Commands {
     /// Join a study and run its trials on this machine with its stored settings: no study
     /// file needed. Many workers on many machines can share one study (PostgreSQL store).
     Worker(run::WorkerArgs),
+    /// Submit a Slurm job array of `hyperion worker` processes on a study in a PostgreSQL
+    /// store: each array task runs trials on its own allocation.
+    SubmitWorkers(run::SubmitWorkersArgs),
     /// Progress of one study, or of all.
     Status {
         study: Option<String>,
@@ -175,6 +178,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Commands::Run(args) => run::run(storage, args),
         Commands::Create(args) => run::create(storage, args),
         Commands::Worker(args) => run::worker(storage, args),
+        Commands::SubmitWorkers(args) => run::submit_workers(storage, args),
         Commands::Status { study, json } => {
             show::status(&open_store(storage.as_deref())?, study.as_deref(), json)
         }

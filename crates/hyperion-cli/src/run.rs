@@ -76,6 +76,57 @@ pub struct WorkerArgs {
     show: ShowArgs,
 }
 
+#[derive(clap::Args)]
+pub struct SubmitWorkersArgs {
+    /// The study to work on, as `hyperion create` made it.
+    study: String,
+    /// Workers in the array.
+    #[arg(long, value_name = "N")]
+    count: u32,
+    /// Each worker's time limit (`90m`, `12h`; default: the partition's).
+    #[arg(long, value_name = "DURATION")]
+    time: Option<String>,
+    /// Slurm partition (default: the study's `slurm.partition`).
+    #[arg(long)]
+    partition: Option<String>,
+    /// Slurm account (default: the study's `slurm.account`).
+    #[arg(long)]
+    account: Option<String>,
+    /// Slurm QOS (default: the study's `slurm.qos`).
+    #[arg(long)]
+    qos: Option<String>,
+    /// CPUs of each worker's allocation.
+    #[arg(long, value_name = "N")]
+    cpus_per_task: Option<u32>,
+    /// Memory of each worker's allocation, as sbatch reads it (`64G`).
+    #[arg(long)]
+    mem: Option<String>,
+    /// GPUs of each worker's allocation (`--gres=gpu:N`).
+    #[arg(long, value_name = "N")]
+    gpus: Option<u32>,
+    /// Node features (default: the study's `slurm.constraint`).
+    #[arg(long)]
+    constraint: Option<String>,
+    /// A shell line run before the worker (`module load cuda/12`); repeat for more (default:
+    /// the study's `slurm.setup`).
+    #[arg(long, value_name = "LINE")]
+    setup: Vec<String>,
+    /// An option handed to sbatch unchanged; repeat for more (default: the study's
+    /// `slurm.extra_args`).
+    #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
+    sbatch_arg: Vec<String>,
+    /// Trials at once in each worker (default: one per GPU with --gpus, else the study's).
+    #[arg(long, value_name = "N")]
+    max_concurrent: Option<usize>,
+    /// Where the workers keep the trials' directories (default: `.hyperion/STUDY/trials`
+    /// here, which the nodes must see).
+    #[arg(long, value_name = "DIR")]
+    trials_dir: Option<PathBuf>,
+    /// Start at most N trials in each worker.
+    #[arg(long, value_name = "N")]
+    max_trials_here: Option<u64>,
+}
+
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 pub enum LogFormat {
     Json,
@@ -185,6 +236,95 @@ pub fn worker(storage: Option<String>, args: WorkerArgs) -> Result<ExitCode> {
         max_trials_here: args.max_trials_here,
     };
     execute(study, &process, run, &args.show, &again)
+}
+
+/// `hyperion submit-workers`: a job array of workers on a study in a server store. The
+/// study's `slurm:` section gives the options not given here, except the per-trial ones (time,
+/// CPUs, memory, GPUs), which describe a trial rather than a worker.
+pub fn submit_workers(storage: Option<String>, args: SubmitWorkersArgs) -> Result<ExitCode> {
+    let url = crate::store_url(storage.as_deref())?;
+    if !(url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+        anyhow::bail!(
+            "workers on other machines need a server store: give --storage postgresql://…, not \
+             {} (a SQLite file is not safe on a shared filesystem)",
+            hyperion_store::redact(&url)
+        );
+    }
+    if args.count == 0 {
+        anyhow::bail!("--count must be at least 1");
+    }
+    let store = crate::open_store(Some(&url))?;
+    let name = find_study(&store, &args.study)?.spec.name;
+    let study = Study::open(store, &name)?;
+    let stored = study
+        .settings()
+        .trial
+        .as_ref()
+        .and_then(|t| t.slurm.clone())
+        .unwrap_or_default();
+    let time = args
+        .time
+        .as_deref()
+        .map(hyperion_config::parse_duration)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--time: {e}"))?;
+    let slurm = hyperion_runtime::SlurmConfig {
+        partition: args.partition.or(stored.partition),
+        account: args.account.or(stored.account),
+        qos: args.qos.or(stored.qos),
+        time,
+        cpus_per_task: args.cpus_per_task,
+        mem: args.mem,
+        gpus_per_trial: args.gpus,
+        gres: None,
+        constraint: args.constraint.or(stored.constraint),
+        nodes: None,
+        extra_args: if args.sbatch_arg.is_empty() {
+            stored.extra_args
+        } else {
+            args.sbatch_arg
+        },
+        setup: if args.setup.is_empty() {
+            stored.setup
+        } else {
+            args.setup
+        },
+        ..hyperion_runtime::SlurmConfig::default()
+    };
+    let study_dir = std::path::absolute(crate::study_dir(&url, &name)?)?;
+    let trials_dir = match args.trials_dir {
+        Some(dir) => std::path::absolute(dir)?,
+        None => study_dir.join("trials"),
+    };
+    let mut worker_args = vec![
+        "-q".to_owned(),
+        format!("--trials-dir={}", trials_dir.display()),
+    ];
+    let max_concurrent = args.max_concurrent.or(args.gpus.map(|n| n as usize));
+    if let Some(n) = max_concurrent {
+        worker_args.push(format!("--max-concurrent={n}"));
+    }
+    if let Some(n) = args.max_trials_here {
+        worker_args.push(format!("--max-trials-here={n}"));
+    }
+    let program = std::env::current_exe().context("finding the hyperion program")?;
+    let array = hyperion_runtime::WorkerArray {
+        study: &name,
+        count: args.count,
+        storage: &url,
+        program: &program,
+        worker_args: &worker_args,
+        slurm: &slurm,
+        dir: &study_dir.join("workers"),
+    };
+    let id = array.submit()?;
+    out(&format!(
+        "submitted job array {id}: {} workers on study \"{name}\"; logs in {}; watch with \
+         `hyperion status {name}` and `squeue --name=hyperion-{name}-worker`\n",
+        args.count,
+        study_dir.join("workers").display(),
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A study file with its overrides (its notes printed), and the store it names. The command

@@ -28,8 +28,9 @@ fn a_run_waits_out_a_controller_that_stops_answering_and_fails_no_trial() {
         eprintln!("skipped: HYPERION_TEST_SLURM=skip");
         return;
     }
-    let pid = std::fs::read_to_string("/run/slurm/slurmctld.pid")
-        .expect("no Slurm here: start one with `infra/slurm-up.sh` (root), or set HYPERION_TEST_SLURM=skip");
+    let pid = std::fs::read_to_string("/run/slurm/slurmctld.pid").expect(
+        "no Slurm here: start one with `infra/slurm-up.sh` (root), or set HYPERION_TEST_SLURM=skip",
+    );
     let home = tempfile::tempdir().unwrap();
     std::fs::write(
         home.path().join("nap.sh"),
@@ -70,7 +71,10 @@ fn a_run_waits_out_a_controller_that_stops_answering_and_fails_no_trial() {
     let output = run.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("warning: Slurm does not answer"), "{stderr}");
+    assert!(
+        stderr.contains("warning: Slurm does not answer"),
+        "{stderr}"
+    );
     assert!(stderr.contains("note: Slurm answers again"), "{stderr}");
     let trials = hyperion(&["trials", &study, "--format", "json"])
         .output()

@@ -32,5 +32,5 @@ pub use local::LocalDispatcher;
 pub use optimize::{Budget, IntoValues, OptimizeConfig, Recovery, Summary, TrialError};
 pub use protocol::{DEFAULT_PREFIX, MetricRegex, ProcessConfig, human, substitute};
 pub use settings::{SettingsChange, StudySettings};
-pub use slurm::{SlurmConfig, SlurmDispatcher};
+pub use slurm::{SlurmConfig, SlurmDispatcher, WorkerArray};
 pub use study::{ActiveTrial, Outcome, Study, StudyBuilder, Successor, Verdict};

@@ -408,3 +408,92 @@ fn options_slurm_refuses_are_errors_before_any_trial() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_job_array_of_workers_runs_a_postgresql_study_and_keeps_its_password_out_of_sight() {
+    if !slurm() {
+        return;
+    }
+    let Some(schema) = hyperion_store::pg::testing::TestSchema::new() else {
+        return;
+    };
+    let s = Sandbox::new();
+    let study = unique("array");
+    sleeper(&s, &study, 12, "");
+    let created = s.hyperion(&["create", "study.yaml", "--storage", &schema.url]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let output = s.hyperion(&[
+        "submit-workers",
+        &study,
+        "--count",
+        "3",
+        "--max-concurrent",
+        "2",
+        "--time",
+        "10m",
+        "--storage",
+        &schema.url,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(said.contains("3 workers"), "{said}");
+    // Wait for the array to end.
+    let name = format!("hyperion-{study}-worker");
+    let start = Instant::now();
+    loop {
+        let jobs = jobs(&study);
+        let states = jobs.get(&name).cloned().unwrap_or_default();
+        if states.len() == 3 && states.iter().all(|s| s == "COMPLETED") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120) && !states.iter().any(|s| s == "FAILED"),
+            "the workers: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let trials = s.hyperion_json(&[
+        "trials",
+        &study,
+        "--format",
+        "json",
+        "--storage",
+        &schema.url,
+    ]);
+    assert_eq!(trials.len(), 12);
+    assert!(trials.iter().all(|t| state(t) == "completed"), "{trials:?}");
+    // The URL reached the workers through the environment: the password is in no script.
+    let password = schema
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap();
+    let script = std::fs::read_to_string(
+        s.path()
+            .join(".hyperion")
+            .join(&study)
+            .join("workers")
+            .join("workers.sh"),
+    )
+    .unwrap();
+    assert!(script.contains("'worker'"), "{script}");
+    assert!(!script.contains("postgres"), "{script}");
+    // A SQLite store is refused.
+    let output = s.hyperion(&[
+        "submit-workers",
+        &study,
+        "--count",
+        "2",
+        "--storage",
+        "sqlite:x.db",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("need a server store"),
+        "{}",
+        stderr(&output)
+    );
+}

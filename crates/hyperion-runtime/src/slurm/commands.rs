@@ -39,8 +39,18 @@ const UNREACHABLE: [&str; 7] = [
 
 /// Runs `program args…`; its stdout on success.
 pub(crate) fn call(program: &str, args: &[String]) -> Result<String, Refusal> {
+    call_with_env(program, args, &[])
+}
+
+/// Runs `program args…` with `env` added to this process's environment.
+pub(crate) fn call_with_env(
+    program: &str,
+    args: &[String],
+    env: &[(&str, &str)],
+) -> Result<String, Refusal> {
     let output = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .map_err(|e| match e.kind() {

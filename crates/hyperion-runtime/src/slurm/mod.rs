@@ -506,3 +506,62 @@ impl Drop for SlurmDispatcher {
         self.cancel(ids, None);
     }
 }
+
+/// A job array of `hyperion worker` processes, each running the study's trials on its own
+/// allocation against a server store.
+#[derive(Debug)]
+pub struct WorkerArray<'a> {
+    pub study: &'a str,
+    pub count: u32,
+    /// The store's URL: it reaches the jobs through the environment (`HYPERION_STORAGE`), never
+    /// through the script or an argv, where a password would show.
+    pub storage: &'a str,
+    /// The `hyperion` program the nodes run.
+    pub program: &'a Path,
+    /// `hyperion worker`'s own options, after the study's name.
+    pub worker_args: &'a [String],
+    pub slurm: &'a SlurmConfig,
+    /// Where the script and the workers' logs (`%A_%a.out`) go.
+    pub dir: &'a Path,
+}
+
+impl WorkerArray<'_> {
+    /// Writes the array's script and submits it; returns the array's job id.
+    pub fn submit(&self) -> Result<String, Error> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        let dir = std::path::absolute(self.dir).map_err(io(self.dir))?;
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let mut argv = vec![
+            self.program.display().to_string(),
+            "worker".to_owned(),
+            self.study.to_owned(),
+        ];
+        argv.extend(self.worker_args.iter().cloned());
+        let what = format!("the workers of study {}", self.study);
+        let text = script::job_script(&what, &self.slurm.setup, &[], &argv);
+        let path = dir.join("workers.sh");
+        std::fs::write(&path, text).map_err(io(&path))?;
+        let name = job_name(self.study, "worker");
+        let mut args = vec![
+            "--parsable".to_owned(),
+            format!("--job-name={name}"),
+            format!("--array=0-{}", self.count.saturating_sub(1)),
+            format!("--output={}/%A_%a.out", script::output_path(&dir)),
+            format!("--chdir={}", dir.display()),
+        ];
+        let options = script::resource_options(self.slurm, self.slurm.time);
+        args.extend(options.iter().cloned());
+        args.push(path.display().to_string());
+        let out = commands::call_with_env("sbatch", &args, &[("HYPERION_STORAGE", self.storage)])
+            .map_err(|e| {
+            Error::Config(format!(
+                "slurm: sbatch refused the workers' job array ({}): {e}",
+                options.join(" ")
+            ))
+        })?;
+        Ok(out.trim().split(';').next().unwrap_or_default().to_owned())
+    }
+}

@@ -24,7 +24,7 @@ pub(crate) fn job_name(study: &str, number: impl std::fmt::Display) -> String {
 }
 
 /// A path in an `--output` or `--error` option: `%` starts Slurm's patterns.
-fn output_path(path: &Path) -> String {
+pub(super) fn output_path(path: &Path) -> String {
     path.display().to_string().replace('%', "%%")
 }
 
