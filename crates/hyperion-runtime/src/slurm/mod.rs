@@ -104,7 +104,7 @@ impl SlurmDispatcher {
             return Err(Error::Config("the command is empty".into()));
         }
         let slurm = config.slurm.clone().unwrap_or_default();
-        for (name, _) in &config.env {
+        for name in config.env.keys() {
             if !script::exportable(name) {
                 return Err(Error::Config(format!(
                     "env: `{name}` cannot be exported to a Slurm job (a variable's name is \
@@ -541,7 +541,12 @@ impl WorkerArray<'_> {
         ];
         argv.extend(self.worker_args.iter().cloned());
         let what = format!("the workers of study {}", self.study);
-        let text = script::job_script(&what, &self.slurm.setup, &[], &argv);
+        let mut text = script::job_script(&what, &self.slurm.setup, &[], &argv);
+        if self.slurm.gpus_per_trial.is_some() {
+            // The GPUs Slurm gave the task are the ones its worker hands out.
+            text.truncate(text.trim_end().len());
+            text.push_str(" ${CUDA_VISIBLE_DEVICES:+\"--gpus=$CUDA_VISIBLE_DEVICES\"}\n");
+        }
         let path = dir.join("workers.sh");
         std::fs::write(&path, text).map_err(io(&path))?;
         let name = job_name(self.study, "worker");

@@ -79,7 +79,6 @@ struct Followed {
 #[derive(Default)]
 struct Shared {
     jobs: BTreeMap<TrialNumber, Followed>,
-    wake: bool,
     done: bool,
 }
 
@@ -123,24 +122,18 @@ impl Poller {
             missing: 0,
             job,
         };
-        let (lock, wake) = &*self.shared;
-        let mut shared = lock_of(lock);
-        shared.jobs.insert(followed.job.number, followed);
-        shared.wake = true;
-        wake.notify_one();
+        lock_of(&self.shared.0)
+            .jobs
+            .insert(followed.job.number, followed);
     }
 
     /// Marks `number` as cancelled by Hyperion; returns its job id.
     pub(super) fn cancelled(&self, number: TrialNumber) -> Option<String> {
-        let (lock, wake) = &*self.shared;
-        let mut shared = lock_of(lock);
+        let mut shared = lock_of(&self.shared.0);
         let followed = shared.jobs.get_mut(&number)?;
         followed.cancelled = true;
         followed.changed = Instant::now();
-        let id = followed.job.id.clone();
-        shared.wake = true;
-        wake.notify_one();
-        Some(id)
+        Some(followed.job.id.clone())
     }
 
     /// The ids of the jobs still followed.
@@ -171,13 +164,16 @@ impl Drop for Poller {
 fn run(shared: &(Mutex<Shared>, Condvar)) {
     let (lock, wake) = shared;
     let mut outage = Outage::default();
-    let mut next_squeue = Instant::now();
+    let mut last_squeue = Instant::now();
     loop {
         let ids: Vec<String> = {
             let mut guard = lock_of(lock);
+            // The tick is the one the jobs need now: a job just submitted or cancelled makes
+            // it fast, without a call of its own.
             let now = Instant::now();
-            let until = next_squeue.min(now + READ_EVERY);
-            if !guard.wake && !guard.done && until > now {
+            let due = last_squeue + tick(&guard.jobs, now);
+            let until = due.min(now + READ_EVERY);
+            if !guard.done && until > now {
                 guard = wake
                     .wait_timeout(guard, until - now)
                     .unwrap_or_else(|e| e.into_inner())
@@ -186,22 +182,18 @@ fn run(shared: &(Mutex<Shared>, Condvar)) {
             if guard.done {
                 return;
             }
-            let woken = std::mem::take(&mut guard.wake);
             for followed in guard.jobs.values_mut() {
                 read_files(followed);
             }
-            if !woken && Instant::now() < next_squeue {
+            let now = Instant::now();
+            if guard.jobs.is_empty() || now < last_squeue + tick(&guard.jobs, now) {
                 continue;
             }
             guard.jobs.values().map(|f| f.job.id.clone()).collect()
         };
-        if ids.is_empty() {
-            next_squeue = Instant::now() + SLOW_TICK;
-            continue;
-        }
+        last_squeue = Instant::now();
         let states = outage.note("squeue", commands::squeue(&ids));
         let mut guard = lock_of(lock);
-        let now = Instant::now();
         match states {
             Ok(states) => {
                 let by_id: BTreeMap<&str, &JobState> =
@@ -230,11 +222,16 @@ fn run(shared: &(Mutex<Shared>, Condvar)) {
             Err(Refusal::Unreachable(_)) => {}
             Err(e) => eprintln!("warning: cannot read the jobs' states: {e}"),
         }
-        let settling = guard.jobs.values().any(|f| {
-            f.state != "RUNNING" || now.duration_since(f.changed) < SETTLING || f.cancelled
-        });
-        next_squeue = now + if settling { FAST_TICK } else { SLOW_TICK };
     }
+}
+
+/// Between two `squeue` calls: fast while a job waits to start or was just submitted, started
+/// or cancelled, slow while every job runs.
+fn tick(jobs: &BTreeMap<TrialNumber, Followed>, now: Instant) -> Duration {
+    let settling = jobs
+        .values()
+        .any(|f| f.state != "RUNNING" || f.cancelled || now.duration_since(f.changed) < SETTLING);
+    if settling { FAST_TICK } else { SLOW_TICK }
 }
 
 /// Takes in a job's state; returns its exit when it has ended.
