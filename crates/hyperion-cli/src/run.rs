@@ -560,6 +560,18 @@ pub fn request_stop(store: &Arc<dyn Store>, study: &str, kill: bool) -> Result<E
         "hyperion stop"
     };
     opened.request(kill, by)?;
+    // Jobs whose run is gone have nobody to obey the request: cancel them here.
+    if kill {
+        match opened.cancel_orphaned_jobs() {
+            Ok(ids) if !ids.is_empty() => println!(
+                "cancelled {} Slurm jobs that no run follows: {}",
+                ids.len(),
+                ids.join(",")
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
     println!(
         "asked the runs of \"{study}\" to stop{}",
         if kill {

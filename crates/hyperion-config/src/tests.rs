@@ -485,12 +485,64 @@ fn resources_executor_is_local_unless_another_is_named() {
     let study = dir.load("study.yaml", &text).unwrap();
     assert_eq!(study.process.executor, "local");
     let e = Dir::new()
-        .error(&BASIC.replace("gpus_per_trial: 1}", "gpus_per_trial: 1, executor: slurm}"));
+        .error(&BASIC.replace("gpus_per_trial: 1}", "gpus_per_trial: 1, executor: condor}"));
     assert_eq!(
         e,
-        "DIR/study.yaml:14: resources.executor: unknown executor \"slurm\" \
-         (this release runs trials with: local)"
+        "DIR/study.yaml:14: resources.executor: unknown executor \"condor\" \
+         (this release runs trials with: local, slurm)"
     );
+}
+
+#[test]
+fn the_slurm_section_says_how_jobs_are_asked_for_and_names_its_errors() {
+    let dir = Dir::new();
+    let text = format!(
+        "{}slurm:\n  partition: gpu\n  time: 2h\n  gpus_per_trial: 2\n  mem: 16G\n  \
+         setup: ['module load cuda/12']\n  extra_args: [--exclusive]\n",
+        BASIC.replace("gpus_per_trial: 1}", "gpus_per_trial: 1, executor: slurm}")
+    );
+    let study = dir.load("study.yaml", &text).unwrap();
+    assert_eq!(study.process.executor, "slurm");
+    let slurm = study.process.slurm.unwrap();
+    assert_eq!(slurm.partition.as_deref(), Some("gpu"));
+    assert_eq!(slurm.time, Some(Duration::from_secs(7200)));
+    assert_eq!(slurm.gpus_per_trial, Some(2));
+    assert_eq!(slurm.setup, ["module load cuda/12"]);
+    assert!(slurm.probe, "probes by default");
+    // Overridable on the command line, as any key.
+    let path = dir.write("study.yaml", BASIC);
+    let study = load(
+        &path,
+        &["resources.executor=slurm".into(), "slurm.qos=high".into()],
+    )
+    .unwrap();
+    assert_eq!(study.process.executor, "slurm");
+    assert_eq!(study.process.slurm.unwrap().qos.as_deref(), Some("high"));
+
+    let errors = [
+        (
+            "  partiton: gpu\n",
+            "slurm.partiton: unknown field `partiton`",
+        ),
+        ("  time: soon\n", "slurm.time: `soon` is not a duration"),
+        (
+            "  gres: 'gpu:1'\n  gpus_per_trial: 1\n",
+            "slurm.gres: give either gres or gpus_per_trial",
+        ),
+        (
+            "  max_submitted: 0\n",
+            "slurm.max_submitted: must be at least 1",
+        ),
+        (
+            "  extra_args: [exclusive]\n",
+            "slurm.extra_args: `exclusive` is not an sbatch option",
+        ),
+    ];
+    for (section, expected) in errors {
+        let e = Dir::new().error(&format!("{BASIC}slurm:\n{section}"));
+        assert!(e.starts_with("DIR/study.yaml:"), "{e}");
+        assert!(e.contains(expected), "{section:?}: {e}");
+    }
 }
 
 #[test]

@@ -50,23 +50,23 @@ impl Machine {
         }
     }
 
+    /// Whether `launch` names a process of this machine, since this boot.
+    pub(crate) fn runs_here(&self, launch: &Launch) -> bool {
+        launch.host == self.host && launch.boot_id == self.boot_id && !self.boot_id.is_empty()
+    }
+
     /// Whether the process `launch` names is known to be gone: it ran on this machine, since
     /// this boot, and no process with its pid and start time is alive. (On another machine
     /// nobody here can tell: its lease says.)
     pub(crate) fn outlived(&self, launch: &Launch) -> bool {
-        launch.host == self.host
-            && launch.boot_id == self.boot_id
-            && !self.boot_id.is_empty()
+        self.runs_here(launch)
             && leader(launch.pgid).is_none_or(|(_, start)| start != launch.start_time)
     }
 
     /// Whether `launch`'s group is still there: on this machine since the same boot, its
     /// leader alive with the same start time.
     pub(crate) fn runs(&self, launch: &Launch) -> bool {
-        launch.host == self.host
-            && launch.boot_id == self.boot_id
-            && !self.boot_id.is_empty()
-            && leader(launch.pgid) == Some((launch.pgid, launch.start_time))
+        self.runs_here(launch) && leader(launch.pgid) == Some((launch.pgid, launch.start_time))
     }
 }
 

@@ -489,3 +489,48 @@ fn a_job_array_of_workers_runs_a_postgresql_study_and_keeps_its_password_out_of_
         stderr(&output)
     );
 }
+
+#[test]
+fn stop_kill_cancels_the_jobs_that_a_dead_run_left() {
+    if !slurm() {
+        return;
+    }
+    let s = Sandbox::new();
+    let study = unique("stopkill");
+    sleeper(&s, &study, 3, "");
+    std::fs::write(
+        s.path().join("study.yaml"),
+        std::fs::read_to_string(s.path().join("study.yaml"))
+            .unwrap()
+            .replace("low: 0.5, high: 2.0", "low: 60.0, high: 61.0"),
+    )
+    .unwrap();
+    let mut run = s
+        .command(&["run", "study.yaml", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for number in 0..3 {
+        running_job(&study, number);
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let output = s.hyperion(&["stop", &study, "--kill"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        said.contains("cancelled 3 Slurm jobs that no run follows"),
+        "{said}"
+    );
+    let start = Instant::now();
+    while jobs(&study).values().flatten().any(|s| s != "CANCELLED") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            jobs(&study)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    queue_is_empty(&study);
+}

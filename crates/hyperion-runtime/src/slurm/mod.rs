@@ -570,3 +570,26 @@ impl WorkerArray<'_> {
         Ok(out.trim().split(';').next().unwrap_or_default().to_owned())
     }
 }
+
+impl crate::Study {
+    /// Cancels the jobs of this study's running trials that no live run follows: their
+    /// launcher is gone, or ran on another machine (where a live run cancels its own jobs
+    /// anyway, as it obeys the kill). Their trials go stale and run again later. Returns the
+    /// cancelled job ids.
+    pub fn cancel_orphaned_jobs(&self) -> Result<Vec<String>, Error> {
+        let machine = Machine::this();
+        let ids: Vec<String> = {
+            let view = self.sync()?;
+            view.running()
+                .filter_map(|t| view.launch(t.number))
+                .filter(|l| !machine.runs_here(l) || machine.outlived(l))
+                .filter_map(|l| l.job.as_ref()?.id.clone())
+                .collect()
+        };
+        if !ids.is_empty() {
+            commands::call_patiently(&mut Outage::default(), "scancel", &ids)
+                .map_err(slurm_error)?;
+        }
+        Ok(ids)
+    }
+}
