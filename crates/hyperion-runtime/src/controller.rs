@@ -541,6 +541,7 @@ impl Study {
                         // A run told how many failures to bear (`max_failures`) bears them.
                         if let Outcome::Failed { error } = &outcome
                             && !killed
+                            && !lost
                             && budget.max_failures.is_none()
                             && self.sync()?.counts().completed == 0
                         {
