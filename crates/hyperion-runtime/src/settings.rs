@@ -113,14 +113,53 @@ impl StudySettings {
             show(&b.0.max_failures),
             show(&b.1.max_failures),
         );
-        note("recovery", show(&self.recovery), show(&new.recovery));
         note(
             "description",
             show(&self.description),
             show(&new.description),
         );
-        note("trial", show(&self.trial), show(&new.trial));
+        // Sections by their keys: "trial.slurm.partition: "gpu" → "debug"", not two objects.
+        let mut leaves = Vec::new();
+        let json = |v: serde_json::Result<serde_json::Value>| v.unwrap_or_default();
+        let (old_recovery, new_recovery) = (
+            json(serde_json::to_value(&self.recovery)),
+            json(serde_json::to_value(&new.recovery)),
+        );
+        key_changes("recovery", &old_recovery, &new_recovery, &mut leaves);
+        let (old_trial, new_trial) = (
+            json(serde_json::to_value(&self.trial)),
+            json(serde_json::to_value(&new.trial)),
+        );
+        key_changes("trial", &old_trial, &new_trial, &mut leaves);
+        for (what, old, new) in leaves {
+            note(&what, old, new);
+        }
         Ok(changes)
+    }
+}
+
+/// The keys under `what` whose values differ between `old` and `new`, objects followed key by
+/// key, as (dotted key, old, new).
+fn key_changes(
+    what: &str,
+    old: &serde_json::Value,
+    new: &serde_json::Value,
+    out: &mut Vec<(String, String, String)>,
+) {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let (x, y) = (
+                    a.get(key).unwrap_or(&Value::Null),
+                    b.get(key).unwrap_or(&Value::Null),
+                );
+                key_changes(&format!("{what}.{key}"), x, y, out);
+            }
+        }
+        (a, b) if a != b => out.push((what.to_owned(), show(a), show(b))),
+        _ => {}
     }
 }
 

@@ -378,6 +378,8 @@ fn options_slurm_refuses_are_errors_before_any_trial() {
     let s = Sandbox::new();
     let study = unique("refused");
     sleeper(&s, &study, 2, "");
+    let created = s.hyperion(&["create", "study.yaml"]);
+    assert!(created.status.success(), "{}", stderr(&created));
     let output = s.hyperion(&["run", "study.yaml", "slurm.partition=nopart"]);
     assert!(!output.status.success());
     let e = stderr(&output);
@@ -386,6 +388,11 @@ fn options_slurm_refuses_are_errors_before_any_trial() {
         "{e}"
     );
     assert!(e.contains("invalid partition specified: nopart"), "{e}");
+    // A changed option is named by its key.
+    assert!(
+        e.contains("changes trial.slurm.partition: none → \"nopart\""),
+        "{e}"
+    );
     // A request no node can satisfy never waits in the queue.
     let output = s.hyperion(&["run", "study.yaml", "slurm.cpus_per_task=512"]);
     assert!(!output.status.success());
