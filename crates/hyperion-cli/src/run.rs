@@ -230,8 +230,9 @@ pub fn worker(storage: Option<String>, args: WorkerArgs) -> Result<ExitCode> {
         None => {}
     }
     let again = format!("hyperion worker {name}");
+    // No budget of its own: the study's, as it is recorded now and whenever it changes.
     let run = Run {
-        budget: &settings.budget,
+        budget: &hyperion_runtime::Budget::default(),
         recovery: &settings.recovery,
         max_trials_here: args.max_trials_here,
     };

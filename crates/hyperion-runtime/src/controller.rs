@@ -21,7 +21,9 @@ use hyperion_core::{Change, Event, Launch, StopReason, StopRequest, Trial, Trial
 use hyperion_schedulers::SchedulerConfig;
 
 use crate::protocol::{Record, Reported, human};
-use crate::{ActiveTrial, Budget, Error, Outcome, Recovery, Study, Summary, Verdict};
+use crate::{
+    ActiveTrial, Budget, Error, Outcome, Recovery, Study, StudySettings, Summary, Verdict,
+};
 
 /// What reaches the controller loop.
 #[derive(Debug)]
@@ -321,6 +323,10 @@ impl Study {
         let mut running: BTreeMap<TrialNumber, Slot> =
             adopted.into_iter().map(|n| (n, Slot::new())).collect();
         let mut budget_spent = false;
+        // The budget follows the settings other processes record meanwhile (`hyperion create`
+        // with a new file), except for what this run was given.
+        let mut budget = budget.clone();
+        let mut settings_seen = self.sync()?.settings().cloned();
         let mut trials_run = 0;
         let mut next_settle = after(Instant::now(), recovery.heartbeat);
         let mut kill_all = false;
@@ -336,7 +342,18 @@ impl Study {
             }
             if look {
                 look = false;
-                let view = self.sync()?;
+                let mut view = self.sync()?;
+                if view.settings() != settings_seen.as_ref() {
+                    settings_seen = view.settings().cloned();
+                    let latest = settings_seen
+                        .clone()
+                        .map(serde_json::from_value::<StudySettings>);
+                    if let Some(Ok(latest)) = latest {
+                        budget = options.budget.or(&latest.budget);
+                        Arc::make_mut(&mut *view).set_total(budget.max_trials);
+                        budget_spent = false;
+                    }
+                }
                 if stop.is_none()
                     && let Some(reason) = budget.reached(&view, started)
                 {

@@ -362,3 +362,31 @@ fn a_worker_can_take_a_share_of_the_budget_and_work_on_an_sqlite_study_too() {
     ]);
     assert_eq!(trials.len(), 10);
 }
+
+#[test]
+fn a_worker_follows_a_budget_raised_while_it_runs() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let s = Sandbox::new();
+    sleeping_study(&s, &schema.url, "grows", 1.0, 4, "");
+    let worker = start_worker(&s, &schema.url, "grows");
+    // Once it has started trials, the study gets a bigger budget from another process.
+    let start = std::time::Instant::now();
+    while listed(&s, &schema.url, "grows").0.is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no trial started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    sleeping_study(&s, &schema.url, "grows", 1.0, 9, "");
+    finish(vec![worker]);
+    let (trials, numbers) = listed(&s, &schema.url, "grows");
+    assert_eq!(
+        (trials.len(), numbers),
+        (9, 9),
+        "the worker ran the raised budget"
+    );
+    assert!(trials.iter().all(|t| t["state"]["state"] == "completed"));
+}
