@@ -88,6 +88,25 @@ impl ProcessConfig {
     }
 }
 
+impl ProcessConfig {
+    /// This template, checked, with its trials' directory absolute (trials run in `workdir`,
+    /// so every path handed to them must be) and created: what every dispatcher starts from.
+    pub(crate) fn ready(&self) -> Result<ProcessConfig, crate::Error> {
+        if self.argv.is_empty() {
+            return Err(crate::Error::Config("the command is empty".into()));
+        }
+        let mut config = self.clone();
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| crate::Error::Io { path, source }
+        };
+        config.trials_dir =
+            std::path::absolute(&config.trials_dir).map_err(io(&config.trials_dir))?;
+        fs::create_dir_all(&config.trials_dir).map_err(io(&config.trials_dir))?;
+        Ok(config)
+    }
+}
+
 /// A compiled metric regex that travels as its pattern.
 #[derive(Clone, Debug)]
 pub struct MetricRegex(pub regex::Regex);
@@ -234,6 +253,60 @@ pub fn shell_quote(s: &str) -> String {
 
 /// How many of its last stderr lines a failed trial's error quotes.
 pub const STDERR_TAIL: usize = 20;
+
+/// A trial ready to start: its directory made, its argv rendered.
+#[derive(Debug)]
+pub struct Prepared {
+    pub dir: PathBuf,
+    /// A PBT child's copy of its parent's checkpoint.
+    pub restore: Option<PathBuf>,
+    pub argv: Vec<String>,
+}
+
+/// Makes `trial`'s directory ([`prepare_dir`]) and renders its argv from `config`'s template.
+pub fn prepare(
+    config: &ProcessConfig,
+    study: &str,
+    trial: &Trial,
+    space: &hyperion_core::SearchSpace,
+) -> Result<Prepared, String> {
+    let (dir, restore) = prepare_dir(&config.trials_dir, trial).map_err(|e| {
+        let dir = trial_dir(&config.trials_dir, trial.number);
+        format!("cannot prepare {}: {e}", dir.display())
+    })?;
+    let vars = Placeholders {
+        params: &trial.params,
+        space,
+        trial_dir: &dir,
+        number: trial.number,
+        id: trial.id.0,
+        study,
+    };
+    let argv = render_argv(&config.argv, config.shell, &vars)?;
+    Ok(Prepared { dir, restore, argv })
+}
+
+/// Reads one stdout line of a trial into its metric records.
+pub type Parse = Box<dyn Fn(&str) -> Vec<Result<Record, Malformed>> + Send>;
+
+/// The stdout reader of `config`'s prefix and regex, for records that report `objectives`.
+pub fn stdout_parser(config: &ProcessConfig, objectives: Vec<String>) -> Parse {
+    let prefix = config.stdout_prefix.clone();
+    let regex = config.stdout_regex.as_ref().map(|r| r.0.clone());
+    Box::new(move |line: &str| parse_stdout(line, &prefix, regex.as_ref(), &objectives))
+}
+
+/// The last lines of a trial's stderr for its error: the last one first (it usually says what
+/// went wrong), then the tail; empty without stderr.
+pub fn stderr_summary(tail: &[String]) -> String {
+    match tail.last() {
+        None => String::new(),
+        Some(last) => format!(
+            ": {last}\n--- last lines of stderr ---\n{}",
+            tail.join("\n")
+        ),
+    }
+}
 
 /// Where trial `number` keeps its files.
 pub fn trial_dir(trials_dir: &Path, number: TrialNumber) -> PathBuf {
@@ -561,14 +634,7 @@ pub fn outcome(
     status: &std::io::Result<ExitStatus>,
     stderr_tail: &[String],
 ) -> Outcome {
-    // The last stderr line first (it usually says what went wrong), then the tail.
-    let tail = || match stderr_tail.last() {
-        None => String::new(),
-        Some(last) => format!(
-            ": {last}\n--- last lines of stderr ---\n{}",
-            stderr_tail.join("\n")
-        ),
-    };
+    let tail = || stderr_summary(stderr_tail);
     let failed = |error: String| Outcome::Failed { error };
     let status = match status {
         Ok(status) => status,

@@ -121,16 +121,20 @@ impl StudySettings {
         // Sections by their keys: "trial.slurm.partition: "gpu" → "debug"", not two objects.
         let mut leaves = Vec::new();
         let json = |v: serde_json::Result<serde_json::Value>| v.unwrap_or_default();
-        let (old_recovery, new_recovery) = (
-            json(serde_json::to_value(&self.recovery)),
-            json(serde_json::to_value(&new.recovery)),
-        );
-        key_changes("recovery", &old_recovery, &new_recovery, &mut leaves);
-        let (old_trial, new_trial) = (
-            json(serde_json::to_value(&self.trial)),
-            json(serde_json::to_value(&new.trial)),
-        );
-        key_changes("trial", &old_trial, &new_trial, &mut leaves);
+        for (what, old_json, new_json) in [
+            (
+                "recovery",
+                json(serde_json::to_value(&self.recovery)),
+                json(serde_json::to_value(&new.recovery)),
+            ),
+            (
+                "trial",
+                json(serde_json::to_value(&self.trial)),
+                json(serde_json::to_value(&new.trial)),
+            ),
+        ] {
+            key_changes(what, &old_json, &new_json, &mut leaves);
+        }
         for (what, old, new) in leaves {
             note(&what, old, new);
         }

@@ -212,7 +212,7 @@ fn a_job_past_its_time_limit_fails_with_time_limit_and_a_failing_job_with_its_st
 }
 
 /// A trial that sleeps, so that the test can do something to its job while it runs.
-fn sleeper(s: &Sandbox, study: &str, trials: u64, extra: &str) {
+fn sleeper(s: &Sandbox, study: &str, trials: u64, (low, high): (f64, f64), extra: &str) {
     s.write(
         "nap.py",
         "import json, os, sys, time\ntime.sleep(float(sys.argv[1]))\n\
@@ -222,7 +222,7 @@ fn sleeper(s: &Sandbox, study: &str, trials: u64, extra: &str) {
         "study.yaml",
         &format!(
             "name: {study}\ncommand: [python3, nap.py, '{{nap}}']\n\
-             parameters: {{nap: {{type: float, low: 0.5, high: 2.0}}}}\nmetric: {{name: loss}}\n\
+             parameters: {{nap: {{type: float, low: {low:?}, high: {high:?}}}}}\nmetric: {{name: loss}}\n\
              budget: {{max_trials: {trials}}}\nresources: {{max_concurrent: 4, executor: slurm}}\n\
              slurm: {{time: 10m}}\n{extra}"
         ),
@@ -236,14 +236,7 @@ fn jobs_cancelled_by_someone_else_or_requeued_run_again_as_retries() {
     }
     let s = Sandbox::new();
     let study = unique("lost");
-    sleeper(&s, &study, 2, "");
-    std::fs::write(
-        s.path().join("study.yaml"),
-        std::fs::read_to_string(s.path().join("study.yaml"))
-            .unwrap()
-            .replace("low: 0.5, high: 2.0", "low: 6.0, high: 6.5"),
-    )
-    .unwrap();
+    sleeper(&s, &study, 2, (6.0, 6.5), "");
     let run = s
         .command(&["run", "study.yaml", "-q"])
         .stdout(Stdio::null())
@@ -288,7 +281,13 @@ fn a_controller_killed_ten_times_loses_nothing_and_submits_each_trial_once() {
     }
     let s = Sandbox::new();
     let study = unique("kill");
-    sleeper(&s, &study, 16, "recovery: {heartbeat: 0.5s, grace: 3s}\n");
+    sleeper(
+        &s,
+        &study,
+        16,
+        (0.5, 2.0),
+        "recovery: {heartbeat: 0.5s, grace: 3s}\n",
+    );
     // Moments spread over a run's life: during the probe, submissions, and while jobs run.
     let mut moments = [300u64, 2500, 900, 1700, 3100, 600, 2100, 1300, 2800, 1100].into_iter();
     for _ in 0..10 {
@@ -348,7 +347,7 @@ fn nodes_that_cannot_see_the_trials_directory_stop_the_run_before_any_trial() {
     let s = Sandbox::new();
     let study = unique("probe");
     std::fs::create_dir(s.path().join("private")).unwrap();
-    sleeper(&s, &study, 2, "trials_dir: private/trials\n");
+    sleeper(&s, &study, 2, (0.5, 2.0), "trials_dir: private/trials\n");
     // The run sees a filesystem of its own at private/ (a mount namespace), as a login node
     // sees a local disk: the node (slurmd, outside it) cannot.
     let script = format!(
@@ -377,7 +376,7 @@ fn options_slurm_refuses_are_errors_before_any_trial() {
     }
     let s = Sandbox::new();
     let study = unique("refused");
-    sleeper(&s, &study, 2, "");
+    sleeper(&s, &study, 2, (0.5, 2.0), "");
     let created = s.hyperion(&["create", "study.yaml"]);
     assert!(created.status.success(), "{}", stderr(&created));
     let output = s.hyperion(&["run", "study.yaml", "slurm.partition=nopart"]);
@@ -426,7 +425,7 @@ fn a_job_array_of_workers_runs_a_postgresql_study_and_keeps_its_password_out_of_
     };
     let s = Sandbox::new();
     let study = unique("array");
-    sleeper(&s, &study, 12, "");
+    sleeper(&s, &study, 12, (0.5, 2.0), "");
     let created = s.hyperion(&["create", "study.yaml", "--storage", &schema.url]);
     assert!(created.status.success(), "{}", stderr(&created));
     let output = s.hyperion(&[
@@ -504,14 +503,7 @@ fn stop_kill_cancels_the_jobs_that_a_dead_run_left() {
     }
     let s = Sandbox::new();
     let study = unique("stopkill");
-    sleeper(&s, &study, 3, "");
-    std::fs::write(
-        s.path().join("study.yaml"),
-        std::fs::read_to_string(s.path().join("study.yaml"))
-            .unwrap()
-            .replace("low: 0.5, high: 2.0", "low: 60.0, high: 61.0"),
-    )
-    .unwrap();
+    sleeper(&s, &study, 3, (60.0, 61.0), "");
     let mut run = s
         .command(&["run", "study.yaml", "-q"])
         .stdout(Stdio::null())

@@ -11,7 +11,6 @@ mod watch;
 
 use std::collections::{HashMap, VecDeque};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
@@ -22,7 +21,7 @@ use nix::unistd::Pid;
 
 use crate::controller::{Dispatcher, Message};
 use crate::machine::Machine;
-use crate::protocol::{self, MetricsTail, Placeholders, ProcessConfig};
+use crate::protocol::{self, MetricsTail, ProcessConfig};
 use crate::{ActiveTrial, Error};
 use watch::{Watch, Watcher};
 
@@ -47,9 +46,6 @@ struct Running {
 impl LocalDispatcher {
     /// Checks the template and creates the trials' directory.
     pub fn new(study: &str, config: &ProcessConfig) -> Result<Self, Error> {
-        if config.argv.is_empty() {
-            return Err(Error::Config("the command is empty".into()));
-        }
         if config.gpus_per_trial > config.gpus.len() {
             return Err(Error::Config(format!(
                 "gpus_per_trial is {} but only {} GPUs are listed",
@@ -57,15 +53,7 @@ impl LocalDispatcher {
                 config.gpus.len()
             )));
         }
-        // Trials run in `workdir`: every path handed to them must be absolute.
-        let mut config = config.clone();
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
-        config.trials_dir =
-            std::path::absolute(&config.trials_dir).map_err(io(&config.trials_dir))?;
-        std::fs::create_dir_all(&config.trials_dir).map_err(io(&config.trials_dir))?;
+        let config = config.ready()?;
         let watcher = Watcher::start().map_err(|source| Error::System {
             what: "start the thread that follows the trials",
             source,
@@ -90,19 +78,8 @@ impl LocalDispatcher {
     ) -> Result<Running, String> {
         let number = trial.number;
         let config = &self.config;
-        let (dir, restore) = protocol::prepare_dir(&config.trials_dir, trial).map_err(|e| {
-            let dir = protocol::trial_dir(&config.trials_dir, number);
-            format!("cannot prepare {}: {e}", dir.display())
-        })?;
-        let vars = Placeholders {
-            params: &trial.params,
-            space,
-            trial_dir: &dir,
-            number,
-            id: trial.id.0,
-            study: &self.study,
-        };
-        let argv = protocol::render_argv(&config.argv, config.shell, &vars)?;
+        let protocol::Prepared { dir, restore, argv } =
+            protocol::prepare(config, &self.study, trial, space)?;
         let mut command = Command::new(&argv[0]);
         command
             .args(&argv[1..])
@@ -125,15 +102,8 @@ impl LocalDispatcher {
             .spawn()
             .map_err(|e| format!("cannot start `{}`: {e}", argv[0]))?;
         let group = ProcessGroup::new(child.id());
-        let prefix = config.stdout_prefix.clone();
-        let regex = config.stdout_regex.as_ref().map(|r| r.0.clone());
         let objectives: Vec<String> = spec_objectives.to_vec();
-        let parse = {
-            let objectives = objectives.clone();
-            Box::new(move |line: &str| {
-                protocol::parse_stdout(line, &prefix, regex.as_ref(), &objectives)
-            })
-        };
+        let parse = protocol::stdout_parser(config, objectives.clone());
         self.watcher.add(Watch {
             number,
             child,

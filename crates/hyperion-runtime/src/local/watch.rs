@@ -20,16 +20,12 @@ use nix::unistd::Pid;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::controller::{Exit, Message};
-use crate::protocol::{self, MetricsTail};
+use crate::protocol::{self, MetricsTail, Parse};
 
 /// How often the metrics files are read: appends to a file cannot wake anyone.
 const METRICS_POLL: Duration = Duration::from_millis(100);
 /// A longer line is taken in pieces, so that output without newlines cannot fill memory.
 const MAX_LINE: usize = 1 << 20;
-
-/// Finds the metric records in a stdout line.
-pub(super) type Parse =
-    Box<dyn Fn(&str) -> Vec<Result<protocol::Record, protocol::Malformed>> + Send>;
 
 /// A started trial, handed to the watcher.
 pub(super) struct Watch {

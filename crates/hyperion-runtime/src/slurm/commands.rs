@@ -127,16 +127,40 @@ pub(crate) fn call_patiently(
     program: &str,
     args: &[String],
 ) -> Result<String, Refusal> {
+    patiently(outage, program, || call(program, args))
+}
+
+fn patiently(
+    outage: &mut Outage,
+    what: &str,
+    mut call: impl FnMut() -> Result<String, Refusal>,
+) -> Result<String, Refusal> {
     let start = Instant::now();
     let mut pause = Duration::from_millis(500);
     loop {
-        match outage.note(program, call(program, args)) {
+        match outage.note(what, call()) {
             Err(Refusal::Unreachable(_)) if start.elapsed() < PATIENCE => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_secs(10));
             }
             other => return other,
         }
+    }
+}
+
+/// `sbatch --parsable args…` with `env` added, patiently; returns the job's id.
+pub(crate) fn sbatch(
+    outage: &mut Outage,
+    args: &[String],
+    env: &[(&str, &str)],
+) -> Result<String, Refusal> {
+    let out = patiently(outage, "sbatch", || call_with_env("sbatch", args, env))?;
+    // `--parsable` prints `id` or `id;cluster`.
+    match out.trim().split(';').next() {
+        Some(id) if !id.is_empty() => Ok(id.to_owned()),
+        _ => Err(Refusal::Refused(format!(
+            "sbatch printed no job id: {out:?}"
+        ))),
     }
 }
 

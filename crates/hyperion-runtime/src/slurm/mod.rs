@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::controller::{Dispatcher, Message};
 use crate::machine::Machine;
-use crate::protocol::{self, Placeholders, ProcessConfig};
+use crate::protocol::{self, ProcessConfig};
 use crate::settings::seconds;
 use crate::{ActiveTrial, Error};
 use commands::{Outage, Refusal};
@@ -100,9 +100,6 @@ impl SlurmDispatcher {
         objectives: Vec<String>,
         config: &ProcessConfig,
     ) -> Result<Self, Error> {
-        if config.argv.is_empty() {
-            return Err(Error::Config("the command is empty".into()));
-        }
         let slurm = config.slurm.clone().unwrap_or_default();
         for name in config.env.keys() {
             if !script::exportable(name) {
@@ -112,16 +109,7 @@ impl SlurmDispatcher {
                 )));
             }
         }
-        let mut config = config.clone();
-        config.trials_dir =
-            std::path::absolute(&config.trials_dir).map_err(|source| Error::Io {
-                path: config.trials_dir.clone(),
-                source,
-            })?;
-        std::fs::create_dir_all(&config.trials_dir).map_err(|source| Error::Io {
-            path: config.trials_dir.clone(),
-            source,
-        })?;
+        let config = config.ready()?;
         commands::call("sbatch", &["--version".to_owned()]).map_err(slurm_error)?;
         let dispatcher = SlurmDispatcher {
             poller: Poller::start().map_err(|source| Error::System {
@@ -154,23 +142,14 @@ impl SlurmDispatcher {
     fn submit(&mut self, options: Vec<String>, path: &Path) -> Result<String, String> {
         let mut args = options;
         args.push(path.display().to_string());
-        let out = commands::call_patiently(&mut self.outage, "sbatch", &args).map_err(|e| {
-            let options: Vec<&String> = args.iter().filter(|a| a.starts_with('-')).collect();
-            format!(
-                "sbatch refused the job ({}): {e}",
-                options
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )
-        })?;
-        // `--parsable` prints `id` or `id;cluster`.
-        let id = out.trim().split(';').next().unwrap_or_default().to_owned();
-        if id.is_empty() {
-            return Err(format!("sbatch printed no job id: {out:?}"));
-        }
-        Ok(id)
+        commands::sbatch(&mut self.outage, &args, &[]).map_err(|e| {
+            let options: Vec<&str> = args
+                .iter()
+                .filter(|a| a.starts_with('-'))
+                .map(String::as_str)
+                .collect();
+            format!("sbatch refused the job ({}): {e}", options.join(" "))
+        })
     }
 
     /// Writes trial `trial`'s job script and submits it; returns the job id.
@@ -181,19 +160,8 @@ impl SlurmDispatcher {
     ) -> Result<(String, PathBuf), String> {
         let number = trial.number;
         let config = &self.config;
-        let (dir, restore) = protocol::prepare_dir(&config.trials_dir, trial).map_err(|e| {
-            let dir = protocol::trial_dir(&config.trials_dir, number);
-            format!("cannot prepare {}: {e}", dir.display())
-        })?;
-        let vars = Placeholders {
-            params: &trial.params,
-            space,
-            trial_dir: &dir,
-            number,
-            id: trial.id.0,
-            study: &self.study,
-        };
-        let argv = protocol::render_argv(&config.argv, config.shell, &vars)?;
+        let protocol::Prepared { dir, restore, argv } =
+            protocol::prepare(config, &self.study, trial, space)?;
         let mut env: Vec<(String, String)> = config
             .env
             .iter()
@@ -215,12 +183,7 @@ impl SlurmDispatcher {
     }
 
     fn follow(&self, number: TrialNumber, id: String, dir: PathBuf, tx: &Sender<Message>) {
-        let prefix = self.config.stdout_prefix.clone();
-        let regex = self.config.stdout_regex.as_ref().map(|r| r.0.clone());
-        let objectives = self.objectives.clone();
-        let parse = Box::new(move |line: &str| {
-            protocol::parse_stdout(line, &prefix, regex.as_ref(), &objectives)
-        });
+        let parse = protocol::stdout_parser(&self.config, self.objectives.clone());
         self.poller.add(poll::Job {
             number,
             id,
@@ -279,12 +242,11 @@ impl SlurmDispatcher {
         ));
         args.push(script_path.display().to_string());
         let mut outage = Outage::default();
-        let out = commands::call_patiently(&mut outage, "sbatch", &args).map_err(|e| {
+        let id = commands::sbatch(&mut outage, &args, &[]).map_err(|e| {
             Error::Config(format!(
                 "slurm: sbatch refused the study's options ({shown}): {e}"
             ))
         })?;
-        let id = out.trim().split(';').next().unwrap_or_default().to_owned();
         let cancel = CancelOnDrop(Some(id.clone()));
         let started = Instant::now();
         let mut said = false;
@@ -560,14 +522,13 @@ impl WorkerArray<'_> {
         let options = script::resource_options(self.slurm, self.slurm.time);
         args.extend(options.iter().cloned());
         args.push(path.display().to_string());
-        let out = commands::call_with_env("sbatch", &args, &[("HYPERION_STORAGE", self.storage)])
-            .map_err(|e| {
+        let env = [("HYPERION_STORAGE", self.storage)];
+        commands::sbatch(&mut Outage::default(), &args, &env).map_err(|e| {
             Error::Config(format!(
                 "slurm: sbatch refused the workers' job array ({}): {e}",
                 options.join(" ")
             ))
-        })?;
-        Ok(out.trim().split(';').next().unwrap_or_default().to_owned())
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use hyperion_core::TrialNumber;
 use super::commands::{self, JobState, Outage, Refusal};
 use crate::Outcome;
 use crate::controller::{Exit, Message};
-use crate::protocol::{self, LineTail, MetricsTail, STDERR_TAIL};
+use crate::protocol::{self, LineTail, MetricsTail, Parse, STDERR_TAIL};
 
 /// How often files are read: appends to a file cannot wake anyone.
 const READ_EVERY: Duration = Duration::from_millis(250);
@@ -47,9 +47,6 @@ const NEVER: [&str; 12] = [
 pub(super) fn never_starts(reason: &str) -> bool {
     NEVER.contains(&reason)
 }
-
-pub(super) type Parse =
-    Box<dyn Fn(&str) -> Vec<Result<protocol::Record, protocol::Malformed>> + Send>;
 
 /// A job to follow.
 pub(super) struct Job {
@@ -244,17 +241,8 @@ fn observe(followed: &mut Followed, job: &JobState) -> Option<Exit> {
     }
     let id = &job.id;
     let tail = |followed: &Followed| {
-        let tail: Vec<&String> = followed.tail.iter().collect();
-        match tail.last() {
-            None => String::new(),
-            Some(last) => format!(
-                ": {last}\n--- last lines of stderr ---\n{}",
-                tail.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
-        }
+        let tail: Vec<String> = followed.tail.iter().cloned().collect();
+        protocol::stderr_summary(&tail)
     };
     let failed = |error: String| Some(Exit::Returned(Outcome::Failed { error }));
     // Our jobs are never requeued on purpose: a restart means the first run was lost.
