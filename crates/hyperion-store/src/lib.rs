@@ -269,8 +269,11 @@ pub trait Store: Send + Sync + Debug {
     /// trials (in any state; a retry takes the place of the trial it retries, see
     /// [`Store::fail_stale`], and a trial with a parent the place of the member it continues,
     /// see [`NewTrial::takes_a_place`]: such a trial is
-    /// never refused) or when `propose` returns `None`. `propose` runs inside the
-    /// transaction: keep it short, and do not call the store from it.
+    /// never refused) or when `propose` returns `None`. `propose` may run inside the
+    /// transaction: keep it short, and do not call the store from it. It may be asked about
+    /// more numbers than the one the trial gets (a server's store proposes for the numbers
+    /// it expects before it locks the study), but about each number once, and the trial gets
+    /// the proposal made for its number.
     fn create_trial(
         &self,
         study: StudyId,

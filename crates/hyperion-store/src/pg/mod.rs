@@ -8,6 +8,12 @@
 //! stderr and counted ([`PgStore::retries`]); a user never sees it. Times come from the
 //! server's clock (machines' clocks differ): leases, stale deadlines and every timestamp.
 //!
+//! The hot writes make no round trip while they hold the lock: finishing a trial is one
+//! statement that also returns it, and creating one is one statement too, with proposals made
+//! beforehand for the numbers this process expects the study to give next (it learns how far
+//! other writers tend to be ahead); only when none of them is the study's next number does it
+//! lock first and propose for that number.
+//!
 //! `schema` creates and migrates the tables on connect, under an advisory lock, in a schema of
 //! their own (`hyperion`, or the URL's `?schema=`); `url` parses URLs as libpq does, and `tls`
 //! connects as its `sslmode` says.
@@ -73,7 +79,23 @@ pub struct PgStore {
     retries: AtomicU64,
     /// Whether the loss of the server was said (once, until it is back).
     said: AtomicBool,
+    /// The trial numbers this process expects each study to give next.
+    expected: Mutex<HashMap<StudyId, Expected>>,
 }
+
+/// The number a study will likely give its next trial, as far as this process saw (its own
+/// creations and the changes it read), and how far other writers were ahead of that the last
+/// times: [`PgStore::create_expected`] proposes for that many numbers more.
+#[derive(Clone, Copy, Debug, Default)]
+struct Expected {
+    next: u64,
+    ahead: u64,
+}
+
+/// The most numbers [`PgStore::create_expected`] proposes for, and the longest it spends
+/// proposing: about what a miss costs, one round trip.
+const MAX_EXPECTED: u64 = 64;
+const PROPOSING: Duration = Duration::from_micros(100);
 
 /// One connection with its prepared statements.
 struct Conn {
@@ -123,6 +145,7 @@ impl PgStore {
             specs: Mutex::new(HashMap::new()),
             retries: AtomicU64::new(0),
             said: AtomicBool::new(false),
+            expected: Mutex::new(HashMap::new()),
         };
         let conn = store.connect().map_err(|e| match e {
             Fail::Pg(e) => store.error(e),
@@ -289,6 +312,121 @@ impl PgStore {
             tx.client.batch_execute("COMMIT")?;
             Ok(out)
         })
+    }
+
+    /// [`Store::create_trial`] without a round trip under the study's lock: the proposals for
+    /// the numbers the study will likely give next are made first (into `made`), and one
+    /// statement locks the study, inserts the proposal whose number is the study's next, logs
+    /// it and unlocks. `None` when it did not settle the matter — no proposal had the study's
+    /// next number (others wrote more than expected), one was declined or carries sampler
+    /// state, or the budget looks spent: the locked path decides those, exactly as before, with
+    /// the proposals already made.
+    fn create_expected(
+        &self,
+        study: StudyId,
+        new: &NewTrial,
+        max_trials: Option<u64>,
+        propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
+        made: &mut Vec<(TrialNumber, Option<Proposal>)>,
+    ) -> Result<Option<Created>, StoreError> {
+        let expected = self.expected_of(study);
+        let started = Instant::now();
+        let (mut numbers, mut texts, mut changes) = (Vec::new(), Vec::new(), Vec::new());
+        for number in (expected.next..).take((2 * expected.ahead + 1) as usize) {
+            let number = TrialNumber(number);
+            let proposal = propose(number);
+            let plain = proposal.as_ref().filter(|p| p.state.is_empty());
+            let Some(plain) = plain else {
+                made.push((number, proposal));
+                return Ok(None);
+            };
+            let params = Arc::new(plain.params.clone());
+            // The id is the server's: it replaces this one in the logged change.
+            let trial = new.trial(TrialId(0), number, params.clone(), Timestamp(0));
+            changes.push(to_json(&crate::created(&trial)));
+            texts.push(to_json(&*params));
+            numbers.push(number.0 as i64);
+            made.push((number, proposal));
+            if started.elapsed() > PROPOSING {
+                break;
+            }
+        }
+        let or_null = |v: Option<TrialNumber>| v.map(|n| n.0 as i64);
+        let lease = new
+            .lease_end(Timestamp(0))
+            .map(|end| end.0.min(i64::MAX as u64) as i64);
+        let channel = &self.channel;
+        let row = self.on_conn(|tx| {
+            tx.one(
+                "WITH l AS (SELECT n_trials, n_retries, last_seq, \
+                 (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS at \
+                 FROM studies WHERE id = $1 FOR UPDATE), \
+                 p AS (SELECT l.*, c.params, c.change, \
+                 nextval(pg_get_serial_sequence('trials', 'id')) AS id \
+                 FROM l JOIN unnest($2::bigint[], $3::text[], $4::text[]) \
+                 AS c(number, params, change) ON c.number = l.n_trials \
+                 WHERE $5 OR $6::bigint IS NULL OR l.n_trials - l.n_retries < $6), \
+                 t AS (INSERT INTO trials (id, study_id, number, state, params, parent, depth, \
+                 retry_of, created_at, started_at, heartbeat_at) \
+                 SELECT id, $1, n_trials, $7, params, $8, $9, $10, at, \
+                 CASE WHEN $11 THEN NULL ELSE at END, at + $12 FROM p), \
+                 s AS (UPDATE studies SET n_trials = n_trials + 1, \
+                 n_retries = n_retries + CASE WHEN $5 THEN 1 ELSE 0 END, last_seq = last_seq + 1 \
+                 WHERE id = $1 AND EXISTS (SELECT 1 FROM p)), \
+                 c AS (INSERT INTO changes (study_id, seq, at, kind, change) \
+                 SELECT $1, last_seq + 1, at, 'trial_created', \
+                 jsonb_set(change::jsonb, '{id}', to_jsonb(id))::text FROM p), \
+                 n AS (SELECT pg_notify($13, $1::text) FROM p) \
+                 SELECT l.n_trials, l.n_retries, l.at, (SELECT id FROM p), \
+                 (SELECT count(*) FROM n) FROM l",
+                &[
+                    &(study.0 as i64),
+                    &numbers,
+                    &texts,
+                    &changes,
+                    &new.takes_a_place(),
+                    &max_trials.map(|m| m.min(i64::MAX as u64) as i64),
+                    &new.state().name(),
+                    &or_null(new.parent),
+                    &i64::from(new.depth),
+                    &or_null(new.retry_of),
+                    &new.pending,
+                    &lease,
+                    channel,
+                ],
+            )
+        })?;
+        let (count, retries) = (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64);
+        let id: Option<i64> = row.get(3);
+        let gap = count.saturating_sub(expected.next);
+        let mut all = self.expected.lock().unwrap_or_else(|e| e.into_inner());
+        let now = all.entry(study).or_default();
+        now.next = now.next.max(count + u64::from(id.is_some()));
+        now.ahead = gap.max(now.ahead / 2).min(MAX_EXPECTED);
+        drop(all);
+        let Some(id) = id else {
+            if !rules::fits_budget(new, count - retries, max_trials) {
+                return Ok(Some(Created::LimitReached));
+            }
+            return Ok(None);
+        };
+        let at = Timestamp(row.get::<_, i64>(2) as u64);
+        let proposal = made[(count - expected.next) as usize].1.take();
+        let params = Arc::new(proposal.map(|p| p.params).unwrap_or_default());
+        let trial = new.trial(TrialId(id as u64), TrialNumber(count), params, at);
+        Ok(Some(Created::Trial(trial)))
+    }
+
+    fn expected_of(&self, study: StudyId) -> Expected {
+        let all = self.expected.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(&study).copied().unwrap_or_default()
+    }
+
+    /// Takes note of trials created by others, up to `next`.
+    fn saw(&self, study: StudyId, next: u64) {
+        let mut all = self.expected.lock().unwrap_or_else(|e| e.into_inner());
+        let expected = all.entry(study).or_default();
+        expected.next = expected.next.max(next);
     }
 
     fn spec(&self, study: StudyId) -> Result<Arc<StudySpec>, StoreError> {
@@ -734,13 +872,22 @@ impl Store for PgStore {
         max_trials: Option<u64>,
         propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
     ) -> Result<Created, StoreError> {
+        let mut made = Vec::new();
+        if let Some(created) = self.create_expected(study, new, max_trials, propose, &mut made)? {
+            return Ok(created);
+        }
         self.write_locked(study, true, |tx, _, locked| {
             let (count, retries) = (locked.n_trials, locked.n_retries);
             if !rules::fits_budget(new, (count - retries) as u64, max_trials) {
                 return Ok(Created::LimitReached);
             }
             let number = TrialNumber(count as u64);
-            let Some(proposal) = propose(number) else {
+            // A number is proposed for once.
+            let proposal = match made.iter().find(|(n, _)| *n == number) {
+                Some((_, proposal)) => proposal.clone(),
+                None => propose(number),
+            };
+            let Some(proposal) = proposal else {
                 return Ok(Created::Declined);
             };
             let params = Arc::new(proposal.params);
@@ -749,6 +896,11 @@ impl Store for PgStore {
                 tx.append(locked.at, &Change::SamplerStateSet { key, value });
             }
             Ok(Created::Trial(trial))
+        })
+        .inspect(|created| {
+            if let Created::Trial(trial) = created {
+                self.saw(study, trial.number.0 + 1);
+            }
         })
     }
 
@@ -1064,20 +1216,26 @@ impl Store for PgStore {
             // One statement, its own transaction: only an unfinished trial is updated, and its
             // change logged with the next number. The study's row is locked first (the
             // update's condition needs it), as every write locks it: in one order, two writes
-            // never deadlock. The trial is read after the commit, with the lock released.
+            // never deadlock. The trial comes back from the same statement, with what the
+            // update left alone (its intermediate values and attributes) read beside it.
             let updated = tx.opt(
-                "WITH l AS (SELECT id FROM studies WHERE id = $1 FOR UPDATE), \
-                 u AS (UPDATE trials SET state = $3, prune_step = $4, message = $5, \
-                 objective_values = $6, value0 = $7, \
-                 finished_at = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint \
-                 WHERE study_id = (SELECT id FROM l) AND number = $2 \
-                 AND state IN ('pending', 'running') RETURNING finished_at), \
-                 s AS (UPDATE studies SET last_seq = last_seq + 1 \
-                 WHERE id = $1 AND EXISTS (SELECT 1 FROM u) RETURNING last_seq), \
-                 c AS (INSERT INTO changes (study_id, seq, at, kind, change) \
-                 SELECT $1, s.last_seq, u.finished_at, $8, $9 FROM s, u), \
-                 n AS (SELECT pg_notify($10, $1::text) FROM s) \
-                 SELECT (SELECT count(*) FROM n) FROM u",
+                concat!(
+                    "WITH l AS (SELECT id FROM studies WHERE id = $1 FOR UPDATE), \
+                     u AS (UPDATE trials SET state = $3, prune_step = $4, message = $5, \
+                     objective_values = $6, value0 = $7, \
+                     finished_at = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint \
+                     WHERE study_id = (SELECT id FROM l) AND number = $2 \
+                     AND state IN ('pending', 'running') RETURNING ",
+                    trial_columns!(),
+                    "), s AS (UPDATE studies SET last_seq = last_seq + 1 \
+                     WHERE id = $1 AND EXISTS (SELECT 1 FROM u) RETURNING last_seq), \
+                     c AS (INSERT INTO changes (study_id, seq, at, kind, change) \
+                     SELECT $1, s.last_seq, u.finished_at, $8, $9 FROM s, u), \
+                     n AS (SELECT pg_notify($10, $1::text) FROM s) \
+                     SELECT u.*, ",
+                    extras!(),
+                    ", (SELECT count(*) FROM n) FROM u"
+                ),
                 &[
                     &key.0,
                     &key.1,
@@ -1091,11 +1249,11 @@ impl Store for PgStore {
                     &channel,
                 ],
             )?;
-            if updated.is_none() {
+            let Some(row) = updated else {
                 rules::check_unfinished(number, state_name(&tx.state_of(study, number)?))?;
                 return Err(StoreError::TrialNotFound { number }.into());
-            }
-            tx.load_trial(study, number)
+            };
+            Ok(with_extras(trial_from_row(&row)?, &row)?)
         })
     }
 
@@ -1115,7 +1273,16 @@ impl Store for PgStore {
                     change: from_json("change", r.get(2))?,
                 })
             });
-            Ok(changes.collect::<Result<_, StoreError>>()?)
+            Ok(changes.collect::<Result<Vec<_>, StoreError>>()?)
+        })
+        .inspect(|changes| {
+            let created = changes.iter().rev().find_map(|c| match c.change {
+                Change::TrialCreated { number, .. } => Some(number.0 + 1),
+                _ => None,
+            });
+            if let Some(next) = created {
+                self.saw(study, next);
+            }
         })
     }
 

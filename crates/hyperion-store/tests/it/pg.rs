@@ -350,3 +350,74 @@ fn a_study_copied_to_postgresql_and_back_keeps_its_trials_and_log() {
     assert!(e.to_string().contains("already exists there"), "{e}");
     assert_eq!(strip(&sqlite, "s"), strip(&pg, "t"));
 }
+
+#[test]
+fn writers_in_many_processes_each_get_the_proposal_made_for_their_number() {
+    use hyperion_core::{Change, Objective, ParamValue, Params, SearchSpace, StudySpec};
+    use hyperion_store::{Created, NewTrial, Store};
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let spec = StudySpec::new(
+        "s",
+        vec![Objective::minimize("loss")],
+        SearchSpace::default(),
+    );
+    // Four stores, as four processes would have, four threads each: the stores propose ahead
+    // for the numbers they expect, and others take some of those numbers first.
+    let stores: Vec<PgStore> = (0..4)
+        .map(|_| PgStore::open(&schema.url).unwrap())
+        .collect();
+    let study = stores[0].create_study(&spec).unwrap().id;
+    let max = 240;
+    std::thread::scope(|scope| {
+        for store in &stores {
+            for _ in 0..4 {
+                scope.spawn(move || {
+                    loop {
+                        let made = store
+                            .create_trial(study, &NewTrial::running(), Some(max), &mut |n| {
+                                let x = ParamValue::Int(n.0 as i64);
+                                Some(Params::from([("x".to_owned(), x)]).into())
+                            })
+                            .unwrap();
+                        match made {
+                            Created::Trial(trial) => {
+                                assert_eq!(
+                                    trial.params["x"],
+                                    ParamValue::Int(trial.number.0 as i64)
+                                );
+                                store.changes_since(study, 0).unwrap();
+                            }
+                            Created::LimitReached => break,
+                            Created::Declined => panic!("nothing declines"),
+                        }
+                    }
+                });
+            }
+        }
+    });
+    let trials = stores[1].trials(study).unwrap();
+    assert_eq!(trials.len(), max as usize, "max_trials stays exact");
+    for (i, trial) in trials.iter().enumerate() {
+        assert_eq!(trial.number.0, i as u64, "numbers are dense");
+        assert_eq!(trial.params["x"], ParamValue::Int(i as i64));
+    }
+    // The log says what the table says, ids included, in order.
+    let log = stores[2].changes_since(study, 0).unwrap();
+    let created: Vec<_> = log
+        .iter()
+        .filter_map(|c| match &c.change {
+            Change::TrialCreated {
+                id, number, params, ..
+            } => Some((*id, *number, params.clone())),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<_> = trials
+        .iter()
+        .map(|t| (t.id, t.number, t.params.clone()))
+        .collect();
+    assert_eq!(created, expected);
+    assert!(log.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+}
