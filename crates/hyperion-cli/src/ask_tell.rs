@@ -44,6 +44,7 @@ enum Method {
     Sobol,
     Grid,
     Tpe,
+    Cmaes,
 }
 
 #[derive(clap::Args)]
@@ -145,6 +146,7 @@ impl AskArgs {
                 Method::Sobol => SamplerConfig::Sobol,
                 Method::Grid => SamplerConfig::grid(),
                 Method::Tpe => SamplerConfig::Tpe(Default::default()),
+                Method::Cmaes => SamplerConfig::Cmaes(Default::default()),
             });
         }
         if let Some(seed) = self.seed {

@@ -192,6 +192,8 @@ struct Raw {
     #[serde(default)]
     tpe: hyperion_samplers::TpeConfig,
     #[serde(default)]
+    cmaes: hyperion_samplers::CmaesConfig,
+    #[serde(default)]
     seed: Option<u64>,
     #[serde(default)]
     budget: RawBudget,
@@ -251,6 +253,7 @@ enum Method {
     Random,
     Sobol,
     Tpe,
+    Cmaes,
 }
 
 #[derive(Deserialize, Default)]
@@ -391,7 +394,7 @@ fn build(
     let space = space_from_map(&raw.parameters).map_err(|(key, message)| cx.at(&key, message))?;
     let spec = StudySpec::new(&raw.name, objectives(&cx, raw.metric, raw.metrics)?, space);
     spec.validate().map_err(|e| cx.at("name", e.to_string()))?;
-    let sampler = sampler(&cx, raw.method, raw.tpe, raw.grid, &spec.space)?;
+    let sampler = sampler(&cx, raw.method, raw.tpe, raw.cmaes, raw.grid, &spec.space)?;
     let mut budget = budget(&cx, &raw.budget)?;
     let command = command(&cx, raw.command, raw.shell, raw.workdir, raw.env, &spec)?;
     let trials_dir = trials_dir(&cx, raw.trials_dir)?;
@@ -502,11 +505,12 @@ fn objectives(
         .collect())
 }
 
-/// `method` with its `tpe` or `grid` settings, checked against the space.
+/// `method` with its `tpe`, `cmaes` or `grid` settings, checked against the space.
 fn sampler(
     cx: &Ctx<'_>,
     method: Method,
     tpe: hyperion_samplers::TpeConfig,
+    cmaes: hyperion_samplers::CmaesConfig,
     grid: RawGrid,
     space: &SearchSpace,
 ) -> Result<SamplerConfig, ConfigError> {
@@ -516,6 +520,12 @@ fn sampler(
         Method::Tpe => {
             tpe.validate().map_err(|e| cx.at("tpe", e.to_string()))?;
             SamplerConfig::Tpe(tpe)
+        }
+        Method::Cmaes => {
+            cmaes
+                .validate()
+                .map_err(|e| cx.at("cmaes", e.to_string()))?;
+            SamplerConfig::Cmaes(cmaes)
         }
         Method::Grid => {
             let SamplerConfig::Grid {

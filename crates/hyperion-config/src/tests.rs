@@ -477,6 +477,31 @@ fn bad_tpe_settings_name_the_setting() {
 }
 
 #[test]
+fn cmaes_is_a_method_with_its_own_settings_checked_by_name() {
+    let study = Dir::new()
+        .load(
+            "study.yaml",
+            &BASIC.replace(
+                "method: sobol",
+                "method: cmaes\ncmaes: {popsize: 12, restart: none}",
+            ),
+        )
+        .unwrap();
+    let SamplerConfig::Cmaes(config) = &study.sampler else {
+        panic!("{:?}", study.sampler)
+    };
+    assert_eq!(config.popsize, Some(12));
+    assert_eq!(config.restart, hyperion_samplers::CmaesRestart::None);
+    let e = Dir::new().error(&BASIC.replace("method: sobol", "method: cmaes\ncmaes: {sigma0: 2}"));
+    assert!(e.contains("cmaes") && e.contains("sigma0 is 2"), "{e}");
+    let e = Dir::new().error(&BASIC.replace("method: sobol", "method: cmaes\ncmaes: {popsz: 2}"));
+    assert!(
+        e.contains("popsz") && e.contains("did you mean `popsize`"),
+        "{e}"
+    );
+}
+
+#[test]
 fn resources_executor_is_local_unless_another_is_named() {
     let dir = Dir::new();
     let plain = dir.load("study.yaml", BASIC).unwrap();

@@ -187,6 +187,7 @@ fn sampler_name(sampler: &Option<SamplerConfig>) -> String {
         Some(SamplerConfig::Random) => "random sampling".into(),
         Some(SamplerConfig::Sobol) => "Sobol points".into(),
         Some(SamplerConfig::Tpe(_)) => "TPE".into(),
+        Some(SamplerConfig::Cmaes(_)) => "CMA-ES".into(),
         None => "a custom sampler".into(),
     }
 }

@@ -22,6 +22,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod cmaes;
 mod grid;
 mod numerics;
 mod random;
@@ -37,11 +38,12 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
+pub use cmaes::{CmaesConfig, CmaesSampler, Restart as CmaesRestart};
 pub use grid::GridSampler;
 pub use random::RandomSampler;
 pub use sobol::SobolSampler;
 pub use tpe::{TpeConfig, TpeSampler};
-pub use unit::from_unit;
+pub use unit::{from_unit, to_unit};
 
 /// What a sampler knows when it suggests.
 #[derive(Clone, Copy, Debug)]
@@ -133,6 +135,8 @@ pub enum SamplerConfig {
     Sobol,
     /// The Tree-structured Parzen Estimator, with its settings.
     Tpe(TpeConfig),
+    /// CMA-ES over the numeric parameters, with its settings.
+    Cmaes(CmaesConfig),
 }
 
 fn default_grid_points() -> usize {
@@ -158,6 +162,10 @@ impl SamplerConfig {
             SamplerConfig::Tpe(config) => {
                 config.validate()?;
                 Box::new(TpeSampler::new(seed, config.clone()))
+            }
+            SamplerConfig::Cmaes(config) => {
+                config.validate()?;
+                Box::new(CmaesSampler::new(seed, config.clone()))
             }
         })
     }

@@ -29,3 +29,34 @@ pub fn from_unit(distribution: &Distribution, u: f64) -> ParamValue {
 fn pick(u: f64, n: u64) -> u64 {
     ((u * n as f64) as u64).min(n - 1)
 }
+
+/// Where `value` sits in `[0, 1]` for `distribution`: the inverse of [`from_unit`] (the centre
+/// of the cell that maps to it, for steps, ints and categories). `None` for a value the
+/// distribution does not hold.
+pub fn to_unit(distribution: &Distribution, value: &ParamValue) -> Option<f64> {
+    let cell = |index: f64, count: u64| (index + 0.5) / count as f64;
+    let u = match distribution {
+        Distribution::Float(d) => {
+            let x = value.as_f64()?;
+            match (d.step_count(), d.log) {
+                (Some(n), _) => cell(((x - d.low) / d.step?).round(), n),
+                (None, true) => (x.ln() - d.low.ln()) / (d.high.ln() - d.low.ln()),
+                (None, false) => (x - d.low) / (d.high - d.low),
+            }
+        }
+        Distribution::Int(d) if d.log => {
+            let (lo, hi) = ((d.low as f64 - 0.5).ln(), (d.high as f64 + 0.5).ln());
+            (((value.as_f64()?).ln() - lo) / (hi - lo)).clamp(0.0, 1.0)
+        }
+        Distribution::Int(d) => cell(
+            ((value.as_f64()? as i64 - d.low) / d.step) as f64,
+            d.count(),
+        ),
+        Distribution::Categorical(d) => {
+            let index = d.choices.iter().position(|c| c == value)?;
+            cell(index as f64, d.choices.len() as u64)
+        }
+        Distribution::Constant { .. } => 0.5,
+    };
+    u.is_finite().then_some(u.clamp(0.0, 1.0))
+}

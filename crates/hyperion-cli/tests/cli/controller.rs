@@ -415,3 +415,38 @@ recovery: {heartbeat: 100ms, grace: 500ms, lease: 1s}
     let completed = trials.iter().filter(|t| state(t) == "completed").count();
     assert_eq!(completed, 3, "the asked trial's retry ran: {trials:?}");
 }
+
+#[test]
+fn a_cmaes_study_runs_and_stores_its_distribution_once_per_generation() {
+    let s = Sandbox::new();
+    s.write("trial.py", TRIAL);
+    let file = "name: cm
+command: [python3, trial.py, '{args}']
+parameters:
+  x: {type: float, low: -3.0, high: 3.0}
+metric: {name: loss, goal: minimize}
+method: cmaes
+cmaes: {popsize: 4}
+seed: 2
+budget: {max_trials: 16}
+";
+    s.run(file, &["-q"]);
+    let trials = s.trials("cm");
+    assert_eq!(trials.len(), 16);
+    assert!(trials.iter().all(|t| state(t) == "completed"));
+    let store = store(&s.path().join(".hyperion/hyperion.db"));
+    let id = store.study("cm").unwrap().id;
+    let states: Vec<_> = store
+        .changes_since(id, 0)
+        .unwrap()
+        .into_iter()
+        .filter_map(|c| match c.change {
+            hyperion_core::Change::SamplerStateSet { key, value } => Some((key, value)),
+            _ => None,
+        })
+        .collect();
+    // One run, one trial at a time: generations close at trials 4, 8 and 12.
+    assert_eq!(states.len(), 3, "{states:?}");
+    assert!(states.iter().all(|(key, _)| key == "cmaes"));
+    assert_eq!(states[2].1["cma"]["generation"], 3);
+}

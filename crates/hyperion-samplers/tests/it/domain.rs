@@ -90,7 +90,12 @@ proptest! {
     #[test]
     fn every_suggestion_is_a_point_of_the_space(space in space(), seed in any::<u64>()) {
         let view = view(&space);
-        let configs = [SamplerConfig::Random, SamplerConfig::Sobol, SamplerConfig::grid()];
+        let configs = [
+            SamplerConfig::Random,
+            SamplerConfig::Sobol,
+            SamplerConfig::grid(),
+            SamplerConfig::Cmaes(Default::default()),
+        ];
         for config in configs {
             let sampler = config.build(seed).unwrap();
             for trial_number in [0, 1, 2, 3, 7, 100, 65_537] {

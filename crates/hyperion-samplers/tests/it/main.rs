@@ -1,5 +1,6 @@
 //! Samplers against generated spaces: every value in its domain, reproducible, grids exhaustive.
 
+mod cmaes;
 mod domain;
 mod reproducible;
 mod tpe;

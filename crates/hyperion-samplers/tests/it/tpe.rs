@@ -9,13 +9,13 @@ use hyperion_core::{
 use hyperion_samplers::{SampleContext, Sampler, SamplerConfig, TpeConfig};
 
 /// A study run one trial at a time against `f`, returning the best value after `n` trials.
-struct Driver {
-    view: StudyView,
+pub(crate) struct Driver {
+    pub(crate) view: StudyView,
     seq: u64,
 }
 
 impl Driver {
-    fn new(space: &SearchSpace) -> Self {
+    pub(crate) fn new(space: &SearchSpace) -> Self {
         let spec = StudySpec::new("t", vec![Objective::minimize("y")], space.clone());
         Driver {
             view: StudyView::new(StudyId(1), spec),
@@ -37,11 +37,12 @@ impl Driver {
             .unwrap();
     }
 
-    /// Asks `sampler` for trial `n` and records it as running.
-    fn start(&mut self, sampler: &dyn Sampler, space: &SearchSpace) -> (u64, Params) {
+    /// Asks `sampler` for trial `n` and records it as running, with the sampler state it
+    /// proposed.
+    pub(crate) fn start(&mut self, sampler: &dyn Sampler, space: &SearchSpace) -> (u64, Params) {
         let number = self.view.trials().len() as u64;
-        let params = sampler
-            .suggest(
+        let proposal = sampler
+            .propose(
                 space,
                 &SampleContext {
                     view: &self.view,
@@ -50,6 +51,7 @@ impl Driver {
             )
             .unwrap()
             .unwrap();
+        let params = proposal.params;
         self.push(Change::TrialCreated {
             id: TrialId(number),
             number: TrialNumber(number),
@@ -59,10 +61,13 @@ impl Driver {
             depth: 0,
             retry_of: None,
         });
+        for (key, value) in proposal.state {
+            self.push(Change::SamplerStateSet { key, value });
+        }
         (number, params)
     }
 
-    fn finish(&mut self, number: u64, value: f64) {
+    pub(crate) fn finish(&mut self, number: u64, value: f64) {
         self.push(Change::TrialFinished {
             number: TrialNumber(number),
             state: TrialState::Completed,
@@ -71,7 +76,7 @@ impl Driver {
     }
 }
 
-fn run(
+pub(crate) fn run(
     config: &SamplerConfig,
     seed: u64,
     space: &SearchSpace,
@@ -95,7 +100,7 @@ fn run(
     best
 }
 
-fn boxed(bounds: &[(f64, f64)]) -> SearchSpace {
+pub(crate) fn boxed(bounds: &[(f64, f64)]) -> SearchSpace {
     bounds
         .iter()
         .enumerate()
