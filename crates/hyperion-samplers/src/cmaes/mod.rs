@@ -22,7 +22,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use self::core::{Cma, default_popsize};
-use crate::{SampleContext, Sampler, SamplerError, from_unit, name_salt, stream, to_unit};
+use crate::{RandomSampler, SampleContext, Sampler, SamplerError, from_unit, stream, to_unit};
 
 /// The key of the distribution in the study's sampler state.
 pub const STATE_KEY: &str = "cmaes";
@@ -229,7 +229,6 @@ impl Sampler for CmaesSampler {
         distribution: &Distribution,
         ctx: &SampleContext<'_>,
     ) -> Result<ParamValue, SamplerError> {
-        let mut rng = stream(self.seed, ctx.trial_number, name_salt(name));
-        Ok(from_unit(distribution, rng.random()))
+        RandomSampler::new(self.seed).suggest_param(name, distribution, ctx)
     }
 }

@@ -97,6 +97,11 @@ struct Expected {
 const MAX_EXPECTED: u64 = 64;
 const PROPOSING: Duration = Duration::from_micros(100);
 
+/// How a logged trial creation begins (serde writes the tag, then the id), up to its id, and
+/// with the placeholder id 0 the one-statement creation replaces.
+const CREATED_ID: &str = r#"{"change":"trial_created","id":"#;
+const CREATED_WITH_ID_0: &str = r#"{"change":"trial_created","id":0"#;
+
 /// One connection with its prepared statements.
 struct Conn {
     client: Client,
@@ -341,9 +346,14 @@ impl PgStore {
                 return Ok(None);
             };
             let params = Arc::new(plain.params.clone());
-            // The id is the server's: it replaces this one in the logged change.
+            // The id is the server's: the statement writes it in front of the rest.
             let trial = new.trial(TrialId(0), number, params.clone(), Timestamp(0));
-            changes.push(to_json(&crate::created(&trial)));
+            let change = to_json(&crate::created(&trial));
+            let Some(rest) = change.strip_prefix(CREATED_WITH_ID_0) else {
+                made.push((number, proposal));
+                return Ok(None);
+            };
+            changes.push(rest.to_owned());
             texts.push(to_json(&*params));
             numbers.push(number.0 as i64);
             made.push((number, proposal));
@@ -374,8 +384,7 @@ impl PgStore {
                  n_retries = n_retries + CASE WHEN $5 THEN 1 ELSE 0 END, last_seq = last_seq + 1 \
                  WHERE id = $1 AND EXISTS (SELECT 1 FROM p)), \
                  c AS (INSERT INTO changes (study_id, seq, at, kind, change) \
-                 SELECT $1, last_seq + 1, at, 'trial_created', \
-                 jsonb_set(change::jsonb, '{id}', to_jsonb(id))::text FROM p), \
+                 SELECT $1, last_seq + 1, at, 'trial_created', $14 || id || change FROM p), \
                  n AS (SELECT pg_notify($13, $1::text) FROM p) \
                  SELECT l.n_trials, l.n_retries, l.at, (SELECT id FROM p), \
                  (SELECT count(*) FROM n) FROM l",
@@ -393,17 +402,17 @@ impl PgStore {
                     &new.pending,
                     &lease,
                     channel,
+                    &CREATED_ID,
                 ],
             )
         })?;
         let (count, retries) = (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64);
         let id: Option<i64> = row.get(3);
         let gap = count.saturating_sub(expected.next);
-        let mut all = self.expected.lock().unwrap_or_else(|e| e.into_inner());
-        let now = all.entry(study).or_default();
-        now.next = now.next.max(count + u64::from(id.is_some()));
-        now.ahead = gap.max(now.ahead / 2).min(MAX_EXPECTED);
-        drop(all);
+        self.update_expected(study, |now| {
+            now.next = now.next.max(count + u64::from(id.is_some()));
+            now.ahead = gap.max(now.ahead / 2).min(MAX_EXPECTED);
+        });
         let Some(id) = id else {
             if !rules::fits_budget(new, count - retries, max_trials) {
                 return Ok(Some(Created::LimitReached));
@@ -422,11 +431,14 @@ impl PgStore {
         all.get(&study).copied().unwrap_or_default()
     }
 
-    /// Takes note of trials created by others, up to `next`.
+    /// Takes note of trials created, up to `next`.
     fn saw(&self, study: StudyId, next: u64) {
+        self.update_expected(study, |e| e.next = e.next.max(next));
+    }
+
+    fn update_expected(&self, study: StudyId, f: impl FnOnce(&mut Expected)) {
         let mut all = self.expected.lock().unwrap_or_else(|e| e.into_inner());
-        let expected = all.entry(study).or_default();
-        expected.next = expected.next.max(next);
+        f(all.entry(study).or_default());
     }
 
     fn spec(&self, study: StudyId) -> Result<Arc<StudySpec>, StoreError> {
