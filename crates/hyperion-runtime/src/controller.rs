@@ -195,6 +195,26 @@ impl RunControl {
     }
 }
 
+/// The trial an ask gave, if any; a spent budget or an exhausted sampler is noted instead.
+fn took<'s>(
+    asked: Result<Option<ActiveTrial<'s>>, Error>,
+    stop: &mut Option<StopReason>,
+    budget_spent: &mut bool,
+) -> Result<Option<ActiveTrial<'s>>, Error> {
+    match asked {
+        Ok(Some(trial)) => Ok(Some(trial)),
+        Ok(None) => {
+            *budget_spent = true;
+            Ok(None)
+        }
+        Err(Error::Exhausted) => {
+            *stop = Some(StopReason::SpaceExhausted);
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// How a trial that the loop stopped ends, whatever its exit status.
 #[derive(Clone, Debug)]
 enum Ending {
@@ -377,32 +397,10 @@ impl Study {
                         stop = Some(StopReason::TrialsHere);
                         break;
                     }
-                    match self.ask_within(budget.max_trials, recovery.grace) {
-                        Ok(Some(trial)) => {
-                            trials_run += 1;
-                            let number = trial.number();
-                            lock(mine).insert(number);
-                            if let Some(launch) = dispatcher.before_launch(trial.trial()) {
-                                let change = Change::TrialLaunched { number, launch };
-                                self.store().log(self.record.id, &change)?;
-                            }
-                            match dispatcher.launch(trial, tx) {
-                                Ok(launch) => {
-                                    running.insert(number, Slot::new());
-                                    if let Some(launch) = launch {
-                                        let change = Change::TrialLaunched { number, launch };
-                                        self.store().log(self.record.id, &change)?;
-                                    }
-                                }
-                                Err(error) => {
-                                    lock(mine).remove(&number);
-                                    self.finish(number, Outcome::Failed { error })?;
-                                }
-                            }
-                        }
-                        Ok(None) => budget_spent = true,
-                        Err(Error::Exhausted) => stop = Some(StopReason::SpaceExhausted),
-                        Err(e) => return Err(e),
+                    let asked = self.ask_within(budget.max_trials, recovery.grace);
+                    if let Some(trial) = took(asked, &mut stop, &mut budget_spent)? {
+                        trials_run += 1;
+                        self.start(dispatcher, trial, tx, mine, &mut running)?;
                     }
                 }
             }
@@ -497,6 +495,7 @@ impl Study {
                     }
                 }
                 Some(Message::Exited { number, exit }) => {
+                    let mut succeeded = false;
                     if let Some(slot) = running.remove(&number) {
                         let killed =
                             matches!(&slot.ending, Some((_, Ending::Failed(e))) if e == KILLED);
@@ -567,7 +566,40 @@ impl Study {
                                 stop.get_or_insert(StopReason::RepeatedFailure);
                             }
                         }
-                        self.settle_trial(number, outcome)?;
+                        // The common end — a result, and room for the next trial — is told
+                        // in the write that creates the next trial when the proposal cannot
+                        // depend on it: one commit under the study's lock instead of two.
+                        let starts_next = stop.is_none()
+                            && !budget_spent
+                            && dispatcher.has_room()
+                            && options.max_trials_here.is_none_or(|n| trials_run < n)
+                            && !controls
+                                .iter()
+                                .any(|(c, since)| c.requested_since(*since).is_some());
+                        match outcome {
+                            Outcome::Completed(values)
+                                if starts_next
+                                    && self.sampler_ignores_results()
+                                    && self.is_result(&values, &budget) =>
+                            {
+                                let max = budget.max_trials;
+                                match self.tell_and_ask(number, values, max, recovery.grace) {
+                                    // Another run failed it as stale: nothing was created.
+                                    Err(e) if e.settled_elsewhere() => {}
+                                    asked => {
+                                        let asked = took(asked, &mut stop, &mut budget_spent)?;
+                                        if let Some(trial) = asked {
+                                            trials_run += 1;
+                                            self.start(dispatcher, trial, tx, mine, &mut running)?;
+                                            // Its view is fresh and nothing else could start:
+                                            // the loop looks again at the next event.
+                                            succeeded = !dispatcher.has_room();
+                                        }
+                                    }
+                                }
+                            }
+                            outcome => self.settle_trial(number, outcome)?,
+                        }
                         if killed {
                             // Not the trial's fault: the next run runs it again.
                             self.retry(number)?;
@@ -581,7 +613,7 @@ impl Study {
                             }
                         }
                     }
-                    look = true;
+                    look = !succeeded;
                 }
                 Some(Message::Stop(request)) => {
                     stop.get_or_insert(StopReason::Stopped);
@@ -652,6 +684,47 @@ impl Study {
             Err(e) => return Err(e),
         }
         Ok(())
+    }
+
+    /// Hands a new trial to the dispatcher, recording where it runs.
+    fn start<'s>(
+        &'s self,
+        dispatcher: &mut dyn Dispatcher<'s>,
+        trial: ActiveTrial<'s>,
+        tx: &Sender<Message>,
+        mine: &Mutex<BTreeSet<TrialNumber>>,
+        running: &mut BTreeMap<TrialNumber, Slot>,
+    ) -> Result<(), Error> {
+        let number = trial.number();
+        lock(mine).insert(number);
+        if let Some(launch) = dispatcher.before_launch(trial.trial()) {
+            let change = Change::TrialLaunched { number, launch };
+            self.store().log(self.record.id, &change)?;
+        }
+        match dispatcher.launch(trial, tx) {
+            Ok(launch) => {
+                running.insert(number, Slot::new());
+                if let Some(launch) = launch {
+                    let change = Change::TrialLaunched { number, launch };
+                    self.store().log(self.record.id, &change)?;
+                }
+            }
+            Err(error) => {
+                lock(mine).remove(&number);
+                self.finish(number, Outcome::Failed { error })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `values` are a result the store keeps as they are (one finite value per
+    /// objective) that ends no run by reaching the target.
+    fn is_result(&self, values: &[f64], budget: &Budget) -> bool {
+        values.len() == self.spec().objectives.len()
+            && values.iter().all(|v| v.is_finite())
+            && !values
+                .first()
+                .is_some_and(|v| budget.target_reached(self.spec(), *v))
     }
 
     /// Records how a trial of this run ended. A result the store refuses (two values for one

@@ -1,7 +1,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use hyperion_core::{Direction, StopReason, StudyView, Trial};
+use hyperion_core::{Direction, StopReason, StudySpec, StudyView, Trial};
 use serde::{Deserialize, Serialize};
 
 use crate::settings::seconds;
@@ -53,11 +53,19 @@ impl Budget {
             return Some(StopReason::MaxFailures);
         }
         let best = view.best_trial().and_then(Trial::value)?;
-        let reached = match view.spec().objectives.first()?.direction {
-            Direction::Minimize => best <= self.target?,
-            Direction::Maximize => best >= self.target?,
+        self.target_reached(view.spec(), best)
+            .then_some(StopReason::TargetReached)
+    }
+
+    /// Whether `value`, of the first objective, reaches the target.
+    pub(crate) fn target_reached(&self, spec: &StudySpec, value: f64) -> bool {
+        let (Some(target), Some(objective)) = (self.target, spec.objectives.first()) else {
+            return false;
         };
-        reached.then_some(StopReason::TargetReached)
+        match objective.direction {
+            Direction::Minimize => value <= target,
+            Direction::Maximize => value >= target,
+        }
     }
 }
 

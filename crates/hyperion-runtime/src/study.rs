@@ -10,7 +10,7 @@ use hyperion_core::{
     SearchSpace, StopRequest, StudySpec, StudyView, Trial, TrialNumber, TrialState,
 };
 use hyperion_samplers::{SampleContext, Sampler, SamplerConfig, SamplerError};
-use hyperion_store::{Created, MemoryStore, NewTrial, Store, StudyRecord};
+use hyperion_store::{Created, Finish, MemoryStore, NewTrial, Store, StudyRecord};
 
 use hyperion_schedulers::{Action, NoStopping, Scheduler, SchedulerConfig};
 
@@ -384,30 +384,88 @@ impl Study {
             drop(view);
             return self.ask_after_fit(max_trials, lease);
         }
-        let mut failure: Option<SamplerError> = None;
         let new = NewTrial {
             lease: Some(lease),
             ..NewTrial::running()
         };
-        let created = self
-            .store
-            .create_trial(self.record.id, &new, max_trials, &mut |number| match self
-                .suggest(&view, number)
-            {
+        self.create_next(&mut view, |propose, _| {
+            let created = self
+                .store
+                .create_trial(self.record.id, &new, max_trials, propose)?;
+            Ok((created, None))
+        })
+    }
+
+    /// Tells trial `number` that it completed with `values` and asks for the next trial as
+    /// [`Study::ask_within`] does, in one write where the store can: for a loop that starts a
+    /// trial as soon as one ends, with a sampler that ignores results
+    /// ([`Sampler::ignores_results`]), so that telling first could not change the proposal.
+    /// `Ok(None)` when the study has its `max_trials`; when the tell fails, nothing is created.
+    pub(crate) fn tell_and_ask(
+        &self,
+        number: TrialNumber,
+        values: Vec<f64>,
+        max_trials: Option<u64>,
+        lease: Duration,
+    ) -> Result<Option<ActiveTrial<'_>>, Error> {
+        debug_assert!(self.sampler.ignores_results());
+        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        let new = NewTrial {
+            lease: Some(lease),
+            ..NewTrial::running()
+        };
+        let finish = Finish {
+            number,
+            state: TrialState::Completed,
+            values: Some(values),
+        };
+        let id = self.record.id;
+        self.create_next(&mut view, |propose, cursor| {
+            let succession =
+                (self.store).finish_and_create(id, finish, &new, max_trials, cursor, propose)?;
+            Ok((succession.created, Some(succession.changes)))
+        })
+    }
+
+    /// A new trial with the sampler's proposal from `view`, by `create` (which hands the
+    /// proposals to the store, and may bring the changes after the view's cursor); then the
+    /// view catches up with the store.
+    fn create_next(
+        &self,
+        view: &mut Arc<StudyView>,
+        create: impl FnOnce(
+            &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
+            u64,
+        )
+            -> Result<(Created, Option<Vec<LoggedChange>>), hyperion_store::StoreError>,
+    ) -> Result<Option<ActiveTrial<'_>>, Error> {
+        let mut failure: Option<SamplerError> = None;
+        let cursor = view.cursor();
+        let (created, changes) = create(
+            &mut |number| match self.suggest(view, number) {
                 Ok(proposal) => Some(proposal),
                 Err(e) => {
                     failure = Some(e);
                     None
                 }
-            })?;
+            },
+            cursor,
+        )?;
+        match changes {
+            Some(changes) => self.fold(view, &changes)?,
+            None if matches!(created, Created::Trial(_)) => self.refresh(view)?,
+            None => {}
+        }
         match created {
-            Created::Trial(trial) => {
-                self.refresh(&mut view)?;
-                Ok(Some(ActiveTrial::new(self, trial)))
-            }
+            Created::Trial(trial) => Ok(Some(ActiveTrial::new(self, trial))),
             Created::LimitReached => Ok(None),
             Created::Declined => Err(failure.map_or(Error::Exhausted, Error::from)),
         }
+    }
+
+    /// Whether the study's sampler ignores results ([`Sampler::ignores_results`]).
+    pub(crate) fn sampler_ignores_results(&self) -> bool {
+        self.sampler.ignores_results()
     }
 
     /// [`Study::ask_within`] for a sampler that fits slowly: it suggests for the next number

@@ -85,6 +85,13 @@ pub trait Sampler: Send + Sync + Debug {
         false
     }
 
+    /// Whether a proposal depends on the trial's number and the space alone, never on the
+    /// study's trials (random and quasi-random points): then a worker may ask for its next
+    /// trial in the same write that tells the last one's result, which could not change it.
+    fn ignores_results(&self) -> bool {
+        false
+    }
+
     /// A value for one define-by-run parameter, not in the declared space. `distribution` is
     /// valid.
     fn suggest_param(

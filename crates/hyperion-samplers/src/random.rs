@@ -16,6 +16,10 @@ impl RandomSampler {
 }
 
 impl Sampler for RandomSampler {
+    fn ignores_results(&self) -> bool {
+        true
+    }
+
     fn suggest(
         &self,
         space: &SearchSpace,

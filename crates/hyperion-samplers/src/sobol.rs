@@ -33,6 +33,10 @@ impl SobolSampler {
 }
 
 impl Sampler for SobolSampler {
+    fn ignores_results(&self) -> bool {
+        true
+    }
+
     fn suggest(
         &self,
         space: &SearchSpace,

@@ -19,7 +19,7 @@ use hyperion_core::{
     TrialState,
 };
 
-use crate::{Created, NewTrial, Store, StoreError};
+use crate::{Created, Finish, NewTrial, Store, StoreError, Succession};
 
 /// Generates one `#[test]` per conformance case, each with a store from `$make`.
 #[macro_export]
@@ -34,6 +34,7 @@ macro_rules! conformance_tests {
             concurrent_creates_never_share_a_number,
             max_trials_is_exact_under_concurrency,
             a_declined_proposal_uses_no_number,
+            finishing_and_creating_at_once_does_both_in_order,
             finishing_records_state_values_and_times,
             a_finished_trial_keeps_its_first_result,
             completion_needs_one_finite_value_per_objective,
@@ -262,6 +263,145 @@ pub fn a_declined_proposal_uses_no_number(store: &dyn Store) {
     assert_eq!(outcome, Created::Declined);
     assert_eq!(asked, [0]);
     assert_eq!(create(store, study), 0);
+}
+
+pub fn finishing_and_creating_at_once_does_both_in_order(store: &dyn Store) {
+    let spec = spec("s");
+    let study = store.create_study(&spec).unwrap().id;
+    let first = create(store, study);
+    store.report(study, first, 3, &[0.75]).unwrap();
+    let done = |number, value| Finish {
+        number,
+        state: TrialState::Completed,
+        values: Some(vec![value]),
+    };
+    let asked = std::cell::RefCell::new(Vec::new());
+    let mut propose = |n: TrialNumber| {
+        asked.borrow_mut().push(n);
+        Some(point(n.0 as f64 / 10.0).into())
+    };
+    let Succession {
+        finished,
+        created,
+        changes,
+    } = store
+        .finish_and_create(
+            study,
+            done(first, 0.5),
+            &NewTrial::running(),
+            None,
+            1,
+            &mut propose,
+        )
+        .unwrap();
+    assert_eq!(finished.values, Some(vec![0.5]));
+    assert_eq!(finished.state, TrialState::Completed);
+    assert_eq!(
+        finished.intermediate.get(&3),
+        Some(&0.75),
+        "with what it reported"
+    );
+    assert_eq!(finished, store.trial(study, first).unwrap());
+    let Created::Trial(next) = created else {
+        panic!("expected a trial, got {created:?}");
+    };
+    assert_eq!(next.number, TrialNumber(1));
+    assert_eq!(*next.params, point(0.1), "the proposal made for its number");
+    assert_eq!(next, store.trial(study, next.number).unwrap());
+    let after = store.changes_since(study, 1).unwrap();
+    assert_eq!(
+        changes, after,
+        "the changes after the cursor, up to its own"
+    );
+    let kinds: Vec<&str> = after.iter().map(|c| c.change.kind()).collect();
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        ["trial_finished", "trial_created"]
+    );
+    assert_eq!(
+        after.len(),
+        store.changes_since(study, 0).unwrap().len() - 1
+    );
+
+    // Others created trials meanwhile: the next one gets the study's next number.
+    let (two, three) = (create(store, study), create(store, study));
+    let cursor = store.changes_since(study, 0).unwrap().len() as u64;
+    let succession = store
+        .finish_and_create(
+            study,
+            done(two, 0.25),
+            &NewTrial::running(),
+            Some(5),
+            0,
+            &mut propose,
+        )
+        .unwrap();
+    assert_eq!(succession.changes, store.changes_since(study, 0).unwrap());
+    assert_eq!(succession.changes.len() as u64, cursor + 2);
+    let created = succession.created;
+    assert!(
+        matches!(&created, Created::Trial(t) if t.number == TrialNumber(4)
+        && *t.params == point(0.4))
+    );
+    let asked = asked.borrow().clone();
+    let distinct: BTreeSet<_> = asked.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        asked.len(),
+        "each number is proposed for once"
+    );
+
+    // The budget is spent: the trial ends, nothing is created.
+    let cursor = store.changes_since(study, 0).unwrap().len() as u64;
+    let succession = store
+        .finish_and_create(
+            study,
+            done(three, 1.0),
+            &NewTrial::running(),
+            Some(5),
+            cursor,
+            &mut propose,
+        )
+        .unwrap();
+    assert_eq!(succession.created, Created::LimitReached);
+    assert_eq!(succession.finished.values, Some(vec![1.0]));
+    assert_eq!(
+        succession.changes,
+        store.changes_since(study, cursor).unwrap()
+    );
+    assert_eq!(succession.changes.len(), 1, "the finish alone");
+
+    // A finish that fails writes nothing.
+    let before = store.changes_since(study, 0).unwrap();
+    let again = store.finish_and_create(
+        study,
+        done(first, 9.0),
+        &NewTrial::running(),
+        None,
+        0,
+        &mut propose,
+    );
+    assert!(
+        matches!(again, Err(StoreError::NotRunning { .. })),
+        "{again:?}"
+    );
+    let missing = Finish {
+        values: None,
+        ..done(TrialNumber(4), 0.0)
+    };
+    let bad = store.finish_and_create(study, missing, &NewTrial::running(), None, 0, &mut propose);
+    assert!(
+        matches!(bad, Err(StoreError::InvalidValues { .. })),
+        "{bad:?}"
+    );
+    assert_eq!(store.changes_since(study, 0).unwrap(), before);
+    assert_eq!(store.trial(study, first).unwrap().values, Some(vec![0.5]));
+
+    let mut view = StudyView::new(study, spec);
+    for change in &before {
+        view.apply(change, &mut Vec::new()).unwrap();
+    }
+    assert_eq!(view.trials(), store.trials(study).unwrap().as_slice());
 }
 
 pub fn finishing_records_state_values_and_times(store: &dyn Store) {

@@ -233,6 +233,23 @@ pub fn created(trial: &Trial) -> Change {
     }
 }
 
+/// How a trial ends, as [`Store::finish_trial`] takes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finish {
+    pub number: TrialNumber,
+    pub state: TrialState,
+    pub values: Option<Vec<f64>>,
+}
+
+/// What [`Store::finish_and_create`] did: the finished trial, the creation, and every change
+/// of the study after the caller's cursor up to these two (at least).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Succession {
+    pub finished: Trial,
+    pub created: Created,
+    pub changes: Vec<LoggedChange>,
+}
+
 /// What [`Store::create_trial`] did.
 #[derive(Clone, Debug, PartialEq)]
 #[allow(clippy::large_enum_variant)] // Returned once per trial, never stored.
@@ -382,6 +399,30 @@ pub trait Store: Send + Sync + Debug {
         state: TrialState,
         values: Option<Vec<f64>>,
     ) -> Result<Trial, StoreError>;
+
+    /// [`Store::finish_trial`] of `finish`, then [`Store::create_trial`] of `new`, then
+    /// [`Store::changes_since`] `cursor`: what a worker does when a trial ends and it starts
+    /// the next. A store that can does it all in one transaction and one round trip, with one
+    /// commit under the study's lock instead of two. When the finish fails, its error is
+    /// returned and nothing is created.
+    fn finish_and_create(
+        &self,
+        study: StudyId,
+        finish: Finish,
+        new: &NewTrial,
+        max_trials: Option<u64>,
+        cursor: u64,
+        propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
+    ) -> Result<Succession, StoreError> {
+        let finished = self.finish_trial(study, finish.number, finish.state, finish.values)?;
+        let created = self.create_trial(study, new, max_trials, propose)?;
+        let changes = self.changes_since(study, cursor)?;
+        Ok(Succession {
+            finished,
+            created,
+            changes,
+        })
+    }
 
     /// The study's logged changes with a sequence number above `cursor`, in order.
     fn changes_since(&self, study: StudyId, cursor: u64) -> Result<Vec<LoggedChange>, StoreError>;

@@ -37,8 +37,9 @@ use postgres::{Client, Row, Statement};
 
 use crate::columns::{from_json, parse_spec, state_columns, state_name, to_json};
 use crate::{
-    Created, NewTrial, Store, StoreError, StudyRecord, check_log_only, check_param, check_report,
-    check_values, lease_end, retry_depth, rules, spec_difference, stale_error,
+    Created, Finish, NewTrial, Store, StoreError, StudyRecord, Succession, check_log_only,
+    check_param, check_report, check_values, lease_end, retry_depth, rules, spec_difference,
+    stale_error,
 };
 use url::PgUrl;
 
@@ -51,14 +52,29 @@ macro_rules! trial_columns {
 }
 
 /// The columns that follow a trial's own (15) in [`trial_from_row`]'s order: its intermediate
-/// values and user attributes as arrays, for the trial `$2` of study `$1`.
+/// values and user attributes as arrays, for the trial `$2` (or the one given) of study `$1`.
 macro_rules! extras {
     () => {
-        "ARRAY(SELECT step FROM intermediate WHERE study_id = $1 AND number = $2 ORDER BY step), \
-         ARRAY(SELECT value FROM intermediate WHERE study_id = $1 AND number = $2 ORDER BY step), \
-         ARRAY(SELECT others FROM intermediate WHERE study_id = $1 AND number = $2 ORDER BY step), \
-         ARRAY(SELECT key FROM user_attrs WHERE study_id = $1 AND number = $2 ORDER BY key), \
-         ARRAY(SELECT value FROM user_attrs WHERE study_id = $1 AND number = $2 ORDER BY key)"
+        extras!("$2")
+    };
+    ($number:literal) => {
+        concat!(
+            "ARRAY(SELECT step FROM intermediate WHERE study_id = $1 AND number = ",
+            $number,
+            " ORDER BY step), \
+             ARRAY(SELECT value FROM intermediate WHERE study_id = $1 AND number = ",
+            $number,
+            " ORDER BY step), \
+             ARRAY(SELECT others FROM intermediate WHERE study_id = $1 AND number = ",
+            $number,
+            " ORDER BY step), \
+             ARRAY(SELECT key FROM user_attrs WHERE study_id = $1 AND number = ",
+            $number,
+            " ORDER BY key), \
+             ARRAY(SELECT value FROM user_attrs WHERE study_id = $1 AND number = ",
+            $number,
+            " ORDER BY key)"
+        )
     };
 }
 
@@ -101,6 +117,156 @@ const PROPOSING: Duration = Duration::from_micros(100);
 /// with the placeholder id 0 the one-statement creation replaces.
 const CREATED_ID: &str = r#"{"change":"trial_created","id":"#;
 const CREATED_WITH_ID_0: &str = r#"{"change":"trial_created","id":0"#;
+
+/// The proposals a one-statement creation takes: for the numbers from `expected.next` on,
+/// each trial's params and its logged creation after the id.
+#[derive(Debug, Default)]
+struct Batch {
+    expected: Expected,
+    numbers: Vec<i64>,
+    params: Vec<String>,
+    changes: Vec<String>,
+}
+
+/// What [`PgStore::finish_and_create_expected`] settled: the finished trial, the creation if it
+/// made it, and the changes if it brought them all.
+type PartSuccession = (Trial, Option<Created>, Option<Vec<LoggedChange>>);
+
+/// The parameters `$1`–`$14` of the one-statement creation.
+struct CreateArgs<'a> {
+    study: i64,
+    batch: &'a Batch,
+    takes_a_place: bool,
+    max_trials: Option<i64>,
+    state: &'static str,
+    parent: Option<i64>,
+    depth: i64,
+    retry_of: Option<i64>,
+    pending: bool,
+    lease: Option<i64>,
+    channel: &'a str,
+}
+
+impl<'a> CreateArgs<'a> {
+    fn new(
+        study: StudyId,
+        batch: &'a Batch,
+        new: &NewTrial,
+        max_trials: Option<u64>,
+        channel: &'a str,
+    ) -> Self {
+        let or_null = |v: Option<TrialNumber>| v.map(|n| n.0 as i64);
+        CreateArgs {
+            study: study.0 as i64,
+            batch,
+            takes_a_place: new.takes_a_place(),
+            max_trials: max_trials.map(|m| m.min(i64::MAX as u64) as i64),
+            state: new.state().name(),
+            parent: or_null(new.parent),
+            depth: i64::from(new.depth),
+            retry_of: or_null(new.retry_of),
+            pending: new.pending,
+            lease: new
+                .lease_end(Timestamp(0))
+                .map(|end| end.0.min(i64::MAX as u64) as i64),
+            channel,
+        }
+    }
+
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.study,
+            &self.batch.numbers,
+            &self.batch.params,
+            &self.batch.changes,
+            &self.takes_a_place,
+            &self.max_trials,
+            &self.state,
+            &self.parent,
+            &self.depth,
+            &self.retry_of,
+            &self.pending,
+            &self.lease,
+            &self.channel,
+            &CREATED_ID,
+        ]
+    }
+}
+
+/// The one-statement creation: it locks the study (`l`), picks the proposal for the study's
+/// next number if the budget has room (`p`), inserts it (`t`), counts it (`s`), logs it (`c`)
+/// and notifies (`n`). Returns the study's counts when locked, its time and the new id.
+macro_rules! create_expected {
+    ($guard:literal, $count:literal, $seq:literal, $tail:literal) => {
+        concat!(
+            "p AS (SELECT l.*, c.params, c.change, \
+             nextval(pg_get_serial_sequence('trials', 'id')) AS id \
+             FROM l JOIN unnest($2::bigint[], $3::text[], $4::text[]) \
+             AS c(number, params, change) ON c.number = l.n_trials \
+             WHERE ",
+            $guard,
+            "($5 OR $6::bigint IS NULL OR l.n_trials - l.n_retries < $6)), \
+             t AS (INSERT INTO trials (id, study_id, number, state, params, parent, depth, \
+             retry_of, created_at, started_at, heartbeat_at) \
+             SELECT id, $1, n_trials, $7, params, $8, $9, $10, at, \
+             CASE WHEN $11 THEN NULL ELSE at END, at + $12 FROM p), \
+             s AS (UPDATE studies SET n_trials = n_trials + (SELECT count(*) FROM p), \
+             n_retries = n_retries + (SELECT count(*) FROM p WHERE $5), \
+             last_seq = last_seq + ",
+            $count,
+            "), c AS (INSERT INTO changes (study_id, seq, at, kind, change) \
+             SELECT $1, last_seq + ",
+            $seq,
+            ", at, 'trial_created', $14 || id || change FROM p), ",
+            $tail
+        )
+    };
+}
+
+const CREATE_EXPECTED: &str = concat!(
+    "WITH l AS (SELECT id AS study, n_trials, n_retries, last_seq, \
+     (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS at \
+     FROM studies WHERE id = $1 FOR UPDATE), ",
+    create_expected!(
+        "",
+        "1 WHERE id = $1 AND EXISTS (SELECT 1 FROM p)",
+        "1",
+        "n AS (SELECT pg_notify($13, $1::text) FROM p) \
+         SELECT l.n_trials, l.n_retries, l.at, (SELECT id FROM p), \
+         (SELECT count(*) FROM n) FROM l"
+    )
+);
+
+/// [`CREATE_EXPECTED`] after the end of trial `$20` (`u`, logged in `f`), which it needs:
+/// when that trial is not unfinished, nothing is written and the trial's columns are null.
+/// With the changes after `$23` (at most `$24`) up to those it writes, read under the lock.
+const FINISH_AND_CREATE: &str = concat!(
+    "WITH l AS (SELECT id AS study, n_trials, n_retries, last_seq, \
+     (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS at \
+     FROM studies WHERE id = $1 FOR UPDATE), \
+     u AS (UPDATE trials SET state = $15, prune_step = $16, message = $17, \
+     objective_values = $18, value0 = $19, finished_at = (SELECT at FROM l) \
+     WHERE study_id = (SELECT study FROM l) AND number = $20 \
+     AND state IN ('pending', 'running') RETURNING ",
+    trial_columns!(),
+    "), f AS (INSERT INTO changes (study_id, seq, at, kind, change) \
+     SELECT $1, l.last_seq + 1, l.at, $21, $22 FROM l, u), ",
+    create_expected!(
+        "EXISTS (SELECT 1 FROM u) AND ",
+        "1 + (SELECT count(*) FROM p) WHERE id = $1 AND EXISTS (SELECT 1 FROM u)",
+        "2",
+        "n AS (SELECT pg_notify($13, $1::text) FROM u) \
+         SELECT u.*, "
+    ),
+    extras!("$20"),
+    ", l.n_trials, l.n_retries, l.at, (SELECT id FROM p), (SELECT count(*) FROM n), \
+     l.last_seq, k.seqs, k.ats, k.texts \
+     FROM l LEFT JOIN u ON true CROSS JOIN LATERAL changes_between($1, $23, l.last_seq, $24) AS k"
+);
+
+/// The most changes before its own that [`FINISH_AND_CREATE`] brings back: a worker's view is
+/// a few behind; one far behind reads the rest.
+const MOST: i64 = 1000;
 
 /// One connection with its prepared statements.
 struct Conn {
@@ -334,16 +500,118 @@ impl PgStore {
         propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
         made: &mut Vec<(TrialNumber, Option<Proposal>)>,
     ) -> Result<Option<Created>, StoreError> {
+        let Some(batch) = self.batch(study, new, propose, made) else {
+            return Ok(None);
+        };
+        let row = self.on_conn(|tx| {
+            let args = CreateArgs::new(study, &batch, new, max_trials, tx.channel);
+            tx.one(CREATE_EXPECTED, &args.refs())
+        })?;
+        self.created_from(study, new, max_trials, &batch, &row, 0, made)
+    }
+
+    /// [`Store::finish_and_create`] in one statement, with the proposals of
+    /// [`PgStore::create_expected`]: the trial's end, the next trial and the changes since
+    /// `cursor`, one commit and one round trip. The creation is `None` when that statement did
+    /// not settle it, and the changes are then those up to the finish. `Err` when the trial
+    /// was not unfinished: then nothing was written.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_and_create_expected(
+        &self,
+        study: StudyId,
+        finish: &Finish,
+        new: &NewTrial,
+        max_trials: Option<u64>,
+        cursor: u64,
+        propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
+        made: &mut Vec<(TrialNumber, Option<Proposal>)>,
+    ) -> Result<PartSuccession, StoreError> {
+        // An empty batch (no proposal fits) still finishes the trial, in the same statement.
+        let batch = self.batch(study, new, propose, made).unwrap_or_default();
+        let (name, step, message) = state_columns(&finish.state);
+        let values = finish.values.as_ref().map(to_json);
+        let first = finish.values.as_ref().and_then(|v| v.first().copied());
+        let change = Change::TrialFinished {
+            number: finish.number,
+            state: finish.state.clone(),
+            values: finish.values.clone(),
+        };
+        let (kind, text) = (change.kind(), to_json(&change));
+        let (number, after) = (finish.number.0 as i64, cursor.min(i64::MAX as u64) as i64);
+        let row = self.on_conn(|tx| {
+            let args = CreateArgs::new(study, &batch, new, max_trials, tx.channel);
+            let mut refs = args.refs();
+            refs.extend::<[&(dyn ToSql + Sync); 10]>([
+                &name, &step, &message, &values, &first, &number, &kind, &text, &after, &MOST,
+            ]);
+            tx.one(FINISH_AND_CREATE, &refs)
+        })?;
+        if row.get::<_, Option<i64>>(0).is_none() {
+            let state = self.on_conn(|tx| tx.state_of(study, finish.number))?;
+            rules::check_unfinished(finish.number, state_name(&state))?;
+            return Err(StoreError::TrialNotFound {
+                number: finish.number,
+            });
+        }
+        let finished = with_extras(trial_from_row(&row)?, &row)?;
+        let created = if batch.numbers.is_empty() {
+            None
+        } else {
+            self.created_from(study, new, max_trials, &batch, &row, 20, made)?
+        };
+        // The changes before its own, read under the lock, if they are all there.
+        let last_seq = row.get::<_, i64>(25) as u64;
+        let (seqs, ats, texts): (Vec<i64>, Vec<i64>, Vec<String>) =
+            (row.get(26), row.get(27), row.get(28));
+        if seqs.len() as u64 != last_seq.saturating_sub(cursor) {
+            return Ok((finished, created, None));
+        }
+        let mut changes = Vec::with_capacity(seqs.len() + 2);
+        for ((seq, at), text) in seqs.into_iter().zip(ats).zip(texts) {
+            changes.push(LoggedChange {
+                seq: seq as u64,
+                at: Timestamp(at as u64),
+                change: from_json("change", &text)?,
+            });
+        }
+        let at = Timestamp(row.get::<_, i64>(22) as u64);
+        changes.push(LoggedChange {
+            seq: last_seq + 1,
+            at,
+            change,
+        });
+        if let Some(Created::Trial(trial)) = &created {
+            changes.push(LoggedChange {
+                seq: last_seq + 2,
+                at,
+                change: crate::created(trial),
+            });
+        }
+        Ok((finished, created, Some(changes)))
+    }
+
+    /// The proposals for the numbers the study will likely give next, made into `made`, as
+    /// the one-statement creation takes them; `None` when one of them cannot go in it.
+    fn batch(
+        &self,
+        study: StudyId,
+        new: &NewTrial,
+        propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
+        made: &mut Vec<(TrialNumber, Option<Proposal>)>,
+    ) -> Option<Batch> {
         let expected = self.expected_of(study);
         let started = Instant::now();
-        let (mut numbers, mut texts, mut changes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut batch = Batch {
+            expected,
+            ..Batch::default()
+        };
         for number in (expected.next..).take((2 * expected.ahead + 1) as usize) {
             let number = TrialNumber(number);
             let proposal = propose(number);
             let plain = proposal.as_ref().filter(|p| p.state.is_empty());
             let Some(plain) = plain else {
                 made.push((number, proposal));
-                return Ok(None);
+                return None;
             };
             let params = Arc::new(plain.params.clone());
             // The id is the server's: the statement writes it in front of the rest.
@@ -351,67 +619,40 @@ impl PgStore {
             let change = to_json(&crate::created(&trial));
             let Some(rest) = change.strip_prefix(CREATED_WITH_ID_0) else {
                 made.push((number, proposal));
-                return Ok(None);
+                return None;
             };
-            changes.push(rest.to_owned());
-            texts.push(to_json(&*params));
-            numbers.push(number.0 as i64);
+            batch.changes.push(rest.to_owned());
+            batch.params.push(to_json(&*params));
+            batch.numbers.push(number.0 as i64);
             made.push((number, proposal));
             if started.elapsed() > PROPOSING {
                 break;
             }
         }
-        let or_null = |v: Option<TrialNumber>| v.map(|n| n.0 as i64);
-        let lease = new
-            .lease_end(Timestamp(0))
-            .map(|end| end.0.min(i64::MAX as u64) as i64);
-        let channel = &self.channel;
-        let row = self.on_conn(|tx| {
-            tx.one(
-                "WITH l AS (SELECT n_trials, n_retries, last_seq, \
-                 (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS at \
-                 FROM studies WHERE id = $1 FOR UPDATE), \
-                 p AS (SELECT l.*, c.params, c.change, \
-                 nextval(pg_get_serial_sequence('trials', 'id')) AS id \
-                 FROM l JOIN unnest($2::bigint[], $3::text[], $4::text[]) \
-                 AS c(number, params, change) ON c.number = l.n_trials \
-                 WHERE $5 OR $6::bigint IS NULL OR l.n_trials - l.n_retries < $6), \
-                 t AS (INSERT INTO trials (id, study_id, number, state, params, parent, depth, \
-                 retry_of, created_at, started_at, heartbeat_at) \
-                 SELECT id, $1, n_trials, $7, params, $8, $9, $10, at, \
-                 CASE WHEN $11 THEN NULL ELSE at END, at + $12 FROM p), \
-                 s AS (UPDATE studies SET n_trials = n_trials + 1, \
-                 n_retries = n_retries + CASE WHEN $5 THEN 1 ELSE 0 END, last_seq = last_seq + 1 \
-                 WHERE id = $1 AND EXISTS (SELECT 1 FROM p)), \
-                 c AS (INSERT INTO changes (study_id, seq, at, kind, change) \
-                 SELECT $1, last_seq + 1, at, 'trial_created', $14 || id || change FROM p), \
-                 n AS (SELECT pg_notify($13, $1::text) FROM p) \
-                 SELECT l.n_trials, l.n_retries, l.at, (SELECT id FROM p), \
-                 (SELECT count(*) FROM n) FROM l",
-                &[
-                    &(study.0 as i64),
-                    &numbers,
-                    &texts,
-                    &changes,
-                    &new.takes_a_place(),
-                    &max_trials.map(|m| m.min(i64::MAX as u64) as i64),
-                    &new.state().name(),
-                    &or_null(new.parent),
-                    &i64::from(new.depth),
-                    &or_null(new.retry_of),
-                    &new.pending,
-                    &lease,
-                    channel,
-                    &CREATED_ID,
-                ],
-            )
-        })?;
-        let (count, retries) = (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64);
-        let id: Option<i64> = row.get(3);
+        Some(batch)
+    }
+
+    /// What the one-statement creation did, from its columns from `at` on (the study's count
+    /// of trials and of retries when locked, its time, the new trial's id if one was made).
+    #[allow(clippy::too_many_arguments)]
+    fn created_from(
+        &self,
+        study: StudyId,
+        new: &NewTrial,
+        max_trials: Option<u64>,
+        batch: &Batch,
+        row: &Row,
+        at: usize,
+        made: &mut [(TrialNumber, Option<Proposal>)],
+    ) -> Result<Option<Created>, StoreError> {
+        let count = row.get::<_, i64>(at) as u64;
+        let retries = row.get::<_, i64>(at + 1) as u64;
+        let id: Option<i64> = row.get(at + 3);
+        let expected = batch.expected;
         let gap = count.saturating_sub(expected.next);
         self.update_expected(study, |now| {
             now.next = now.next.max(count + u64::from(id.is_some()));
-            now.ahead = gap.max(now.ahead / 2).min(MAX_EXPECTED);
+            now.ahead = gap.max(now.ahead - now.ahead / 8).min(MAX_EXPECTED);
         });
         let Some(id) = id else {
             if !rules::fits_budget(new, count - retries, max_trials) {
@@ -419,11 +660,49 @@ impl PgStore {
             }
             return Ok(None);
         };
-        let at = Timestamp(row.get::<_, i64>(2) as u64);
+        let time = Timestamp(row.get::<_, i64>(at + 2) as u64);
         let proposal = made[(count - expected.next) as usize].1.take();
         let params = Arc::new(proposal.map(|p| p.params).unwrap_or_default());
-        let trial = new.trial(TrialId(id as u64), TrialNumber(count), params, at);
+        let trial = new.trial(TrialId(id as u64), TrialNumber(count), params, time);
         Ok(Some(Created::Trial(trial)))
+    }
+
+    /// [`Store::create_trial`] under the study's lock, with the proposals made already: the
+    /// path that settles what the one-statement creation could not.
+    fn create_locked(
+        &self,
+        study: StudyId,
+        new: &NewTrial,
+        max_trials: Option<u64>,
+        propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
+        made: Vec<(TrialNumber, Option<Proposal>)>,
+    ) -> Result<Created, StoreError> {
+        self.write_locked(study, true, |tx, _, locked| {
+            let (count, retries) = (locked.n_trials, locked.n_retries);
+            if !rules::fits_budget(new, (count - retries) as u64, max_trials) {
+                return Ok(Created::LimitReached);
+            }
+            let number = TrialNumber(count as u64);
+            // A number is proposed for once.
+            let proposal = match made.iter().find(|(n, _)| *n == number) {
+                Some((_, proposal)) => proposal.clone(),
+                None => propose(number),
+            };
+            let Some(proposal) = proposal else {
+                return Ok(Created::Declined);
+            };
+            let params = Arc::new(proposal.params);
+            let trial = tx.insert_trial(study, number, new, params, locked.at, locked.new_id)?;
+            for (key, value) in proposal.state {
+                tx.append(locked.at, &Change::SamplerStateSet { key, value });
+            }
+            Ok(Created::Trial(trial))
+        })
+        .inspect(|created| {
+            if let Created::Trial(trial) = created {
+                self.saw(study, trial.number.0 + 1);
+            }
+        })
     }
 
     fn expected_of(&self, study: StudyId) -> Expected {
@@ -888,31 +1167,40 @@ impl Store for PgStore {
         if let Some(created) = self.create_expected(study, new, max_trials, propose, &mut made)? {
             return Ok(created);
         }
-        self.write_locked(study, true, |tx, _, locked| {
-            let (count, retries) = (locked.n_trials, locked.n_retries);
-            if !rules::fits_budget(new, (count - retries) as u64, max_trials) {
-                return Ok(Created::LimitReached);
+        self.create_locked(study, new, max_trials, propose, made)
+    }
+
+    fn finish_and_create(
+        &self,
+        study: StudyId,
+        finish: Finish,
+        new: &NewTrial,
+        max_trials: Option<u64>,
+        cursor: u64,
+        propose: &mut dyn FnMut(TrialNumber) -> Option<Proposal>,
+    ) -> Result<Succession, StoreError> {
+        let spec = self.spec(study)?;
+        let values = finish.values.as_deref();
+        check_values(finish.number, &finish.state, values, spec.objectives.len())?;
+        let mut made = Vec::new();
+        let (finished, created, changes) = self.finish_and_create_expected(
+            study, &finish, new, max_trials, cursor, propose, &mut made,
+        )?;
+        let (created, changes) = match (created, changes) {
+            (Some(created), Some(changes)) => (created, changes),
+            // Settled by the locked path, or more changes than one statement brings: read them.
+            (created, _) => {
+                let created = match created {
+                    Some(created) => created,
+                    None => self.create_locked(study, new, max_trials, propose, made)?,
+                };
+                (created, self.changes_since(study, cursor)?)
             }
-            let number = TrialNumber(count as u64);
-            // A number is proposed for once.
-            let proposal = match made.iter().find(|(n, _)| *n == number) {
-                Some((_, proposal)) => proposal.clone(),
-                None => propose(number),
-            };
-            let Some(proposal) = proposal else {
-                return Ok(Created::Declined);
-            };
-            let params = Arc::new(proposal.params);
-            let trial = tx.insert_trial(study, number, new, params, locked.at, locked.new_id)?;
-            for (key, value) in proposal.state {
-                tx.append(locked.at, &Change::SamplerStateSet { key, value });
-            }
-            Ok(Created::Trial(trial))
-        })
-        .inspect(|created| {
-            if let Created::Trial(trial) = created {
-                self.saw(study, trial.number.0 + 1);
-            }
+        };
+        Ok(Succession {
+            finished,
+            created,
+            changes,
         })
     }
 

@@ -9,7 +9,11 @@ use super::{Fail, PgUrl};
 use crate::StoreError;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`. Never edit a released one.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("v2.sql"),
+    include_str!("v3.sql"),
+];
 
 /// Sets the connection's search path to the store's schema and brings the schema to this
 /// release's version, refusing one that is not a Hyperion store's or is newer.
