@@ -351,6 +351,9 @@ impl Study {
         let mut next_settle = after(Instant::now(), recovery.heartbeat);
         let mut kill_all = false;
         let mut look = true;
+        // Whether the view is as fresh as the write that just started a trial: the next look
+        // needs no read of its own.
+        let mut fresh = false;
         let mut watch = None;
 
         loop {
@@ -362,7 +365,10 @@ impl Study {
             }
             if look {
                 look = false;
-                let mut view = self.sync()?;
+                let mut view = match std::mem::take(&mut fresh) {
+                    true => self.view_as_is(),
+                    false => self.sync()?,
+                };
                 if view.settings() != settings_seen.as_ref() {
                     settings_seen = view.settings().cloned();
                     let latest = settings_seen
@@ -495,7 +501,6 @@ impl Study {
                     }
                 }
                 Some(Message::Exited { number, exit }) => {
-                    let mut succeeded = false;
                     if let Some(slot) = running.remove(&number) {
                         let killed =
                             matches!(&slot.ending, Some((_, Ending::Failed(e))) if e == KILLED);
@@ -573,6 +578,9 @@ impl Study {
                             && !budget_spent
                             && dispatcher.has_room()
                             && options.max_trials_here.is_none_or(|n| trials_run < n)
+                            // A pending trial (a retry, an enqueued one) goes first: the look
+                            // claims it.
+                            && self.view_as_is().counts().pending == 0
                             && !controls
                                 .iter()
                                 .any(|(c, since)| c.requested_since(*since).is_some());
@@ -591,9 +599,7 @@ impl Study {
                                         if let Some(trial) = asked {
                                             trials_run += 1;
                                             self.start(dispatcher, trial, tx, mine, &mut running)?;
-                                            // Its view is fresh and nothing else could start:
-                                            // the loop looks again at the next event.
-                                            succeeded = !dispatcher.has_room();
+                                            fresh = true;
                                         }
                                     }
                                 }
@@ -613,7 +619,7 @@ impl Study {
                             }
                         }
                     }
-                    look = !succeeded;
+                    look = true;
                 }
                 Some(Message::Stop(request)) => {
                     stop.get_or_insert(StopReason::Stopped);

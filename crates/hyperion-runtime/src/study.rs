@@ -373,7 +373,7 @@ impl Study {
         max_trials: Option<u64>,
         lease: Duration,
     ) -> Result<Option<ActiveTrial<'_>>, Error> {
-        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        let mut view = self.view_as_is();
         if view.counts().pending > 0
             && let Some(trial) = self.store.claim_pending(self.record.id, Some(lease))?
         {
@@ -409,7 +409,7 @@ impl Study {
         lease: Duration,
     ) -> Result<Option<ActiveTrial<'_>>, Error> {
         debug_assert!(self.sampler.ignores_results());
-        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        let mut view = self.view_as_is();
         let new = NewTrial {
             lease: Some(lease),
             ..NewTrial::running()
@@ -769,9 +769,14 @@ impl Study {
         }
     }
 
+    /// Locks the view as it is, without reading the store.
+    pub(crate) fn view_as_is(&self) -> MutexGuard<'_, Arc<StudyView>> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Locks the view and brings it up to date with the store.
     pub(crate) fn sync(&self) -> Result<MutexGuard<'_, Arc<StudyView>>, Error> {
-        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        let mut view = self.view_as_is();
         self.refresh(&mut view)?;
         Ok(view)
     }

@@ -545,3 +545,33 @@ fn a_slow_fit_holds_no_lock_and_misses_no_heartbeat() {
         trials.iter().map(|t| &t.state).collect::<Vec<_>>()
     );
 }
+
+/// With random sampling, a trial's end and the next trial are one write; a trial enqueued
+/// meanwhile still runs first, and the budget stays exact.
+#[test]
+fn an_enqueued_trial_runs_before_new_ones_when_each_end_starts_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = Study::builder("s")
+        .space(space())
+        .sampler(SamplerConfig::Random)
+        .seed(3)
+        .store(sqlite(dir.path()))
+        .open()
+        .unwrap();
+    let fixed = hyperion_core::Params::from([("x".to_owned(), 4.5.into())]);
+    let order = std::sync::Mutex::new(Vec::new());
+    study
+        .optimize(&OptimizeConfig::new(Budget::trials(6)), |trial| {
+            order.lock().unwrap().push(trial.number().0);
+            if trial.number().0 == 2 {
+                trial.study().enqueue(fixed.clone()).unwrap();
+            }
+            Ok::<_, TrialError>(trial.params()["x"].as_f64().unwrap())
+        })
+        .unwrap();
+    assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4, 5]);
+    let trials = study.trials().unwrap();
+    assert_eq!(*trials[3].params, fixed, "the enqueued trial ran next");
+    assert_eq!(trials.len(), 6);
+    assert!(trials.iter().all(|t| t.state == TrialState::Completed));
+}
