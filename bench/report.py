@@ -140,6 +140,65 @@ def quartiles(xs):
     return q(0.25), q(0.75)
 
 
+def compare(h, o):
+    """The verdict on Hyperion's median regret `h` against the peer's `o`."""
+    if abs(h - o) <= 1e-12 * max(1.0, abs(o)):
+        return "tie"
+    return "win" if h < o else "loss"
+
+
+def medians(runs, budgets):
+    """Per (sampler, budget): the median regret over seeds, and the table cell with its
+    interquartile range."""
+    med, cells = {}, {}
+    for sampler, rs in runs.items():
+        for b in budgets:
+            xs = [r[f"regret_{b}"] for r in rs if r.get(f"regret_{b}") is not None]
+            if xs:
+                lo, hi = quartiles(xs)
+                med[(sampler, b)] = median(xs)
+                cells[(sampler, b)] = f"{sig(med[(sampler, b)])} ({sig(lo)}-{sig(hi)})"
+    return med, cells
+
+
+def samplers(hyperion, optuna):
+    pairs = [("cmaes", "optuna_cmaes")]
+    budgets = (100, 300, 1000)
+    runs = {}
+    for r in hyperion + optuna:
+        runs.setdefault(r["problem"], {}).setdefault(r["sampler"], []).append(r)
+    headline = {"suite": "samplers"}
+    for ours, theirs in pairs:
+        wins = ties = losses = 0
+        verdicts = []
+        for problem, by_sampler in runs.items():
+            if ours not in by_sampler or theirs not in by_sampler:
+                continue
+            med, cells = medians({s: by_sampler[s] for s in (ours, theirs)}, budgets)
+            print(f"{problem}: median regret (interquartile range) over {len(by_sampler[ours])} seeds")
+            table(["sampler"] + [f"@{b}" for b in budgets],
+                  [[s] + [cells.get((s, b), "-") for b in budgets] for s in (ours, theirs)])
+            print()
+            b = max(b for b in budgets if (ours, b) in med and (theirs, b) in med)
+            verdict = compare(med[(ours, b)], med[(theirs, b)])
+            wins, ties, losses = wins + (verdict == "win"), ties + (verdict == "tie"), losses + (verdict == "loss")
+            verdicts.append(f"{problem} @{b}: hyperion {ours} {sig(med[(ours, b)])} vs optuna "
+                            f"{sig(med[(theirs, b)])} -> {verdict}")
+        print("\n".join(verdicts))
+        ms = lambda s: median([r["ms_per_trial"] for rs in runs.values() for r in rs.get(s, [])])
+        speedup = ms(theirs) / ms(ours)
+        print(f"{ours}: median ms per trial {sig(ms(ours))} against optuna's {sig(ms(theirs))}: "
+              f"{sig(speedup)}x")
+        print()
+        headline.update({f"{ours}_wins": wins, f"{ours}_ties": ties, f"{ours}_losses": losses,
+                         f"{ours}_speedup": speedup})
+    # Not built yet: their figures stay null rather than absent.
+    for key in ("gp_wins", "gp_losses", "gp_speedup_300", "gp_ms_500", "nsga2_hv_ratio_min",
+                "auto_no_worse"):
+        headline.setdefault(key, None)
+    return headline
+
+
 def tpe(hyperion, optuna):
     runs = {}
     for r in hyperion + optuna:
@@ -178,15 +237,8 @@ def tpe(hyperion, optuna):
         b = max(both)
         h = med[("tpe", b)]
         o = min(med[("optuna_tpe", b)], med[("optuna_tpe_independent", b)])
-        if abs(h - o) <= 1e-12 * max(1.0, abs(o)):
-            ties += 1
-            verdict = "tie"
-        elif h < o:
-            wins += 1
-            verdict = "win"
-        else:
-            losses += 1
-            verdict = "loss"
+        verdict = compare(h, o)
+        wins, ties, losses = wins + (verdict == "win"), ties + (verdict == "tie"), losses + (verdict == "loss")
         verdicts.append(f"{problem} @{b}: hyperion tpe {sig(h)} vs the better optuna tpe {sig(o)} -> {verdict}")
         print()
     print("\n".join(verdicts))
@@ -279,7 +331,7 @@ def main():
         sys.exit(__doc__)
     suite, hyperion, optuna = sys.argv[1], load(sys.argv[2]), load(sys.argv[3])
     reports = {"overhead": overhead, "store": store, "launch": launch, "tpe": tpe, "pruning": pruning,
-               "postgres": postgres}
+               "postgres": postgres, "samplers": samplers}
     if suite not in reports:
         sys.exit(f"report: unknown suite {suite}")
     print()

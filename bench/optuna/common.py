@@ -16,6 +16,19 @@ def objective(params):
     return sum(x * x for x in params.values())
 
 
+def curve(dists, f, sampler, trials):
+    """The best regret so far after each of `trials` ask+tell cycles of `sampler` on `f`."""
+    study = optuna.create_study(sampler=sampler)
+    best, out = float("inf"), []
+    for _ in range(trials):
+        t = study.ask(dists)
+        v = max(f(t.params), 0.0)
+        study.tell(t, v)
+        best = min(best, v)
+        out.append(best)
+    return out
+
+
 def cycle(study):
     """One ask+tell with fixed distributions: Optuna's fastest ask/tell path."""
     trial = study.ask(DISTRIBUTIONS)

@@ -2,13 +2,12 @@
 same problems, seeds and budgets as hyperion-bench, and the cost of one suggestion against the
 history size."""
 
-import math
 import sys
 import time
 
 import optuna
 
-from common import emit
+from common import curve, emit
 from problems import PROBLEMS, box
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -21,22 +20,10 @@ SAMPLERS = {
 }
 
 
-def curve(dists, f, sampler):
-    study = optuna.create_study(sampler=sampler)
-    best, out = math.inf, []
-    for _ in range(TRIALS):
-        t = study.ask(dists)
-        v = max(f(t.params), 0.0)
-        study.tell(t, v)
-        best = min(best, v)
-        out.append(best)
-    return out
-
-
 for name, dists, f in PROBLEMS:
     for sampler_name, make in SAMPLERS.items():
         for seed in range(SEEDS):
-            c = curve(dists, f, make(seed))
+            c = curve(dists, f, make(seed), TRIALS)
             at = lambda n: c[n - 1] if n <= len(c) else None
             emit(impl="optuna", suite="tpe", problem=name, sampler=sampler_name, seed=seed,
                  regret_50=at(50), regret_100=at(100), regret_200=at(200))

@@ -6,6 +6,7 @@ mod fuzz;
 mod mlp;
 mod postgres;
 mod pruning;
+mod samplers;
 mod tpe;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Some("pg-worker") => return postgres::worker(&args[1..]),
         Some("tpe") => tpe::run(quick),
         Some("pruning") => pruning::run(quick),
+        Some("samplers") => samplers::run(quick),
         // `tpe-cost [SIZE]`: one size alone, for a profiler.
         Some("tpe-cost") => match args.get(1).and_then(|n| n.parse().ok()) {
             Some(size) => tpe::cost(&[size]),
@@ -42,7 +44,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: hyperion-bench SUITE [--quick] | hyperion-bench fuzz [SECONDS] [FINDINGS_FILE]\n\
-                 suites: overhead, store, launch, tpe, pruning, postgres"
+                 suites: overhead, store, launch, tpe, pruning, postgres, samplers"
             );
             return ExitCode::from(2);
         }

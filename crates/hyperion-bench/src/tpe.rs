@@ -177,10 +177,15 @@ fn sampler(name: &str) -> SamplerConfig {
 
 /// Best regret so far after each of `trials` trials.
 pub fn curve(problem: &Problem, sampler_name: &str, seed: u64, trials: usize) -> Vec<f64> {
+    curve_of(problem, sampler(sampler_name), seed, trials)
+}
+
+/// [`curve`] with the sampler `config`.
+pub fn curve_of(problem: &Problem, config: SamplerConfig, seed: u64, trials: usize) -> Vec<f64> {
     let study = Study::builder(problem.name)
         .minimize("regret")
         .space(problem.space.clone())
-        .sampler(sampler(sampler_name))
+        .sampler(config)
         .seed(seed)
         .store(Arc::new(MemoryStore::new()))
         .open()
@@ -214,16 +219,7 @@ pub fn run(quick: bool) {
 /// alone, to try settings through `HYPERION_TPE`).
 pub fn quality(quick: bool, samplers: &[&str]) {
     let (seeds, trials) = if quick { (5, 100) } else { (20, 200) };
-    // HYPERION_BENCH_SEEDS=FIRST,COUNT: other seeds, to choose settings on seeds the
-    // benchmark's verdict does not use.
-    let seeds = std::env::var("HYPERION_BENCH_SEEDS")
-        .ok()
-        .and_then(|s| {
-            let (first, count) = s.split_once(',')?;
-            let first: u64 = first.parse().ok()?;
-            Some(first..first + count.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0..seeds);
+    let seeds = seeds_or(seeds);
     for problem in problems() {
         for &name in samplers {
             for seed in seeds.clone() {
@@ -237,6 +233,19 @@ pub fn quality(quick: bool, samplers: &[&str]) {
             }
         }
     }
+}
+
+/// Seeds `0..count`, or HYPERION_BENCH_SEEDS=FIRST,COUNT: other seeds, to choose settings on
+/// seeds the benchmark's verdict does not use.
+pub fn seeds_or(count: u64) -> std::ops::Range<u64> {
+    std::env::var("HYPERION_BENCH_SEEDS")
+        .ok()
+        .and_then(|s| {
+            let (first, count) = s.split_once(',')?;
+            let first: u64 = first.parse().ok()?;
+            Some(first..first + count.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0..count)
 }
 
 /// The cost of one suggestion against the history size (10-D floats, random history).
