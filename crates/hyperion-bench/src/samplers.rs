@@ -6,7 +6,6 @@
 use std::time::Instant;
 
 use hyperion::SamplerConfig;
-use hyperion::samplers::CmaesConfig;
 use serde_json::json;
 
 use crate::tpe::{curve_of, problems, seeds_or};
@@ -16,8 +15,7 @@ pub fn run(quick: bool) {
     for problem in problems() {
         for seed in seeds_or(seeds) {
             let started = Instant::now();
-            let config = SamplerConfig::Cmaes(CmaesConfig::default());
-            let c = curve_of(&problem, config, seed, trials);
+            let c = curve_of(&problem, cmaes(), seed, trials);
             let ms_per_trial = started.elapsed().as_secs_f64() * 1e3 / trials as f64;
             let at = |n: usize| c.get(n - 1).copied();
             println!(
@@ -31,6 +29,16 @@ pub fn run(quick: bool) {
     }
 }
 
+/// Hyperion's CMA-ES with its defaults, or with HYPERION_CMAES (JSON of `CmaesConfig`
+/// fields), to try settings without a rebuild.
+fn cmaes() -> SamplerConfig {
+    let config = std::env::var("HYPERION_CMAES")
+        .ok()
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
+    SamplerConfig::Cmaes(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,8 +48,7 @@ mod tests {
         // The smoke form of `bench/run samplers`: past several generations, never increasing,
         // never negative.
         for problem in problems() {
-            let config = SamplerConfig::Cmaes(CmaesConfig::default());
-            let c = curve_of(&problem, config, 1, 40);
+            let c = curve_of(&problem, cmaes(), 1, 40);
             assert_eq!(c.len(), 40);
             assert!(
                 c.windows(2).all(|w| w[1] <= w[0]) && c[39] >= 0.0,

@@ -1,5 +1,5 @@
 //! `method: cmaes`: the covariance matrix adaptation evolution strategy over the numeric
-//! parameters, in the unit box, with IPOP restarts.
+//! parameters, in the unit box, with IPOP or BIPOP restarts.
 //!
 //! The distribution is sampler state ([`StudyView::sampler_state`]): written once per
 //! generation, with the trial whose proposal closed the generation, so every process and a
@@ -38,7 +38,8 @@ pub struct CmaesConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sigma0: Option<f64>,
     /// What to do when the search stalls: `ipop` (default) restarts from a random point with
-    /// twice the population; `none` keeps going.
+    /// twice the population; `bipop` alternates those with short runs of a small population
+    /// and step, whichever regime has spent fewer trials; `none` keeps going.
     #[serde(default)]
     pub restart: Restart,
 }
@@ -48,6 +49,7 @@ pub struct CmaesConfig {
 pub enum Restart {
     #[default]
     Ipop,
+    Bipop,
     None,
 }
 
@@ -79,6 +81,19 @@ struct State {
     since: u64,
     restarts: u32,
     cma: Cma,
+    /// BIPOP's books: trials told in each regime, and the restarts of the large one (its
+    /// population is the default's times 2 to that power).
+    #[serde(default)]
+    bipop: Bipop,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+struct Bipop {
+    large_trials: u64,
+    small_trials: u64,
+    large_restarts: u32,
+    /// Whether the current run is of the small regime.
+    small: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -105,6 +120,7 @@ impl CmaesSampler {
             since,
             restarts: 0,
             cma: Cma::new(vec![0.5; d], sigma0, popsize),
+            bipop: Bipop::default(),
         }
     }
 
@@ -141,15 +157,48 @@ impl CmaesSampler {
         }
         state.cma.tell(&mut members);
         state.since = number;
-        if self.config.restart == Restart::Ipop && state.cma.should_stop().is_some() {
-            let mut rng = stream(self.seed, number, RESTART_SALT);
-            let d = state.dims.len();
-            let mean = (0..d).map(|_| rng.random::<f64>()).collect();
-            let popsize = state.cma.popsize * 2;
-            state.cma = Cma::new(mean, state.cma.sigma0, popsize);
-            state.restarts += 1;
+        let told = state.cma.popsize as u64;
+        match state.bipop.small {
+            true => state.bipop.small_trials += told,
+            false => state.bipop.large_trials += told,
+        }
+        if self.config.restart != Restart::None && state.cma.should_stop().is_some() {
+            self.restart(&mut state, number);
         }
         (state, true)
+    }
+
+    /// A new run from a random point. IPOP doubles the population each time. BIPOP (Hansen
+    /// 2009, as the `cmaes` library does it) runs the regime that has told fewer trials: the
+    /// large one doubles the population (`λ₀ 2^k` after `k` large restarts), the small one runs
+    /// `λ₀ 2^(k u²)` with step `σ₀ 10^(−2u′)`, for uniform `u`, `u′`.
+    fn restart(&self, state: &mut State, number: u64) {
+        let mut rng = stream(self.seed, number, RESTART_SALT);
+        let d = state.dims.len();
+        let mean: Vec<f64> = (0..d).map(|_| rng.random::<f64>()).collect();
+        let sigma0 = self.config.sigma0.unwrap_or(1.0 / 6.0);
+        let base = self.config.popsize.unwrap_or_else(|| default_popsize(d));
+        let (popsize, sigma) = match self.config.restart {
+            Restart::Bipop => {
+                let books = &mut state.bipop;
+                books.small = books.small_trials < books.large_trials;
+                if books.small {
+                    let u: f64 = rng.random();
+                    let most = 2f64.powi(books.large_restarts.min(20) as i32);
+                    let popsize = (base as f64 * most.powf(u * u)).floor() as usize;
+                    (
+                        popsize.max(2),
+                        sigma0 * 10f64.powf(-2.0 * rng.random::<f64>()),
+                    )
+                } else {
+                    books.large_restarts += 1;
+                    (base << books.large_restarts.min(20), sigma0)
+                }
+            }
+            _ => (state.cma.popsize * 2, state.cma.sigma0),
+        };
+        state.cma = Cma::new(mean, sigma, popsize);
+        state.restarts += 1;
     }
 }
 

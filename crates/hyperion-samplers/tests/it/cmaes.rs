@@ -76,6 +76,59 @@ fn a_stalled_search_restarts_with_twice_the_population() {
 }
 
 #[test]
+fn bipop_alternates_large_populations_with_small_runs_of_small_steps() {
+    let space = boxed(&[(-1.0, 1.0); 2]);
+    let config = SamplerConfig::Cmaes(CmaesConfig {
+        restart: hyperion_samplers::CmaesRestart::Bipop,
+        ..CmaesConfig::default()
+    });
+    let sampler = config.build(5).unwrap();
+    let mut driver = Driver::new(&space);
+    // A flat objective stalls every run: each restart picks the regime that told fewer trials.
+    let (mut small_runs, mut large_runs) = (0, 0);
+    let mut restarts = 0;
+    for _ in 0..3000 {
+        let (number, _) = driver.start(&*sampler, &space);
+        driver.finish(number, 1.0);
+        // None until the first generation closes.
+        let Some(state) = driver.view.sampler_state("cmaes") else {
+            continue;
+        };
+        if state["restarts"].as_u64().unwrap() > restarts {
+            restarts = state["restarts"].as_u64().unwrap();
+            let (popsize, sigma) = (
+                state["cma"]["popsize"].as_u64().unwrap(),
+                state["cma"]["sigma"].as_f64().unwrap(),
+            );
+            if state["bipop"]["small"].as_bool().unwrap() {
+                small_runs += 1;
+                let most = 6 << state["bipop"]["large_restarts"].as_u64().unwrap();
+                assert!((2..=most).contains(&popsize), "{state}");
+                assert!(
+                    (1.0 / 600.0 - 1e-12..=1.0 / 6.0 + 1e-12).contains(&sigma),
+                    "{state}"
+                );
+            } else {
+                large_runs += 1;
+                let k = state["bipop"]["large_restarts"].as_u64().unwrap();
+                assert_eq!(popsize, 6 << k, "{state}");
+            }
+        }
+    }
+    assert!(
+        small_runs >= 2 && large_runs >= 2,
+        "{small_runs} small, {large_runs} large"
+    );
+    let state = driver.view.sampler_state("cmaes").unwrap();
+    let (small, large) = (
+        state["bipop"]["small_trials"].as_u64().unwrap(),
+        state["bipop"]["large_trials"].as_u64().unwrap(),
+    );
+    // Neither regime runs far ahead of the other: the one behind goes next.
+    assert!(small * 8 >= large && large * 8 >= small, "{state}");
+}
+
+#[test]
 fn trials_started_in_parallel_still_close_generations() {
     let space = boxed(&[(-5.0, 5.0); 3]);
     let sampler = cmaes().build(9).unwrap();
