@@ -211,24 +211,10 @@ def tpe(hyperion, optuna):
     verdicts = []
     for problem in problems:
         print(f"{problem}: median regret (interquartile range) over {len(runs[(problem, 'tpe')])} seeds")
-        rows = []
-        med = {}
-        for sampler in samplers:
-            rs = runs.get((problem, sampler))
-            if not rs:
-                continue
-            cells = []
-            for b in budgets:
-                xs = [r[f"regret_{b}"] for r in rs if r.get(f"regret_{b}") is not None]
-                if not xs:
-                    cells.append("-")
-                    continue
-                lo, hi = quartiles(xs)
-                m = median(xs)
-                med[(sampler, b)] = m
-                cells.append(f"{sig(m)} ({sig(lo)}-{sig(hi)})")
-            rows.append([sampler] + cells)
-        table(["sampler"] + [f"@{b}" for b in budgets], rows)
+        ran = [s for s in samplers if runs.get((problem, s))]
+        med, cells = medians({s: runs[(problem, s)] for s in ran}, budgets)
+        table(["sampler"] + [f"@{b}" for b in budgets],
+              [[s] + [cells.get((s, b), "-") for b in budgets] for s in ran])
         # The largest budget both sides ran.
         both = [b for b in budgets if ("tpe", b) in med and ("optuna_tpe", b) in med]
         if not both:

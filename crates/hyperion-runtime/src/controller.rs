@@ -195,6 +195,13 @@ impl RunControl {
     }
 }
 
+/// Whether a stop was requested of any of `controls` after the request it counts from.
+fn requested(controls: &[(&RunControl, u64)]) -> bool {
+    controls
+        .iter()
+        .any(|(c, since)| c.requested_since(*since).is_some())
+}
+
 /// The trial an ask gave, if any; a spent budget or an exhausted sampler is noted instead.
 fn took<'s>(
     asked: Result<Option<ActiveTrial<'s>>, Error>,
@@ -392,10 +399,7 @@ impl Study {
                 drop(view);
 
                 // A request made a moment ago may still be on its way as a message.
-                if controls
-                    .iter()
-                    .any(|(c, since)| c.requested_since(*since).is_some())
-                {
+                if requested(controls) {
                     stop.get_or_insert(StopReason::Stopped);
                 }
                 while stop.is_none() && !budget_spent && dispatcher.has_room() {
@@ -581,9 +585,7 @@ impl Study {
                             // A pending trial (a retry, an enqueued one) goes first: the look
                             // claims it.
                             && self.view_as_is().counts().pending == 0
-                            && !controls
-                                .iter()
-                                .any(|(c, since)| c.requested_since(*since).is_some());
+                            && !requested(controls);
                         match outcome {
                             Outcome::Completed(values)
                                 if starts_next

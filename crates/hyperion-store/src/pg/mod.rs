@@ -547,11 +547,7 @@ impl PgStore {
             tx.one(FINISH_AND_CREATE, &refs)
         })?;
         if row.get::<_, Option<i64>>(0).is_none() {
-            let state = self.on_conn(|tx| tx.state_of(study, finish.number))?;
-            rules::check_unfinished(finish.number, state_name(&state))?;
-            return Err(StoreError::TrialNotFound {
-                number: finish.number,
-            });
+            return self.on_conn(|tx| Err(tx.not_finishable(study, finish.number)));
         }
         let finished = with_extras(trial_from_row(&row)?, &row)?;
         let created = if batch.numbers.is_empty() {
@@ -907,6 +903,19 @@ impl<'c> Tx<'c> {
         }
         sql += "COMMIT";
         Ok(self.client.batch_execute(&sql)?)
+    }
+
+    /// Why trial `number`, which a finishing write found no unfinished row of, cannot be
+    /// finished: it is finished already, or missing.
+    fn not_finishable(&mut self, study: StudyId, number: TrialNumber) -> Fail {
+        let state = match self.state_of(study, number) {
+            Ok(state) => state,
+            Err(fail) => return fail,
+        };
+        match rules::check_unfinished(number, state_name(&state)) {
+            Err(e) => e.into(),
+            Ok(()) => StoreError::TrialNotFound { number }.into(),
+        }
     }
 
     fn state_of(&mut self, study: StudyId, number: TrialNumber) -> Result<String> {
@@ -1550,8 +1559,7 @@ impl Store for PgStore {
                 ],
             )?;
             let Some(row) = updated else {
-                rules::check_unfinished(number, state_name(&tx.state_of(study, number)?))?;
-                return Err(StoreError::TrialNotFound { number }.into());
+                return Err(tx.not_finishable(study, number));
             };
             Ok(with_extras(trial_from_row(&row)?, &row)?)
         })
