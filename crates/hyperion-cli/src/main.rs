@@ -25,6 +25,7 @@ Examples:
   hyperion ask --study mnist                  a trial for another program to run
   hyperion report --study mnist --trial 7 --step 3 --value 0.41
   hyperion tell --study mnist --trial 7 --value 0.93
+  hyperion dashboard                          the web dashboard at http://127.0.0.1:8080/
   hyperion completions bash > /etc/bash_completion.d/hyperion";
 
 /// Hyperparameter optimization for training scripts in any language.
@@ -142,6 +143,22 @@ enum Commands {
     Report(ask_tell::ReportArgs),
     /// Record the result of an asked trial.
     Tell(ask_tell::TellArgs),
+    /// Serve the web dashboard and the HTTP API (ask, report, tell, live events, /metrics).
+    #[command(visible_alias = "serve")]
+    Dashboard {
+        /// The address to listen on; any but loopback requires a token.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+        bind: std::net::SocketAddr,
+        /// The token requests must carry (default: a new one when not bound to loopback).
+        #[arg(long, env = "HYPERION_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Another host name the dashboard is reached by (behind a proxy, by DNS name).
+        #[arg(long = "allowed-host", value_name = "HOST")]
+        allowed_hosts: Vec<String>,
+        /// Refuse every write (ask, report, tell, stop).
+        #[arg(long)]
+        read_only: bool,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
 }
@@ -278,6 +295,30 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Commands::Ask(args) => ask_tell::ask(storage.as_deref(), args),
         Commands::Report(args) => ask_tell::report(&open_store(storage.as_deref())?, args),
         Commands::Tell(args) => ask_tell::tell(&open_store(storage.as_deref())?, args),
+        Commands::Dashboard {
+            bind,
+            token,
+            allowed_hosts,
+            read_only,
+        } => {
+            let url = store_url(storage.as_deref())?;
+            let store = open_store(Some(&url))?;
+            let options = hyperion_server::Options {
+                bind,
+                token,
+                allowed_hosts,
+                read_only,
+            };
+            let listening = hyperion_server::bind(store, options)?;
+            println!(
+                "dashboard of {} at {}",
+                hyperion_store::redact(&url),
+                listening.url
+            );
+            std::io::stdout().flush()?;
+            listening.serve()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -44,7 +44,7 @@ pub fn status(store: &Arc<dyn Store>, study: Option<&str>, json: bool) -> Result
             let c = store.counts(record.id)?;
             let best: Vec<_> = best_of(store, record)?
                 .iter()
-                .map(|t| self::record(&record.spec, t))
+                .map(|t| t.record(&record.spec))
                 .collect();
             all.push(serde_json::json!({
                 "study": record.spec.name,
@@ -276,16 +276,13 @@ pub fn export(
     let text = match format {
         ExportFormat::Csv => csv(&record.spec, &trials),
         ExportFormat::Json => {
-            let records: Vec<_> = trials
-                .iter()
-                .map(|t| self::record(&record.spec, t))
-                .collect();
+            let records: Vec<_> = trials.iter().map(|t| t.record(&record.spec)).collect();
             serde_json::to_string_pretty(&records)? + "\n"
         }
         ExportFormat::Jsonl => {
             let mut text = String::new();
             for t in &trials {
-                text.push_str(&serde_json::to_string(&self::record(&record.spec, t))?);
+                text.push_str(&serde_json::to_string(&t.record(&record.spec))?);
                 text.push('\n');
             }
             text
@@ -298,47 +295,6 @@ pub fn export(
         None => out(&text)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A trial as a flat record, for pandas and other tools: the state a plain string, the error,
-/// pruning reason and step as fields, RFC 3339 times, the duration in seconds.
-pub fn record(spec: &StudySpec, t: &Trial) -> serde_json::Value {
-    let (error, reason, step) = match &t.state {
-        TrialState::Failed { error } => (Some(error.as_str()), None, None),
-        TrialState::Pruned { step, reason } => (None, Some(reason.as_str()), *step),
-        _ => (None, None, None),
-    };
-    let values = t.values.clone().unwrap_or_default();
-    let mut record = serde_json::json!({
-        "number": t.number,
-        "state": t.state.name(),
-        "value": (spec.objectives.len() == 1).then(|| values.first().copied()).flatten(),
-        "values": t.values,
-        "params": &*t.params,
-        "error": error,
-        "reason": reason,
-        "step": step,
-        "intermediate": t.intermediate,
-        "user_attrs": t.user_attrs,
-        "metrics": t.metrics,
-        "parent": t.parent,
-        "depth": t.depth,
-        "retry_of": t.retry_of,
-        "datetime_created": t.created_at.rfc3339(),
-        "datetime_start": t.started_at.map(|at| at.rfc3339()),
-        "datetime_complete": t.finished_at.map(|at| at.rfc3339()),
-        "duration_s": t.duration().map(|d| d.as_secs_f64()),
-    });
-    for (o, v) in spec.objectives.iter().zip(&values) {
-        record[&o.metric] = serde_json::json!(v);
-    }
-    // Every other metric as a column of its own too, unless it would hide a field.
-    for (k, v) in &t.metrics {
-        if record.get(k).is_none() {
-            record[k] = serde_json::json!(v);
-        }
-    }
-    record
 }
 
 /// One row per trial, with the columns of Optuna's `trials_dataframe` (`number`, `value` or
@@ -545,7 +501,7 @@ pub fn trial(
         Some(lines[lines.len().saturating_sub(20)..].join("\n"))
     });
     if json {
-        let mut value = self::record(&record.spec, &t);
+        let mut value = t.record(&record.spec);
         value["host"] = serde_json::json!(host);
         value["directory"] = serde_json::json!(dir.as_deref().or(recorded));
         value["stderr_tail"] = serde_json::json!(stderr_tail);

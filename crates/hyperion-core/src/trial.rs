@@ -170,6 +170,48 @@ pub struct Trial {
 }
 
 impl Trial {
+    /// A trial as a flat record, for pandas and other tools: the state a plain string, the error,
+    /// pruning reason and step as fields, RFC 3339 times, the duration in seconds.
+    pub fn record(&self, spec: &crate::StudySpec) -> serde_json::Value {
+        let t = self;
+        let (error, reason, step) = match &t.state {
+            TrialState::Failed { error } => (Some(error.as_str()), None, None),
+            TrialState::Pruned { step, reason } => (None, Some(reason.as_str()), *step),
+            _ => (None, None, None),
+        };
+        let values = t.values.clone().unwrap_or_default();
+        let mut record = serde_json::json!({
+            "number": t.number,
+            "state": t.state.name(),
+            "value": (spec.objectives.len() == 1).then(|| values.first().copied()).flatten(),
+            "values": t.values,
+            "params": &*t.params,
+            "error": error,
+            "reason": reason,
+            "step": step,
+            "intermediate": t.intermediate,
+            "user_attrs": t.user_attrs,
+            "metrics": t.metrics,
+            "parent": t.parent,
+            "depth": t.depth,
+            "retry_of": t.retry_of,
+            "datetime_created": t.created_at.rfc3339(),
+            "datetime_start": t.started_at.map(|at| at.rfc3339()),
+            "datetime_complete": t.finished_at.map(|at| at.rfc3339()),
+            "duration_s": t.duration().map(|d| d.as_secs_f64()),
+        });
+        for (o, v) in spec.objectives.iter().zip(&values) {
+            record[&o.metric] = serde_json::json!(v);
+        }
+        // Every other metric as a column of its own too, unless it would hide a field.
+        for (k, v) in &t.metrics {
+            if record.get(k).is_none() {
+                record[k] = serde_json::json!(v);
+            }
+        }
+        record
+    }
+
     /// Running time: from start to finish, or to now while running.
     pub fn duration(&self) -> Option<Duration> {
         let start = self.started_at?;

@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             sampler_state_comes_with_its_trial_in_one_transaction,
             every_metric_a_trial_reported_is_kept,
             counts_and_pages_agree_with_the_whole_listing,
+            last_activity_is_the_time_of_the_last_change,
             any_text_is_stored_as_it_was_given
         );
     };
@@ -177,6 +178,21 @@ pub fn deleted_studies_are_gone(store: &dyn Store) {
     // The name can be used again, for a fresh study.
     let again = store.create_study(&spec("a")).unwrap();
     assert!(store.trials(again.id).unwrap().is_empty());
+}
+
+pub fn last_activity_is_the_time_of_the_last_change(store: &dyn Store) {
+    let study = store.create_study(&spec("a")).unwrap().id;
+    let other = store.create_study(&spec("b")).unwrap().id;
+    let before = store.last_activity(study).unwrap();
+    complete(store, study, 1.0);
+    let last = store.changes_since(study, 0).unwrap().last().unwrap().at;
+    assert_eq!(store.last_activity(study).unwrap(), Some(last));
+    assert!(before.is_none_or(|at| at <= last));
+    // Another study's writes are not this one's activity.
+    complete(store, other, 2.0);
+    assert_eq!(store.last_activity(study).unwrap(), Some(last));
+    store.delete_study("a").unwrap();
+    assert!(store.last_activity(study).is_err());
 }
 
 pub fn trial_numbers_are_dense_and_per_study(store: &dyn Store) {

@@ -427,6 +427,11 @@ pub trait Store: Send + Sync + Debug {
     /// The study's logged changes with a sequence number above `cursor`, in order.
     fn changes_since(&self, study: StudyId, cursor: u64) -> Result<Vec<LoggedChange>, StoreError>;
 
+    /// When the study's last change was logged (its last activity); `None` for an empty log.
+    fn last_activity(&self, study: StudyId) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.changes_since(study, 0)?.last().map(|c| c.at))
+    }
+
     fn trial(&self, study: StudyId, number: TrialNumber) -> Result<Trial, StoreError>;
 
     /// All trials of the study, by number.

@@ -398,6 +398,10 @@ impl Store for MemoryStore {
         })
     }
 
+    fn last_activity(&self, study: StudyId) -> Result<Option<Timestamp>, StoreError> {
+        self.with(study, |data, _| Ok(data.log.last().map(|c| c.at)))
+    }
+
     fn trial(&self, study: StudyId, number: TrialNumber) -> Result<Trial, StoreError> {
         self.with(study, |data, _| data.trial(number).cloned())
     }

@@ -1565,6 +1565,17 @@ impl Store for PgStore {
         })
     }
 
+    fn last_activity(&self, study: StudyId) -> Result<Option<Timestamp>, StoreError> {
+        self.spec(study)?;
+        self.on_conn(|tx| {
+            let row = tx.opt(
+                "SELECT at FROM changes WHERE study_id = $1 ORDER BY seq DESC LIMIT 1",
+                &[&(study.0 as i64)],
+            )?;
+            Ok(row.map(|r| Timestamp(r.get::<_, i64>(0) as u64)))
+        })
+    }
+
     fn changes_since(&self, study: StudyId, cursor: u64) -> Result<Vec<LoggedChange>, StoreError> {
         self.spec(study)?;
         // One statement, one snapshot: no transaction needed (the hot path of every sync).

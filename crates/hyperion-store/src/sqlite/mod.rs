@@ -684,6 +684,20 @@ impl Store for SqliteStore {
         })
     }
 
+    fn last_activity(&self, study: StudyId) -> Result<Option<Timestamp>, StoreError> {
+        self.read(study, |conn, _| {
+            conn.prepare_cached(
+                "SELECT at FROM changes WHERE study_id = ?1 ORDER BY seq DESC LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![study.0 as i64], |r| r.get::<_, i64>(0))
+                    .optional()
+            })
+            .map(|at| at.map(|at| Timestamp(at as u64)))
+            .map_err(sql)
+        })
+    }
+
     fn trial(&self, study: StudyId, number: TrialNumber) -> Result<Trial, StoreError> {
         self.read(study, |conn, _| load_trial(conn, study, number))
     }
