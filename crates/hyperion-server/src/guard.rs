@@ -31,7 +31,7 @@ pub struct Access {
 
 impl Access {
     pub fn new(options: &crate::Options, addr: SocketAddr) -> Self {
-        let public = !crate::is_loopback(addr.ip());
+        let public = !addr.ip().is_loopback();
         let token = options
             .token
             .clone()

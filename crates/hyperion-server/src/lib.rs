@@ -24,7 +24,7 @@ mod metrics;
 mod plots;
 mod tracked;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyperion_store::Store;
@@ -159,9 +159,4 @@ impl Listening {
             }
         })
     }
-}
-
-/// Whether an address only this machine can reach.
-fn is_loopback(ip: IpAddr) -> bool {
-    ip.is_loopback()
 }
