@@ -2,6 +2,7 @@
 //! line per measurement; `bench/report.py` sets them beside the peer's. `hyperion-bench fuzz
 //! [SECONDS]` is `bench/fuzz`, which has no peer.
 
+mod dashboard;
 mod fuzz;
 mod mlp;
 mod postgres;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Some("tpe") => tpe::run(quick),
         Some("pruning") => pruning::run(quick),
         Some("samplers") => samplers::run(quick),
+        Some("dashboard") => dashboard::run(quick),
         // `tpe-cost [SIZE]`: one size alone, for a profiler.
         Some("tpe-cost") => match args.get(1).and_then(|n| n.parse().ok()) {
             Some(size) => tpe::cost(&[size]),
@@ -44,7 +46,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: hyperion-bench SUITE [--quick] | hyperion-bench fuzz [SECONDS] [FINDINGS_FILE]\n\
-                 suites: overhead, store, launch, tpe, pruning, postgres, samplers"
+                 suites: overhead, store, launch, tpe, pruning, postgres, samplers, dashboard"
             );
             return ExitCode::from(2);
         }

@@ -16,7 +16,7 @@ use hyperion_core::{Change, Decision, LoggedChange, StudyId, StudyView, Timestam
 use hyperion_store::{Store, StoreError, StudyRecord, Watch};
 
 /// How often the tail thread looks for changes when the store cannot notify.
-const TAIL_EVERY: Duration = Duration::from_millis(200);
+const TAIL_EVERY: Duration = Duration::from_millis(50);
 
 /// Changes kept in memory per study for event streams.
 const RECENT: usize = 10_000;
