@@ -64,47 +64,32 @@ impl Metrics {
                 );
             }
         }
-        family(
-            &mut text,
-            "hyperion_trials_running",
-            "gauge",
-            "Running trials by study.",
-        );
-        for (study, c, _) in studies {
-            let _ = writeln!(
-                text,
-                "hyperion_trials_running{{study=\"{}\"}} {}",
-                label(study),
-                c.running
-            );
-        }
-        family(
-            &mut text,
-            "hyperion_trials_started_total",
-            "counter",
-            "Trials that started, by study (rate() gives trials started per second).",
-        );
-        for (study, c, _) in studies {
-            let started = c.total() - c.pending;
-            let _ = writeln!(
-                text,
-                "hyperion_trials_started_total{{study=\"{}\"}} {started}",
-                label(study)
-            );
-        }
-        family(
-            &mut text,
-            "hyperion_trials_finished_total",
-            "counter",
-            "Trials that finished (completed, pruned or failed), by study.",
-        );
-        for (study, c, _) in studies {
-            let _ = writeln!(
-                text,
-                "hyperion_trials_finished_total{{study=\"{}\"}} {}",
-                label(study),
-                c.finished()
-            );
+        // One number per study.
+        let per_study: [Family; 3] = [
+            (
+                "hyperion_trials_running",
+                "gauge",
+                "Running trials by study.",
+                |c| c.running,
+            ),
+            (
+                "hyperion_trials_started_total",
+                "counter",
+                "Trials that started, by study (rate() gives trials started per second).",
+                |c| c.total() - c.pending,
+            ),
+            (
+                "hyperion_trials_finished_total",
+                "counter",
+                "Trials that finished (completed, pruned or failed), by study.",
+                Counts::finished,
+            ),
+        ];
+        for (name, kind, help, of) in per_study {
+            family(&mut text, name, kind, help);
+            for (study, c, _) in studies {
+                let _ = writeln!(text, "{name}{{study=\"{}\"}} {}", label(study), of(c));
+            }
         }
         family(
             &mut text,
@@ -145,6 +130,9 @@ impl Metrics {
         text
     }
 }
+
+/// A metric family with one number per study: name, type, help, the number.
+type Family = (&'static str, &'static str, &'static str, fn(&Counts) -> u64);
 
 fn family(text: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
