@@ -536,6 +536,13 @@ fn sampler(
                 unreachable!()
             };
             let points = grid.points.unwrap_or(default_points);
+            // A study file declares every parameter: other grid values are a typo.
+            if let Some(name) = grid.values.keys().find(|k| space.get(k).is_none()) {
+                return Err(cx.at(
+                    "grid",
+                    format!("values of \"{name}\": it is not one of the parameters"),
+                ));
+            }
             hyperion_samplers::GridSampler::new(points, grid.values.clone())
                 .and_then(|g| g.size(space))
                 .map_err(|e| cx.at("grid", e.to_string()))?;

@@ -601,6 +601,18 @@ impl Study {
         self.request(true, "Study::kill")
     }
 
+    /// The position of the study's log as this process last read it: a loop of its own passes
+    /// it to [`Study::stop_requested_since`].
+    pub fn cursor(&self) -> u64 {
+        self.view_as_is().cursor()
+    }
+
+    /// The stop request recorded after log position `since`, as of the last read of the store
+    /// (every ask, report and tell makes one): no read of its own.
+    pub fn stop_requested_since(&self, since: u64) -> Option<StopRequest> {
+        self.view_as_is().stop_requested_since(since)
+    }
+
     /// Records a stop request by `by`; this process's runs obey it at once.
     pub fn request(&self, kill: bool, by: &str) -> Result<(), Error> {
         self.control.request(match kill {
@@ -701,9 +713,17 @@ impl Study {
     }
 
     /// Adds a trial with fixed params, run by the next [`Study::ask`] (before any sampled one).
-    /// The params must be a point of the declared space.
+    /// The declared parameters must be a point of the declared space; the others are
+    /// define-by-run values, which the trial's `suggest` returns (and checks against the
+    /// distribution it is asked with).
     pub fn enqueue(&self, params: Params) -> Result<Trial, Error> {
-        self.record.spec.space.check_point(&params)?;
+        let space = &self.record.spec.space;
+        let declared: Params = params
+            .iter()
+            .filter(|(name, _)| space.get(name).is_some())
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        space.check_point(&declared)?;
         let mut params = Some(params);
         let created =
             self.store
@@ -809,6 +829,21 @@ impl Study {
         Ok(())
     }
 
+    /// [`ActiveTrial::suggest`] for a caller that keeps the running `trial` itself (a binding
+    /// that cannot hold the borrowing handle): the value, added to `trial`'s params.
+    pub fn suggest_for(
+        &self,
+        trial: &mut Trial,
+        name: &str,
+        distribution: Distribution,
+    ) -> Result<ParamValue, Error> {
+        let value = self.suggest_value(trial, name, distribution)?;
+        if !trial.params.contains_key(name) {
+            Arc::make_mut(&mut trial.params).insert(name.to_owned(), value.clone());
+        }
+        Ok(value)
+    }
+
     fn suggest_value(
         &self,
         trial: &Trial,
@@ -848,6 +883,14 @@ impl Study {
             return Err(conflict(existing).into());
         }
         if let Some(value) = trial.params.get(name) {
+            // Suggested before in this trial, or fixed by `enqueue`, which could not check it.
+            if !distribution.contains(value) {
+                return Err(CoreError::InvalidParam {
+                    param: name.to_owned(),
+                    reason: format!("the enqueued {value} is not in {distribution}"),
+                }
+                .into());
+            }
             return Ok(value.clone());
         }
         let ctx = SampleContext {
@@ -903,6 +946,10 @@ impl<'s> ActiveTrial<'s> {
     pub fn trial(&self) -> &Trial {
         &self.trial
     }
+    /// The trial, for a caller that goes on with [`Study::suggest_for`] and [`Study::report`].
+    pub fn into_trial(self) -> Trial {
+        self.trial
+    }
 
     /// The value of parameter `name` on `distribution`: the declared one if `name` is in the
     /// study's space (the distribution must then be the declared one), the value already
@@ -913,13 +960,8 @@ impl<'s> ActiveTrial<'s> {
         name: &str,
         distribution: impl Into<Distribution>,
     ) -> Result<ParamValue, Error> {
-        let value = self
-            .study
-            .suggest_value(&self.trial, name, distribution.into())?;
-        if !self.trial.params.contains_key(name) {
-            Arc::make_mut(&mut self.trial.params).insert(name.to_owned(), value.clone());
-        }
-        Ok(value)
+        self.study
+            .suggest_for(&mut self.trial, name, distribution.into())
     }
 
     /// A float, uniform in `[low, high]`. See [`ActiveTrial::suggest`] for steps.

@@ -75,13 +75,18 @@ impl GridSampler {
     }
 
     fn build(&self, space: &SearchSpace) -> Result<Grid, SamplerError> {
-        if let Some(name) = self.values.keys().find(|k| space.get(k).is_none()) {
-            return Err(SamplerError::InvalidGrid {
-                param: name.clone(),
-                reason: "not in the search space".into(),
-            });
+        // Values for parameters the space does not declare are define-by-run axes (Optuna's
+        // `GridSampler(search_space)`): each point carries them, and `suggest` returns them.
+        let undeclared: Vec<(String, Vec<ParamValue>)> = self
+            .values
+            .iter()
+            .filter(|(name, _)| space.get(name).is_none())
+            .map(|(name, values)| (name.clone(), values.clone()))
+            .collect();
+        for (name, values) in &undeclared {
+            check_distinct(name, values)?;
         }
-        let mut axes = Vec::with_capacity(space.len());
+        let mut axes = Vec::with_capacity(space.len() + undeclared.len());
         for &i in space.sampling_indices() {
             let p = &space.params()[i];
             let values = match self.values.get(&p.name) {
@@ -93,7 +98,15 @@ impl GridSampler {
             };
             axes.push((p.name.clone(), values));
         }
-        if space.params().iter().all(|p| p.condition.is_none()) {
+        let conditional = space.params().iter().any(|p| p.condition.is_some());
+        if let (true, Some((name, _))) = (conditional, undeclared.first()) {
+            return Err(SamplerError::InvalidGrid {
+                param: name.clone(),
+                reason: "not in the search space, which has conditions: declare it".into(),
+            });
+        }
+        axes.extend(undeclared);
+        if !conditional {
             let size = axes
                 .iter()
                 .try_fold(1u64, |acc, (_, v)| acc.checked_mul(v.len() as u64));
@@ -173,18 +186,28 @@ fn check_values(
         param: name.to_owned(),
         reason,
     };
+    if let Some(v) = values.iter().find(|v| !distribution.contains(v)) {
+        return Err(invalid(format!("{v} is not in {distribution}")));
+    }
+    check_distinct(name, values)
+}
+
+fn check_distinct(name: &str, values: &[ParamValue]) -> Result<(), SamplerError> {
+    let invalid = |reason: String| SamplerError::InvalidGrid {
+        param: name.to_owned(),
+        reason,
+    };
     if values.is_empty() {
         return Err(invalid("no values".into()));
     }
-    for (i, v) in values.iter().enumerate() {
-        if !distribution.contains(v) {
-            return Err(invalid(format!("{v} is not in {distribution}")));
-        }
-        if values[..i].contains(v) {
-            return Err(invalid(format!("{v} appears twice")));
-        }
+    match values
+        .iter()
+        .enumerate()
+        .find(|(i, v)| values[..*i].contains(v))
+    {
+        Some((_, v)) => Err(invalid(format!("{v} appears twice"))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The default grid values of one distribution.
@@ -270,6 +293,29 @@ mod tests {
     fn points(sampler: &GridSampler, space: &SearchSpace) -> Vec<Params> {
         let grid = sampler.grid(space).unwrap();
         (0..).map_while(|i| grid.point(i)).collect()
+    }
+
+    /// Optuna's `GridSampler({"x": [...], "y": [...]})` over a define-by-run objective: the
+    /// values of undeclared parameters are axes, and every combination comes once.
+    #[test]
+    fn values_of_undeclared_parameters_are_axes_of_their_own() {
+        let values = BTreeMap::from([
+            ("x".to_owned(), vec![ParamValue::Int(1), ParamValue::Int(2)]),
+            ("y".to_owned(), vec!["a".into(), "b".into(), "c".into()]),
+        ]);
+        let sampler = GridSampler::new(5, values).unwrap();
+        let all = points(&sampler, &SearchSpace::default());
+        assert_eq!(all.len(), 6);
+        for (i, p) in all.iter().enumerate() {
+            assert_eq!(p.len(), 2, "{p:?}");
+            assert!(!all[..i].contains(p), "{p:?} twice");
+        }
+        let twice = BTreeMap::from([("x".to_owned(), vec![ParamValue::Int(1); 2])]);
+        let err = GridSampler::new(5, twice)
+            .unwrap()
+            .size(&SearchSpace::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("appears twice"), "{err}");
     }
 
     /// Each axis is listed: `points: 18446744073709551615` was a "capacity overflow" panic,

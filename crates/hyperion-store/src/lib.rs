@@ -84,8 +84,9 @@ pub const BACKENDS: &[Backend] = &[
     },
 ];
 
-/// Opens the store a storage URL names: `sqlite:PATH` or `sqlite:///abs/path` (or a bare
-/// path) for SQLite, `memory` for a new in-memory store; the scheme picks the [`Backend`].
+/// Opens the store a storage URL names: `sqlite:PATH`, `sqlite:///relative/path` or
+/// `sqlite:////abs/path` (as SQLAlchemy and Optuna read them), or a bare path, for SQLite;
+/// `memory` for a new in-memory store; the scheme picks the [`Backend`].
 pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     let scheme = match url.split_once(':') {
         _ if url == "memory" || url == ":memory:" => "memory",
@@ -114,7 +115,9 @@ pub fn sqlite_path(url: &str) -> Result<Option<PathBuf>, StoreError> {
         return Ok(None);
     }
     let path = match url.split_once(':') {
-        Some(("sqlite", rest)) => rest.strip_prefix("//").unwrap_or(rest),
+        // As SQLAlchemy and Optuna read it: `sqlite:///x.db` is `x.db` in the working
+        // directory, `sqlite:////abs/x.db` is `/abs/x.db`.
+        Some(("sqlite", rest)) => rest.strip_prefix("///").unwrap_or(rest),
         Some((scheme, rest)) if rest.starts_with("//") => {
             return Err(unsupported(format!(
                 "unknown storage scheme \"{scheme}\" (this build has {}; a file path is an \

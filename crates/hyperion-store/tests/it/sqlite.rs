@@ -170,9 +170,14 @@ fn running_as_root() -> bool {
 fn storage_urls_name_the_backend() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.db");
-    let store = hyperion_store::open(&format!("sqlite://{}", path.display())).unwrap();
+    let store = hyperion_store::open(&format!("sqlite:///{}", path.display())).unwrap();
     store.create_study(&spec()).unwrap();
-    assert!(path.exists(), "sqlite:///abs/path opens that file");
+    assert!(path.exists(), "sqlite:////abs/path opens that file");
+    assert_eq!(
+        hyperion_store::sqlite_path("sqlite:///runs/x.db").unwrap(),
+        Some(std::path::PathBuf::from("runs/x.db")),
+        "three slashes and a relative path, as Optuna's URLs have it"
+    );
     let again = hyperion_store::open(path.to_str().unwrap()).unwrap();
     assert_eq!(
         again.studies().unwrap().len(),
