@@ -148,25 +148,32 @@ def test_callbacks_and_stop():
 
 
 def test_n_jobs_runs_objectives_that_release_the_gil_at_once():
+    lock = threading.Lock()
+    active = [0]
+    most = [0]
+
     def objective(trial):
         x = trial.suggest_float("x", 0, 1)
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
         time.sleep(0.2)  # sleeping releases the GIL, as numpy and PyTorch do
+        with lock:
+            active[0] -= 1
         return x
 
     study = hyperion.create_study()
-    started = time.monotonic()
     study.optimize(objective, n_trials=8, n_jobs=4)
-    elapsed = time.monotonic() - started
     assert len(study.trials) == 8
     assert len({t.number for t in study.trials}) == 8
-    # Serially it takes 1.6 s; four at a time about 0.4 s.
-    assert elapsed < 1.2, elapsed
+    assert all(t.state == hyperion.TrialState.COMPLETE for t in study.trials)
+    assert most[0] >= 2, "objectives ran one at a time"
 
 
 def test_timeout_ends_optimize():
     study = hyperion.create_study()
     study.optimize(lambda t: time.sleep(0.05) or t.suggest_float("x", 0, 1), timeout=0.3)
-    assert 2 <= len(study.trials) <= 10
+    assert 1 <= len(study.trials) <= 10  # 0.05 s each: at most 7 start within 0.3 s
 
 
 def test_user_attrs_and_dataframe():
