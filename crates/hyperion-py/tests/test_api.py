@@ -262,3 +262,19 @@ def test_should_stop_follows_hyperion_report_outside_a_run(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+def test_an_enqueued_value_outside_its_distribution_is_refused_by_name():
+    study = hyperion.create_study()
+    study.enqueue_trial({"lr": 5.0})
+    trial = study.ask()
+    with pytest.raises(ValueError, match='"lr"'):
+        trial.suggest_float("lr", 0.0, 1.0)
+
+
+def test_reopening_with_another_seed_is_refused_and_keeps_the_study(tmp_path):
+    url = f"sqlite:///{tmp_path}/seed.db"
+    hyperion.create_study(study_name="s", storage=url, sampler=hyperion.samplers.TPESampler(seed=1)).optimize(quadratic, n_trials=3)
+    with pytest.raises(ValueError, match="seed"):
+        hyperion.load_study(study_name="s", storage=url, sampler=hyperion.samplers.TPESampler(seed=2))
+    assert len(hyperion.load_study(study_name="s", storage=url).trials) == 3
