@@ -66,7 +66,7 @@ pub(crate) fn params_from_py(params: &Bound<'_, PyDict>) -> PyResult<Params> {
 }
 
 /// What an objective returned, or what `tell` was given: one number, or one per objective.
-/// `Ok(None)` for something that is no number (the trial then fails, as Optuna does).
+/// `Ok(Err(why))` for something that is no number (the trial then fails, as Optuna does).
 pub(crate) fn values_from_py(value: &Bound<'_, PyAny>) -> PyResult<Result<Vec<f64>, String>> {
     if let Ok(x) = value.extract::<f64>() {
         return Ok(Ok(vec![x]));

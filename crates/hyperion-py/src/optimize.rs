@@ -234,10 +234,17 @@ impl Run {
         if let Some(e) = raise {
             return Err(e);
         }
+        if self.callbacks.is_empty() {
+            return self.collect_garbage(py);
+        }
         let frozen = self.study.get().frozen_py(py, told)?;
         for callback in &self.callbacks {
             callback.call1(py, (&self.study, &frozen))?;
         }
+        self.collect_garbage(py)
+    }
+
+    fn collect_garbage(&self, py: Python<'_>) -> PyResult<()> {
         if self.gc_after_trial {
             py.import(intern!(py, "gc"))?
                 .call_method0(intern!(py, "collect"))?;

@@ -31,6 +31,14 @@ impl PyStudy {
     pub(crate) fn frozen(&self, trial: hyperion_core::Trial) -> PyFrozenTrial {
         PyFrozenTrial::new(trial, self.objectives())
     }
+    /// The Python object for a trial told in `optimize`, for its callbacks.
+    pub(crate) fn frozen_py(
+        &self,
+        py: Python<'_>,
+        trial: hyperion_core::Trial,
+    ) -> PyResult<Py<PyAny>> {
+        self.frozen(trial).into_py_any(py)
+    }
     fn single_objective(&self, what: &str) -> PyResult<()> {
         match self.objectives() {
             1 => Ok(()),
@@ -276,12 +284,8 @@ impl PyStudy {
     /// Asks every run of the study — `optimize` here and in other processes, `hyperion run` and
     /// workers — to start no more trials; running ones finish. Recorded in the store.
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| {
-            self.engine.request(false, "study.stop() in Python")?;
-            // Fold the request into the view, where `optimize` looks before each trial.
-            self.engine.view().map(drop)
-        })
-        .map_err(to_py)
+        py.detach(|| self.engine.request(false, "study.stop() in Python"))
+            .map_err(to_py)
     }
 
     fn __repr__(&self) -> String {
@@ -500,15 +504,4 @@ pub(crate) fn get_all_study_names(py: Python<'_>, storage: &str) -> PyResult<Py<
     let studies = py.detach(|| store.studies()).map_err(store_err)?;
     let names: Vec<String> = studies.into_iter().map(|s| s.spec.name).collect();
     Ok(PyList::new(py, names)?.unbind())
-}
-
-impl PyStudy {
-    /// The Python object for a trial told in `optimize`, for its callbacks.
-    pub(crate) fn frozen_py(
-        &self,
-        py: Python<'_>,
-        trial: hyperion_core::Trial,
-    ) -> PyResult<Py<PyAny>> {
-        self.frozen(trial).into_py_any(py)
-    }
 }

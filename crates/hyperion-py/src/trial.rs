@@ -221,11 +221,10 @@ impl PyTrial {
     ) -> PyResult<()> {
         let value = json_from_py(value, key)?;
         let (engine, number) = (&self.engine, self.trial.number);
-        let stored = value.clone();
         py.detach(|| {
             engine
                 .store()
-                .set_user_attr(engine.record_id(), number, key, &stored)
+                .set_user_attr(engine.record_id(), number, key, &value)
         })
         .map_err(crate::store_err)?;
         self.trial.user_attrs.insert(key.to_owned(), value);

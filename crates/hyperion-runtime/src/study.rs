@@ -623,7 +623,9 @@ impl Study {
             kill,
             by: by.to_owned(),
         };
-        Ok(self.store.log(self.record.id, &change)?)
+        self.store.log(self.record.id, &change)?;
+        // Into the view too, for loops that look there (`stop_requested_since`).
+        self.catch_up()
     }
 
     /// Records how trial `number` ended and returns it as stored.
