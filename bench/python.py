@@ -1,7 +1,7 @@
 """bench/run python: the same Python objective (a sum of squares over 10 floats) through the
 `hyperion` package and through Optuna 5.0, in one process, in the same run: ask/tell and
 `optimize`, random and TPE, in memory and on SQLite. Prints a table of trials per second and
-their ratio, then one JSON line of headline figures.
+their ratio, the best value each side found, then one JSON line of headline figures.
 
 Each cell runs its study once per side, alternating sides, on a fresh study (a tmpfs file for
 SQLite where /dev/shm exists, as BASELINES.md measured Optuna's SQLite)."""
@@ -50,7 +50,7 @@ def measure(lib, method, kind, api, trials, directory, seed):
             study.tell(trial, objective(trial))
     elapsed = time.perf_counter() - started
     assert len(study.trials) == trials
-    return trials / elapsed
+    return trials / elapsed, study.best_value
 
 
 def main():
@@ -62,10 +62,12 @@ def main():
                 for api in ("ask_tell", "optimize"):
                     # Optuna's TPE on SQLite is the slow corner: a fifth of the trials there.
                     trials = TRIALS // 5 if (method, kind) == ("tpe", "sqlite") else TRIALS
-                    h = measure(hyperion, method, kind, api, trials, directory, 1)
-                    o = measure(optuna, method, kind, api, trials, directory, 1)
-                    cells.append({"method": method, "storage": kind, "api": api, "trials": trials, "hyperion": h, "optuna": o, "ratio": h / o})
-                    print(f"{method:6} {kind:6} {api:8} {trials:5} trials  hyperion {h:9.1f}/s  optuna {o:7.1f}/s  ratio {h / o:7.1f}", flush=True)
+                    h, h_best = measure(hyperion, method, kind, api, trials, directory, 1)
+                    o, o_best = measure(optuna, method, kind, api, trials, directory, 1)
+                    cells.append({"method": method, "storage": kind, "api": api, "trials": trials, "hyperion": h, "optuna": o, "ratio": h / o,
+                                  "hyperion_best": h_best, "optuna_best": o_best})
+                    print(f"{method:6} {kind:6} {api:8} {trials:5} trials  hyperion {h:9.1f}/s  optuna {o:7.1f}/s  ratio {h / o:7.1f}"
+                          f"  best {h_best:7.3f} vs {o_best:7.3f}", flush=True)
 
     def ratio(method, kind, api="optimize"):
         return next(c["ratio"] for c in cells if (c["method"], c["storage"], c["api"]) == (method, kind, api))

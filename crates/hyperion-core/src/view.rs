@@ -1,6 +1,6 @@
 //! The study as a fold of its changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::{
@@ -77,6 +77,8 @@ pub struct StudyView {
     last_kill: u64,
     /// Why each trial a scheduler stopped was stopped (its first stopping decision).
     stopped: std::collections::HashMap<TrialNumber, String>,
+    /// The define-by-run parameters every completed trial has (`None` before the first).
+    common: Option<BTreeSet<String>>,
 }
 
 /// What the runs of a study were asked to do by a [`Change::StopRequested`].
@@ -109,6 +111,7 @@ impl StudyView {
             last_stop: 0,
             last_kill: 0,
             stopped: Default::default(),
+            common: None,
         }
     }
 
@@ -171,6 +174,15 @@ impl StudyView {
     /// Define-by-run parameters and their distributions.
     pub fn registered(&self) -> &BTreeMap<String, Distribution> {
         &self.registered
+    }
+    /// The define-by-run parameters that every completed trial has, with their distributions:
+    /// what a sampler can draw jointly when a define-by-run trial starts (Optuna's intersection
+    /// search space). Kept as trials complete, O(parameters) each.
+    pub fn common_params(&self) -> impl Iterator<Item = (&str, &Distribution)> + '_ {
+        self.common.iter().flatten().filter_map(|name| {
+            let distribution = self.registered.get(name)?;
+            Some((name.as_str(), distribution))
+        })
     }
     /// What samplers persisted with [`Change::SamplerStateSet`].
     pub fn sampler_state(&self, key: &str) -> Option<&serde_json::Value> {
@@ -367,6 +379,19 @@ impl StudyView {
                             values: values.clone(),
                         });
                         self.completed.push(*number);
+                        let params = &self.trials[number.index()].params;
+                        match &mut self.common {
+                            Some(common) => common.retain(|name| params.contains_key(name)),
+                            None => {
+                                let registered = &self.registered;
+                                self.common = Some(
+                                    (params.keys())
+                                        .filter(|name| registered.contains_key(*name))
+                                        .cloned()
+                                        .collect(),
+                                );
+                            }
+                        }
                         if self.update_best(*number, &values) {
                             events.push(Event::BestUpdated {
                                 number: *number,

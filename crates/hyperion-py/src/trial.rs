@@ -8,7 +8,7 @@ use hyperion_core::{
     CategoricalDistribution, Distribution, FloatDistribution, IntDistribution, Trial,
     TrialState as State,
 };
-use hyperion_runtime::{Study, Verdict};
+use hyperion_runtime::{JointDraw, Study, Verdict};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -86,6 +86,7 @@ pub struct PyTrial {
     study: Py<PyStudy>,
     engine: Arc<Study>,
     pub(crate) trial: Trial,
+    joint: JointDraw,
     /// The scheduler's reason for stopping it, once it has.
     pub(crate) stopped: Option<String>,
     /// Raised by `optimize` when it ends early (Ctrl-C, an error on another thread).
@@ -98,6 +99,7 @@ impl PyTrial {
             study,
             engine,
             trial,
+            joint: JointDraw::default(),
             stopped: None,
             halted: Arc::default(),
         }
@@ -113,9 +115,9 @@ impl PyTrial {
         name: &str,
         distribution: Distribution,
     ) -> PyResult<Py<PyAny>> {
-        let (engine, trial) = (&self.engine, &mut self.trial);
+        let (engine, trial, joint) = (&self.engine, &mut self.trial, &mut self.joint);
         let value = py
-            .detach(|| engine.suggest_for(trial, name, distribution))
+            .detach(|| engine.suggest_for(trial, joint, name, distribution))
             .map_err(to_py)?;
         param_to_py(py, &value)
     }

@@ -278,3 +278,19 @@ def test_reopening_with_another_seed_is_refused_and_keeps_the_study(tmp_path):
     with pytest.raises(ValueError, match="seed"):
         hyperion.load_study(study_name="s", storage=url, sampler=hyperion.samplers.TPESampler(seed=2))
     assert len(hyperion.load_study(study_name="s", storage=url).trials) == 3
+
+
+def test_tpe_and_cmaes_model_a_define_by_run_objective():
+    # Python objectives are define-by-run: the samplers draw the parameters every completed
+    # trial has together, at the trial's first suggestion, rather than one at a time.
+    def sphere(trial):
+        return sum(trial.suggest_float(f"x{i}", -5.0, 5.0) ** 2 for i in range(5))
+
+    def best(sampler):
+        study = hyperion.create_study(sampler=sampler)
+        study.optimize(sphere, n_trials=200)
+        return study.best_value
+
+    random = best(hyperion.samplers.RandomSampler(seed=3))
+    for sampler in (hyperion.samplers.TPESampler(seed=3), hyperion.samplers.CmaEsSampler(seed=3)):
+        assert best(sampler) < random / 50, type(sampler).__name__

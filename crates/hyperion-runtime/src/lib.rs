@@ -33,4 +33,4 @@ pub use optimize::{Budget, IntoValues, OptimizeConfig, Recovery, Summary, TrialE
 pub use protocol::{DEFAULT_PREFIX, MetricRegex, ProcessConfig, human, substitute};
 pub use settings::{SettingsChange, StudySettings};
 pub use slurm::{SlurmConfig, SlurmDispatcher, WorkerArray};
-pub use study::{ActiveTrial, Outcome, Study, StudyBuilder, Successor, Verdict};
+pub use study::{ActiveTrial, JointDraw, Outcome, Study, StudyBuilder, Successor, Verdict};

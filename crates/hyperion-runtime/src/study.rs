@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use hyperion_core::{
     CategoricalDistribution, Change, Distribution, Error as CoreError, Event, EventKind,
-    FloatDistribution, IntDistribution, LoggedChange, Objective, ParamValue, Params, Proposal,
-    SearchSpace, StopRequest, StudySpec, StudyView, Trial, TrialNumber, TrialState,
+    FloatDistribution, IntDistribution, LoggedChange, Objective, Param, ParamValue, Params,
+    Proposal, SearchSpace, StopRequest, StudySpec, StudyView, Trial, TrialNumber, TrialState,
 };
 use hyperion_samplers::{SampleContext, Sampler, SamplerConfig, SamplerError};
 use hyperion_store::{Created, Finish, MemoryStore, NewTrial, Store, StudyRecord};
@@ -508,13 +508,22 @@ impl Study {
         }
     }
 
-    /// The sampler's proposal for trial `number`; a panic in it is an error.
+    /// The sampler's proposal for trial `number` over the declared space.
     fn suggest(&self, view: &StudyView, number: TrialNumber) -> Result<Proposal, SamplerError> {
+        self.propose(&self.record.spec.space, view, number)
+    }
+
+    /// The sampler's proposal for trial `number` over `space`; a panic in it is an error.
+    fn propose(
+        &self,
+        space: &SearchSpace,
+        view: &StudyView,
+        number: TrialNumber,
+    ) -> Result<Proposal, SamplerError> {
         let ctx = SampleContext {
             view,
             trial_number: number.0,
         };
-        let space = &self.record.spec.space;
         match catch_unwind(AssertUnwindSafe(|| self.sampler.propose(space, &ctx))) {
             Ok(Ok(Some(proposal))) => Ok(proposal),
             Ok(Ok(None)) => Err(SamplerError::Exhausted),
@@ -836,10 +845,11 @@ impl Study {
     pub fn suggest_for(
         &self,
         trial: &mut Trial,
+        joint: &mut JointDraw,
         name: &str,
         distribution: Distribution,
     ) -> Result<ParamValue, Error> {
-        let value = self.suggest_value(trial, name, distribution)?;
+        let value = self.suggest_value(trial, joint, name, distribution)?;
         if !trial.params.contains_key(name) {
             Arc::make_mut(&mut trial.params).insert(name.to_owned(), value.clone());
         }
@@ -849,6 +859,7 @@ impl Study {
     fn suggest_value(
         &self,
         trial: &Trial,
+        joint: &mut JointDraw,
         name: &str,
         distribution: Distribution,
     ) -> Result<ParamValue, Error> {
@@ -878,7 +889,9 @@ impl Study {
                 .into()
             });
         }
-        let view = self.sync()?;
+        // No store read: the view is as fresh as the trial's ask, which is what the sampler
+        // needs, and the store checks the distribution again as it writes.
+        let mut view = self.view_as_is();
         if let Some(existing) = view.distribution(name)
             && *existing != distribution
         {
@@ -895,22 +908,79 @@ impl Study {
             }
             return Ok(value.clone());
         }
-        let ctx = SampleContext {
-            view: &view,
-            trial_number: trial.number.0,
+        if joint.0.is_none() && self.sampler.samples_jointly() {
+            joint.0 = Some(self.draw_jointly(&mut view, trial.number)?);
+        }
+        let drawn = (joint.0.as_ref())
+            .and_then(|params| params.get(name))
+            .filter(|_| view.distribution(name) == Some(&distribution));
+        let value = match drawn {
+            Some(value) => value.clone(),
+            None => {
+                let ctx = SampleContext {
+                    view: &view,
+                    trial_number: trial.number.0,
+                };
+                self.sampler.suggest_param(name, &distribution, &ctx)?
+            }
         };
-        let value = self.sampler.suggest_param(name, &distribution, &ctx)?;
+        let unseen = view.distribution(name).is_none();
         self.store
             .set_param(self.record.id, trial.number, name, &value, &distribution)?;
+        if unseen {
+            // A parameter's first suggestion registers its distribution: the view learns it
+            // now, so that a conflicting suggestion is refused even within this trial.
+            self.refresh(&mut view)?;
+        }
         Ok(value)
     }
+
+    /// The sampler's joint draw, for trial `number`, of the define-by-run parameters that every
+    /// completed trial has; empty when there are none yet. The sampler state it brings (a
+    /// CMA-ES generation closed) is written, and the view learns it.
+    fn draw_jointly(
+        &self,
+        view: &mut Arc<StudyView>,
+        number: TrialNumber,
+    ) -> Result<Params, Error> {
+        let common = view.common_params().map(|(name, distribution)| Param {
+            name: name.to_owned(),
+            distribution: distribution.clone(),
+            condition: None,
+        });
+        let space = SearchSpace::new(common.collect())?;
+        if space.is_empty() {
+            return Ok(Params::new());
+        }
+        let proposal = match self.propose(&space, view, number) {
+            Ok(proposal) => proposal,
+            Err(SamplerError::Exhausted) => return Ok(Params::new()),
+            Err(e) => return Err(e.into()),
+        };
+        for (key, value) in &proposal.state {
+            self.store.set_sampler_state(self.record.id, key, value)?;
+        }
+        if !proposal.state.is_empty() {
+            self.refresh(view)?;
+        }
+        Ok(proposal.params)
+    }
 }
+
+/// What the sampler drew together for a define-by-run trial at its first suggestion: values
+/// for the define-by-run parameters that every completed trial has
+/// ([`StudyView::common_params`]). The trial's later suggestions of those parameters take their
+/// values from here (a value reaches the trial and the store only when it is suggested), so a
+/// joint model is fitted once per trial, and the parameters are modelled together.
+#[derive(Clone, Debug, Default)]
+pub struct JointDraw(Option<Params>);
 
 /// A running trial: its params, define-by-run suggestions, intermediate reports.
 #[derive(Debug)]
 pub struct ActiveTrial<'s> {
     study: &'s Study,
     trial: Trial,
+    joint: JointDraw,
     /// Why the scheduler stopped this trial, once it has.
     stopped: Option<String>,
     /// Set by the run when it stops this trial from outside (a kill request).
@@ -922,6 +992,7 @@ impl<'s> ActiveTrial<'s> {
         ActiveTrial {
             study,
             trial,
+            joint: JointDraw::default(),
             stopped: None,
             halted: Arc::default(),
         }
@@ -962,8 +1033,7 @@ impl<'s> ActiveTrial<'s> {
         name: &str,
         distribution: impl Into<Distribution>,
     ) -> Result<ParamValue, Error> {
-        self.study
-            .suggest_for(&mut self.trial, name, distribution.into())
+        (self.study).suggest_for(&mut self.trial, &mut self.joint, name, distribution.into())
     }
 
     /// A float, uniform in `[low, high]`. See [`ActiveTrial::suggest`] for steps.

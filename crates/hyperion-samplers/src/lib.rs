@@ -92,6 +92,15 @@ pub trait Sampler: Send + Sync + Debug {
         false
     }
 
+    /// Whether [`Sampler::suggest`] over the define-by-run parameters that every completed trial
+    /// has ([`StudyView::common_params`]) beats one [`Sampler::suggest_param`] per parameter: a
+    /// joint model, such as multivariate TPE. A define-by-run trial then draws them together at
+    /// its first suggestion, as Optuna's relative sampling does, and fits the model once, not
+    /// once per parameter.
+    fn samples_jointly(&self) -> bool {
+        false
+    }
+
     /// A value for one define-by-run parameter, not in the declared space. `distribution` is
     /// valid.
     fn suggest_param(

@@ -217,3 +217,60 @@ fn a_failure_that_runs_again_is_not_one_of_the_studys_failures() {
     });
     assert_eq!((log.view.counts().failed, log.view.failures()), (2, 1));
 }
+
+#[test]
+fn common_params_are_the_define_by_run_ones_every_completed_trial_has() {
+    let mut log = Log::new(vec![Objective::minimize("loss")]);
+    let float = Distribution::from(crate::FloatDistribution::new(0.0, 1.0));
+    for name in ["x", "a", "b"] {
+        log.push(Change::ParamRegistered {
+            name: name.into(),
+            distribution: float.clone(),
+        });
+    }
+    let common = |view: &StudyView| {
+        view.common_params()
+            .map(|(n, _)| n.to_owned())
+            .collect::<Vec<_>>()
+    };
+    // Trial `number` suggests `names`, then ends as `state`.
+    let mut trial = |number: u64, names: &[&str], state: TrialState| {
+        log.push(Change::TrialCreated {
+            id: TrialId(number + 100),
+            number: TrialNumber(number),
+            state: TrialState::Running,
+            params: Default::default(),
+            parent: None,
+            depth: 0,
+            retry_of: None,
+        });
+        for name in names {
+            log.push(Change::ParamSet {
+                number: TrialNumber(number),
+                name: (*name).into(),
+                value: crate::ParamValue::Float(0.5),
+            });
+        }
+        let values = (state == TrialState::Completed).then(|| vec![1.0]);
+        log.push(Change::TrialFinished {
+            number: TrialNumber(number),
+            state,
+            values,
+        });
+        common(&log.view)
+    };
+    let failed = || TrialState::Failed {
+        error: "boom".into(),
+    };
+    assert!(
+        trial(0, &["x"], failed()).is_empty(),
+        "no completed trial yet"
+    );
+    assert_eq!(trial(1, &["x", "a"], TrialState::Completed), ["a", "x"]);
+    assert_eq!(
+        trial(2, &["b"], failed()),
+        ["a", "x"],
+        "a failed trial does not count"
+    );
+    assert_eq!(trial(3, &["x", "b"], TrialState::Completed), ["x"]);
+}

@@ -9,6 +9,10 @@
 //! samples from it. Each trial's draw comes from the (seed, trial number) stream, so the same
 //! seed gives the same trials.
 //!
+//! In a define-by-run study (no declared space) it moves the numeric parameters that every
+//! completed trial has: the runtime asks for those together at a trial's first suggestion
+//! ([`Sampler::samples_jointly`]); any other parameter is sampled uniformly.
+//!
 //! What this first version leaves out, and does instead: categorical and conditional
 //! parameters are sampled uniformly (CatCMA is not built); ints are rounded (no margin); a
 //! trial still running when its generation closes does not count.
@@ -128,6 +132,11 @@ impl CmaesSampler {
     /// generation, or restarts).
     fn state(&self, space: &SearchSpace, view: &StudyView, number: u64) -> (State, bool) {
         let dims = numeric_dims(space);
+        if dims.is_empty() {
+            // Nothing to move (the empty declared space of a define-by-run study, proposed for
+            // as each trial is created): the stored state is the joint space's, left alone.
+            return (self.fresh(dims, 0), false);
+        }
         let stored = view
             .sampler_state(STATE_KEY)
             .and_then(|v| serde_json::from_value::<State>(v.clone()).ok())
@@ -270,6 +279,10 @@ impl Sampler for CmaesSampler {
             proposal.state.push((STATE_KEY.to_owned(), value));
         }
         Ok(Some(proposal))
+    }
+
+    fn samples_jointly(&self) -> bool {
+        true
     }
 
     fn suggest_param(

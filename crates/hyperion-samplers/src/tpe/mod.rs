@@ -353,6 +353,10 @@ impl Sampler for TpeSampler {
         Ok(Some(params))
     }
 
+    fn samples_jointly(&self) -> bool {
+        self.config.multivariate
+    }
+
     fn suggest_param(
         &self,
         name: &str,
