@@ -63,7 +63,8 @@ pub struct StudyView {
     counts: Counts,
     /// Trials that take the place of another in the trial budget: retries, and PBT children
     /// (trials with a parent), which continue a population member.
-    retries: u64,
+    /// Their numbers, in order.
+    takers: Vec<TrialNumber>,
     best: Option<TrialNumber>,
     pareto: Vec<TrialNumber>,
     total: Option<u64>,
@@ -102,7 +103,7 @@ impl StudyView {
             running: Default::default(),
             cursor: 0,
             counts: Counts::default(),
-            retries: 0,
+            takers: Vec::new(),
             best: None,
             pareto: Vec::new(),
             total: None,
@@ -131,7 +132,15 @@ impl StudyView {
     /// Trials that count against a trial budget: all but retries, which take the place of the
     /// trial they retry.
     pub fn budget_used(&self) -> u64 {
-        self.trials.len() as u64 - self.retries
+        self.trials.len() as u64 - self.takers.len() as u64
+    }
+    /// Trial `number`'s place in the sequence of trials that take a new place in the trial
+    /// budget (all but retries and PBT children): the cursor of a sampler that walks a sequence
+    /// (grid, Sobol, random streams), so that a retry skips no point and an interrupted study
+    /// ends with the points an uninterrupted one has. Exact for a trial in the view, and for the
+    /// next one (`number` = the view's trial count).
+    pub fn place(&self, number: TrialNumber) -> u64 {
+        number.0 - self.takers.partition_point(|&n| n < number) as u64
     }
     /// All trials, indexed by number.
     pub fn trials(&self) -> &[Trial] {
@@ -269,7 +278,9 @@ impl StudyView {
                     launch: None,
                 });
                 *self.counts.slot(state) += 1;
-                self.retries += u64::from(retry_of.is_some() || parent.is_some());
+                if retry_of.is_some() || parent.is_some() {
+                    self.takers.push(*number);
+                }
                 if let Some(of) = retry_of
                     && self
                         .trial(*of)
@@ -415,7 +426,7 @@ impl StudyView {
                 }
                 events.push(Event::StudyProgress {
                     // A retry or a PBT child carries on a finished trial's place in the budget.
-                    finished: self.counts.finished().saturating_sub(self.retries),
+                    finished: (self.counts.finished()).saturating_sub(self.takers.len() as u64),
                     total: self.total,
                     completed: self.counts.completed,
                     pruned: self.counts.pruned,

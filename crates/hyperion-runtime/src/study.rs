@@ -388,12 +388,18 @@ impl Study {
             lease: Some(lease),
             ..NewTrial::running()
         };
-        self.create_next(&mut view, |propose, _| {
-            let created = self
-                .store
-                .create_trial(self.record.id, &new, max_trials, propose)?;
-            Ok((created, None))
-        })
+        loop {
+            let attempt = self.create_next(&mut view, |propose, _| {
+                let created = self
+                    .store
+                    .create_trial(self.record.id, &new, max_trials, propose)?;
+                Ok((created, None))
+            })?;
+            match attempt {
+                Attempt::Done(trial) => return Ok(trial),
+                Attempt::Stale => self.refresh(&mut view)?,
+            }
+        }
     }
 
     /// Tells trial `number` that it completed with `values` and asks for the next trial as
@@ -420,16 +426,26 @@ impl Study {
             values: Some(values),
         };
         let id = self.record.id;
-        self.create_next(&mut view, |propose, cursor| {
+        let attempt = self.create_next(&mut view, |propose, cursor| {
             let succession =
                 (self.store).finish_and_create(id, finish, &new, max_trials, cursor, propose)?;
             Ok((succession.created, Some(succession.changes)))
-        })
+        })?;
+        match attempt {
+            Attempt::Done(trial) => Ok(trial),
+            // The tell is written (and the view has caught up): ask again, on its own.
+            Attempt::Stale => {
+                drop(view);
+                self.ask_within(max_trials, lease)
+            }
+        }
     }
 
     /// A new trial with the sampler's proposal from `view`, by `create` (which hands the
     /// proposals to the store, and may bring the changes after the view's cursor); then the
-    /// view catches up with the store.
+    /// view catches up with the store. [`Attempt::Stale`] when the sampler walks a sequence
+    /// and the view lacks trials created meanwhile: the trial's place would be a guess, so
+    /// nothing is proposed.
     fn create_next(
         &self,
         view: &mut Arc<StudyView>,
@@ -438,15 +454,23 @@ impl Study {
             u64,
         )
             -> Result<(Created, Option<Vec<LoggedChange>>), hyperion_store::StoreError>,
-    ) -> Result<Option<ActiveTrial<'_>>, Error> {
+    ) -> Result<Attempt<'_>, Error> {
         let mut failure: Option<SamplerError> = None;
+        let mut stale = false;
+        let sequence = self.sampler.walks_a_sequence();
         let cursor = view.cursor();
         let (created, changes) = create(
-            &mut |number| match self.suggest(view, number) {
-                Ok(proposal) => Some(proposal),
-                Err(e) => {
-                    failure = Some(e);
-                    None
+            &mut |number| {
+                if sequence && number.0 != view.trials().len() as u64 {
+                    stale = true;
+                    return None;
+                }
+                match self.suggest(view, number) {
+                    Ok(proposal) => Some(proposal),
+                    Err(e) => {
+                        failure = Some(e);
+                        None
+                    }
                 }
             },
             cursor,
@@ -457,8 +481,9 @@ impl Study {
             None => {}
         }
         match created {
-            Created::Trial(trial) => Ok(Some(ActiveTrial::new(self, trial))),
-            Created::LimitReached => Ok(None),
+            Created::Trial(trial) => Ok(Attempt::Done(Some(ActiveTrial::new(self, trial)))),
+            Created::LimitReached => Ok(Attempt::Done(None)),
+            Created::Declined if stale => Ok(Attempt::Stale),
             Created::Declined => Err(failure.map_or(Error::Exhausted, Error::from)),
         }
     }
@@ -965,6 +990,15 @@ impl Study {
         }
         Ok(proposal.params)
     }
+}
+
+/// How one attempt to create the next trial ended.
+#[allow(clippy::large_enum_variant)] // Returned once per ask, straight to the caller.
+enum Attempt<'s> {
+    /// The trial, or `None` at the trial budget.
+    Done(Option<ActiveTrial<'s>>),
+    /// Declined: the view lacked trials that the sampler's sequence needs; refresh and retry.
+    Stale,
 }
 
 /// What the sampler drew together for a define-by-run trial at its first suggestion: values

@@ -13,9 +13,12 @@ const POINTS_LIMIT: usize = 1_000_000;
 /// Tries every combination of the grid's values, in declared order with the last parameter
 /// varying fastest; conditional parameters only where they are active.
 ///
-/// Trial `n` takes grid point `n`: trial numbers are unique in a study, so no point is ever taken
-/// twice (also by concurrent workers or after a restart) and the grid is exhausted when the trial
-/// number reaches its size. A retried trial keeps its params, so a crash does not lose a point.
+/// The trial with place `n` ([`SampleContext::place`]: its number, less the retries before it)
+/// takes grid point `n`: places are unique among proposed trials (the runtime proposes only from
+/// a view that holds every earlier trial, [`Sampler::walks_a_sequence`]), so no point is ever
+/// taken twice (also by concurrent workers or after a restart), and the grid is exhausted when
+/// the place reaches its size. A retried trial keeps its params and takes no place, so a crash
+/// loses no point and skips none.
 ///
 /// Axes: categorical and constant parameters use their values; ints use every value when there
 /// are at most `points` of them, else `points` values spread over the (log) range; floats use
@@ -269,7 +272,15 @@ impl Sampler for GridSampler {
         space: &SearchSpace,
         ctx: &SampleContext<'_>,
     ) -> Result<Option<Params>, SamplerError> {
-        Ok(self.grid(space)?.point(ctx.trial_number))
+        Ok(self.grid(space)?.point(ctx.place()))
+    }
+
+    fn ignores_results(&self) -> bool {
+        true
+    }
+
+    fn walks_a_sequence(&self) -> bool {
+        true
     }
 
     fn suggest_param(

@@ -54,6 +54,16 @@ pub struct SampleContext<'a> {
     pub trial_number: u64,
 }
 
+impl SampleContext<'_> {
+    /// The trial's place among those that take a new place in the budget
+    /// ([`StudyView::place`]): what a sampler whose proposals ignore results walks, so that
+    /// retries skip none of its points.
+    pub fn place(&self) -> u64 {
+        self.view
+            .place(hyperion_core::TrialNumber(self.trial_number))
+    }
+}
+
 /// Proposes parameters. Implementations must be deterministic in (their seed, the space, the
 /// context): the same inputs give the same values on any machine.
 pub trait Sampler: Send + Sync + Debug {
@@ -85,10 +95,17 @@ pub trait Sampler: Send + Sync + Debug {
         false
     }
 
-    /// Whether a proposal depends on the trial's number and the space alone, never on the
+    /// Whether a proposal depends on the trial's number or place and the space alone, never on the
     /// study's trials (random and quasi-random points): then a worker may ask for its next
     /// trial in the same write that tells the last one's result, which could not change it.
     fn ignores_results(&self) -> bool {
+        false
+    }
+
+    /// Whether proposals walk a sequence by the trial's place ([`SampleContext::place`]: grid,
+    /// Sobol). The runtime then proposes only from a view that holds every earlier trial, so
+    /// that two trials never get one place.
+    fn walks_a_sequence(&self) -> bool {
         false
     }
 

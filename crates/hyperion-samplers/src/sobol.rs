@@ -9,7 +9,9 @@ const POINTS_PER_SEQUENCE: u64 = 1 << 16;
 const DIMENSIONS: usize = 256;
 
 /// Owen-scrambled Sobol quasi-random sampling: points cover the space more evenly than random
-/// ones. Trial `n` takes point `n` of the sequence, so a reopened study continues the sequence.
+/// ones. The trial with place `n` ([`SampleContext::place`]: its number, less the retries before
+/// it) takes point `n` of the sequence, so a reopened study continues the sequence and a retry
+/// skips no point.
 ///
 /// Declared parameter `i` (in declared order) is dimension `i`; an inactive one leaves its
 /// dimension unused. Define-by-run parameters get a dimension from their name's hash and a
@@ -37,6 +39,10 @@ impl Sampler for SobolSampler {
         true
     }
 
+    fn walks_a_sequence(&self) -> bool {
+        true
+    }
+
     fn suggest(
         &self,
         space: &SearchSpace,
@@ -52,7 +58,7 @@ impl Sampler for SobolSampler {
         for &dimension in space.sampling_indices() {
             let p = &space.params()[dimension];
             if SearchSpace::is_active(p, &params) {
-                let u = self.unit(ctx.trial_number, dimension, 0);
+                let u = self.unit(ctx.place(), dimension, 0);
                 params.insert(p.name.clone(), from_unit(&p.distribution, u));
             }
         }
@@ -66,7 +72,7 @@ impl Sampler for SobolSampler {
         ctx: &SampleContext<'_>,
     ) -> Result<ParamValue, SamplerError> {
         let salt = name_salt(name);
-        let u = self.unit(ctx.trial_number, (salt % DIMENSIONS as u64) as usize, salt);
+        let u = self.unit(ctx.place(), (salt % DIMENSIONS as u64) as usize, salt);
         Ok(from_unit(distribution, u))
     }
 }

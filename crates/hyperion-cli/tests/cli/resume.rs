@@ -1,7 +1,7 @@
 //! Resuming, stopping, and driving a study from another program.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{Sandbox, state};
 
@@ -28,7 +28,10 @@ fn completed_params(s: &Sandbox) -> BTreeSet<String> {
 
 #[test]
 fn a_sigkilled_run_rerun_ends_with_the_same_completed_set_as_an_uninterrupted_one() {
-    let script = "sleep 0.15\necho 'HYPERION_METRIC {\"loss\": 1}'\n";
+    // Trials 2 and on hang while `hang` exists: the run is killed with trials 0 and 1
+    // completed and 2 and 3 running, the case where the rerun's retries come first.
+    let script = "if [ -e hang ] && [ \"$HYPERION_TRIAL_NUMBER\" -ge 2 ]; then sleep 30; fi\n\
+                  sleep 0.15\necho 'HYPERION_METRIC {\"loss\": 1}'\n";
     let whole = Sandbox::new();
     whole.write("trial.sh", script);
     whole.run(SLOW, &[]);
@@ -38,28 +41,38 @@ fn a_sigkilled_run_rerun_ends_with_the_same_completed_set_as_an_uninterrupted_on
     let killed = Sandbox::new();
     killed.write("trial.sh", script);
     killed.write("study.yaml", SLOW);
+    killed.write("hang", "");
     let mut child = killed
         .command(&["run", "study.yaml", "-q"])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // Until the run has created the store and the study, `trials` fails.
+        let listed = killed.hyperion(&["trials", "r", "--format", "json"]);
+        let trials: Vec<serde_json::Value> =
+            serde_json::from_slice(&listed.stdout).unwrap_or_default();
+        let count = |s: &str| trials.iter().filter(|t| state(t) == s).count();
+        if (count("completed"), count("running")) == (2, 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "trials 2 and 3 never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let before = completed_params(&killed);
-    assert!(
-        !before.is_empty() && before.len() < 16,
-        "the kill landed mid-study ({} done)",
-        before.len()
-    );
+    std::fs::remove_file(killed.path().join("hang")).unwrap();
+    assert_eq!(completed_params(&killed).len(), 2);
 
     killed.run(SLOW, &["-q"]);
     assert_eq!(completed_params(&killed), expected);
-    let trials = killed.trials("r");
-    let running = trials
-        .iter()
+    assert_eq!(running(&killed), 0, "every trial settled");
+}
+
+fn running(s: &Sandbox) -> usize {
+    (s.trials("r").iter())
         .filter(|t| matches!(state(t), "running" | "pending"))
-        .count();
-    assert_eq!(running, 0, "every trial settled");
+        .count()
 }
 
 #[test]

@@ -4,7 +4,7 @@ use hyperion_core::{
     CategoricalDistribution, Condition, FloatDistribution, IntDistribution, ParamValue, Params,
     SearchSpace, StudyView, Trial, TrialState,
 };
-use hyperion_runtime::{Error, Outcome, Study};
+use hyperion_runtime::{Budget, Error, Outcome, Study};
 use hyperion_samplers::SamplerConfig;
 use hyperion_schedulers::{Action, Scheduler, Verdict};
 use hyperion_store::{MemoryStore, Store};
@@ -416,4 +416,145 @@ fn define_by_run_cmaes_moves_the_shared_parameters() {
         params(&trials),
         params(&define_by_run(cmaes(), false, 7, 150).0)
     );
+}
+
+/// The completed trials' params of a study of `sampler` over `space` with a budget of `max`
+/// trials, in which the trials numbered in `fail` (of the first `started` asked at once) fail
+/// and are retried.
+fn completed_with_retries(
+    sampler: SamplerConfig,
+    space: &SearchSpace,
+    max: u64,
+    started: u64,
+    fail: &[u64],
+) -> Vec<String> {
+    let study = Study::builder("seq")
+        .minimize("loss")
+        .space(space.clone())
+        .sampler(sampler)
+        .seed(5)
+        .budget(Budget::trials(max))
+        .open()
+        .unwrap();
+    let first: Vec<_> = (0..started)
+        .map(|_| study.ask().unwrap().number())
+        .collect();
+    for number in first {
+        let outcome = match fail.contains(&number.0) {
+            true => Outcome::Failed {
+                error: "killed".into(),
+            },
+            false => Outcome::Completed(vec![1.0]),
+        };
+        study.tell(number, outcome).unwrap();
+        if fail.contains(&number.0) {
+            study.retry(number).unwrap();
+        }
+    }
+    loop {
+        match study.ask() {
+            Ok(trial) => {
+                let number = trial.number();
+                drop(trial);
+                study.tell(number, Outcome::Completed(vec![1.0])).unwrap();
+            }
+            Err(Error::BudgetSpent { .. } | Error::Exhausted) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let mut done: Vec<String> = (study.trials().unwrap().iter())
+        .filter(|t| t.state == TrialState::Completed)
+        .map(|t| serde_json::to_string(&t.params).unwrap())
+        .collect();
+    done.sort();
+    done
+}
+
+#[test]
+fn a_retried_trial_skips_no_point_of_a_sobol_sequence_or_a_grid() {
+    let space = box_space(2);
+    let sobol = |fail: &[u64]| completed_with_retries(SamplerConfig::Sobol, &space, 12, 4, fail);
+    let whole = sobol(&[]);
+    assert_eq!(whole.len(), 12);
+    assert_eq!(
+        sobol(&[2, 3]),
+        whole,
+        "the retries carry points 2 and 3; 4.. follow"
+    );
+
+    let grid_space = SearchSpace::builder()
+        .param("a", IntDistribution::new(1, 3))
+        .param("b", CategoricalDistribution::new(["x", "y"]))
+        .build()
+        .unwrap();
+    let grid =
+        |fail: &[u64]| completed_with_retries(SamplerConfig::grid(), &grid_space, 100, 3, fail);
+    let every = grid(&[]);
+    assert_eq!(every.len(), 6);
+    assert_eq!(
+        grid(&[0, 2]),
+        every,
+        "every point completes once, none is skipped"
+    );
+}
+
+#[test]
+fn concurrent_workers_with_their_own_views_take_every_grid_point_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(hyperion_store::SqliteStore::open(dir.path().join("g.db")).unwrap());
+    let space = SearchSpace::builder()
+        .param("a", IntDistribution::new(0, 4))
+        .param("b", IntDistribution::new(0, 3))
+        .build()
+        .unwrap();
+    Study::builder("g")
+        .space(space)
+        .sampler(SamplerConfig::grid())
+        .store(store.clone())
+        .open()
+        .unwrap();
+    std::thread::scope(|scope| {
+        for worker in 0..4 {
+            let store = store.clone();
+            scope.spawn(move || {
+                // A handle of its own, as another process has: its view lags the others'.
+                let study = Study::open(store, "g").unwrap();
+                let mut asked = 0;
+                loop {
+                    let trial = match study.ask() {
+                        Ok(trial) => trial,
+                        Err(Error::Exhausted) => break,
+                        Err(e) => panic!("worker {worker}: {e}"),
+                    };
+                    let number = trial.number();
+                    drop(trial);
+                    asked += 1;
+                    // The trial's work, so that the workers interleave.
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    if worker == 0 && asked % 2 == 0 {
+                        let error = "crashed".into();
+                        study.tell(number, Outcome::Failed { error }).unwrap();
+                        study.retry(number).unwrap();
+                    } else {
+                        study.tell(number, Outcome::Completed(vec![0.0])).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let trials = Study::open(store, "g").unwrap().trials().unwrap();
+    let mut completed: Vec<String> = (trials.iter())
+        .filter(|t| t.state == TrialState::Completed)
+        .map(|t| serde_json::to_string(&t.params).unwrap())
+        .collect();
+    completed.sort();
+    let count = completed.len();
+    completed.dedup();
+    assert_eq!(
+        (count, completed.len()),
+        (20, 20),
+        "each of the 20 points once"
+    );
+    assert!(trials.len() > 20, "worker 0's failures were retried");
 }
