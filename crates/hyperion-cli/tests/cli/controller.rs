@@ -302,19 +302,50 @@ fn sigterm_and_sighup_to_run_leave_no_trial_process() {
 }
 
 #[test]
-fn the_run_after_a_sigkill_kills_the_dead_runs_trials_then_retries_them() {
+fn a_sigkilled_run_takes_its_trials_with_it_and_the_next_run_retries_them() {
+    let s = Sandbox::new();
+    s.write("trial.sh", SLEEPER);
+    s.write("study.yaml", SLEEPERS);
+    let mut run = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
+    let trials = pids(s.path(), 4);
+    assert_eq!(trials.len(), 4);
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert_eq!(
+        survivors(&trials),
+        Vec::<i32>::new(),
+        "the watchdog killed the trials and their children"
+    );
+    std::fs::remove_dir_all(s.path().join("pids")).unwrap();
+    let output = s.hyperion(&["run", "study.yaml", "-q", "env.NAP=0s"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let trials = s.trials("z");
+    let completed = trials.iter().filter(|t| state(t) == "completed").count();
+    assert_eq!((trials.len(), completed), (4, 2), "{trials:?}");
+}
+
+#[test]
+fn the_run_after_a_sigkill_of_run_and_watchdog_kills_the_dead_runs_trials_then_retries_them() {
     let s = Sandbox::new();
     s.write("trial.sh", SLEEPER);
     s.write("study.yaml", SLEEPERS);
     let mut run = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
     let orphans = pids(s.path(), 4);
     assert_eq!(orphans.len(), 4);
+    let watchdog = watchdog_of(run.id() as i32).expect("the run has a watchdog");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &watchdog.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     run.kill().unwrap();
     run.wait().unwrap();
     std::thread::sleep(Duration::from_millis(200));
     assert!(
         orphans.iter().all(|&p| alive(p)),
-        "SIGKILL leaves the trials running"
+        "without its watchdog, a SIGKILL leaves the trials running"
     );
     std::fs::remove_dir_all(s.path().join("pids")).unwrap();
     let output = s.hyperion(&["run", "study.yaml", "-q", "env.NAP=0s"]);
@@ -327,6 +358,24 @@ fn the_run_after_a_sigkill_kills_the_dead_runs_trials_then_retries_them() {
     let trials = s.trials("z");
     let completed = trials.iter().filter(|t| state(t) == "completed").count();
     assert_eq!((trials.len(), completed), (4, 2), "{trials:?}");
+}
+
+/// The watchdog process that `run` started (a child of it running `hyperion-watchdog`).
+fn watchdog_of(run: i32) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid: i32 = stat
+            .rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let named = String::from_utf8_lossy(&cmdline).contains("hyperion-watchdog");
+        (ppid == run && named).then_some(pid)
+    })
 }
 
 #[test]

@@ -30,7 +30,8 @@ fn completed_params(s: &Sandbox) -> BTreeSet<String> {
 fn a_sigkilled_run_rerun_ends_with_the_same_completed_set_as_an_uninterrupted_one() {
     // Trials 2 and on hang while `hang` exists: the run is killed with trials 0 and 1
     // completed and 2 and 3 running, the case where the rerun's retries come first.
-    let script = "if [ -e hang ] && [ \"$HYPERION_TRIAL_NUMBER\" -ge 2 ]; then sleep 30; fi\n\
+    let script = "n=$HYPERION_TRIAL_NUMBER\n\
+                  if [ -e hang ] && [ $n -ge 2 ]; then sleep 30 & echo $! > sleeper-$n; wait; fi\n\
                   sleep 0.15\necho 'HYPERION_METRIC {\"loss\": 1}'\n";
     let whole = Sandbox::new();
     whole.write("trial.sh", script);
@@ -53,7 +54,8 @@ fn a_sigkilled_run_rerun_ends_with_the_same_completed_set_as_an_uninterrupted_on
         let trials: Vec<serde_json::Value> =
             serde_json::from_slice(&listed.stdout).unwrap_or_default();
         let count = |s: &str| trials.iter().filter(|t| state(t) == s).count();
-        if (count("completed"), count("running")) == (2, 2) {
+        let sleeping = [2, 3].map(|n| killed.path().join(format!("sleeper-{n}")).exists());
+        if (count("completed"), count("running")) == (2, 2) && sleeping == [true; 2] {
             break;
         }
         assert!(Instant::now() < deadline, "trials 2 and 3 never started");
@@ -61,6 +63,19 @@ fn a_sigkilled_run_rerun_ends_with_the_same_completed_set_as_an_uninterrupted_on
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    // No trial outlives the run, not even a child of a trial's script.
+    for n in [2, 3] {
+        let pid = std::fs::read_to_string(killed.path().join(format!("sleeper-{n}"))).unwrap();
+        let proc = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proc.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "trial {n}'s sleep outlived the killed run"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     std::fs::remove_file(killed.path().join("hang")).unwrap();
     assert_eq!(completed_params(&killed).len(), 2);
 

@@ -5,9 +5,11 @@
 //! `stdout.log` and `stderr.log`, sends their lines and metric lines, follows their metrics
 //! files, reaps them, kills what is left of their groups, and sends each exit after its last
 //! line. Each group is owned by a [`ProcessGroup`], which kills it when dropped, so no error
-//! path, panic or early return leaves a trial running.
+//! path, panic or early return leaves a trial running; and a [`watchdog`] process kills the
+//! groups if the run's process dies without dropping them (SIGKILL, a crash).
 
 mod watch;
+mod watchdog;
 
 use std::collections::{HashMap, VecDeque};
 use std::os::unix::process::CommandExt;
@@ -24,6 +26,7 @@ use crate::machine::Machine;
 use crate::protocol::{self, MetricsTail, ProcessConfig};
 use crate::{ActiveTrial, Error};
 use watch::{Watch, Watcher};
+use watchdog::Watchdog;
 
 /// Runs trials as processes on this machine, `max_concurrent` at a time, each with
 /// `gpus_per_trial` of the listed GPUs.
@@ -35,6 +38,7 @@ pub struct LocalDispatcher {
     running: HashMap<TrialNumber, Running>,
     machine: Machine,
     watcher: Watcher,
+    watchdog: Arc<Watchdog>,
 }
 
 #[derive(Debug)]
@@ -58,7 +62,12 @@ impl LocalDispatcher {
             what: "start the thread that follows the trials",
             source,
         })?;
+        let watchdog = Watchdog::start().map_err(|source| Error::System {
+            what: "start the process that kills the trials if the run dies",
+            source,
+        })?;
         Ok(LocalDispatcher {
+            watchdog: Arc::new(watchdog),
             free_gpus: config.gpus.iter().cloned().collect(),
             config,
             study: study.to_owned(),
@@ -101,7 +110,7 @@ impl LocalDispatcher {
         let child = command
             .spawn()
             .map_err(|e| format!("cannot start `{}`: {e}", argv[0]))?;
-        let group = ProcessGroup::new(child.id());
+        let group = ProcessGroup::new(child.id(), &self.watchdog);
         let objectives: Vec<String> = spec_objectives.to_vec();
         let parse = protocol::stdout_parser(config, objectives.clone());
         self.watcher.add(Watch {
@@ -188,13 +197,18 @@ impl<'s> Dispatcher<'s> for LocalDispatcher {
 struct ProcessGroup {
     pgid: Pid,
     reaped: Arc<Mutex<bool>>,
+    /// Kills the group if the run dies before it drops this.
+    watchdog: Arc<Watchdog>,
 }
 
 impl ProcessGroup {
-    fn new(pid: u32) -> Self {
+    fn new(pid: u32, watchdog: &Arc<Watchdog>) -> Self {
+        let pgid = Pid::from_raw(pid as i32);
+        watchdog.watch(pgid.as_raw());
         ProcessGroup {
-            pgid: Pid::from_raw(pid as i32),
+            pgid,
             reaped: Arc::default(),
+            watchdog: watchdog.clone(),
         }
     }
 
@@ -209,6 +223,7 @@ impl ProcessGroup {
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
         self.signal(Signal::SIGKILL);
+        self.watchdog.forget(self.pgid.as_raw());
     }
 }
 
