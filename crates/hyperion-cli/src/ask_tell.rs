@@ -45,6 +45,7 @@ enum Method {
     Grid,
     Tpe,
     Cmaes,
+    Nsga2,
 }
 
 #[derive(clap::Args)]
@@ -147,6 +148,7 @@ impl AskArgs {
                 Method::Grid => SamplerConfig::grid(),
                 Method::Tpe => SamplerConfig::Tpe(Default::default()),
                 Method::Cmaes => SamplerConfig::Cmaes(Default::default()),
+                Method::Nsga2 => SamplerConfig::Nsga2(Default::default()),
             });
         }
         if let Some(seed) = self.seed {

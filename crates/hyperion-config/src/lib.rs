@@ -194,6 +194,8 @@ struct Raw {
     #[serde(default)]
     cmaes: hyperion_samplers::CmaesConfig,
     #[serde(default)]
+    nsga2: hyperion_samplers::Nsga2Config,
+    #[serde(default)]
     seed: Option<u64>,
     #[serde(default)]
     budget: RawBudget,
@@ -254,6 +256,7 @@ enum Method {
     Sobol,
     Tpe,
     Cmaes,
+    Nsga2,
 }
 
 #[derive(Deserialize, Default)]
@@ -394,7 +397,15 @@ fn build(
     let space = space_from_map(&raw.parameters).map_err(|(key, message)| cx.at(&key, message))?;
     let spec = StudySpec::new(&raw.name, objectives(&cx, raw.metric, raw.metrics)?, space);
     spec.validate().map_err(|e| cx.at("name", e.to_string()))?;
-    let sampler = sampler(&cx, raw.method, raw.tpe, raw.cmaes, raw.grid, &spec.space)?;
+    let sampler = sampler(
+        &cx,
+        raw.method,
+        raw.tpe,
+        raw.cmaes,
+        raw.nsga2,
+        raw.grid,
+        &spec.space,
+    )?;
     let mut budget = budget(&cx, &raw.budget)?;
     let command = command(&cx, raw.command, raw.shell, raw.workdir, raw.env, &spec)?;
     let trials_dir = trials_dir(&cx, raw.trials_dir)?;
@@ -505,12 +516,13 @@ fn objectives(
         .collect())
 }
 
-/// `method` with its `tpe`, `cmaes` or `grid` settings, checked against the space.
+/// `method` with its `tpe`, `cmaes`, `nsga2` or `grid` settings, checked against the space.
 fn sampler(
     cx: &Ctx<'_>,
     method: Method,
     tpe: hyperion_samplers::TpeConfig,
     cmaes: hyperion_samplers::CmaesConfig,
+    nsga2: hyperion_samplers::Nsga2Config,
     grid: RawGrid,
     space: &SearchSpace,
 ) -> Result<SamplerConfig, ConfigError> {
@@ -526,6 +538,12 @@ fn sampler(
                 .validate()
                 .map_err(|e| cx.at("cmaes", e.to_string()))?;
             SamplerConfig::Cmaes(cmaes)
+        }
+        Method::Nsga2 => {
+            nsga2
+                .validate()
+                .map_err(|e| cx.at("nsga2", e.to_string()))?;
+            SamplerConfig::Nsga2(nsga2)
         }
         Method::Grid => {
             let SamplerConfig::Grid {

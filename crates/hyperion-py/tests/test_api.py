@@ -294,3 +294,26 @@ def test_tpe_and_cmaes_model_a_define_by_run_objective():
     random = best(hyperion.samplers.RandomSampler(seed=3))
     for sampler in (hyperion.samplers.TPESampler(seed=3), hyperion.samplers.CmaEsSampler(seed=3)):
         assert best(sampler) < random / 50, type(sampler).__name__
+
+
+def test_nsga2_sampler_finds_a_better_front_than_random():
+    def zdt1(trial):
+        x = [trial.suggest_float(f"x{i}", 0.0, 1.0) for i in range(5)]
+        g = 1 + 9 * sum(x[1:]) / 4
+        return x[0], g * (1 - (x[0] / g) ** 0.5)
+
+    def hypervolume(sampler):
+        study = hyperion.create_study(directions=["minimize", "minimize"], sampler=sampler)
+        study.optimize(zdt1, n_trials=1000)
+        area, ceiling = 0.0, 1.1
+        for f1, f2 in sorted(t.values for t in study.best_trials):
+            if f1 < 1.1 and f2 < ceiling:
+                area += (1.1 - f1) * (ceiling - f2)
+                ceiling = f2
+        return area
+
+    nsga2 = hypervolume(hyperion.samplers.NSGAIISampler(seed=2))
+    random = hypervolume(hyperion.samplers.RandomSampler(seed=2))
+    assert nsga2 > 0.8 and nsga2 > random + 0.05, (nsga2, random)
+    with pytest.raises(ValueError, match="constraints_func"):
+        hyperion.samplers.NSGAIISampler(constraints_func=lambda t: [0.0])

@@ -188,6 +188,7 @@ fn sampler_name(sampler: &Option<SamplerConfig>) -> String {
         Some(SamplerConfig::Sobol) => "Sobol points".into(),
         Some(SamplerConfig::Tpe(_)) => "TPE".into(),
         Some(SamplerConfig::Cmaes(_)) => "CMA-ES".into(),
+        Some(SamplerConfig::Nsga2(_)) => "NSGA-II".into(),
         None => "a custom sampler".into(),
     }
 }

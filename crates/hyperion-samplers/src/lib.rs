@@ -24,6 +24,7 @@
 
 mod cmaes;
 mod grid;
+mod nsga2;
 mod numerics;
 mod random;
 mod sobol;
@@ -40,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cmaes::{CmaesConfig, CmaesSampler, Restart as CmaesRestart};
 pub use grid::GridSampler;
+pub use nsga2::{Nsga2Config, Nsga2Sampler};
 pub use random::RandomSampler;
 pub use sobol::SobolSampler;
 pub use tpe::{TpeConfig, TpeSampler};
@@ -170,6 +172,8 @@ pub enum SamplerConfig {
     Tpe(TpeConfig),
     /// CMA-ES over the numeric parameters, with its settings.
     Cmaes(CmaesConfig),
+    /// NSGA-II, the genetic algorithm for several objectives, with its settings.
+    Nsga2(Nsga2Config),
 }
 
 fn default_grid_points() -> usize {
@@ -199,6 +203,10 @@ impl SamplerConfig {
             SamplerConfig::Cmaes(config) => {
                 config.validate()?;
                 Box::new(CmaesSampler::new(seed, config.clone()))
+            }
+            SamplerConfig::Nsga2(config) => {
+                config.validate()?;
+                Box::new(Nsga2Sampler::new(seed, config.clone()))
             }
         })
     }

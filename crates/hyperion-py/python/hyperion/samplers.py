@@ -11,7 +11,7 @@ import json
 import numbers
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-__all__ = ["BaseSampler", "CmaEsSampler", "GridSampler", "QMCSampler", "RandomSampler", "TPESampler"]
+__all__ = ["BaseSampler", "CmaEsSampler", "GridSampler", "NSGAIISampler", "QMCSampler", "RandomSampler", "TPESampler"]
 
 
 class BaseSampler:
@@ -127,6 +127,35 @@ class CmaEsSampler(BaseSampler):
 
     def _settings(self) -> Dict[str, Any]:
         return {"method": "cmaes", **self._cmaes}
+
+
+class NSGAIISampler(BaseSampler):
+    """NSGA-II: SBX crossover and polynomial mutation of numbers, uniform crossover of
+    categoricals, parents by crowded tournament. None leaves a setting at its default
+    (mutation_prob: 1 / the number of parameters)."""
+
+    def __init__(
+        self,
+        *,
+        population_size: int = 50,
+        mutation_prob: Optional[float] = None,
+        crossover: Any = None,
+        crossover_prob: float = 0.9,
+        swapping_prob: float = 0.5,
+        seed: Optional[int] = None,
+        **unsupported: Any,
+    ) -> None:
+        super().__init__(seed)
+        if crossover is not None:
+            raise ValueError("NSGAIISampler: crossover is SBX for numbers and uniform for categoricals; it cannot be changed")
+        if swapping_prob != 0.5:
+            raise ValueError("NSGAIISampler: swapping_prob is 0.5 in Hyperion")
+        _unsupported("NSGAIISampler", **unsupported)
+        given = {"population_size": population_size, "mutation_prob": mutation_prob, "crossover_prob": crossover_prob}
+        self._nsga2 = {k: v for k, v in given.items() if v is not None}
+
+    def _settings(self) -> Dict[str, Any]:
+        return {"method": "nsga2", **self._nsga2}
 
 
 class GridSampler(BaseSampler):

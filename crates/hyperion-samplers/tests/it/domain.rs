@@ -95,6 +95,7 @@ proptest! {
             SamplerConfig::Sobol,
             SamplerConfig::grid(),
             SamplerConfig::Cmaes(Default::default()),
+            SamplerConfig::Nsga2(Default::default()),
         ];
         for config in configs {
             let sampler = config.build(seed).unwrap();

@@ -2,6 +2,7 @@
 
 mod cmaes;
 mod domain;
+mod nsga2;
 mod reproducible;
 mod tpe;
 

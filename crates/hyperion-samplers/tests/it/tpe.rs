@@ -16,7 +16,11 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(space: &SearchSpace) -> Self {
-        let spec = StudySpec::new("t", vec![Objective::minimize("y")], space.clone());
+        Driver::with(space, vec![Objective::minimize("y")])
+    }
+
+    pub(crate) fn with(space: &SearchSpace, objectives: Vec<Objective>) -> Self {
+        let spec = StudySpec::new("t", objectives, space.clone());
         Driver {
             view: StudyView::new(StudyId(1), spec),
             seq: 0,
@@ -68,10 +72,14 @@ impl Driver {
     }
 
     pub(crate) fn finish(&mut self, number: u64, value: f64) {
+        self.finish_with(number, vec![value]);
+    }
+
+    pub(crate) fn finish_with(&mut self, number: u64, values: Vec<f64>) {
         self.push(Change::TrialFinished {
             number: TrialNumber(number),
             state: TrialState::Completed,
-            values: Some(vec![value]),
+            values: Some(values),
         });
     }
 }
