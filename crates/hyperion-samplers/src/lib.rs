@@ -212,6 +212,22 @@ impl SamplerConfig {
     }
 }
 
+/// A proposal of `params` that carries `state` under `key` when the proposal changed it (closed a
+/// generation): what a sampler that keeps its state in the study returns.
+pub(crate) fn proposal_with_state<S: Serialize>(
+    params: Params,
+    key: &str,
+    state: Option<&S>,
+) -> Result<Proposal, SamplerError> {
+    let mut proposal = Proposal::from(params);
+    if let Some(state) = state {
+        let value = serde_json::to_value(state)
+            .map_err(|e| SamplerError::Failed(format!("cannot write the {key} state: {e}")))?;
+        proposal.state.push((key.to_owned(), value));
+    }
+    Ok(proposal)
+}
+
 /// The random stream for (study seed, trial number, salt): portable (Xoshiro256++ seeded by
 /// SplitMix64 mixing) and independent of everything else that happens in the process.
 pub fn stream(seed: u64, trial_number: u64, salt: u64) -> Xoshiro256PlusPlus {

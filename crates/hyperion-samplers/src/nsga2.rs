@@ -22,7 +22,10 @@ use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
-use crate::{RandomSampler, SampleContext, Sampler, SamplerError, from_unit, stream, to_unit};
+use crate::{
+    RandomSampler, SampleContext, Sampler, SamplerError, from_unit, proposal_with_state, stream,
+    to_unit,
+};
 
 /// The key of the parent population in the study's sampler state.
 pub const STATE_KEY: &str = "nsga2";
@@ -375,14 +378,8 @@ impl Sampler for Nsga2Sampler {
                 self.breed(space, &first, &second, &mut rng)
             }
         };
-        let mut proposal = Proposal::from(params);
-        if changed {
-            let value = serde_json::to_value(&state).map_err(|e| {
-                SamplerError::Failed(format!("cannot write the NSGA-II population: {e}"))
-            })?;
-            proposal.state.push((STATE_KEY.to_owned(), value));
-        }
-        Ok(Some(proposal))
+        let changed = changed.then_some(&state);
+        Ok(Some(proposal_with_state(params, STATE_KEY, changed)?))
     }
 
     fn samples_jointly(&self) -> bool {

@@ -26,7 +26,10 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use self::core::{Cma, default_popsize};
-use crate::{RandomSampler, SampleContext, Sampler, SamplerError, from_unit, stream, to_unit};
+use crate::{
+    RandomSampler, SampleContext, Sampler, SamplerError, from_unit, proposal_with_state, stream,
+    to_unit,
+};
 
 /// The key of the distribution in the study's sampler state.
 pub const STATE_KEY: &str = "cmaes";
@@ -272,13 +275,8 @@ impl Sampler for CmaesSampler {
                 params.insert(p.name.clone(), from_unit(&p.distribution, others.random()));
             }
         }
-        let mut proposal = Proposal::from(params);
-        if changed {
-            let value = serde_json::to_value(&state)
-                .map_err(|e| SamplerError::Failed(format!("cannot write the CMA-ES state: {e}")))?;
-            proposal.state.push((STATE_KEY.to_owned(), value));
-        }
-        Ok(Some(proposal))
+        let changed = changed.then_some(&state);
+        Ok(Some(proposal_with_state(params, STATE_KEY, changed)?))
     }
 
     fn samples_jointly(&self) -> bool {
