@@ -132,6 +132,23 @@ pub enum LogFormat {
     Json,
 }
 
+/// Enqueues the study file's `enqueue` points that no trial of the study has, so a rerun adds
+/// none twice; how many it enqueued.
+fn enqueue_new(study: &Study, points: &[hyperion_core::Params]) -> Result<usize> {
+    if points.is_empty() {
+        return Ok(0);
+    }
+    let trials = study.trials()?;
+    let mut enqueued = 0;
+    for point in points {
+        if !trials.iter().any(|t| *t.params == *point) {
+            study.enqueue(point.clone())?;
+            enqueued += 1;
+        }
+    }
+    Ok(enqueued)
+}
+
 pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     let (file, url, store) = load(storage, &args.file, &args.overrides)?;
     let name = file.spec.name.clone();
@@ -152,6 +169,10 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
         );
     }
 
+    let enqueued = enqueue_new(&study, &file.enqueue)?;
+    if enqueued > 0 {
+        eprintln!("note: trying {enqueued} enqueued points of \"{name}\" first");
+    }
     if args.retry_failed {
         let retries = study.retry_failed()?;
         eprintln!(

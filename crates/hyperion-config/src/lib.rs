@@ -63,6 +63,9 @@ pub struct StudyFile {
     pub early_stopping: SchedulerConfig,
     /// Things the user should know (a W&B method mapped onto another, …).
     pub notes: Vec<String>,
+    /// The `enqueue` list: points to try before the sampler's, each a whole point of the space
+    /// (constants filled in). A run enqueues those the study has no trial of yet.
+    pub enqueue: Vec<hyperion_core::Params>,
 }
 
 impl StudyFile {
@@ -195,6 +198,8 @@ struct Raw {
     cmaes: hyperion_samplers::CmaesConfig,
     #[serde(default)]
     nsga2: hyperion_samplers::Nsga2Config,
+    #[serde(default)]
+    enqueue: Vec<BTreeMap<String, ParamValue>>,
     #[serde(default)]
     seed: Option<u64>,
     #[serde(default)]
@@ -421,6 +426,7 @@ fn build(
         &mut process,
     )?;
     let recovery = recovery(&cx, &raw.recovery)?;
+    let enqueue = enqueue(&cx, raw.enqueue, &spec.space)?;
     Ok(StudyFile {
         path: path.to_path_buf(),
         spec,
@@ -434,7 +440,40 @@ fn build(
         storage: raw.storage,
         early_stopping,
         notes,
+        enqueue,
     })
+}
+
+/// The `enqueue` points, each checked against the space: ints given for floats become floats,
+/// constants are filled in, and anything else missing, unknown or out of range is an error that
+/// names the point and the parameter.
+fn enqueue(
+    cx: &Ctx<'_>,
+    points: Vec<BTreeMap<String, ParamValue>>,
+    space: &SearchSpace,
+) -> Result<Vec<hyperion_core::Params>, ConfigError> {
+    use hyperion_core::Distribution;
+    points
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut point)| {
+            for p in space.params() {
+                match (&p.distribution, point.get_mut(&p.name)) {
+                    (Distribution::Float(_), Some(v @ ParamValue::Int(_))) => {
+                        *v = ParamValue::Float(v.as_f64().unwrap_or_default());
+                    }
+                    (Distribution::Constant { value }, None) => {
+                        point.insert(p.name.clone(), value.clone());
+                    }
+                    _ => {}
+                }
+            }
+            space
+                .check_point(&point)
+                .map_err(|e| cx.at("enqueue", format!("point {}: {e}", i + 1)))?;
+            Ok(point)
+        })
+        .collect()
 }
 
 /// The study file being checked: where its errors point.

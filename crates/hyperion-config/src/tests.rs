@@ -647,3 +647,38 @@ fn a_bad_value_from_an_override_names_the_override_not_a_line() {
         "{e}"
     );
 }
+
+#[test]
+fn enqueued_points_are_whole_points_of_the_space() {
+    let dir = Dir::new();
+    let text = format!(
+        "{BASIC}enqueue:\n  - {{lr: 0.01, layers: 3, optimizer: adam}}\n  - {{lr: 1, layers: 1, optimizer: sgd, momentum: 0.5}}\n"
+    )
+    .replace("high: 1.0e-1, log: true", "high: 1.0, log: true");
+    let file = dir.load("study.yaml", &text).unwrap();
+    assert_eq!(file.enqueue.len(), 2);
+    assert_eq!(
+        file.enqueue[0]["epochs"],
+        ParamValue::Int(10),
+        "constants are filled in"
+    );
+    assert_eq!(
+        file.enqueue[1]["lr"],
+        ParamValue::Float(1.0),
+        "an int for a float is a float"
+    );
+    let bad = |point: &str| dir.error(&format!("{BASIC}enqueue:\n  - {point}\n"));
+    assert_eq!(
+        bad("{lr: 0.01, layers: 9, optimizer: adam}"),
+        "DIR/study.yaml:15: enqueue: point 1: parameter \"layers\": 9 is not in int 1..4"
+    );
+    assert!(bad("{lr: 0.01, optimizer: adam}").contains("point 1: parameter \"layers\": missing"));
+    assert!(
+        bad("{lr: 0.01, layers: 2, optimizer: adam, momentum: 0.5}")
+            .contains("parameter \"momentum\": given, but its condition is not met")
+    );
+    assert!(
+        bad("{lr: 0.01, layers: 2, optimizer: adam, width: 8}")
+            .contains("\"width\": not in the search space")
+    );
+}

@@ -254,3 +254,31 @@ fn ctrl_c_once_waits_for_running_trials_and_twice_kills_them() {
     let completed = trials.iter().filter(|t| state(t) == "completed").count();
     assert_eq!((trials.len(), completed), (6, 4));
 }
+
+#[test]
+fn enqueued_points_run_first_and_a_rerun_does_not_add_them_again() {
+    let s = Sandbox::new();
+    s.write("trial.sh", "echo 'HYPERION_METRIC {\"loss\": 1}'\n");
+    let study = SLOW.replace("max_trials: 16", "max_trials: 3")
+        + "enqueue:\n  - {x: 0.25, k: 2}\n  - {x: 1, k: 4}\n";
+    let output = s.run(&study, &[]);
+    assert!(crate::stderr(&output).contains("trying 2 enqueued points"));
+    let points = |s: &Sandbox| -> Vec<(f64, i64)> {
+        (s.trials("r").iter())
+            .map(|t| {
+                (
+                    t["params"]["x"].as_f64().unwrap(),
+                    t["params"]["k"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let first = points(&s);
+    assert_eq!(first.len(), 3);
+    assert_eq!(first[..2], [(0.25, 2), (1.0, 4)]);
+    s.run(&study, &["budget.max_trials=5"]);
+    let again = points(&s);
+    assert_eq!(again.len(), 5);
+    assert_eq!(again[..3], first[..]);
+    assert!(!again[3..].contains(&(0.25, 2)), "not enqueued twice");
+}
