@@ -185,7 +185,7 @@ def samplers(hyperion, optuna):
             verdicts.append(f"{problem} @{b}: hyperion {ours} {sig(med[(ours, b)])} vs optuna "
                             f"{sig(med[(theirs, b)])} -> {verdict}")
         print("\n".join(verdicts))
-        ms = lambda s: median([r["ms_per_trial"] for rs in runs.values() for r in rs.get(s, [])])
+        ms = lambda s: median_ms(runs, s)
         speedup = ms(theirs) / ms(ours)
         print(f"{ours}: median ms per trial {sig(ms(ours))} against optuna's {sig(ms(theirs))}: "
               f"{sig(speedup)}x")
@@ -197,6 +197,11 @@ def samplers(hyperion, optuna):
     for key in ("gp_wins", "gp_losses", "gp_speedup_300", "gp_ms_500", "auto_no_worse"):
         headline.setdefault(key, None)
     return headline
+
+
+def median_ms(runs, sampler):
+    """The median time of a trial over every run of `sampler` (runs: problem -> sampler -> runs)."""
+    return median([r["ms_per_trial"] for rs in runs.values() for r in rs.get(sampler, [])])
 
 
 def hypervolume(front, reference=(1.1, 1.1)):
@@ -226,7 +231,7 @@ def nsga2(runs):
         return {"nsga2_hv_ratio_min": None, "nsga2_speedup": None}
     print("NSGA-II on ZDT: median hypervolume of the final front, reference point (1.1, 1.1)")
     table(["problem", "seeds", "trials", "hyperion", "optuna", "ratio"], rows)
-    ms = lambda s: median([r["ms_per_trial"] for rs in runs.values() for r in rs.get(s, [])])
+    ms = lambda s: median_ms(runs, s)
     speedup = ms("optuna_nsga2") / ms("nsga2")
     print(f"nsga2: median ms per trial {sig(ms('nsga2'))} against optuna's {sig(ms('optuna_nsga2'))}: "
           f"{sig(speedup)}x")

@@ -136,7 +136,7 @@ impl StudyView {
     }
     /// Trial `number`'s place in the sequence of trials that take a new place in the trial
     /// budget (all but retries and PBT children): the cursor of a sampler that walks a sequence
-    /// (grid, Sobol, random streams), so that a retry skips no point and an interrupted study
+    /// (grid, Sobol), so that a retry skips no point and an interrupted study
     /// ends with the points an uninterrupted one has. Exact for a trial in the view, and for the
     /// next one (`number` = the view's trial count).
     pub fn place(&self, number: TrialNumber) -> u64 {

@@ -936,9 +936,8 @@ impl Study {
         if joint.0.is_none() && self.sampler.samples_jointly() {
             joint.0 = Some(self.draw_jointly(&mut view, trial.number)?);
         }
-        let drawn = (joint.0.as_ref())
-            .and_then(|params| params.get(name))
-            .filter(|_| view.distribution(name) == Some(&distribution));
+        // A drawn parameter is registered, and its distribution was checked above.
+        let drawn = joint.0.as_ref().and_then(|params| params.get(name));
         let value = match drawn {
             Some(value) => value.clone(),
             None => {

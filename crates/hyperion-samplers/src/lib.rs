@@ -58,8 +58,8 @@ pub struct SampleContext<'a> {
 
 impl SampleContext<'_> {
     /// The trial's place among those that take a new place in the budget
-    /// ([`StudyView::place`]): what a sampler whose proposals ignore results walks, so that
-    /// retries skip none of its points.
+    /// ([`StudyView::place`]): what a sampler that [`Sampler::walks_a_sequence`] walks, so
+    /// that retries skip none of its points.
     pub fn place(&self) -> u64 {
         self.view
             .place(hyperion_core::TrialNumber(self.trial_number))

@@ -132,18 +132,18 @@ impl Nsga2Sampler {
             .unwrap_or_default();
         let size = self.config.population_size;
         let from = (state.since as usize).min(view.trials().len());
-        let members: Vec<u64> = view.trials()[from..]
+        let with_losses = |n: u64| Some((n, losses(view, n)?));
+        let members: Vec<(u64, Vec<f64>)> = view.trials()[from..]
             .iter()
-            .filter(|t| losses(view, t.number.0).is_some())
-            .map(|t| t.number.0)
+            .filter_map(|t| with_losses(t.number.0))
             .take(size)
             .collect();
         if members.len() < size {
             return (state, false);
         }
-        let pool: Vec<(u64, Vec<f64>)> = (state.parents.iter().map(|p| p.number))
+        let pool: Vec<(u64, Vec<f64>)> = (state.parents.iter())
+            .filter_map(|p| with_losses(p.number))
             .chain(members)
-            .filter_map(|n| Some((n, losses(view, n)?)))
             .collect();
         state.parents = select(&pool, size);
         state.since = number;
