@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 pub use cmaes::{CmaesConfig, CmaesSampler, Restart as CmaesRestart};
 pub use grid::GridSampler;
 pub use nsga2::{Nsga2Config, Nsga2Sampler};
+pub use numerics::normal_cdf;
 pub use random::RandomSampler;
 pub use sobol::SobolSampler;
 pub use tpe::{TpeConfig, TpeSampler};

@@ -13,7 +13,7 @@ pub(crate) fn standard_normal(rng: &mut Xoshiro256PlusPlus) -> f64 {
 }
 
 /// Φ(z), via erfc (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7).
-pub(crate) fn normal_cdf(z: f64) -> f64 {
+pub fn normal_cdf(z: f64) -> f64 {
     0.5 * erfc(-z / std::f64::consts::SQRT_2)
 }
 
