@@ -168,7 +168,7 @@ fn objective(view: &StudyView, index: usize) -> Objective {
 }
 
 /// A parameter's axis: numbers as they are (on a log scale when the distribution is), a
-/// categorical's choices at 0, 1, 2, …
+/// categorical's choices at 0, 1, 2, … (its axis from -0.5 to n - 0.5)
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Axis {
     pub name: String,
@@ -184,9 +184,10 @@ impl Axis {
         let (low, high, log, categories) = match distribution {
             Distribution::Float(f) => (f.low, f.high, f.log, None),
             Distribution::Int(i) => (i.low as f64, i.high as f64, i.log, None),
+            // Choice i is drawn at the middle of the i-th of n bands.
             Distribution::Categorical(c) => (
-                0.0,
-                c.choices.len().saturating_sub(1) as f64,
+                -0.5,
+                c.choices.len() as f64 - 0.5,
                 false,
                 Some(c.choices.iter().map(|v| v.to_string()).collect()),
             ),
@@ -494,22 +495,30 @@ fn cell(unit: f64, cells: usize) -> usize {
 
 // --- contour -------------------------------------------------------------------------------
 
-/// The objective over two parameters: its mean in each cell of a 24 × 24 grid (`None` where
-/// no trial fell), and the trials as points, one per occupied cell of a finer grid.
+/// The objective over two parameters: its mean in each cell of a grid, 24 cells a number and
+/// one a choice (`None` where no trial fell), and the trials as points, one per occupied cell of a finer grid.
 #[derive(Debug, Serialize)]
 pub struct Contour {
     pub objective: Objective,
     pub x: Axis,
     pub y: Axis,
     pub value: (f64, f64),
-    pub cells: usize,
-    /// Row-major from the lowest `y`: `grid[row * cells + column]`.
+    /// 24 for a number, one per choice for a categorical.
+    pub columns: usize,
+    pub rows: usize,
+    /// Row-major from the lowest `y`: `grid[row * columns + column]`.
     pub grid: Vec<Option<f64>>,
     pub points: (Vec<f64>, Vec<f64>),
     pub completed: u64,
 }
 
 const CONTOUR_CELLS: usize = 24;
+
+fn contour_cells(axis: &Axis) -> usize {
+    axis.categories
+        .as_ref()
+        .map_or(CONTOUR_CELLS, |c| c.len().max(1))
+}
 
 pub fn contour(
     view: &StudyView,
@@ -551,13 +560,14 @@ pub fn contour(
     let all: Vec<(f64, f64, f64)> = completed(view, objective)
         .filter_map(|(t, v)| Some((x.coordinate(t)?, y.coordinate(t)?, v)))
         .collect();
-    let mut sums = vec![(0.0, 0u32); CONTOUR_CELLS * CONTOUR_CELLS];
+    let (columns, rows) = (contour_cells(&x), contour_cells(&y));
+    let mut sums = vec![(0.0, 0u32); columns * rows];
     let fine = (options.width / 4).max(10);
     let mut seen = HashSet::new();
     let mut points = (Vec::new(), Vec::new());
     for &(px, py, v) in &all {
         let (ux, uy) = (x.unit(px), y.unit(py));
-        let s = &mut sums[cell(uy, CONTOUR_CELLS) * CONTOUR_CELLS + cell(ux, CONTOUR_CELLS)];
+        let s = &mut sums[cell(uy, rows) * columns + cell(ux, columns)];
         s.0 += v;
         s.1 += 1;
         if seen.insert((cell(ux, fine), cell(uy, fine))) {
@@ -574,7 +584,8 @@ pub fn contour(
         value: span(grid.iter().flatten().copied()),
         x,
         y,
-        cells: CONTOUR_CELLS,
+        columns,
+        rows,
         grid,
         points,
         completed: all.len() as u64,
@@ -850,6 +861,51 @@ pub fn timeline(view: &StudyView, width: usize, now: Timestamp) -> Timeline {
         lanes,
         bars,
         trials: started.len() as u64,
+    }
+}
+
+// --- comparison of studies ----------------------------------------------------------------
+
+/// Several studies side by side: each one's running best of its first objective by trial
+/// number (one point per improvement), its best trial and its counts.
+#[derive(Debug, Serialize)]
+pub struct Compare {
+    pub studies: Vec<Compared>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Compared {
+    pub name: String,
+    pub objective: Objective,
+    pub trials: u64,
+    pub completed: u64,
+    pub best: Option<Point>,
+    pub running_best: Series,
+}
+
+pub fn compare(views: &[&StudyView]) -> Compare {
+    Compare {
+        studies: views.iter().map(|v| compared(v)).collect(),
+    }
+}
+
+/// One study's part of a [`Compare`].
+pub fn compared(view: &StudyView) -> Compared {
+    let h = history(view, 0, 1);
+    let best = match (h.best.number.last(), h.best.value.last()) {
+        (Some(&number), Some(&value)) => Some(Point {
+            number,
+            values: vec![value],
+        }),
+        _ => None,
+    };
+    Compared {
+        name: view.spec().name.clone(),
+        objective: objective(view, 0),
+        trials: view.trials().len() as u64,
+        completed: h.completed,
+        best,
+        running_best: h.best,
     }
 }
 

@@ -9,7 +9,8 @@ use std::fmt::Write;
 
 use crate::importance::Importance;
 use crate::plots::{
-    Axis, Contour, History, Intermediate, Objective, Parallel, Pareto, Plot, Slice, Timeline,
+    Axis, Compare, Contour, History, Intermediate, Objective, Parallel, Pareto, Plot, Slice,
+    Timeline,
 };
 
 /// What the stylesheet of a standalone SVG says; the dashboard's has the same classes.
@@ -17,10 +18,10 @@ const STYLE: &str = "svg{font:11px sans-serif;background:#fff}text{fill:#222}\
 .axis,.tick{stroke:#888;fill:none}.dot{fill:#3366cc;fill-opacity:.6}\
 .best{stroke:#cc3333;stroke-width:2;fill:none}.front{fill:#cc3333}\
 .other{fill:#3366cc;fill-opacity:.35}.line{fill:none;stroke-opacity:.5}\
-.curve{fill:none;stroke:#3366cc;stroke-opacity:.5}.curve.running{stroke:#2a9d4b;stroke-opacity:.9}\
-.curve.pruned{stroke:#e08a1e}.band{fill:#3366cc;fill-opacity:.15}.median{stroke:#3366cc;fill:none;stroke-dasharray:4 2}\
-.bar{fill:#3366cc}.neg{fill:#cc3333}.completed{fill:#3366cc}.running{fill:#2a9d4b}\
-.pruned{fill:#e08a1e}.failed{fill:#cc3333}.pending{fill:#999}.empty{fill:#888}";
+.curve{fill:none;stroke:#3366cc;stroke-opacity:.5}.curve[data-state=running]{stroke:#2a9d4b;stroke-opacity:.9}\
+.curve[data-state=pruned]{stroke:#e08a1e}.mark{stroke:#e08a1e;fill:none}.band{fill:#3366cc;fill-opacity:.15}.median{stroke:#3366cc;fill:none;stroke-dasharray:4 2}\
+.bar{fill:#3366cc}.tl-completed{fill:#3366cc}.tl-running{fill:#2a9d4b}\
+.tl-pruned{fill:#e08a1e}.tl-failed{fill:#cc3333}.tl-pending{fill:#999}";
 
 /// The plot as an SVG element `width` pixels wide; `standalone` adds the XML namespace and a
 /// stylesheet, for a file of its own.
@@ -185,6 +186,15 @@ pub fn colour(t: f64) -> String {
     )
 }
 
+/// A value's unit on its scale as a colour's brightness: better values are brighter, whichever
+/// the direction.
+fn brightness(direction: hyperion_core::Direction, unit: f64) -> f64 {
+    match direction {
+        hyperion_core::Direction::Minimize => 1.0 - unit,
+        hyperion_core::Direction::Maximize => unit,
+    }
+}
+
 /// A rectangle of the picture that maps data to pixels: x and y each from `low` to `high`.
 #[derive(Clone, Copy)]
 struct Frame {
@@ -251,18 +261,41 @@ impl Scale {
     }
 }
 
-/// The frame's axes with five ticks each, their labels, and the axis titles.
-fn axes(svg: &mut Svg, f: Frame, x: Scale, y: Scale, x_title: &str, y_title: &str) {
+/// The ticks of an axis, at units from 0 to 1, with their labels: five evenly spaced for
+/// numbers, one per choice for a categorical.
+fn ticks(scale: Scale, categories: Option<&Vec<String>>) -> Vec<(f64, String)> {
+    match categories {
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (scale.unit(i as f64), n.clone()))
+            .collect(),
+        None => (0..=4)
+            .map(|i| (i as f64 / 4.0, fmt(scale.at_unit(i as f64 / 4.0))))
+            .collect(),
+    }
+}
+
+/// The frame's axes with their ticks and labels, and the axis titles.
+fn axes(
+    svg: &mut Svg,
+    f: Frame,
+    x: (Scale, Option<&Vec<String>>),
+    y: (Scale, Option<&Vec<String>>),
+    x_title: &str,
+    y_title: &str,
+) {
     svg.line("axis", f.at(0.0, 0.0), f.at(1.0, 0.0));
     svg.line("axis", f.at(0.0, 0.0), f.at(0.0, 1.0));
-    for i in 0..=4 {
-        let u = i as f64 / 4.0;
+    for (u, label) in ticks(x.0, x.1) {
         let (px, py) = f.at(u, 0.0);
         svg.line("tick", (px, py), (px, py + 4.0));
-        svg.text(px, py + 15.0, "middle", &fmt(x.at_unit(u)));
+        svg.text(px, py + 15.0, "middle", &label);
+    }
+    for (u, label) in ticks(y.0, y.1) {
         let (qx, qy) = f.at(0.0, u);
         svg.line("tick", (qx - 4.0, qy), (qx, qy));
-        svg.text(qx - 6.0, qy + 4.0, "end", &fmt(y.at_unit(u)));
+        svg.text(qx - 6.0, qy + 4.0, "end", &label);
     }
     svg.text(f.x(0.5), f.top + f.height + 30.0, "middle", x_title);
     svg.text(f.left, f.top - 6.0, "start", y_title);
@@ -302,7 +335,7 @@ fn history(p: &History, width: f64) -> Svg {
     let last = (*p.points.number.last().unwrap() as f64).max(first + 1.0);
     let x = Scale::linear((first, last));
     let y = Scale::linear(crate::plots::span_of(&p.points.value));
-    axes(&mut svg, f, x, y, "trial", &value_title(o));
+    axes(&mut svg, f, (x, None), (y, None), "trial", &value_title(o));
     for (&n, &v) in p.points.number.iter().zip(&p.points.value) {
         let at = f.at(x.unit(n as f64), y.unit(v));
         svg.dot("dot", at, 2.0, &format!("trial {n}: {}", fmt(v)), Some(n));
@@ -371,11 +404,7 @@ fn parallel(p: &Parallel, width: f64) -> Svg {
             .iter()
             .map(|u| u.map_or(String::new(), |u| format!("{u:.4}")))
             .collect();
-        // Better values are brighter, whichever the direction.
-        let better = match p.objective.direction {
-            hyperion_core::Direction::Minimize => 1.0 - v,
-            hyperion_core::Direction::Maximize => v,
-        };
+        let better = brightness(p.objective.direction, v);
         let _ = write!(
             svg.body,
             "<path class=\"line\" d=\"{d}\" stroke=\"{}\" data-n=\"{}\" data-u=\"{}\"><title>trial {}: {}</title></path>",
@@ -449,7 +478,14 @@ fn slice(p: &Slice, width: f64) -> Svg {
         } else {
             ""
         };
-        axes(&mut svg, f, x, y, &s.axis.name, title);
+        axes(
+            &mut svg,
+            f,
+            (x, s.axis.categories.as_ref()),
+            (y, None),
+            &s.axis.name,
+            title,
+        );
         for ((&px, &v), &n) in s.x.iter().zip(&s.value).zip(&s.number) {
             let at = f.at(x.unit(px), y.unit(v));
             svg.dot(
@@ -477,20 +513,12 @@ fn contour(p: &Contour, width: f64) -> Svg {
     };
     let (x, y) = (Scale::of(&p.x), Scale::of(&p.y));
     let v = Scale::linear(p.value);
-    let cell = side / p.cells as f64;
+    let (cw, ch) = (side / p.columns as f64, side / p.rows as f64);
     for (i, mean) in p.grid.iter().enumerate() {
         let Some(mean) = mean else { continue };
-        let (col, row) = ((i % p.cells) as f64, (i / p.cells) as f64);
-        let better = match p.objective.direction {
-            hyperion_core::Direction::Minimize => 1.0 - v.unit(*mean),
-            hyperion_core::Direction::Maximize => v.unit(*mean),
-        };
-        let rect = (
-            f.left + col * cell,
-            f.top + side - (row + 1.0) * cell,
-            cell,
-            cell,
-        );
+        let (col, row) = ((i % p.columns) as f64, (i / p.columns) as f64);
+        let better = brightness(p.objective.direction, v.unit(*mean));
+        let rect = (f.left + col * cw, f.top + side - (row + 1.0) * ch, cw, ch);
         svg.rect(
             "cell",
             rect,
@@ -498,7 +526,14 @@ fn contour(p: &Contour, width: f64) -> Svg {
             &format!("mean {}: {}", p.objective.metric, fmt(*mean)),
         );
     }
-    axes(&mut svg, f, x, y, &p.x.name, &p.y.name);
+    axes(
+        &mut svg,
+        f,
+        (x, p.x.categories.as_ref()),
+        (y, p.y.categories.as_ref()),
+        &p.x.name,
+        &p.y.name,
+    );
     for (&px, &py) in p.points.0.iter().zip(&p.points.1) {
         let at = f.at(p.x.unit(px), p.y.unit(py));
         svg.dot(
@@ -512,14 +547,12 @@ fn contour(p: &Contour, width: f64) -> Svg {
     // The colour key.
     let kx = f.left + side + 20.0;
     for k in 0..20 {
-        let u = k as f64 / 19.0;
+        let u = (k as f64 + 0.5) / 20.0;
+        let fill = colour(brightness(p.objective.direction, u));
         svg.rect(
             "key",
-            (kx, f.y(u) - side / 20.0, 12.0, side / 20.0 + 0.5),
-            Some(&colour(match p.objective.direction {
-                hyperion_core::Direction::Minimize => 1.0 - u,
-                hyperion_core::Direction::Maximize => u,
-            })),
+            (kx, f.y((k + 1) as f64 / 20.0), 12.0, side / 20.0 + 0.5),
+            Some(&fill),
             "",
         );
     }
@@ -559,8 +592,8 @@ fn intermediate(p: &Intermediate, width: f64) -> Svg {
     axes(
         &mut svg,
         f,
-        x,
-        y,
+        (x, None),
+        (y, None),
         "step",
         &format!("intermediate {}", p.objective.metric),
     );
@@ -601,7 +634,7 @@ fn intermediate(p: &Intermediate, width: f64) -> Svg {
             .collect();
         let _ = write!(
             svg.body,
-            "<path class=\"curve {}\" d=\"{}\" data-n=\"{}\"><title>trial {} ({})</title></path>",
+            "<path class=\"curve\" data-state=\"{}\" d=\"{}\" data-n=\"{}\"><title>trial {} ({})</title></path>",
             c.state,
             d.concat(),
             c.number,
@@ -613,7 +646,7 @@ fn intermediate(p: &Intermediate, width: f64) -> Svg {
         {
             let (px, py) = f.at(x.unit(s as f64), y.unit(v));
             svg.path(
-                "curve pruned mark",
+                "mark",
                 &format!("M{:.1},{:.1}l6,6m0,-6l-6,6", px - 3.0, py - 3.0),
             );
         }
@@ -675,7 +708,14 @@ fn pareto(p: &Pareto, width: f64) -> Svg {
             }
         };
         let (mx, my) = (&p.objectives[xi], &p.objectives[yi]);
-        axes(&mut svg, f, scales[xi], scales[yi], &mx.metric, &my.metric);
+        axes(
+            &mut svg,
+            f,
+            (scales[xi], None),
+            (scales[yi], None),
+            &mx.metric,
+            &my.metric,
+        );
         for (class, points) in [("other", &p.others), ("front", &p.front)] {
             for t in points.iter() {
                 let at = f.at(scales[xi].unit(t.values[xi]), scales[yi].unit(t.values[yi]));
@@ -766,7 +806,7 @@ fn timeline(p: &Timeline, width: f64) -> Svg {
             format!("{} trials from {} ({})", b.count, b.number, b.state)
         };
         svg.rect(
-            b.state,
+            &format!("tl-{}", b.state),
             (x0, f.top + b.lane as f64 * lane + 2.0, x1 - x0, lane - 4.0),
             None,
             &title,
@@ -792,6 +832,83 @@ fn timeline(p: &Timeline, width: f64) -> Svg {
         "time since the first trial started",
     );
     svg
+}
+
+/// Several studies' running bests on one chart, a colour each, with a key.
+pub fn compare(c: &Compare, width: usize, standalone: bool) -> String {
+    let width = width.clamp(200, 4000) as f64;
+    let mut svg = Svg::new("compare", width, 320.0 + 18.0 * c.studies.len() as f64);
+    svg.attr("data-studies", c.studies.len());
+    let values: Vec<f64> = c
+        .studies
+        .iter()
+        .flat_map(|s| s.running_best.value.iter().copied())
+        .collect();
+    if values.is_empty() {
+        empty(&mut svg, "no completed trial yet");
+        return svg.finish(standalone);
+    }
+    let last = c.studies.iter().map(|s| s.trials.max(1)).max().unwrap_or(1) as f64;
+    let f = Frame {
+        left: 64.0,
+        top: 20.0,
+        width: width - 80.0,
+        height: 240.0,
+    };
+    let (x, y) = (
+        Scale::linear((0.0, last)),
+        Scale::linear(crate::plots::span_of(&values)),
+    );
+    axes(
+        &mut svg,
+        f,
+        (x, None),
+        (y, None),
+        "trial",
+        "best value so far",
+    );
+    for (k, s) in c.studies.iter().enumerate() {
+        let hue = colour(k as f64 / (c.studies.len().max(2) - 1) as f64 * 0.85);
+        let mut d = String::new();
+        for (i, (&n, &v)) in s
+            .running_best
+            .number
+            .iter()
+            .zip(&s.running_best.value)
+            .enumerate()
+        {
+            let next = s
+                .running_best
+                .number
+                .get(i + 1)
+                .map_or(s.trials as f64, |&m| m as f64);
+            let (x0, y0) = f.at(x.unit(n as f64), y.unit(v));
+            let x1 = f.x(x.unit(next));
+            let _ = write!(
+                d,
+                "{}{x0:.1},{y0:.1}L{x1:.1},{y0:.1}",
+                if i == 0 { "M" } else { "L" }
+            );
+        }
+        let _ = write!(
+            svg.body,
+            "<path class=\"study\" d=\"{d}\" stroke=\"{hue}\" stroke-width=\"2\" fill=\"none\" data-study=\"{}\"><title>{}</title></path>",
+            escape(&s.name),
+            escape(&s.name)
+        );
+        let ky = f.top + f.height + 44.0 + 18.0 * k as f64;
+        svg.rect("key", (f.left, ky - 9.0, 14.0, 10.0), Some(&hue), &s.name);
+        let best = s.best.as_ref().map_or("no result".to_owned(), |b| {
+            format!("best {} (trial {})", fmt(b.values[0]), b.number)
+        });
+        svg.text(
+            f.left + 20.0,
+            ky,
+            "start",
+            &format!("{} — {} trials, {}", s.name, s.trials, best),
+        );
+    }
+    svg.finish(standalone)
 }
 
 #[cfg(test)]

@@ -187,14 +187,20 @@ pub const EXIT_STOP: u8 = 3;
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
-    #[arg(long)]
-    study: String,
+    /// With `-o`: the study to write the HTML report of.
+    #[arg(value_name = "STUDY", requires = "output", conflicts_with_all = ["study", "trial", "step", "value", "metrics"])]
+    report_of: Option<String>,
+    /// The HTML report's file.
+    #[arg(long, short, requires = "report_of")]
+    output: Option<std::path::PathBuf>,
+    #[arg(long, required_unless_present = "report_of")]
+    study: Option<String>,
     /// The trial's number, as `ask` printed it.
-    #[arg(long)]
-    trial: hyperion_core::TrialNumber,
+    #[arg(long, required_unless_present = "report_of")]
+    trial: Option<hyperion_core::TrialNumber>,
     /// The step (epoch, iteration) the values are at.
-    #[arg(long)]
-    step: u64,
+    #[arg(long, required_unless_present = "report_of")]
+    step: Option<u64>,
     /// The first objective's intermediate value.
     #[arg(long, allow_hyphen_values = true, conflicts_with = "metrics")]
     value: Option<f64>,
@@ -206,9 +212,20 @@ pub struct ReportArgs {
 
 /// `hyperion report`: records an intermediate value and prints the verdict: `continue`
 /// (exit 0), or `stop: REASON` (exit [`EXIT_STOP`]). It renews the trial's lease.
+impl ReportArgs {
+    /// `report STUDY -o FILE`: the study and the file of its HTML report.
+    pub fn html(&self) -> Option<(String, std::path::PathBuf)> {
+        Some((self.report_of.clone()?, self.output.clone()?))
+    }
+}
+
 pub fn report(store: &Arc<dyn Store>, args: ReportArgs) -> Result<ExitCode> {
-    find_study(store, &args.study)?;
-    let study = Study::open(store.clone(), &args.study)?;
+    // Clap requires all three without `STUDY -o`.
+    let (Some(study), Some(trial), Some(step)) = (&args.study, args.trial, args.step) else {
+        bail!("give --study, --trial and --step (or `report STUDY -o report.html`)");
+    };
+    find_study(store, study)?;
+    let study = Study::open(store.clone(), study)?;
     let mut kept = BTreeMap::new();
     let values = match (args.value, &args.metrics) {
         (Some(v), _) => vec![v],
@@ -216,7 +233,7 @@ pub fn report(store: &Arc<dyn Store>, args: ReportArgs) -> Result<ExitCode> {
             let (_, metrics) = protocol::parse_record(json)
                 .with_context(|| format!("--metrics: `{json}` is not a JSON object"))?;
             kept = metrics.clone();
-            let record = (Some(args.step), metrics);
+            let record = (Some(step), metrics);
             let (_, values) = protocol::Reported::default().take(study.spec(), record);
             if values.is_empty() {
                 let wanted = &study.spec().objectives[0].metric;
@@ -228,13 +245,13 @@ pub fn report(store: &Arc<dyn Store>, args: ReportArgs) -> Result<ExitCode> {
         }
         (None, None) => bail!("give --value or --metrics"),
     };
-    let verdict = study.report(args.trial, args.step, &values)?;
-    study.renew_lease(args.trial)?;
+    let verdict = study.report(trial, step, &values)?;
+    study.renew_lease(trial)?;
     if !kept.is_empty() {
         // Every metric is kept with the trial, the latest value of each.
-        let mut metrics = store.trial(study.record_id(), args.trial)?.metrics;
+        let mut metrics = store.trial(study.record_id(), trial)?.metrics;
         metrics.extend(kept);
-        store.keep_metrics(study.record_id(), args.trial, &metrics)?;
+        store.keep_metrics(study.record_id(), trial, &metrics)?;
     }
     match verdict {
         Verdict::Continue => {

@@ -1,5 +1,6 @@
 //! The `hyperion` command.
 
+mod analysis;
 mod ask_tell;
 mod run;
 mod show;
@@ -139,7 +140,8 @@ enum Commands {
     /// Start a trial for another program to run; prints its number and params as JSON.
     Ask(ask_tell::AskArgs),
     /// Record an intermediate value of an asked trial; prints `continue`, or `stop: REASON`
-    /// and exits with status 3 when the study's early stopping stops it.
+    /// and exits with status 3 when the study's early stopping stops it. `report STUDY -o
+    /// report.html` instead writes the study's report: one self-contained HTML file.
     Report(ask_tell::ReportArgs),
     /// Record the result of an asked trial.
     Tell(ask_tell::TellArgs),
@@ -158,6 +160,25 @@ enum Commands {
         /// Refuse every write (ask, report, tell, stop).
         #[arg(long)]
         read_only: bool,
+    },
+    /// Draw a plot of a study as an SVG file: the dashboard's pictures without a browser.
+    Plot(analysis::PlotArgs),
+    /// Which parameters matter (PED-ANOVA, as Optuna's default), with the direction of each.
+    Importance {
+        study: String,
+        /// The objective, by index (0 is the first).
+        #[arg(long, default_value_t = 0)]
+        objective: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Studies side by side: trials, best value and trial; `-o FILE.svg` draws their running
+    /// bests on one chart.
+    Compare {
+        #[arg(required = true, num_args = 2..)]
+        studies: Vec<String>,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
@@ -293,7 +314,23 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Ask(args) => ask_tell::ask(storage.as_deref(), args),
-        Commands::Report(args) => ask_tell::report(&open_store(storage.as_deref())?, args),
+        Commands::Report(args) => match args.html() {
+            Some((study, output)) => {
+                analysis::html_report(&open_store(storage.as_deref())?, &study, &output)
+            }
+            None => ask_tell::report(&open_store(storage.as_deref())?, args),
+        },
+        Commands::Plot(args) => analysis::plot(&open_store(storage.as_deref())?, args),
+        Commands::Importance {
+            study,
+            objective,
+            json,
+        } => analysis::importance(&open_store(storage.as_deref())?, &study, objective, json),
+        Commands::Compare { studies, output } => analysis::compare(
+            &open_store(storage.as_deref())?,
+            &studies,
+            output.as_deref(),
+        ),
         Commands::Tell(args) => ask_tell::tell(&open_store(storage.as_deref())?, args),
         Commands::Dashboard {
             bind,

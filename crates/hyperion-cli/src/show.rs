@@ -12,7 +12,7 @@ use hyperion_store::{Store, StudyRecord};
 use crate::{ExportFormat, TableFormat, find_study, out};
 
 /// The study folded from its log: counts, best, Pareto front.
-fn view(store: &Arc<dyn Store>, record: &StudyRecord) -> Result<StudyView> {
+pub fn study_view(store: &Arc<dyn Store>, record: &StudyRecord) -> Result<StudyView> {
     let mut view = StudyView::new(record.id, record.spec.clone());
     for change in store.changes_since(record.id, 0)? {
         view.apply(&change, &mut Vec::new())?;
@@ -26,7 +26,7 @@ fn best_of(store: &Arc<dyn Store>, record: &StudyRecord) -> Result<Vec<Trial>> {
     if record.spec.objectives.len() == 1 {
         return Ok(store.best_trial(record.id)?.into_iter().collect());
     }
-    Ok(view(store, record)?
+    Ok(study_view(store, record)?
         .pareto_front()
         .into_iter()
         .cloned()
@@ -99,7 +99,7 @@ pub fn studies(store: &Arc<dyn Store>) -> Result<ExitCode> {
         "objectives".into(),
     ]];
     for record in store.studies()? {
-        let view = view(store, &record)?;
+        let view = study_view(store, &record)?;
         let objectives: Vec<String> = record
             .spec
             .objectives
@@ -232,7 +232,7 @@ pub fn decisions(
 
 pub fn best(store: &Arc<dyn Store>, study: &str, json: bool) -> Result<ExitCode> {
     let record = find_study(store, study)?;
-    let view = view(store, &record)?;
+    let view = study_view(store, &record)?;
     let front = view.pareto_front();
     if front.is_empty() {
         anyhow::bail!("study \"{study}\" has no completed trial yet");

@@ -18,6 +18,8 @@ use hyperion_runtime::{Outcome, Verdict};
 use hyperion_store::{Store, StoreError};
 use serde_json::{Value, json};
 
+use hyperion_analysis::plots::{self, Kind, Options, PlotError};
+
 use crate::guard::Access;
 use crate::metrics::Metrics;
 use crate::tracked::{Studies, Tip, Tracked};
@@ -52,7 +54,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/studies/{study}", get(study))
         .route("/studies/{study}/trials", get(trials))
         .route("/studies/{study}/trials/{number}", get(trial))
-        .route("/studies/{study}/plots/history", get(history))
+        .route("/studies/{study}/plots/{kind}", get(plot))
+        .route("/compare", get(compare))
         .route("/studies/{study}/events", get(events))
         .route("/studies/{study}/ask", post(ask))
         .route("/studies/{study}/trials/{number}/report", post(report))
@@ -503,42 +506,120 @@ fn trial_number(text: &str) -> Result<TrialNumber, ApiError> {
 
 // --- plots ---------------------------------------------------------------------------------
 
-async fn history(State(app): State<Arc<App>>, Path(name): Path<String>, query: Pairs) -> Reply {
-    let mut objective = 0usize;
-    let mut width = 1000usize;
+/// `plots/{kind}`: the plot's data as JSON, or drawn (`format=svg`) by the same code as
+/// `hyperion plot`, so the dashboard and the files cannot disagree.
+async fn plot(
+    State(app): State<Arc<App>>,
+    Path((name, kind)): Path<(String, String)>,
+    query: Pairs,
+) -> Result<Response, ApiError> {
+    let kind: Kind = kind
+        .parse()
+        .map_err(|e: PlotError| ApiError::bad(e.to_string()))?;
+    let mut options = Options::default();
+    let mut svg = false;
     for (key, value) in pairs(query)? {
         match key.as_str() {
-            "objective" => objective = number_arg(&key, &value)?,
-            "width" => width = number_arg::<usize>(&key, &value)?.clamp(10, 10_000),
+            "objective" => options.objective = number_arg(&key, &value)?,
+            "width" => options.width = number_arg::<usize>(&key, &value)?.clamp(10, 10_000),
+            "x" => options.x = Some(value),
+            "y" => options.y = Some(value),
+            "format" => {
+                svg = match value.as_str() {
+                    "svg" => true,
+                    "json" => false,
+                    _ => {
+                        return Err(ApiError::bad(format!(
+                            "query parameter `format`: `{value}` is not json or svg"
+                        )));
+                    }
+                }
+            }
             "token" => {}
             _ => {
                 return Err(ApiError::bad(format!(
-                    "unknown query parameter `{key}` (objective, width)"
+                    "unknown query parameter `{key}` (objective, width, x, y, format)"
                 )));
             }
         }
     }
     let tracked = tracked(&app, name).await?;
-    let folded = tracked.folded();
-    let objectives = &folded.view.spec().objectives;
-    let Some(o) = objectives.get(objective) else {
-        return Err(ApiError::bad(format!(
-            "query parameter `objective`: the study has {} objectives (0 to {})",
-            objectives.len(),
-            objectives.len() - 1
-        )));
-    };
-    let plot = crate::plots::history(&folded.view, objective, width);
-    json_reply(json!({
-        "objective": o.metric,
-        "direction": o.direction,
-        "seq": folded.view.cursor(),
-        "completed": plot.completed,
-        "pruned": plot.pruned,
-        "failed": plot.failed,
-        "points": {"number": plot.points.0, "value": plot.points.1},
-        "best": {"number": plot.best.0, "value": plot.best.1},
-    }))
+    // Plots take milliseconds at 10⁵ trials: off the async threads, like store calls.
+    blocking(move || {
+        let folded = tracked.folded();
+        let drawn =
+            plots::plot(&folded.view, kind, &options).map_err(|e| ApiError::bad(e.to_string()))?;
+        if svg {
+            let body = hyperion_analysis::svg::draw(&drawn, options.width, false);
+            return Ok((
+                [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+                body,
+            )
+                .into_response());
+        }
+        let mut value = serde_json::to_value(&drawn).expect("plot data is JSON");
+        value["seq"] = json!(folded.view.cursor());
+        Ok(axum::Json(value).into_response())
+    })
+    .await
+}
+
+/// `format=svg` (a drawing) or `format=json` (the data, the default).
+fn is_svg(format: &str) -> Result<bool, ApiError> {
+    match format {
+        "svg" => Ok(true),
+        "json" => Ok(false),
+        _ => Err(ApiError::bad(format!(
+            "query parameter `format`: `{format}` is not json or svg"
+        ))),
+    }
+}
+
+/// `compare?study=A&study=B[&format=svg]`: studies side by side (`hyperion compare` in the
+/// terminal).
+async fn compare(State(app): State<Arc<App>>, query: Pairs) -> Reply {
+    let mut names = Vec::new();
+    let (mut svg, mut width) = (false, 1000usize);
+    for (key, value) in pairs(query)? {
+        match key.as_str() {
+            "study" => names.push(value),
+            "width" => width = number_arg::<usize>(&key, &value)?.clamp(10, 10_000),
+            "format" => svg = is_svg(&value)?,
+            "token" => {}
+            _ => {
+                return Err(ApiError::bad(format!(
+                    "unknown query parameter `{key}` (study, width, format)"
+                )));
+            }
+        }
+    }
+    if names.is_empty() {
+        return Err(ApiError::bad(
+            "name the studies to compare: `?study=A&study=B`",
+        ));
+    }
+    let mut tracked_studies = Vec::new();
+    for name in names {
+        tracked_studies.push(tracked(&app, name).await?);
+    }
+    blocking(move || {
+        // One study locked at a time: two comparisons in other orders cannot deadlock.
+        let studies = tracked_studies
+            .iter()
+            .map(|t| plots::compared(&t.folded().view))
+            .collect();
+        let compared = plots::Compare { studies };
+        if svg {
+            let body = hyperion_analysis::svg::compare(&compared, width, false);
+            return Ok((
+                [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+                body,
+            )
+                .into_response());
+        }
+        Ok(axum::Json(serde_json::to_value(&compared).expect("plot data is JSON")).into_response())
+    })
+    .await
 }
 
 // --- live events ---------------------------------------------------------------------------

@@ -21,7 +21,6 @@ mod api;
 mod assets;
 mod guard;
 mod metrics;
-mod plots;
 mod tracked;
 
 use std::net::SocketAddr;

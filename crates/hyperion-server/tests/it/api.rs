@@ -162,6 +162,98 @@ fn history_is_exact_while_it_fits_and_bucketed_beyond() {
     );
 }
 
+/// GET `path` as text: the status, the content type and the body.
+fn get_text(served: &Served, path: &str) -> (u16, String, String) {
+    let mut r = agent()
+        .get(&format!("{}{path}", served.base))
+        .call()
+        .unwrap();
+    let kind = r
+        .headers()
+        .get("content-type")
+        .map_or(String::new(), |v| v.to_str().unwrap().to_owned());
+    (
+        r.status().as_u16(),
+        kind,
+        r.body_mut().read_to_string().unwrap(),
+    )
+}
+
+#[test]
+fn every_plot_is_served_as_data_and_as_the_same_drawing() {
+    let served = Served::new();
+    served.complete(60);
+    for kind in [
+        "history",
+        "parallel",
+        "slice",
+        "contour",
+        "intermediate",
+        "importance",
+        "timeline",
+    ] {
+        let (status, data) = get(
+            &served,
+            &format!("/api/v1/studies/demo/plots/{kind}?width=400"),
+        );
+        assert_eq!((status, data["kind"].as_str()), (200, Some(kind)), "{data}");
+        assert!(data["seq"].as_u64().unwrap() > 0);
+        let (status, content, svg) = get_text(
+            &served,
+            &format!("/api/v1/studies/demo/plots/{kind}?width=400&format=svg"),
+        );
+        assert_eq!(status, 200, "{svg}");
+        assert_eq!(content, "image/svg+xml; charset=utf-8");
+        assert!(
+            svg.starts_with("<svg class=\"plot\"")
+                && svg.contains(&format!("data-kind=\"{kind}\""))
+        );
+        // Inline in the page: its colours come from the page's stylesheet, not a <style>.
+        assert!(!svg.contains("<style>"));
+    }
+    let (_, parallel) = get(&served, "/api/v1/studies/demo/plots/parallel");
+    assert_eq!(parallel["lines"].as_array().unwrap().len(), 60);
+    assert_eq!(parallel["axes"][0]["name"], "x");
+    let (_, slice) = get(&served, "/api/v1/studies/demo/plots/slice");
+    assert_eq!(slice["params"].as_array().unwrap().len(), 2);
+    let (_, importance) = get(&served, "/api/v1/studies/demo/plots/importance");
+    let sum: f64 = importance["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["importance"].as_f64().unwrap())
+        .sum();
+    assert!((sum - 1.0).abs() < 1e-9);
+    // The loss is x²: x matters, n does not.
+    assert_eq!(importance["params"][0]["name"], "x");
+    let (_, contour) = get(&served, "/api/v1/studies/demo/plots/contour?x=n&y=x");
+    assert_eq!(
+        (contour["x"]["name"].as_str(), contour["columns"].as_u64()),
+        (Some("n"), Some(24))
+    );
+    let (_, timeline) = get(&served, "/api/v1/studies/demo/plots/timeline");
+    assert_eq!(timeline["trials"], 60);
+}
+
+#[test]
+fn studies_are_compared_side_by_side() {
+    let served = Served::new();
+    served.complete(10);
+    let (status, both) = get(&served, "/api/v1/compare?study=demo&study=demo");
+    assert_eq!(status, 200, "{both}");
+    assert_eq!(both["studies"].as_array().unwrap().len(), 2);
+    let best = served.study.best_trial().unwrap().unwrap();
+    assert_eq!(both["studies"][0]["best"]["number"], best.number.0);
+    assert_eq!(both["studies"][0]["trials"], 10);
+    let (status, _, svg) = get_text(&served, "/api/v1/compare?study=demo&format=svg");
+    assert_eq!(status, 200);
+    assert!(svg.contains("data-kind=\"compare\"") && svg.contains("data-study=\"demo\""));
+    let (status, body) = get(&served, "/api/v1/compare?study=demo&study=nope");
+    assert_eq!((status, code(&body)), (404, "study_not_found"));
+    let (status, body) = get(&served, "/api/v1/compare");
+    assert_eq!((status, code(&body)), (400, "bad_request"));
+}
+
 #[test]
 fn bad_requests_get_a_json_reason_and_change_nothing() {
     let served = Served::new();
@@ -194,6 +286,23 @@ fn bad_requests_get_a_json_reason_and_change_nothing() {
         ("/api/v1/studies/demo/trials/seven", 400, "bad_request"),
         (
             "/api/v1/studies/demo/plots/history?objective=3",
+            400,
+            "bad_request",
+        ),
+        ("/api/v1/studies/demo/plots/pie", 400, "bad_request"),
+        ("/api/v1/studies/demo/plots/pareto", 400, "bad_request"),
+        (
+            "/api/v1/studies/demo/plots/contour?x=nope",
+            400,
+            "bad_request",
+        ),
+        (
+            "/api/v1/studies/demo/plots/slice?format=png",
+            400,
+            "bad_request",
+        ),
+        (
+            "/api/v1/studies/demo/plots/slice?colour=red",
             400,
             "bad_request",
         ),
