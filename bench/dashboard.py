@@ -1,10 +1,10 @@
-"""The first meaningful paint of a study page in headless Chromium, and the server's memory:
+"""First meaningful paint of a study page in headless Chromium, and the server's memory:
 `hyperion dashboard` beside optuna-dashboard 0.21.0 over Optuna SQLite storages of the same
 shape (10 floats in [-5, 5], loss = sum of squares, a 20-step curve every tenth trial).
 
-Both pages are timed alike: from just before the WebDriver navigate to the first poll (every
-~20 ms, a script run in the page) that sees the paint; the median of `--loads` loads, each in a
-new browser session. WebDriver is spoken over HTTP with the standard library only.
+Both are timed alike: from just before the WebDriver navigate to the first poll (a script run
+in the page every ~20 ms) that sees the paint; the median of `--loads` loads, each in a new
+browser session. WebDriver is spoken over HTTP with the standard library only.
 stderr: progress and a table; stdout: one JSON line."""
 
 import argparse
@@ -28,12 +28,12 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "out"
 CHROME_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                "--window-size=1400,1000"]
-# The page's own signal: body.dataset.ready is set to the hash once counts, plots and the
-# first table page are drawn (or to "error").
+# The page's own signal: body.dataset.ready becomes the hash once counts, plots and the first
+# table page are drawn (or "error").
 HYPERION_PAINT = ("const r = document.body && document.body.dataset.ready;"
                   "return r === 'error' ? 'error' : (r && r === location.hash ? 'ok' : null);")
-# optuna-dashboard draws its history with Plotly into #plot-history; an SVG marker exists only
-# once the plot has been drawn with trials (an empty study or a not yet fetched one has none).
+# optuna-dashboard draws its history with Plotly into #plot-history, which exists (with an
+# empty plot) before the study is fetched; an SVG marker exists only once trials are drawn.
 OPTUNA_PAINT = ("return document.querySelector("
                 "'#plot-history .scatterlayer .trace .points path') ? 'ok' : null;")
 
@@ -48,63 +48,36 @@ def free_port():
         return s.getsockname()[1]
 
 
-def size_key(n):
-    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
-
-
-def tree(pid):
-    """`pid` and all its descendants."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
+def usage(pid):
+    """(RSS in MB, CPU seconds so far) of `pid` and all its descendants."""
+    children, stats = {}, {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stats[int(entry)] = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(stats[int(entry)][1]), []).append(int(entry))
+    kb = ticks = 0
+    todo = [pid]
     while todo:
         p = todo.pop()
-        out.append(p)
         todo += children.get(p, [])
-    return out
-
-
-def rss_mb(pid):
-    """VmRSS of `pid` and all its descendants, in MB."""
-    total = 0
-    for p in tree(pid):
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
+            kb += int(next(line.split()[1] for line in Path(f"/proc/{p}/status").open()
+                           if line.startswith("VmRSS:")))
+            ticks += int(stats[p][11]) + int(stats[p][12])
+        except (OSError, KeyError, StopIteration):
             pass
-    return total / 1024
-
-
-def cpu_s(pid):
-    """CPU seconds used so far by `pid` and its descendants."""
-    ticks = 0
-    for p in tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return kb / 1024, ticks / os.sysconf("SC_CLK_TCK")
 
 
 def settle(pid, limit_s):
-    """Waits until the server is idle (under 5% of a core over half a second): a closed page's
-    requests (optuna-dashboard's parameter importances, say) go on running in the server and
-    would slow the next load."""
-    deadline = time.monotonic() + limit_s
-    before = cpu_s(pid)
+    """Waits until the server is idle (< 5% of a core over 0.5 s): a closed page's requests
+    (optuna-dashboard's parameter importances) go on in the server and would slow the next."""
+    deadline, before = time.monotonic() + limit_s, usage(pid)[1]
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        now = cpu_s(pid)
+        now = usage(pid)[1]
         if now - before < 0.025:
             return
         before = now
@@ -113,19 +86,18 @@ def settle(pid, limit_s):
 
 class Processes:
     """Everything started here, each in its own process group, so that killing the group also
-    ends what it forked (chromedriver's Chromium, a server's workers)."""
+    ends what it forked (chromedriver's Chromium)."""
 
     def __init__(self):
         self.procs = []
 
     def start(self, args, **kw):
-        proc = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL, **kw)
-        self.procs.append(proc)
-        return proc
+        self.procs.append(subprocess.Popen(args, start_new_session=True,
+                                           stdin=subprocess.DEVNULL, **kw))
+        return self.procs[-1]
 
     def stop(self, proc):
-        if proc in self.procs:
-            self.procs.remove(proc)
+        self.procs.remove(proc)
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -142,23 +114,24 @@ class WebDriverError(Exception):
 
 
 class Driver:
+    """chromedriver on a free port; every load gets a new session, so a fresh Chromium."""
+
     def __init__(self, procs, timeout_s):
-        self.port = free_port()
-        self.proc = procs.start(["/usr/bin/chromedriver", f"--port={self.port}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.timeout_s = timeout_s
+        self.port, self.timeout_s = free_port(), timeout_s
+        procs.start(["/usr/bin/chromedriver", f"--port={self.port}"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while True:
             try:
                 self.call("GET", "/status")
-                break
+                return
             except (OSError, WebDriverError):
                 if time.monotonic() > deadline:
                     raise RuntimeError("chromedriver did not start")
                 time.sleep(0.05)
 
     def call(self, method, path, body=None):
-        data = None if method != "POST" else json.dumps(body or {}).encode()
+        data = json.dumps(body or {}).encode() if method == "POST" else None
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
                                      method=method, headers={"Content-Type": "application/json"})
         try:
@@ -168,31 +141,26 @@ class Driver:
             value = json.load(e).get("value", {})
             raise WebDriverError(f"{value.get('error')}: {value.get('message', '')[:200]}")
 
-    def new_session(self):
-        # pageLoadStrategy none: navigate returns at once, and the polls see the page from its
-        # first moment rather than after its load event.
-        caps = {"capabilities": {"alwaysMatch": {
-            "pageLoadStrategy": "none",
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": CHROME_ARGS}}}}
-        session = self.call("POST", "/session", caps)["sessionId"]
-        ms = int(self.timeout_s * 1000)
-        self.call("POST", f"/session/{session}/timeouts", {"script": ms, "pageLoad": ms})
-        return session
-
     def paint_ms(self, url, condition):
-        """Milliseconds from the navigate to the first poll that sees `condition` return 'ok'
-        in a new session, or raises with why not."""
-        session = self.new_session()
-        script = {"script": condition, "args": []}
+        """Milliseconds from the navigate to the first poll where `condition` returns 'ok'."""
+        # pageLoadStrategy none: navigate returns at once and the polls watch the page from its
+        # first moment, not from its load event.
+        chrome = {"binary": "/usr/bin/chromium", "args": CHROME_ARGS}
+        caps = {"capabilities": {"alwaysMatch": {"pageLoadStrategy": "none",
+                                                 "goog:chromeOptions": chrome}}}
+        session = f"/session/{self.call('POST', '/session', caps)['sessionId']}"
+        ms = int(self.timeout_s * 1000)
         try:
+            self.call("POST", f"{session}/timeouts", {"script": ms, "pageLoad": ms})
             start = time.perf_counter()
-            self.call("POST", f"/session/{session}/url", {"url": url})
+            self.call("POST", f"{session}/url", {"url": url})
             while True:
                 polled = time.perf_counter()
                 try:
-                    state = self.call("POST", f"/session/{session}/execute/sync", script)
+                    state = self.call("POST", f"{session}/execute/sync",
+                                      {"script": condition, "args": []})
                 except WebDriverError as e:
-                    # A poll during the navigation may fail; a dead tab will not come back.
+                    # A poll in mid-navigation may fail; a dead tab does not come back.
                     if re.search(r"crash|disconnected|invalid session", str(e)):
                         raise RuntimeError(f"browser: {e}")
                     state = None
@@ -206,7 +174,7 @@ class Driver:
                 time.sleep(max(0.0, 0.02 - (now - polled)))
         finally:
             try:
-                self.call("DELETE", f"/session/{session}")
+                self.call("DELETE", session)
             except (OSError, WebDriverError):
                 pass
 
@@ -227,12 +195,12 @@ def build_optuna_storage(n):
         log(f"{path} has {count} trials, not {n}: rebuilding")
         path.unlink()
     OUT.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".db.tmp")
+    tmp = path.with_suffix(".db.tmp")  # renamed when complete, so never reused half-built
     tmp.unlink(missing_ok=True)
 
     def connect():
-        # Optuna commits once per trial; without fsyncs and a disk journal that costs only its
-        # own work. Neither pragma persists: the file is an ordinary SQLite database.
+        # Optuna commits once per trial; spare it the fsyncs and the on-disk journal. Neither
+        # pragma persists in the file, which stays an ordinary Optuna SQLite storage.
         conn = sqlite3.connect(tmp, check_same_thread=False)
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA journal_mode = MEMORY")
@@ -242,9 +210,7 @@ def build_optuna_storage(n):
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp}", engine_kwargs={"creator": connect})
     study = optuna.create_study(study_name="dash", storage=storage, direction="minimize")
     dists = {f"x{i}": FloatDistribution(-5.0, 5.0) for i in range(10)}
-    rng = random.Random(1)
-    started = time.perf_counter()
-    batch = max(1, n // 20)
+    rng, started, batch = random.Random(1), time.perf_counter(), max(1, n // 20)
     for first in range(0, n, batch):
         trials = []
         for i in range(first, min(n, first + batch)):
@@ -254,8 +220,8 @@ def build_optuna_storage(n):
             trials.append(optuna.trial.create_trial(params=params, distributions=dists,
                                                     value=loss, intermediate_values=curve))
         study.add_trials(trials)
-        done = first + len(trials)
-        log(f"  optuna storage: {done}/{n} trials, {time.perf_counter() - started:.0f} s")
+        log(f"  optuna storage: {first + len(trials)}/{n} trials, "
+            f"{time.perf_counter() - started:.0f} s")
     storage.engine.dispose()
     os.replace(tmp, path)
     log(f"built {path} in {time.perf_counter() - started:.1f} s")
@@ -268,27 +234,12 @@ def loads(driver, server, url, condition, count, what):
     for i in range(count):
         settle(server.pid, driver.timeout_s)
         try:
-            ms = driver.paint_ms(url, condition)
+            times.append(driver.paint_ms(url, condition))
         except RuntimeError as e:
             log(f"  {what}: load {i + 1} failed: {e}")
             return times, str(e)
-        log(f"  {what}: load {i + 1}: {ms:.0f} ms")
-        times.append(ms)
+        log(f"  {what}: load {i + 1}: {times[-1]:.0f} ms")
     return times, None
-
-
-def wait_http(url, proc, timeout_s=120):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not answer")
-            time.sleep(0.1)
 
 
 def hyperion(procs, driver, args):
@@ -296,16 +247,14 @@ def hyperion(procs, driver, args):
                           "--storage", args.hyperion_db],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = server.stdout.readline()
-    match = re.search(r"http://\S+", line)
-    if not match:
+    if not (match := re.search(r"http://\S+", line)):
         raise RuntimeError(f"hyperion dashboard printed {line!r}")
     # Keep draining stdout so that the server never blocks on a full pipe.
     threading.Thread(target=server.stdout.read, daemon=True).start()
-    base = match.group(0)
-    url = f"{base}#/s/{urllib.request.quote(args.study, safe='')}"
-    log(f"hyperion dashboard at {base} (pid {server.pid})")
+    log(f"hyperion dashboard at {match.group(0)} (pid {server.pid})")
+    url = f"{match.group(0)}#/s/{urllib.request.quote(args.study, safe='')}"
     times, fail = loads(driver, server, url, HYPERION_PAINT, args.loads, "hyperion")
-    rss = rss_mb(server.pid)
+    rss = usage(server.pid)[0]
     procs.stop(server)
     return times, fail, rss
 
@@ -315,21 +264,29 @@ def optuna_dashboard(procs, driver, args, n):
     with sqlite3.connect(db) as conn:
         study_id = conn.execute("SELECT study_id FROM studies WHERE study_name = 'dash'"
                                 ).fetchone()[0]
-    port = free_port()
-    # The console script (optuna_dashboard has no __main__, so `python -m` does not run it);
-    # without gunicorn installed it serves with wsgiref, in this one process.
-    exe = Path(sys.executable).parent / "optuna-dashboard"
-    log_file = tempfile.TemporaryFile()
-    server = procs.start([str(exe), f"sqlite:///{db}", "--host", "127.0.0.1",
-                          "--port", str(port)], stdout=log_file, stderr=log_file)
-    base = f"http://127.0.0.1:{port}"
-    wait_http(f"{base}/api/meta", server)
+    # The console script: the package has no __main__, so `python -m optuna_dashboard` fails.
+    # Without gunicorn installed it serves with wsgiref threads, in this one process.
+    port, server_log = free_port(), tempfile.TemporaryFile()
+    server = procs.start([str(Path(sys.executable).parent / "optuna-dashboard"),
+                          f"sqlite:///{db}", "--host", "127.0.0.1", "--port", str(port)],
+                         stdout=server_log, stderr=server_log)
+    base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/meta", timeout=5).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"optuna-dashboard did not start ({server.poll()})")
+            time.sleep(0.1)
     log(f"optuna-dashboard at {base} (pid {server.pid}), {n} trials")
     times, fail = loads(driver, server, f"{base}/dashboard/studies/{study_id}", OPTUNA_PAINT,
-                        args.loads, f"optuna-dashboard {size_key(n)}")
-    rss = rss_mb(server.pid)
-    if server.poll() is not None and fail:
-        fail += f" (server exited with {server.returncode})"
+                        args.loads, f"optuna-dashboard {n}")
+    rss = usage(server.pid)[0]
+    if fail and server.poll() is not None:
+        server_log.seek(0)
+        last = (server_log.read().decode(errors="replace").strip().splitlines() or [""])[-1]
+        fail += f" (server exited with {server.returncode}: {last[:200]})"
     procs.stop(server)
     return times, fail, rss
 
@@ -340,13 +297,12 @@ def main():
     p.add_argument("--hyperion-db", required=True)
     p.add_argument("--study", default="dash")
     p.add_argument("--trials", type=int, required=True, help="trials in the Hyperion study")
-    p.add_argument("--optuna-trials", default=None, help="default 10000,100000")
+    p.add_argument("--optuna-trials", help="sizes of the Optuna studies (10000,100000)")
     p.add_argument("--quick", action="store_true", help="optuna-dashboard at 10000 only")
     p.add_argument("--loads", type=int, default=3)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per load")
     args = p.parse_args()
-    sizes = [int(s) for s in (args.optuna_trials or ("10000" if args.quick else "10000,100000"))
-             .split(",")]
+    sizes = args.optuna_trials or ("10000" if args.quick else "10000,100000")
 
     def median(times):
         return round(statistics.median(times), 1) if times else None
@@ -354,19 +310,16 @@ def main():
     def interrupt(*_):
         raise KeyboardInterrupt
 
-    # SIGTERM as Ctrl-C, so that the finally below always runs.
-    signal.signal(signal.SIGTERM, interrupt)
-    procs = Processes()
-    result, rows = {}, []
+    signal.signal(signal.SIGTERM, interrupt)  # so that the finally below runs then too
+    procs, result, rows = Processes(), {}, []
     try:
         driver = Driver(procs, args.timeout)
         times, fail, rss = hyperion(procs, driver, args)
-        result["hyperion_paint_ms"] = median(times)
-        result["hyperion_rss_mb"] = round(rss, 1)
+        result.update(hyperion_paint_ms=median(times), hyperion_rss_mb=round(rss, 1))
         rows.append(("hyperion", args.trials, times, fail, rss))
-        for n in sizes:
+        for n in map(int, sizes.split(",")):
             times, fail, rss = optuna_dashboard(procs, driver, args, n)
-            k = size_key(n)
+            k = f"{n // 1000}k" if n % 1000 == 0 else str(n)
             result[f"optuna_dashboard_paint_ms_{k}"] = median(times)
             result[f"optuna_dashboard_rss_mb_{k}"] = round(rss, 1)
             result[f"optuna_dashboard_fail_{k}"] = fail

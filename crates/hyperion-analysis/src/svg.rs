@@ -23,8 +23,8 @@ const STYLE: &str = "svg{font:11px sans-serif;background:#fff}text{fill:#222}\
 .bar{fill:#3366cc}.tl-completed{fill:#3366cc}.tl-running{fill:#2a9d4b}\
 .tl-pruned{fill:#e08a1e}.tl-failed{fill:#cc3333}.tl-pending{fill:#999}";
 
-/// The plot as an SVG element `width` pixels wide; `standalone` adds the XML namespace and a
-/// stylesheet, for a file of its own.
+/// The plot as an SVG element `width` pixels wide; `standalone` adds a stylesheet, for a file
+/// of its own.
 pub fn draw(plot: &Plot, width: usize, standalone: bool) -> String {
     let width = width.clamp(200, 4000) as f64;
     let svg = match plot {
@@ -109,16 +109,14 @@ impl Svg {
 
     fn finish(self, standalone: bool) -> String {
         let (w, h) = (self.width, self.height);
-        let (ns, style) = if standalone {
-            (
-                " xmlns=\"http://www.w3.org/2000/svg\"",
-                format!("<style>{STYLE}</style>"),
-            )
+        // The namespace always: the dashboard parses the drawing as an SVG document.
+        let style = if standalone {
+            format!("<style>{STYLE}</style>")
         } else {
-            ("", String::new())
+            String::new()
         };
         format!(
-            "<svg{ns} class=\"plot\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\"{}>{style}{}</svg>",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"plot\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\"{}>{style}{}</svg>",
             self.attrs, self.body
         )
     }

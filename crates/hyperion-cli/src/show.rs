@@ -495,11 +495,9 @@ pub fn trial(
             let here = recorded.filter(|d| host == Some(this_host.trim()) && d.is_dir());
             here.map(Path::to_path_buf)
         });
-    let stderr_tail = dir.as_ref().and_then(|d| {
-        let text = std::fs::read_to_string(d.join("stderr.log")).ok()?;
-        let lines: Vec<&str> = text.lines().collect();
-        Some(lines[lines.len().saturating_sub(20)..].join("\n"))
-    });
+    let stderr_tail = dir
+        .as_deref()
+        .and_then(|d| hyperion_runtime::protocol::stderr_tail(d, 20));
     if json {
         let mut value = t.record(&record.spec);
         value["host"] = serde_json::json!(host);

@@ -308,6 +308,21 @@ pub fn stderr_summary(tail: &[String]) -> String {
     }
 }
 
+/// The last `lines` lines of the `stderr.log` in a trial's directory, read from its last 64 KiB
+/// however long the log is; `None` without the file.
+pub fn stderr_tail(dir: &Path, lines: usize) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(dir.join("stderr.log")).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
+        .ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    Some(all[all.len().saturating_sub(lines)..].join("\n"))
+}
+
 /// Where trial `number` keeps its files.
 pub fn trial_dir(trials_dir: &Path, number: TrialNumber) -> PathBuf {
     trials_dir.join(number.to_string())

@@ -41,6 +41,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// The page's content; absent parts (`null`) are left out.
+function page(...nodes) {
+  main.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
+}
+
 function showError(e) {
   errorBox.textContent = String(e.message || e);
   errorBox.hidden = false;
@@ -86,9 +91,25 @@ function countsBar(counts) {
 
 async function listPage() {
   crumbs.textContent = "";
+  const chosen = new Set();
+  const compare = el("button", {
+    id: "compare",
+    disabled: "",
+    onclick: () => { location.hash = "#/compare/" + [...chosen].map(encodeURIComponent).join("/"); },
+  }, "Compare selected");
   const render = async () => {
     const studies = await api("studies");
     const rows = studies.map((s) => el("tr", { "data-study": s.name },
+      el("td", {}, el("input", {
+        type: "checkbox",
+        class: "pick",
+        "aria-label": `compare ${s.name}`,
+        ...(chosen.has(s.name) ? { checked: "" } : {}),
+        onchange: (e) => {
+          if (e.target.checked) chosen.add(s.name); else chosen.delete(s.name);
+          compare.disabled = chosen.size < 2;
+        },
+      })),
       el("td", {}, el("a", { href: `#/s/${encodeURIComponent(s.name)}` }, s.name)),
       el("td", { class: `state-${s.state}` }, s.state),
       el("td", { class: "num" }, String(s.counts.total)),
@@ -101,11 +122,12 @@ async function listPage() {
       el("td", {}, ago(s.updated_at))));
     const table = studies.length
       ? el("table", { id: "study-list" },
-        el("thead", {}, el("tr", {}, ["study", "state", "trials", "completed", "running", "pruned",
+        el("thead", {}, el("tr", {}, ["", "study", "state", "trials", "completed", "running", "pruned",
           "failed", "best", "objectives", "last activity"].map((h) => el("th", {}, h)))),
         el("tbody", {}, rows))
       : el("p", { class: "empty" }, "No studies yet: `hyperion run study.yaml` creates one.");
-    main.replaceChildren(el("h1", {}, "Studies"), table);
+    page(el("h1", {}, "Studies"), table,
+      studies.length > 1 ? el("div", { class: "toolbar" }, compare) : null);
     clearError();
   };
   await render();
@@ -116,77 +138,208 @@ async function listPage() {
   return () => clearInterval(timer);
 }
 
-// --- the study page -------------------------------------------------------------------------
+// --- plots ----------------------------------------------------------------------------------
 
-function historyChart(canvas, plot) {
-  const ctx = canvas.getContext("2d");
-  const ratio = window.devicePixelRatio || 1;
-  const width = canvas.clientWidth, height = canvas.clientHeight;
-  canvas.width = width * ratio;
-  canvas.height = height * ratio;
-  ctx.scale(ratio, ratio);
-  const style = getComputedStyle(document.body);
-  const ink = style.getPropertyValue("--ink").trim() || "#222";
-  const accent = style.getPropertyValue("--accent").trim() || "#c33";
-  const dots = style.getPropertyValue("--dots").trim() || "#36c";
-  ctx.clearRect(0, 0, width, height);
-  const xs = plot.points.number, ys = plot.points.value;
-  canvas.dataset.points = String(xs.length);
-  canvas.dataset.best = String(plot.best.number.length);
-  if (xs.length === 0) {
-    ctx.fillStyle = ink;
-    ctx.fillText("no completed trial yet", 50, height / 2);
-    return;
-  }
-  const finite = ys.filter(Number.isFinite);
-  let lo = Math.min(...finite), hi = Math.max(...finite);
-  if (lo === hi) { lo -= 1; hi += 1; }
-  const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
-  const left = 60, right = 10, top = 10, bottom = 24;
-  const px = (x) => left + ((x - x0) / (x1 - x0)) * (width - left - right);
-  const py = (y) => top + (1 - (y - lo) / (hi - lo)) * (height - top - bottom);
-  ctx.strokeStyle = ink;
-  ctx.fillStyle = ink;
-  ctx.lineWidth = 1;
-  ctx.beginPath();
-  ctx.moveTo(left, top);
-  ctx.lineTo(left, height - bottom);
-  ctx.lineTo(width - right, height - bottom);
-  ctx.stroke();
-  ctx.font = "11px sans-serif";
-  ctx.textAlign = "right";
-  ctx.fillText(fmt(hi), left - 4, top + 8);
-  ctx.fillText(fmt(lo), left - 4, height - bottom);
-  ctx.textAlign = "center";
-  ctx.fillText(String(x0), left, height - 8);
-  ctx.fillText(String(x1), width - right - 10, height - 8);
-  ctx.fillText(`trial (${plot.objective}, ${plot.direction.toLowerCase()})`, width / 2, height - 8);
-  ctx.fillStyle = dots;
-  for (let i = 0; i < xs.length; i++) {
-    if (Number.isFinite(ys[i])) ctx.fillRect(px(xs[i]) - 1.5, py(ys[i]) - 1.5, 3, 3);
-  }
-  ctx.strokeStyle = accent;
-  ctx.lineWidth = 2;
-  ctx.beginPath();
-  const bx = plot.best.number, by = plot.best.value;
-  for (let i = 0; i < bx.length; i++) {
-    const next = i + 1 < bx.length ? bx[i + 1] : x1;
-    if (i === 0) ctx.moveTo(px(bx[i]), py(by[i]));
-    else ctx.lineTo(px(bx[i]), py(by[i]));
-    ctx.lineTo(px(next), py(by[i]));
-  }
-  ctx.stroke();
+// A plot drawn by the server (the same drawing as `hyperion plot`), inserted as inline SVG and
+// coloured by this page's stylesheet. `query()` gives its options; `after(svg)` adds behaviour.
+function plotBox(url, kind, query = () => ({}), after = () => {}) {
+  const box = el("div", { class: "plot-box", id: `plot-${kind}` });
+  let drawn = 0;
+  const refresh = async () => {
+    const width = Math.max(320, Math.round(box.clientWidth || 900));
+    const q = new URLSearchParams({ format: "svg", width, ...query() });
+    const response = await fetch(`${url}/${kind}?${q}`);
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new Error(`${kind}: ${body.error ? body.error.message : response.statusText}`);
+    }
+    const doc = new DOMParser().parseFromString(await response.text(), "image/svg+xml");
+    const svg = document.importNode(doc.documentElement, true);
+    box.replaceChildren(svg);
+    box.dataset.drawn = String(++drawn);
+    after(svg);
+  };
+  return { box, refresh };
 }
+
+// Parallel coordinates: drag along an axis to keep the lines that cross it there; click an
+// axis to clear its brush. Brushes survive redraws.
+function brushable(svg, brushes, status) {
+  const lines = [...svg.querySelectorAll("path.line")];
+  const apply = () => {
+    let kept = 0;
+    for (const line of lines) {
+      const u = line.dataset.u.split(",");
+      const inside = Object.entries(brushes).every(([axis, [lo, hi]]) => {
+        const v = u[axis] === "" ? NaN : Number(u[axis]);
+        return v >= lo && v <= hi;
+      });
+      line.classList.toggle("dim", !inside);
+      if (inside) kept += 1;
+    }
+    status.textContent = Object.keys(brushes).length ? `${kept} of ${lines.length} lines selected` : "";
+    status.dataset.kept = String(kept);
+    for (const mark of svg.querySelectorAll("rect.brush-sel")) mark.remove();
+    for (const [axis, [lo, hi]] of Object.entries(brushes)) {
+      const handle = svg.querySelector(`g.paxis[data-axis="${axis}"] rect.brush`);
+      if (!handle) continue;
+      const top = Number(handle.getAttribute("y")), height = Number(handle.getAttribute("height"));
+      const mark = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+      mark.setAttribute("class", "brush-sel");
+      mark.setAttribute("x", handle.getAttribute("x"));
+      mark.setAttribute("width", handle.getAttribute("width"));
+      mark.setAttribute("y", String(top + (1 - hi) * height));
+      mark.setAttribute("height", String(Math.max(1, (hi - lo) * height)));
+      handle.parentNode.insertBefore(mark, handle);
+    }
+  };
+  for (const group of svg.querySelectorAll("g.paxis")) {
+    const handle = group.querySelector("rect.brush");
+    const axis = group.dataset.axis;
+    const top = Number(handle.getAttribute("y")), height = Number(handle.getAttribute("height"));
+    const unitAt = (event) => {
+      const box = svg.getBoundingClientRect();
+      const y = (event.clientY - box.top) * (svg.viewBox.baseVal.height / box.height);
+      return Math.min(1, Math.max(0, 1 - (y - top) / height));
+    };
+    handle.addEventListener("pointerdown", (down) => {
+      down.preventDefault();
+      const start = unitAt(down);
+      let moved = false;
+      const move = (e) => {
+        const now = unitAt(e);
+        if (Math.abs(now - start) > 0.01) moved = true;
+        if (moved) { brushes[axis] = [Math.min(start, now), Math.max(start, now)]; apply(); }
+      };
+      const up = () => {
+        window.removeEventListener("pointermove", move);
+        window.removeEventListener("pointerup", up);
+        if (!moved) { delete brushes[axis]; apply(); }
+      };
+      window.addEventListener("pointermove", move);
+      window.addEventListener("pointerup", up);
+    });
+  }
+  apply();
+}
+
+// --- the trial table: virtualized, only the visible rows are in the page --------------------
+
+const ROW = 27;
+
+function trialTable(path, name, study) {
+  const params = study.params.map((p) => p.name);
+  const multi = study.objectives.length > 1;
+  const all = [["number", "#"], ["state", "state"], ["value", multi ? "values" : study.objectives[0].metric],
+    ["duration", "duration"]].concat(params.map((p) => [`param:${p}`, p]));
+  const saved = JSON.parse(localStorage.getItem(`hyperion.columns.${name}`) || "null");
+  const shown = new Set(saved || all.map(([k]) => k));
+  const table = { sort: "number", order: "asc", state: "", range: "", total: 0, first: -1, count: 0 };
+  const viewport = el("div", { class: "viewport", id: "trials-viewport" });
+  const tbody = el("tbody");
+  const head = el("tr");
+  const pager = el("span", { id: "pager", class: "note" });
+  const grid = el("table", { id: "trials" }, el("thead", {}, head), tbody);
+  viewport.append(grid);
+
+  const cell = {
+    number: (t) => el("td", { class: "num" }, String(t.number)),
+    state: (t) => el("td", { class: `state-${t.state}` }, t.state),
+    value: (t) => el("td", { class: "num" }, t.values ? t.values.map(fmt).join(", ") : ""),
+    duration: (t) => el("td", { class: "num" }, t.duration_s === null ? "" : `${t.duration_s.toFixed(1)} s`),
+  };
+  const columns = () => all.filter(([k]) => shown.has(k));
+  const renderHead = () => {
+    head.replaceChildren(...columns().map(([key, label]) => el("th", {
+      "data-key": key,
+      class: key === "state" ? "" : "sortable" + (key === table.sort ? " sorted" : ""),
+      "data-order": key === table.sort ? table.order : "",
+      onclick: () => {
+        if (key === "state") return;
+        table.order = table.sort === key && table.order === "asc" ? "desc" : "asc";
+        table.sort = key;
+        reload();
+      },
+    }, label)));
+  };
+
+  // The rows in view (and a screenful either side) are fetched as one page; spacer rows keep
+  // the scroll bar true to the whole result.
+  let fetching = null;
+  async function draw(force = false) {
+    const first = Math.max(0, Math.floor(viewport.scrollTop / ROW) - 10);
+    const count = Math.ceil(viewport.clientHeight / ROW) + 20;
+    if (!force && first === table.first && count === table.count) return;
+    table.first = first;
+    table.count = count;
+    const q = new URLSearchParams({ offset: first, limit: count, sort: table.sort, order: table.order });
+    if (table.state) q.set("state", table.state);
+    if (table.range) q.set("range", table.range);
+    const result = await api(`${path}/trials?${q}`);
+    table.total = result.total;
+    const cols = columns();
+    const pad = (rows) => el("tr", { class: "pad" }, el("td", { colspan: String(cols.length), height: String(rows * ROW) }));
+    const before = pad(first), after = pad(Math.max(0, result.total - first - result.trials.length));
+    tbody.replaceChildren(before, ...result.trials.map((t) => el("tr", {
+      "data-number": String(t.number),
+      class: "row",
+      onclick: () => { location.hash = `#/s/${encodeURIComponent(name)}/t/${t.number}`; },
+    }, cols.map(([key]) => (cell[key] ? cell[key](t) : el("td", { class: "num" }, fmt(t.params[key.slice(6)])))))), after);
+    const last = Math.min(first + result.trials.length, result.total);
+    pager.textContent = result.total ? `${result.total} trials · rows ${first + 1}–${last}` : "no trials";
+    grid.dataset.total = String(result.total);
+  }
+  const refresh = (force = true) => {
+    fetching = (fetching || Promise.resolve()).then(() => draw(force)).catch(showError);
+    return fetching;
+  };
+  const reload = () => { viewport.scrollTop = 0; renderHead(); return refresh(true); };
+  let frame = null;
+  viewport.addEventListener("scroll", () => {
+    if (frame) return;
+    frame = requestAnimationFrame(() => { frame = null; refresh(false); });
+  });
+
+  const stateFilter = el("select", {
+    id: "state-filter",
+    onchange: (e) => { table.state = e.target.value; reload(); },
+  }, el("option", { value: "" }, "all states"), STATES.map((s) => el("option", { value: s }, s)));
+  const rangeKey = el("select", { id: "range-key" },
+    el("option", { value: "value" }, multi ? "value 0" : study.objectives[0].metric),
+    params.map((p) => el("option", { value: `param:${p}` }, p)));
+  const low = el("input", { id: "range-low", placeholder: "from", size: "7" });
+  const high = el("input", { id: "range-high", placeholder: "to", size: "7" });
+  const applyRange = () => {
+    const [lo, hi] = [low.value.trim(), high.value.trim()];
+    table.range = lo || hi ? `${rangeKey.value}:${lo}:${hi}` : "";
+    reload();
+  };
+  const chooser = el("details", { class: "chooser" }, el("summary", {}, "columns"),
+    all.map(([key, label]) => el("label", {}, el("input", {
+      type: "checkbox",
+      "data-column": key,
+      ...(shown.has(key) ? { checked: "" } : {}),
+      onchange: (e) => {
+        if (e.target.checked) shown.add(key); else shown.delete(key);
+        localStorage.setItem(`hyperion.columns.${name}`, JSON.stringify([...shown]));
+        renderHead();
+        refresh(true);
+      },
+    }), " ", label)));
+  const toolbar = el("div", { class: "toolbar" }, stateFilter, rangeKey, low, high,
+    el("button", { id: "range-apply", onclick: applyRange }, "filter"),
+    chooser, el("span", { class: "spacer" }), pager);
+  renderHead();
+  return { node: el("div", {}, toolbar, viewport), refresh };
+}
+
+// --- the study page -------------------------------------------------------------------------
 
 async function studyPage(name) {
   const path = `studies/${encodeURIComponent(name)}`;
   crumbs.replaceChildren(" / ", el("a", { href: `#/s/${encodeURIComponent(name)}` }, name));
   const study = await api(path);
-  const table = { offset: 0, limit: 50, sort: "number", order: "asc", state: "" };
   const counts = { ...study.counts };
-  const canvas = el("canvas", { id: "history-chart", class: "chart" });
-  const tbody = el("tbody");
-  const pager = el("span", { id: "pager" });
   const stopped = el("span", { id: "stop-note", class: "note" });
   const button = (label, kill) => el("button", {
     id: kill ? "kill" : "stop",
@@ -199,87 +352,84 @@ async function studyPage(name) {
       } catch (e) { showError(e); }
     },
   }, label);
-  const params = study.params.map((p) => p.name);
-  const columns = [["number", "#"], ["state", "state"], ["value", study.objectives.length === 1 ? study.objectives[0].metric : "values"], ["duration", "duration"]]
-    .concat(params.map((p) => [`param:${p}`, p]));
-  const head = el("tr", {}, columns.map(([key, label]) => el("th", {
-    "data-key": key,
-    class: key === "state" ? "" : "sortable",
-    onclick: () => {
-      if (key === "state") return;
-      table.order = table.sort === key && table.order === "asc" ? "desc" : "asc";
-      table.sort = key;
-      table.offset = 0;
-      refreshTable().catch(showError);
-    },
-  }, label)));
-  const stateFilter = el("select", {
-    id: "state-filter",
-    onchange: (e) => { table.state = e.target.value; table.offset = 0; refreshTable().catch(showError); },
-  }, el("option", { value: "" }, "all states"), STATES.map((s) => el("option", { value: s }, s)));
-  const page = (delta) => el("button", {
-    class: "page",
-    onclick: () => {
-      table.offset = Math.max(0, table.offset + delta * table.limit);
-      refreshTable().catch(showError);
-    },
-  }, delta < 0 ? "‹ previous" : "next ›");
 
-  async function refreshTable() {
-    const q = new URLSearchParams({ offset: table.offset, limit: table.limit, sort: table.sort, order: table.order });
-    if (table.state) q.set("state", table.state);
-    const result = await api(`${path}/trials?${q}`);
-    tbody.replaceChildren(...result.trials.map((t) => el("tr", {
-      "data-number": String(t.number),
-      class: "row",
-      onclick: () => { location.hash = `#/s/${encodeURIComponent(name)}/t/${t.number}`; },
-    },
-      el("td", { class: "num" }, String(t.number)),
-      el("td", { class: `state-${t.state}` }, t.state),
-      el("td", { class: "num" }, t.values ? t.values.map(fmt).join(", ") : ""),
-      el("td", { class: "num" }, t.duration_s === null ? "" : `${t.duration_s.toFixed(1)} s`),
-      params.map((p) => el("td", { class: "num" }, fmt(t.params[p]))))));
-    const last = Math.min(result.offset + result.limit, result.total);
-    pager.textContent = result.total ? `${result.offset + 1}–${last} of ${result.total}` : "no trials";
-    for (const th of head.children) {
-      th.classList.toggle("sorted", th.dataset.key === table.sort);
-      th.dataset.order = th.dataset.key === table.sort ? table.order : "";
-    }
-  }
+  const params = study.params.filter((p) => p.distribution.type !== "constant").map((p) => p.name);
+  const options = { objective: 0, x: params[0], y: params[1] };
+  const url = `api/v1/${path}/plots`;
+  const objectiveQuery = () => ({ objective: options.objective });
+  const brushes = {};
+  const brushStatus = el("span", { id: "parallel-selected", class: "note" });
+  const plots = {
+    history: plotBox(url, "history", objectiveQuery),
+    importance: plotBox(url, "importance", objectiveQuery),
+    parallel: plotBox(url, "parallel", objectiveQuery, (svg) => brushable(svg, brushes, brushStatus)),
+    slice: plotBox(url, "slice", objectiveQuery),
+    contour: plotBox(url, "contour", () => ({ objective: options.objective, x: options.x, y: options.y })),
+    intermediate: plotBox(url, "intermediate"),
+    pareto: plotBox(url, "pareto"),
+    timeline: plotBox(url, "timeline"),
+  };
+  const applies = {
+    importance: params.length > 0, parallel: params.length > 0, slice: params.length > 0,
+    contour: params.length > 1, pareto: study.objectives.length > 1,
+  };
+  const active = Object.keys(plots).filter((k) => applies[k] !== false);
+  const redraw = (kinds) => Promise.all(kinds.filter((k) => active.includes(k)).map((k) => plots[k].refresh()));
 
-  async function refreshHistory() {
-    const width = Math.max(100, Math.round(canvas.clientWidth || 800));
-    historyChart(canvas, await api(`${path}/plots/history?width=${width}`));
-  }
+  const select = (id, values, current, onchange) => el("select", { id, onchange },
+    values.map(([value, label]) => el("option", { value, ...(String(value) === String(current) ? { selected: "" } : {}) }, label)));
+  const objectivePicker = study.objectives.length > 1
+    ? select("objective", study.objectives.map((o, i) => [i, `${o.metric} (${o.direction})`]), 0, (e) => {
+      options.objective = Number(e.target.value);
+      redraw(["history", "importance", "parallel", "slice", "contour"]).catch(showError);
+    })
+    : null;
+  const axisPicker = (id, key) => select(id, params.map((p) => [p, p]), options[key], (e) => {
+    options[key] = e.target.value;
+    plots.contour.refresh().catch(showError);
+  });
+  const section = (kind, title, ...tools) => (active.includes(kind)
+    ? el("section", { class: "panel" }, el("div", { class: "toolbar" }, el("h2", {}, title), ...tools), plots[kind].box)
+    : null);
+  const trials = trialTable(path, name, study);
 
-  function renderCounts() {
+  page(
+    el("h1", {}, name),
+    el("div", { class: "toolbar" }, countsBar(counts), el("span", { class: "spacer" }),
+      el("a", { href: `#/compare/${encodeURIComponent(name)}` }, "compare…"),
+      button("Stop", false), button("Kill", true), stopped),
+    objectivePicker ? el("div", { class: "toolbar" }, "objective ", objectivePicker) : null,
+    section("history", "Optimization history"),
+    el("div", { class: "two" },
+      section("importance", "Parameter importance"),
+      section("pareto", "Pareto front")),
+    section("parallel", "Parallel coordinates", brushStatus,
+      el("span", { class: "note" }, "drag along an axis to select, click it to clear")),
+    section("slice", "Slices"),
+    section("contour", "Contour", axisPicker("contour-x", "x"), "×", axisPicker("contour-y", "y")),
+    section("intermediate", "Intermediate values"),
+    section("timeline", "Timeline"),
+    el("section", {}, el("h2", {}, "Trials"), trials.node));
+  await Promise.all([redraw(active), trials.refresh()]);
+  clearError();
+
+  // Live: each change updates the counts at once; the history and the visible rows are read
+  // again within a quarter of a second, the other plots within a second, whatever the rate of
+  // changes.
+  const timers = {};
+  const later = (key, ms, work) => {
+    if (timers[key]) return;
+    timers[key] = setTimeout(() => { timers[key] = null; work().catch(showError); }, ms);
+  };
+  const schedule = () => {
+    later("fast", 250, () => Promise.all([redraw(["history"]), trials.refresh()]));
+    later("slow", 1000, () => redraw(active.filter((k) => k !== "history")));
+  };
+  const renderCounts = () => {
     for (const key of ["total"].concat(STATES)) {
       const node = document.getElementById(`count-${key}`);
       if (node) node.textContent = String(counts[key]);
     }
-  }
-
-  main.replaceChildren(
-    el("h1", {}, name),
-    el("div", { class: "toolbar" }, countsBar(counts), el("span", { class: "spacer" }),
-      button("Stop", false), button("Kill", true), stopped),
-    el("section", {}, el("h2", {}, "Optimization history"),
-      el("div", { id: "history" }, canvas)),
-    el("section", {}, el("h2", {}, "Trials"),
-      el("div", { class: "toolbar" }, stateFilter, el("span", { class: "spacer" }), page(-1), pager, page(1)),
-      el("div", { class: "scroll" }, el("table", { id: "trials" }, el("thead", {}, head), tbody))));
-  await Promise.all([refreshHistory(), refreshTable()]);
-  clearError();
-
-  // Live: each change updates the counts at once; the plot and the table page are re-read at
-  // most a few times a second, whatever the rate of changes.
-  let pending = null;
-  const schedule = () => {
-    if (pending) return;
-    pending = setTimeout(() => {
-      pending = null;
-      Promise.all([refreshHistory(), refreshTable()]).catch(showError);
-    }, 250);
   };
   const events = new EventSource(`api/v1/${path}/events?since=${study.seq}`);
   events.onopen = () => { liveBadge.hidden = false; };
@@ -298,10 +448,9 @@ async function studyPage(name) {
       case "trial_started":
         move("pending", "running");
         break;
-      case "trial_finished": {
+      case "trial_finished":
         move("running", stateOf(change));
         break;
-      }
       default:
         break;
     }
@@ -312,25 +461,96 @@ async function studyPage(name) {
     events.close();
     showError(`study "${name}" was deleted`);
   });
-  const resize = () => refreshHistory().catch(showError);
+  let resizing = null;
+  const resize = () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => redraw(active).catch(showError), 200);
+  };
   window.addEventListener("resize", resize);
   return () => {
     events.close();
     liveBadge.hidden = true;
-    clearTimeout(pending);
+    Object.values(timers).forEach(clearTimeout);
+    clearTimeout(resizing);
     window.removeEventListener("resize", resize);
   };
 }
 
+// --- comparing studies ----------------------------------------------------------------------
+
+async function comparePage(names) {
+  crumbs.replaceChildren(" / compare ", names.join(", "));
+  const q = () => {
+    const query = new URLSearchParams(names.map((n) => ["study", n]));
+    return query;
+  };
+  const box = el("div", { class: "plot-box", id: "plot-compare" });
+  const tbody = el("tbody");
+  const render = async () => {
+    const data = await api(`compare?${q()}`);
+    tbody.replaceChildren(...data.studies.map((s) => el("tr", { "data-study": s.name },
+      el("td", {}, el("a", { href: `#/s/${encodeURIComponent(s.name)}` }, s.name)),
+      el("td", {}, `${s.objective.metric} (${s.objective.direction})`),
+      el("td", { class: "num" }, String(s.trials)),
+      el("td", { class: "num" }, String(s.completed)),
+      el("td", { class: "num best" }, s.best ? fmt(s.best.values[0]) : ""),
+      el("td", { class: "num" }, s.best ? `#${s.best.number}` : ""))));
+    const width = Math.max(320, Math.round(box.clientWidth || 900));
+    const query = q();
+    query.set("format", "svg");
+    query.set("width", width);
+    const response = await fetch(`api/v1/compare?${query}`);
+    const doc = new DOMParser().parseFromString(await response.text(), "image/svg+xml");
+    box.replaceChildren(document.importNode(doc.documentElement, true));
+  };
+  const others = (await api("studies")).map((s) => s.name).filter((n) => !names.includes(n));
+  const add = el("select", {
+    id: "compare-add",
+    onchange: (e) => { if (e.target.value) location.hash = "#/compare/" + names.concat([e.target.value]).map(encodeURIComponent).join("/"); },
+  }, el("option", { value: "" }, "add a study…"), others.map((n) => el("option", { value: n }, n)));
+  page(el("h1", {}, "Compare studies"),
+    el("div", { class: "toolbar" }, add),
+    el("section", { class: "panel" }, el("h2", {}, "Best value so far"), box),
+    el("section", {}, el("h2", {}, "Best values"), el("table", { id: "compare-table" },
+      el("thead", {}, el("tr", {}, ["study", "objective", "trials", "completed", "best", "best trial"].map((h) => el("th", {}, h)))),
+      tbody)));
+  await render();
+  clearError();
+  const timer = setInterval(() => {
+    if (document.visibilityState === "visible") render().catch(showError);
+  }, 5000);
+  return () => clearInterval(timer);
+}
+
 // --- the trial page -------------------------------------------------------------------------
 
-function curveChart(canvas, steps, values) {
-  historyChart(canvas, {
-    points: { number: steps, value: values },
-    best: { number: [], value: [] },
-    objective: "intermediate value",
-    direction: "by step",
-  });
+// One trial's learning curve, as an SVG line with its range.
+function curveChart(steps, values) {
+  const ns = "http://www.w3.org/2000/svg";
+  const make = (tag, attrs) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    return node;
+  };
+  const [width, height, left, top, bottom] = [800, 240, 64, 14, 28];
+  const svg = make("svg", { class: "plot", id: "curve-chart", viewBox: `0 0 ${width} ${height}`, width, height });
+  const finite = values.filter(Number.isFinite);
+  let lo = Math.min(...finite), hi = Math.max(...finite);
+  if (lo === hi) { lo -= 1; hi += 1; }
+  const s0 = Math.min(...steps), s1 = Math.max(...steps, s0 + 1);
+  const px = (x) => left + ((x - s0) / (s1 - s0)) * (width - left - 10);
+  const py = (y) => top + (1 - (y - lo) / (hi - lo)) * (height - top - bottom);
+  svg.append(make("path", { class: "axis", d: `M${left},${top}V${height - bottom}H${width - 10}` }));
+  const points = steps.map((x, i) => `${px(x).toFixed(1)},${py(values[i]).toFixed(1)}`).join(" ");
+  svg.append(make("polyline", { class: "curve", points }));
+  for (const [x, y, anchor, text] of [[left - 6, top + 8, "end", fmt(hi)], [left - 6, height - bottom, "end", fmt(lo)],
+    [left, height - 8, "start", `step ${s0}`], [width - 10, height - 8, "end", `step ${s1}`]]) {
+    const label = make("text", { x, y, "text-anchor": anchor });
+    label.textContent = text;
+    svg.append(label);
+  }
+  svg.dataset.points = String(steps.length);
+  return svg;
 }
 
 async function trialPage(name, number) {
@@ -341,8 +561,14 @@ async function trialPage(name, number) {
     pairs.filter(([, v]) => v !== null && v !== undefined && v !== "")
       .map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, fmt(v))))));
   const steps = Object.keys(t.intermediate || {}).map(Number);
-  const curve = el("canvas", { id: "curve-chart", class: "chart" });
-  main.replaceChildren(
+  // PBT lineage: the trials this one continues, nearest first.
+  const lineage = [];
+  for (let parent = t.parent; parent !== null && parent !== undefined && lineage.length < 20;) {
+    lineage.push(parent);
+    parent = (await api(`${path}/trials/${parent}`)).parent;
+  }
+  const link = (n) => el("a", { href: `#/s/${encodeURIComponent(name)}/t/${n}` }, `#${n}`);
+  page(
     el("h1", {}, `Trial ${t.number}`, " ", el("span", { class: `state-${t.state}`, id: "trial-state" }, t.state)),
     el("section", {}, el("h2", {}, "Result"), rows([
       ["values", t.values ? t.values.map(fmt).join(", ") : null],
@@ -350,16 +576,18 @@ async function trialPage(name, number) {
       ["stop requested", t.stop_reason],
       ["started", t.datetime_start], ["finished", t.datetime_complete],
       ["duration", t.duration_s === null ? null : `${t.duration_s.toFixed(2)} s`],
-      ["host", t.host], ["directory", t.directory], ["continues trial", t.parent],
-      ["retries trial", t.retry_of]])),
+      ["host", t.host], ["directory", t.directory], ["retries trial", t.retry_of]])),
+    lineage.length ? el("section", {}, el("h2", {}, "Lineage"), el("p", { id: "lineage" },
+      "continues ", lineage.flatMap((n, i) => (i ? [" ← ", link(n)] : [link(n)])))) : null,
     el("section", {}, el("h2", {}, "Parameters"), el("div", { id: "trial-params" }, rows(Object.entries(t.params)))),
     Object.keys(t.metrics || {}).length ? el("section", {}, el("h2", {}, "Metrics"), rows(Object.entries(t.metrics))) : null,
-    steps.length ? el("section", {}, el("h2", {}, "Learning curve"), curve) : null,
+    steps.length ? el("section", {}, el("h2", {}, "Learning curve"),
+      curveChart(steps, steps.map((s) => t.intermediate[s]))) : null,
     t.decisions && t.decisions.length ? el("section", {}, el("h2", {}, "Decisions"),
       el("table", { id: "decisions" }, el("thead", {}, el("tr", {}, ["policy", "action", "rationale"].map((h) => el("th", {}, h)))),
         el("tbody", {}, t.decisions.map((d) => el("tr", {}, el("td", {}, d.policy),
-          el("td", {}, String(d.action)), el("td", {}, d.rationale)))))) : null);
-  if (steps.length) curveChart(curve, steps, steps.map((s) => t.intermediate[s]));
+          el("td", {}, String(d.action)), el("td", {}, d.rationale)))))) : null,
+    t.stderr_tail ? el("section", {}, el("h2", {}, "Last lines of stderr"), el("pre", { id: "stderr" }, t.stderr_tail)) : null);
   clearError();
   return () => {};
 }
@@ -371,7 +599,8 @@ async function route() {
   leave = () => {};
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   try {
-    if (parts[0] === "s" && parts.length >= 4 && parts[2] === "t") leave = await trialPage(parts[1], parts[3]);
+    if (parts[0] === "compare") leave = await comparePage(parts.slice(1).filter(Boolean));
+    else if (parts[0] === "s" && parts.length >= 4 && parts[2] === "t") leave = await trialPage(parts[1], parts[3]);
     else if (parts[0] === "s" && parts[1]) leave = await studyPage(parts[1]);
     else leave = await listPage();
     document.body.dataset.ready = location.hash || "#/";

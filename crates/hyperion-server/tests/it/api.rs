@@ -205,7 +205,7 @@ fn every_plot_is_served_as_data_and_as_the_same_drawing() {
         assert_eq!(status, 200, "{svg}");
         assert_eq!(content, "image/svg+xml; charset=utf-8");
         assert!(
-            svg.starts_with("<svg class=\"plot\"")
+            svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"plot\"")
                 && svg.contains(&format!("data-kind=\"{kind}\""))
         );
         // Inline in the page: its colours come from the page's stylesheet, not a <style>.

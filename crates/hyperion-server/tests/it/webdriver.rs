@@ -139,6 +139,12 @@ impl Browser {
         result["v"].clone()
     }
 
+    /// Makes the window `width` × `height` pixels.
+    pub fn resize(&self, width: u32, height: u32) {
+        self.command("window/rect", json!({"width": width, "height": height}))
+            .unwrap();
+    }
+
     /// Saves a screenshot of the window as a PNG file.
     pub fn screenshot(&self, path: &std::path::Path) {
         let shot = self
