@@ -1,5 +1,6 @@
 //! The real `hyperion` binary on real scripts, each test in its own directory.
 
+mod analysis;
 mod bad_input;
 mod cluster;
 mod controller;

@@ -244,7 +244,10 @@ fn every_plot_draws_what_the_api_says_and_parallel_coordinates_brush() {
             "return document.querySelector('#plot-{kind} svg').getAttribute('width')"
         ));
         let width = width.as_str().unwrap();
-        api(&served, &format!("/api/v1/studies/demo/plots/{kind}?width={width}"))
+        api(
+            &served,
+            &format!("/api/v1/studies/demo/plots/{kind}?width={width}"),
+        )
     };
     let len = |v: &Value| v.as_array().unwrap().len() as u64;
     assert_eq!(
