@@ -7,11 +7,11 @@
 //! cheap at 10⁵ trials. Beside it, the Spearman rank correlation of each numeric parameter with
 //! the objective gives the direction ("a higher `lr` is worse") the divergence does not.
 
-use hyperion_core::{Direction, Distribution, StudyView, Trial};
+use hyperion_core::{Direction, Distribution, StudyView};
 use hyperion_samplers::normal_cdf;
 use serde::Serialize;
 
-use crate::plots::{Axis, Objective, param_axes};
+use crate::plots::{Axis, Objective, columns, param_axes};
 
 /// The share of trials the importance is about: the best 10%.
 const TARGET_QUANTILE: f64 = 0.1;
@@ -44,55 +44,53 @@ pub fn ped_anova(view: &StudyView, objective: usize) -> Importance {
         Direction::Minimize => 1.0,
         Direction::Maximize => -1.0,
     };
-    let trials: Vec<(&Trial, f64)> = view
-        .completed()
-        .filter_map(|t| {
-            let v = *t.values.as_ref()?.get(objective)?;
-            v.is_finite().then_some((t, v))
-        })
-        .collect();
-    let axes: Vec<(Axis, &Distribution)> = param_axes(view)
+    let all_axes = param_axes(view);
+    let all = columns(view, objective, &all_axes);
+    let n = all.values.len();
+    // Every parameter that a completed trial has.
+    let axes: Vec<(Axis, &Distribution, &[Option<f64>])> = all_axes
         .into_iter()
-        .filter_map(|a| {
+        .zip(&all.coords)
+        .filter_map(|(a, coords)| {
             let d = view.distribution(&a.name)?;
-            trials
+            coords
                 .iter()
-                .any(|(t, _)| t.params.contains_key(&a.name))
-                .then_some((a, d))
+                .any(Option::is_some)
+                .then_some((a, d, coords.as_slice()))
         })
         .collect();
 
     // The top quantile by loss (ties at the cutoff included), as Optuna's filter makes it.
-    let losses: Vec<f64> = trials.iter().map(|p| sign * p.1).collect();
+    let losses: Vec<f64> = all.values.iter().map(|v| sign * v).collect();
     let is_top: Vec<bool> = match cutoff(&losses) {
-        Some(c) if trials.len() > 1 => losses.iter().map(|&l| l <= c).collect(),
-        _ => vec![false; trials.len()],
+        Some(c) if n > 1 => losses.iter().map(|&l| l <= c).collect(),
+        _ => vec![false; n],
     };
     let top = is_top.iter().filter(|&&b| b).count();
 
     let raw: Vec<f64> = axes
         .iter()
-        .map(|(axis, distribution)| {
+        .map(|(_, distribution, coords)| {
             if top == 0 {
                 return 0.0;
             }
-            divergence_weighted(axis, distribution, &trials, &is_top, top)
-                * (top as f64 / trials.len() as f64).powi(2)
+            divergence_weighted(distribution, coords, &is_top, top)
+                * (top as f64 / n as f64).powi(2)
         })
         .collect();
     let sum: f64 = raw.iter().sum();
-    let value_ranks = ranks(&trials.iter().map(|p| p.1).collect::<Vec<_>>());
+    let value_ranks = ranks(&all.values);
     let mut params: Vec<ParamImportance> = axes
         .iter()
         .zip(&raw)
-        .map(|((axis, _), &r)| ParamImportance {
+        .map(|((axis, _, coords), &r)| ParamImportance {
             name: axis.name.clone(),
             importance: if sum > 0.0 {
                 r / sum
             } else {
                 1.0 / axes.len() as f64
             },
-            spearman: spearman(axis, &trials, &value_ranks),
+            spearman: spearman(axis, coords, &value_ranks),
         })
         .collect();
     params.sort_by(|a, b| b.importance.total_cmp(&a.importance));
@@ -102,7 +100,7 @@ pub fn ped_anova(view: &StudyView, objective: usize) -> Importance {
             direction: o.direction,
         },
         params,
-        completed: trials.len() as u64,
+        completed: n as u64,
         top: top as u64,
     }
 }
@@ -121,9 +119,8 @@ fn cutoff(losses: &[f64]) -> Option<f64> {
 /// The regime where the parameter is active: α²/β times the divergence of its top trials from
 /// all of them (the inactive regime has no distribution and adds nothing).
 fn divergence_weighted(
-    axis: &Axis,
     distribution: &Distribution,
-    trials: &[(&Trial, f64)],
+    coords: &[Option<f64>],
     is_top: &[bool],
     top: usize,
 ) -> f64 {
@@ -134,10 +131,8 @@ fn divergence_weighted(
     let mut all = vec![0u64; grid.bins];
     let mut best = vec![0u64; grid.bins];
     let (mut active, mut active_top) = (0usize, 0usize);
-    for ((t, _), &is_top) in trials.iter().zip(is_top) {
-        let Some(x) = axis.coordinate(t) else {
-            continue;
-        };
+    for (&x, &is_top) in coords.iter().zip(is_top) {
+        let Some(x) = x else { continue };
         let bin = grid.bin(x);
         all[bin] += 1;
         active += 1;
@@ -150,7 +145,7 @@ fn divergence_weighted(
         return 0.0;
     }
     let alpha = active_top as f64 / top as f64;
-    let beta = active as f64 / trials.len() as f64;
+    let beta = active as f64 / coords.len() as f64;
     let (p_top, p_all) = (grid.pdf(&best), grid.pdf(&all));
     let divergence: f64 = p_top
         .iter()
@@ -257,21 +252,24 @@ impl Grid {
         }
         let sigma = scott_bandwidth(&occupied, total);
         let high = (bins - 1) as f64;
-        let prior = (high / 2.0, high + 1.0);
-        (0..bins)
-            .map(|b| {
-                let b = b as f64;
-                let kernel = |mu: f64, s: f64| {
-                    gauss_mass((b - 0.5 - mu) / s, (b + 0.5 - mu) / s)
-                        / gauss_mass((-0.5 - mu) / s, (high + 0.5 - mu) / s)
-                };
-                occupied
-                    .iter()
-                    .map(|&(mu, w)| weight(w) * kernel(mu, sigma))
-                    .sum::<f64>()
-                    + weight(PRIOR_WEIGHT) * kernel(prior.0, prior.1)
-            })
-            .collect()
+        let prior = (high / 2.0, high + 1.0, PRIOR_WEIGHT);
+        let mut pdf = vec![0.0; bins];
+        let mut edges = vec![Edge::default(); bins + 1];
+        for (mu, s, w) in occupied
+            .iter()
+            .map(|&(mu, w)| (mu, sigma, w))
+            .chain([prior])
+        {
+            // A kernel truncated to the grid: its mass in each bin over its mass in all.
+            for (i, edge) in edges.iter_mut().enumerate() {
+                *edge = Edge::at((i as f64 - 0.5 - mu) / s);
+            }
+            let w = weight(w) / Edge::mass(edges[0], edges[bins]);
+            for (b, p) in pdf.iter_mut().enumerate() {
+                *p += w * Edge::mass(edges[b], edges[b + 1]);
+            }
+        }
+        pdf
     }
 }
 
@@ -300,29 +298,48 @@ fn scott_bandwidth(occupied: &[(f64, f64)], total: f64) -> f64 {
     sigma.max(0.5 / 1.64)
 }
 
-/// Φ(b) − Φ(a), taken in the tail where it is small so that it keeps its precision.
-fn gauss_mass(a: f64, b: f64) -> f64 {
-    if a > 0.0 {
-        normal_cdf(-a) - normal_cdf(-b)
-    } else {
-        normal_cdf(b) - normal_cdf(a)
+/// A point z of the standard normal, kept as its tail Φ(−|z|) so that a mass between two points
+/// keeps its precision far from the mean.
+#[derive(Clone, Copy, Debug, Default)]
+struct Edge {
+    tail: f64,
+    above: bool,
+}
+
+impl Edge {
+    fn at(z: f64) -> Edge {
+        Edge {
+            tail: normal_cdf(-z.abs()),
+            above: z > 0.0,
+        }
+    }
+
+    /// Φ(b) − Φ(a), for a ≤ b.
+    fn mass(a: Edge, b: Edge) -> f64 {
+        match (a.above, b.above) {
+            (true, true) => a.tail - b.tail,
+            (false, false) => b.tail - a.tail,
+            (false, true) => 1.0 - a.tail - b.tail,
+            (true, false) => 0.0,
+        }
     }
 }
 
 /// Ranks from 1, ties sharing their mean rank.
 fn ranks(values: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    // Sorted as (value, index) pairs side by side: no indirection, cache-friendly at 10⁵.
+    let mut order: Vec<(f64, u32)> = values.iter().zip(0..).map(|(&v, i)| (v, i)).collect();
+    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let mut out = vec![0.0; values.len()];
     let mut i = 0;
     while i < order.len() {
         let mut j = i;
-        while j + 1 < order.len() && values[order[j + 1]] == values[order[i]] {
+        while j + 1 < order.len() && order[j + 1].0 == order[i].0 {
             j += 1;
         }
         let rank = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &order[i..=j] {
-            out[k] = rank;
+        for &(_, k) in &order[i..=j] {
+            out[k as usize] = rank;
         }
         i = j + 1;
     }
@@ -330,19 +347,25 @@ fn ranks(values: &[f64]) -> Vec<f64> {
 }
 
 /// Spearman's ρ of a numeric parameter with the objective over the trials where it is active.
-fn spearman(axis: &Axis, trials: &[(&Trial, f64)], value_ranks: &[f64]) -> Option<f64> {
+fn spearman(axis: &Axis, coords: &[Option<f64>], value_ranks: &[f64]) -> Option<f64> {
     if axis.categories.is_some() {
         return None;
     }
-    let (xs, ys): (Vec<f64>, Vec<f64>) = trials
+    let (xs, ys): (Vec<f64>, Vec<f64>) = coords
         .iter()
         .zip(value_ranks)
-        .filter_map(|((t, _), &r)| Some((axis.coordinate(t)?, r)))
+        .filter_map(|(x, &r)| Some(((*x)?, r)))
         .unzip();
     if xs.len() < 3 {
         return None;
     }
-    pearson(&ranks(&xs), &ranks(&ys))
+    // Active in every trial (the usual case), the values' ranks are already the ranks.
+    let ys = if ys.len() == value_ranks.len() {
+        ys
+    } else {
+        ranks(&ys)
+    };
+    pearson(&ranks(&xs), &ys)
 }
 
 fn pearson(xs: &[f64], ys: &[f64]) -> Option<f64> {

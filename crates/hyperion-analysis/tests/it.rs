@@ -180,17 +180,17 @@ fn every_plot_is_bounded_by_its_width_however_large_the_study() {
         panic!()
     };
     for param in &s.params {
-        assert!(param.x.len() <= 50 * 100 && !param.x.is_empty());
+        assert!(param.x.len() <= 48 * 36 && !param.x.is_empty());
     }
-    // k has 11 values and c 3: their slices have at most that many columns of points.
+    // k has 11 values: its slice has at most that many columns of points.
     let k = s.params.iter().find(|p| p.axis.name == "k").unwrap();
-    assert!(k.x.len() <= 11 * 100);
+    assert!(k.x.len() <= 11 * 36);
     let Plot::Contour(c) = plots::plot(&view, Kind::Contour, &options).unwrap() else {
         panic!()
     };
     assert_eq!((c.x.name.as_str(), c.y.name.as_str()), ("x", "lr"));
     assert_eq!(c.grid.len(), 24 * 24);
-    assert!(c.points.0.len() <= 50 * 50);
+    assert!(c.points.0.len() <= 80 * 80);
 }
 
 #[test]

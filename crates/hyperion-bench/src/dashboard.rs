@@ -4,7 +4,9 @@
 //! the server's memory, and the time from a `tell` to its event on the stream.
 //!
 //! The server is the real `hyperion` binary (beside this one in `target/release`), so its
-//! memory is its own. Not measured yet: the first paint in Chromium, and optuna-dashboard.
+//! memory is its own. With `HYPERION_BENCH_KEEP_DB=PATH` the study is kept there (and reused
+//! by the next run), for `bench/dashboard.py`, which measures the first paint in Chromium and
+//! optuna-dashboard beside it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -22,13 +24,19 @@ pub fn run(quick: bool) {
     let n = if quick { 10_000 } else { 100_000 };
     let dir = std::env::temp_dir().join(format!("hyperion-dashboard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("dashboard.db");
-    let started = Instant::now();
-    fill(&db, n);
-    eprintln!(
-        "filled {n} trials in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    let keep = std::env::var_os("HYPERION_BENCH_KEEP_DB").map(std::path::PathBuf::from);
+    let db = keep.clone().unwrap_or_else(|| dir.join("dashboard.db"));
+    if filled(&db) >= n {
+        eprintln!("reusing the study of {n} trials in {}", db.display());
+    } else {
+        let _ = std::fs::remove_file(&db);
+        let started = Instant::now();
+        fill(&db, n);
+        eprintln!(
+            "filled {n} trials in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
 
     let exe = std::env::current_exe().unwrap();
     let hyperion = exe.with_file_name("hyperion");
@@ -84,7 +92,28 @@ pub fn run(quick: bool) {
             "/api/v1/studies/dash/plots/history?width=1200".to_owned(),
         ),
         ("trial", "/api/v1/studies/dash/trials/10".to_owned()),
-    ];
+    ]
+    .map(|(name, path)| (name.to_owned(), path))
+    .into_iter()
+    .chain(
+        // Each plot as the study page asks for it: drawn, at its width.
+        [
+            "history",
+            "parallel",
+            "slice",
+            "contour",
+            "intermediate",
+            "importance",
+            "timeline",
+        ]
+        .map(|kind| {
+            (
+                format!("plot_{kind}"),
+                format!("/api/v1/studies/dash/plots/{kind}?format=svg&width=1200"),
+            )
+        }),
+    )
+    .collect::<Vec<_>>();
     let mut all = Vec::new();
     let mut each = serde_json::Map::new();
     for (name, path) in &requests {
@@ -130,6 +159,9 @@ pub fn run(quick: bool) {
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
+    if keep.is_none() {
+        let _ = std::fs::remove_file(&db);
+    }
 
     let mut result = json!({
         "suite": "dashboard",
@@ -145,6 +177,18 @@ pub fn run(quick: bool) {
     });
     result.as_object_mut().unwrap().extend(each);
     println!("{result}");
+}
+
+/// How many trials study `dash` in `db` has (0 without the file or the study).
+fn filled(db: &std::path::Path) -> usize {
+    if !db.exists() {
+        return 0;
+    }
+    let Ok(store) = SqliteStore::open(db) else {
+        return 0;
+    };
+    let store: Arc<dyn Store> = Arc::new(store);
+    Study::open(store, "dash").map_or(0, |s| s.view().map_or(0, |v| v.trials().len()))
 }
 
 /// A study of `n` random trials; every tenth reports a curve of 20 steps.

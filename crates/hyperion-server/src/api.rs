@@ -554,20 +554,34 @@ async fn plot(
     let tracked = tracked(&app, name).await?;
     // Plots take milliseconds at 10⁵ trials: off the async threads, like store calls.
     blocking(move || {
-        let folded = tracked.folded();
-        let drawn =
-            plots::plot(&folded.view, kind, &options).map_err(|e| ApiError::bad(e.to_string()))?;
-        if svg {
-            let body = hyperion_analysis::svg::draw(&drawn, options.width, false);
-            return Ok((
-                [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
-                body,
-            )
-                .into_response());
-        }
-        let mut value = serde_json::to_value(&drawn).expect("plot data is JSON");
-        value["seq"] = json!(folded.view.cursor());
-        Ok(axum::Json(value).into_response())
+        let mut folded = tracked.folded();
+        let key = format!("{kind}|{options:?}|{svg}");
+        let cursor = folded.view.cursor();
+        let body = match folded.drawn.get(&key) {
+            Some((at, body)) if *at == cursor => body.clone(),
+            _ => {
+                let drawn = plots::plot(&folded.view, kind, &options)
+                    .map_err(|e| ApiError::bad(e.to_string()))?;
+                let body: Arc<str> = if svg {
+                    hyperion_analysis::svg::draw(&drawn, options.width, false).into()
+                } else {
+                    let mut value = serde_json::to_value(&drawn).expect("plot data is JSON");
+                    value["seq"] = json!(cursor);
+                    value.to_string().into()
+                };
+                if folded.drawn.len() >= 64 {
+                    folded.drawn.clear();
+                }
+                folded.drawn.insert(key, (cursor, body.clone()));
+                body
+            }
+        };
+        let content = if svg {
+            "image/svg+xml; charset=utf-8"
+        } else {
+            "application/json"
+        };
+        Ok(([(header::CONTENT_TYPE, content)], body.to_string()).into_response())
     })
     .await
 }

@@ -58,6 +58,9 @@ pub struct Folded {
     /// Decisions about each trial, in order; `None`: about the study.
     pub decisions: BTreeMap<Option<TrialNumber>, Vec<Decision>>,
     pub last_at: Option<Timestamp>,
+    /// Plots already drawn, by request, with the cursor they were drawn at: a plot is drawn
+    /// once per change of the study, however many pages ask for it.
+    pub drawn: HashMap<String, (u64, Arc<str>)>,
 }
 
 impl Studies {
@@ -84,6 +87,7 @@ impl Studies {
                         recent: VecDeque::new(),
                         decisions: BTreeMap::new(),
                         last_at: None,
+                        drawn: HashMap::new(),
                     }),
                     record,
                     tip,

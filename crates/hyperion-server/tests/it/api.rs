@@ -213,6 +213,10 @@ fn every_plot_is_served_as_data_and_as_the_same_drawing() {
     }
     let (_, parallel) = get(&served, "/api/v1/studies/demo/plots/parallel");
     assert_eq!(parallel["lines"].as_array().unwrap().len(), 60);
+    // A plot is drawn once per change of the study: the next change draws it anew.
+    served.complete(1);
+    let (_, parallel) = get(&served, "/api/v1/studies/demo/plots/parallel");
+    assert_eq!(parallel["lines"].as_array().unwrap().len(), 61);
     assert_eq!(parallel["axes"][0]["name"], "x");
     let (_, slice) = get(&served, "/api/v1/studies/demo/plots/slice");
     assert_eq!(slice["params"].as_array().unwrap().len(), 2);
@@ -232,7 +236,7 @@ fn every_plot_is_served_as_data_and_as_the_same_drawing() {
         (Some("n"), Some(24))
     );
     let (_, timeline) = get(&served, "/api/v1/studies/demo/plots/timeline");
-    assert_eq!(timeline["trials"], 60);
+    assert_eq!(timeline["trials"], 61);
 }
 
 #[test]
