@@ -354,12 +354,49 @@ def pruning(hyperion, optuna):
                             for p, f, r in zip(problems, fractions, ratios)}}
 
 
+def dashboard(hyperion, paint):
+    """The server's figures (hyperion-bench dashboard) and the first paints (bench/dashboard.py):
+    Hyperion at its study's size, optuna-dashboard at 10⁴ (and 10⁵ unless --quick)."""
+    h, p = hyperion[-1], paint[-1]
+    n = h["trials"]
+    size = "100k" if n >= 100_000 else "10k"
+    goals = [("first paint", p.get("hyperion_paint_ms"), "ms", 1500),
+             ("API p95", h["api_p95_ms"], "ms", 100),
+             ("server RSS", h["rss_mb"], "MB", 200),
+             ("tell → SSE event", h["sse_ms"], "ms", 100)]
+    rows = [[name, "–" if v is None else sig(v), unit, f"< {goal}",
+             "yes" if v is not None and v < goal else "NO"] for name, v, unit, goal in goals]
+    print(f"hyperion dashboard, {n} trials")
+    table(["figure", "value", "unit", "goal", "met"], rows)
+    print()
+    print("per request, p95 ms:")
+    table(["request", "p95 ms"], [[k[:-7], sig(v)] for k, v in h.items() if k.endswith("_p95_ms")])
+    print()
+    rows = []
+    for k in ["10k", "100k"]:
+        if f"optuna_dashboard_paint_ms_{k}" not in p and f"optuna_dashboard_fail_{k}" not in p:
+            continue
+        od = p.get(f"optuna_dashboard_paint_ms_{k}")
+        fail = p.get(f"optuna_dashboard_fail_{k}")
+        rss = p.get(f"optuna_dashboard_rss_mb_{k}")
+        rows.append([k, "–" if od is None else sig(od), fail or "", "–" if rss is None else sig(rss)])
+    print(f"optuna-dashboard 0.21 (Hyperion at {size}: paint {p.get('hyperion_paint_ms')} ms, RSS {p.get('hyperion_rss_mb')} MB)")
+    table(["trials", "paint ms", "failure", "RSS MB"], rows)
+    headline = {"suite": "dashboard", "trials": n, f"paint_ms_{size}": p.get("hyperion_paint_ms"),
+                "api_p95_ms": h["api_p95_ms"], "rss_mb": h["rss_mb"], "sse_ms": h["sse_ms"],
+                "hyperion_paint_rss_mb": p.get("hyperion_rss_mb")}
+    for key, value in p.items():
+        if key.startswith("optuna_dashboard_"):
+            headline[key] = value
+    return headline
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     suite, hyperion, optuna = sys.argv[1], load(sys.argv[2]), load(sys.argv[3])
     reports = {"overhead": overhead, "store": store, "launch": launch, "tpe": tpe, "pruning": pruning,
-               "postgres": postgres, "samplers": samplers}
+               "postgres": postgres, "samplers": samplers, "dashboard": dashboard}
     if suite not in reports:
         sys.exit(f"report: unknown suite {suite}")
     print()
