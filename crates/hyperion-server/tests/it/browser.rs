@@ -440,3 +440,51 @@ fn studies_are_compared_side_by_side() {
     }
     screenshot(&browser, "dashboard-compare");
 }
+
+#[test]
+fn a_study_of_two_objectives_shows_its_pareto_front() {
+    let Some(browser) = browser() else { return };
+    let served = Served::new();
+    let mo = hyperion_runtime::Study::builder("mo")
+        .objectives(vec![
+            hyperion_core::Objective::minimize("error"),
+            hyperion_core::Objective::minimize("latency"),
+        ])
+        .space(
+            hyperion_core::SearchSpace::builder()
+                .param("x", hyperion_core::FloatDistribution::new(0.0, 1.0))
+                .build()
+                .unwrap(),
+        )
+        .seed(5)
+        .store(served.store.clone())
+        .open()
+        .unwrap();
+    for i in 0..30 {
+        let trial = mo.ask().unwrap();
+        let (number, x) = (trial.number(), trial.params()["x"].as_f64().unwrap());
+        drop(trial);
+        let values = vec![x, (1.0 - x).powi(2) + f64::from(i % 3) * 0.2];
+        mo.tell(number, hyperion_runtime::Outcome::Completed(values))
+            .unwrap();
+    }
+    browser.open(&format!("{}/#/s/mo", served.base));
+    browser.wait(
+        "document.body.dataset.ready === '#/s/mo'",
+        "document.body.dataset.ready",
+        20,
+    );
+    let front = mo.pareto_front().unwrap().len() as u64;
+    assert!(front >= 2);
+    assert_eq!(count(&browser, "#plot-pareto circle.front"), front);
+    assert_eq!(count(&browser, "#plot-pareto circle.other"), 30 - front);
+    // The objective picker redraws the history for the second objective.
+    browser.run(
+        "const s = document.getElementById('objective'); s.value = '1'; s.dispatchEvent(new Event('change')); return null;",
+    );
+    browser.wait(
+        "document.querySelector('#plot-history svg text') && [...document.querySelectorAll('#plot-history svg text')].some(t => t.textContent.startsWith('latency'))",
+        "[...document.querySelectorAll('#plot-history svg text')].map(t => t.textContent).slice(-3)",
+        10,
+    );
+}
