@@ -346,7 +346,7 @@ fn span(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
 // --- history -------------------------------------------------------------------------------
 
 /// The optimization history of one objective: completed trials by number (every one while
-/// they fit, else the first, last, lowest and highest of each of `width` buckets), and the
+/// they fit, else the first, last, lowest and highest of each of `width`/2 buckets), and the
 /// running best, exact (one point per improvement).
 #[derive(Debug, Default, PartialEq, Serialize)]
 pub struct History {
@@ -395,10 +395,11 @@ pub fn history(view: &StudyView, objective: usize, width: usize) -> History {
             _ => {}
         }
     }
-    let kept = if all.len() <= 4 * width {
+    // Two points a pixel are as many as a line shows.
+    let kept = if all.len() <= 2 * width {
         all
     } else {
-        m4(&all, width)
+        m4(&all, width / 2)
     };
     (plot.points.number, plot.points.value) = kept.into_iter().unzip();
     plot
@@ -482,7 +483,7 @@ pub fn parallel(view: &StudyView, objective: usize, width: usize) -> Parallel {
 
 // --- slices --------------------------------------------------------------------------------
 
-/// The objective against each parameter: one point per occupied cell of a 48 × 36 grid per
+/// The objective against each parameter: one point per occupied cell of a 32 × 24 grid per
 /// parameter (the cell's best trial), so dense regions are drawn, not repeated.
 #[derive(Debug, Serialize)]
 pub struct Slice {
@@ -500,8 +501,8 @@ pub struct SliceParam {
     pub number: Vec<u64>,
 }
 
-/// A slice panel's grid: a point per cell of 4 × 4 pixels of a panel 190 × 145 pixels wide.
-const SLICE_GRID: (usize, usize) = (48, 36);
+/// A slice panel's grid: a point per cell of about 6 × 6 pixels of a panel 190 × 150 wide.
+const SLICE_GRID: (usize, usize) = (32, 24);
 
 pub fn slice(view: &StudyView, objective: usize) -> Slice {
     let axes = param_axes(view);
@@ -561,7 +562,7 @@ fn cell(unit: f64, cells: usize) -> usize {
 
 /// The objective over two parameters: its mean in each cell of a grid, 24 cells a number and
 /// one a choice (`None` where no trial fell), and the trials as points, one per occupied cell of
-/// an 80 × 80 grid.
+/// a 48 × 48 grid.
 #[derive(Debug, Serialize)]
 pub struct Contour {
     pub objective: Objective,
@@ -578,8 +579,8 @@ pub struct Contour {
 }
 
 const CONTOUR_CELLS: usize = 24;
-/// The points' grid: a point per cell of about 6 × 6 pixels of the contour.
-const CONTOUR_POINTS: usize = 80;
+/// The points' grid: a point per cell of about 10 × 10 pixels of the contour.
+const CONTOUR_POINTS: usize = 48;
 
 fn contour_cells(axis: &Axis) -> usize {
     axis.categories

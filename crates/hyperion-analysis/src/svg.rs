@@ -77,13 +77,28 @@ impl Svg {
         );
     }
 
-    fn dot(&mut self, class: &str, (x, y): (f64, f64), r: f64, title: &str, number: Option<u64>) {
+    /// A point; `title`, its tooltip, only where points are few enough for one each (a
+    /// tooltip is an element of its own: dense plots would double their size).
+    fn dot(
+        &mut self,
+        class: &str,
+        (x, y): (f64, f64),
+        r: f64,
+        title: Option<&str>,
+        number: Option<u64>,
+    ) {
         let n = number.map_or(String::new(), |n| format!(" data-n=\"{n}\""));
-        let _ = write!(
-            self.body,
-            "<circle class=\"{class}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{r}\"{n}><title>{}</title></circle>",
-            escape(title)
-        );
+        let _ = match title {
+            Some(title) => write!(
+                self.body,
+                "<circle class=\"{class}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{r}\"{n}><title>{}</title></circle>",
+                escape(title)
+            ),
+            None => write!(
+                self.body,
+                "<circle class=\"{class}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{r}\"{n}/>"
+            ),
+        };
     }
 
     fn rect(
@@ -336,7 +351,13 @@ fn history(p: &History, width: f64) -> Svg {
     axes(&mut svg, f, (x, None), (y, None), "trial", &value_title(o));
     for (&n, &v) in p.points.number.iter().zip(&p.points.value) {
         let at = f.at(x.unit(n as f64), y.unit(v));
-        svg.dot("dot", at, 2.0, &format!("trial {n}: {}", fmt(v)), Some(n));
+        svg.dot(
+            "dot",
+            at,
+            2.0,
+            Some(&format!("trial {n}: {}", fmt(v))),
+            Some(n),
+        );
     }
     let mut d = String::new();
     for (i, (&n, &v)) in p.best.number.iter().zip(&p.best.value).enumerate() {
@@ -486,13 +507,7 @@ fn slice(p: &Slice, width: f64) -> Svg {
         );
         for ((&px, &v), &n) in s.x.iter().zip(&s.value).zip(&s.number) {
             let at = f.at(x.unit(px), y.unit(v));
-            svg.dot(
-                "dot",
-                at,
-                2.0,
-                &format!("trial {n}: {} = {}, {}", s.axis.name, fmt(px), fmt(v)),
-                Some(n),
-            );
+            svg.dot("dot", at, 2.0, None, Some(n));
         }
     }
     svg
@@ -534,13 +549,7 @@ fn contour(p: &Contour, width: f64) -> Svg {
     );
     for (&px, &py) in p.points.0.iter().zip(&p.points.1) {
         let at = f.at(p.x.unit(px), p.y.unit(py));
-        svg.dot(
-            "dot",
-            at,
-            1.5,
-            &format!("{} = {}, {} = {}", p.x.name, fmt(px), p.y.name, fmt(py)),
-            None,
-        );
+        svg.dot("dot", at, 1.5, None, None);
     }
     // The colour key.
     let kx = f.left + side + 20.0;
@@ -722,7 +731,7 @@ fn pareto(p: &Pareto, width: f64) -> Svg {
                     class,
                     at,
                     if class == "front" { 3.0 } else { 2.0 },
-                    &format!("trial {}: {}", t.number, values.join(", ")),
+                    Some(&format!("trial {}: {}", t.number, values.join(", "))),
                     Some(t.number),
                 );
             }

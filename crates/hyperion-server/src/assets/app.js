@@ -153,9 +153,10 @@ function plotBox(url, kind, query = () => ({}), after = () => {}) {
       const body = await response.json().catch(() => ({}));
       throw new Error(`${kind}: ${body.error ? body.error.message : response.statusText}`);
     }
-    const doc = new DOMParser().parseFromString(await response.text(), "image/svg+xml");
-    const svg = document.importNode(doc.documentElement, true);
-    box.replaceChildren(svg);
+    // The server's own drawing, its text escaped there: parsed by the HTML parser, which is
+    // several times faster than DOMParser and importNode on a drawing of 10⁴ marks.
+    box.innerHTML = await response.text();
+    const svg = box.firstElementChild;
     box.dataset.drawn = String(++drawn);
     after(svg);
   };
@@ -500,8 +501,7 @@ async function comparePage(names) {
     query.set("format", "svg");
     query.set("width", width);
     const response = await fetch(`api/v1/compare?${query}`);
-    const doc = new DOMParser().parseFromString(await response.text(), "image/svg+xml");
-    box.replaceChildren(document.importNode(doc.documentElement, true));
+    box.innerHTML = await response.text();
   };
   const others = (await api("studies")).map((s) => s.name).filter((n) => !names.includes(n));
   const add = el("select", {
@@ -603,6 +603,8 @@ async function route() {
     else if (parts[0] === "s" && parts.length >= 4 && parts[2] === "t") leave = await trialPage(parts[1], parts[3]);
     else if (parts[0] === "s" && parts[1]) leave = await studyPage(parts[1]);
     else leave = await listPage();
+    // When the page has drawn what it shows (for tests and the paint benchmark).
+    document.body.dataset.readyMs = String(Math.round(performance.now()));
     document.body.dataset.ready = location.hash || "#/";
   } catch (e) {
     showError(e);
