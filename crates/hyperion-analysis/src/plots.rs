@@ -300,7 +300,10 @@ pub(crate) fn columns(view: &StudyView, objective: usize, axes: &[Axis]) -> Colu
 }
 
 /// The completed trials with a finite value of `objective`, with that value.
-fn completed(view: &StudyView, objective: usize) -> impl Iterator<Item = (&Trial, f64)> + '_ {
+pub(crate) fn completed(
+    view: &StudyView,
+    objective: usize,
+) -> impl Iterator<Item = (&Trial, f64)> + '_ {
     view.completed().filter_map(move |t| {
         let v = *t.values.as_ref()?.get(objective)?;
         v.is_finite().then_some((t, v))
@@ -316,7 +319,7 @@ fn by_rank<T: Copy>(items: &[T], limit: usize) -> Vec<T> {
     (0..limit).map(|i| items[i * items.len() / limit]).collect()
 }
 
-fn sort_best_first(items: &mut [(&Trial, f64)], direction: Direction) {
+pub(crate) fn sort_best_first(items: &mut [(&Trial, f64)], direction: Direction) {
     items.sort_by(|a, b| match direction {
         Direction::Minimize => a.1.total_cmp(&b.1),
         Direction::Maximize => b.1.total_cmp(&a.1),

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use hyperion_core::StudyView;
+use hyperion_core::{StudyView, Trial};
 
 use crate::plots::{self, Kind, Options, param_axes};
 use crate::svg::{self, escape};
@@ -30,13 +30,7 @@ pub fn html(view: &StudyView, width: usize, generated: &str) -> String {
     let objectives: Vec<String> = spec
         .objectives
         .iter()
-        .map(|o| {
-            format!(
-                "{} ({})",
-                o.metric,
-                format!("{:?}", o.direction).to_lowercase()
-            )
-        })
+        .map(|o| format!("{} ({})", o.metric, o.direction.name()))
         .collect();
     let _ = write!(
         out,
@@ -107,23 +101,10 @@ fn title(kind: Kind) -> &'static str {
 /// The ten best completed trials (the Pareto front's first ten with several objectives).
 fn best_trials(out: &mut String, view: &StudyView) {
     let spec = view.spec();
-    let mut best: Vec<_> = if spec.objectives.len() == 1 {
-        let direction = spec.objectives[0].direction;
-        let mut done: Vec<_> = view
-            .completed()
-            .filter(|t| t.value().is_some_and(f64::is_finite))
-            .collect();
-        done.sort_by(|a, b| {
-            let (a, b) = (a.value().unwrap(), b.value().unwrap());
-            if direction.better(a, b) {
-                std::cmp::Ordering::Less
-            } else if direction.better(b, a) {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        });
-        done
+    let mut best: Vec<&Trial> = if spec.objectives.len() == 1 {
+        let mut done: Vec<_> = plots::completed(view, 0).collect();
+        plots::sort_best_first(&mut done, spec.objectives[0].direction);
+        done.into_iter().map(|(t, _)| t).collect()
     } else {
         view.pareto_front()
     };

@@ -315,11 +315,7 @@ fn axes(
 }
 
 fn value_title(o: &Objective) -> String {
-    format!(
-        "{} ({})",
-        o.metric,
-        format!("{:?}", o.direction).to_lowercase()
-    )
+    format!("{} ({})", o.metric, o.direction.name())
 }
 
 fn empty(svg: &mut Svg, message: &str) {

@@ -131,11 +131,7 @@ pub fn compare(
         "study", "trials", "completed", "objective", "best", "best trial"
     );
     for s in &compared.studies {
-        let objective = format!(
-            "{} ({})",
-            s.objective.metric,
-            format!("{:?}", s.objective.direction).to_lowercase()
-        );
+        let objective = format!("{} ({})", s.objective.metric, s.objective.direction.name());
         let (best, at) = s
             .best
             .as_ref()

@@ -487,12 +487,14 @@ pub fn trial(
         .as_ref()
         .and_then(|l| l.dir.as_deref())
         .map(Path::new);
-    let this_host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let dir = dir
         .map(|d| d.join(number.to_string()))
         .filter(|d| d.is_dir())
         .or_else(|| {
-            let here = recorded.filter(|d| host == Some(this_host.trim()) && d.is_dir());
+            let here = t
+                .launch
+                .as_ref()
+                .and_then(hyperion_runtime::protocol::dir_here);
             here.map(Path::to_path_buf)
         });
     let stderr_tail = dir

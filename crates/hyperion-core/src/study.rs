@@ -16,6 +16,14 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// `minimize` or `maximize`, as study files and JSON say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Minimize => "minimize",
+            Direction::Maximize => "maximize",
+        }
+    }
+
     /// Whether `a` is strictly better than `b` in this direction.
     pub fn better(self, a: f64, b: f64) -> bool {
         match self {

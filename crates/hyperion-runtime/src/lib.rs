@@ -29,6 +29,7 @@ pub use bus::EventBus;
 pub use controller::{Dispatcher, Exit, Message, RunControl, RunOptions, check_limits};
 pub use error::Error;
 pub use local::LocalDispatcher;
+pub use machine::this_host;
 pub use optimize::{Budget, IntoValues, OptimizeConfig, Recovery, Summary, TrialError};
 pub use protocol::{DEFAULT_PREFIX, MetricRegex, ProcessConfig, human, substitute};
 pub use settings::{SettingsChange, StudySettings};

@@ -12,16 +12,23 @@ pub(crate) struct Machine {
     boot_id: String,
 }
 
+/// This machine's host name, as launches record it (empty if it cannot be read); read once.
+pub fn this_host() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| read_trimmed("/proc/sys/kernel/hostname"))
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
 impl Machine {
     pub(crate) fn this() -> Self {
-        let read = |path: &str| {
-            std::fs::read_to_string(path)
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_default()
-        };
         Machine {
-            host: read("/proc/sys/kernel/hostname"),
-            boot_id: read("/proc/sys/kernel/random/boot_id"),
+            host: this_host().to_owned(),
+            boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
         }
     }
 

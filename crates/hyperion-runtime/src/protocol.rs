@@ -308,6 +308,13 @@ pub fn stderr_summary(tail: &[String]) -> String {
     }
 }
 
+/// The directory a launch recorded, when it is on this machine and still there: where its
+/// files (logs, checkpoints) can be read.
+pub fn dir_here(launch: &hyperion_core::Launch) -> Option<&Path> {
+    let dir = Path::new(launch.dir.as_deref()?);
+    (launch.host == crate::this_host() && dir.is_dir()).then_some(dir)
+}
+
 /// The last `lines` lines of the `stderr.log` in a trial's directory, read from its last 64 KiB
 /// however long the log is; `None` without the file.
 pub fn stderr_tail(dir: &Path, lines: usize) -> Option<String> {

@@ -494,13 +494,9 @@ async fn trial(State(app): State<Arc<App>>, Path((name, number)): Path<(String, 
     record["host"] = json!(launch.map(|l| &l.host));
     record["directory"] = json!(launch.and_then(|l| l.dir.as_ref()));
     // Its stderr can be read when it ran on this machine.
-    let here = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let dir = launch
-        .filter(|l| l.host == here.trim())
-        .and_then(|l| l.dir.as_ref());
-    record["stderr_tail"] = json!(
-        dir.and_then(|d| hyperion_runtime::protocol::stderr_tail(std::path::Path::new(d), 20))
-    );
+    let here = launch.and_then(hyperion_runtime::protocol::dir_here);
+    record["stderr_tail"] =
+        json!(here.and_then(|d| hyperion_runtime::protocol::stderr_tail(d, 20)));
     record["job"] = json!(launch.and_then(|l| l.job.as_ref()));
     record["decisions"] = json!(folded.decisions.get(&Some(number)));
     record["stop_reason"] = json!(folded.view.stop_reason(number));

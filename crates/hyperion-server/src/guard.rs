@@ -54,9 +54,10 @@ impl Access {
     /// The URL to open: the token in it, so that the first visit sets the cookie.
     pub fn url(&self, addr: SocketAddr) -> String {
         let host = if addr.ip().is_unspecified() {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_else(|_| "localhost".into())
+            match hyperion_runtime::this_host() {
+                "" => "localhost".to_owned(),
+                host => host.to_owned(),
+            }
         } else {
             host_of_ip(addr)
         };
