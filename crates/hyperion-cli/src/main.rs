@@ -2,6 +2,7 @@
 
 mod analysis;
 mod ask_tell;
+mod cache;
 mod run;
 mod show;
 
@@ -180,6 +181,8 @@ enum Commands {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// The cache of pipeline stages: `stats`, `explain FILE TRIAL STAGE`, `gc`, `forget KEY|STAGE`.
+    Cache(cache::CacheArgs),
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
 }
@@ -320,6 +323,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             None => ask_tell::report(&open_store(storage.as_deref())?, args),
         },
+        Commands::Cache(args) => cache::cache(storage, args),
         Commands::Plot(args) => analysis::plot(&open_store(storage.as_deref())?, args),
         Commands::Importance {
             study,

@@ -186,6 +186,7 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
         budget: &file.budget,
         recovery: &file.recovery,
         max_trials_here: None,
+        pipeline: file.pipeline.as_ref(),
     };
     execute(study, &process, run, &args.show, &again)
 }
@@ -256,6 +257,7 @@ pub fn worker(storage: Option<String>, args: WorkerArgs) -> Result<ExitCode> {
         budget: &hyperion_runtime::Budget::default(),
         recovery: &settings.recovery,
         max_trials_here: args.max_trials_here,
+        pipeline: None,
     };
     execute(study, &process, run, &args.show, &again)
 }
@@ -393,6 +395,8 @@ struct Run<'a> {
     budget: &'a hyperion_runtime::Budget,
     recovery: &'a hyperion_runtime::Recovery,
     max_trials_here: Option<u64>,
+    /// Each trial is this pipeline of stages (a study file's `stages:`).
+    pipeline: Option<&'a hyperion_runtime::PipelineConfig>,
 }
 
 /// Runs `study`'s trials as processes here, with the live view, until the run ends; `again`
@@ -429,6 +433,11 @@ fn execute(
         max_trials_here: run.max_trials_here,
     };
     let result = match process.executor.as_str() {
+        _ if run.pipeline.is_some() => {
+            let pipeline = run.pipeline.expect("matched");
+            hyperion_runtime::PipelineDispatcher::new(&name, process, pipeline)
+                .and_then(|mut stages| study.run_with(&mut stages, &options, &control))
+        }
         "slurm" => {
             let objectives = study.spec().objectives.iter();
             let objectives = objectives.map(|o| o.metric.clone()).collect();
@@ -516,8 +525,12 @@ pub fn builder(file: &hyperion_config::StudyFile, store: Arc<dyn Store>) -> Stud
         .early_stopping(file.early_stopping.clone())
         .budget(file.budget.clone())
         .recovery(file.recovery.clone())
-        .trial_template(absolute_workdir(&file.process))
         .store(store);
+    // A pipeline's stages are not a trial template a worker could run (yet): workers refuse
+    // such a study.
+    if file.pipeline.is_none() {
+        builder = builder.trial_template(absolute_workdir(&file.process));
+    }
     if let Some(seed) = file.seed {
         builder = builder.seed(seed);
     }

@@ -66,6 +66,9 @@ pub struct StudyFile {
     /// The `enqueue` list: points to try before the sampler's, each a whole point of the space
     /// (constants filled in). A run enqueues those the study has no trial of yet.
     pub enqueue: Vec<hyperion_core::Params>,
+    /// The `stages:` section: each trial is a pipeline of cached stages (none for a plain
+    /// `command:`).
+    pub pipeline: Option<hyperion_runtime::PipelineConfig>,
 }
 
 impl StudyFile {
@@ -179,9 +182,14 @@ struct Raw {
     name: String,
     #[serde(default)]
     description: Option<String>,
-    command: RawCommand,
+    #[serde(default)]
+    command: Option<RawCommand>,
     #[serde(default)]
     shell: bool,
+    #[serde(default)]
+    stages: Option<BTreeMap<String, RawStage>>,
+    #[serde(default)]
+    cache: RawCacheSection,
     #[serde(default)]
     parameters: serde_json::Map<String, Value>,
     #[serde(default)]
@@ -231,6 +239,53 @@ struct RawRecovery {
     grace: Option<DurationText>,
     max_retries: Option<u32>,
     lease: Option<DurationText>,
+}
+
+/// One of `stages:`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    command: RawCommand,
+    #[serde(default)]
+    shell: bool,
+    #[serde(default)]
+    needs: Vec<String>,
+    #[serde(default)]
+    params: Vec<String>,
+    #[serde(default)]
+    code: Vec<String>,
+    #[serde(default)]
+    inputs: Vec<String>,
+    #[serde(default)]
+    outputs: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    /// This stage's metrics are the trial's.
+    #[serde(default)]
+    reports: bool,
+    #[serde(default)]
+    cache: Option<RawStageCache>,
+    #[serde(default)]
+    max_concurrent: Option<usize>,
+    #[serde(default)]
+    retries: u32,
+    #[serde(default)]
+    executor: Option<String>,
+}
+
+/// `cache: false`, or `cache: {version: "2"}` to salt the key.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawStageCache {
+    On(bool),
+    Salted { version: String },
+}
+
+/// The top-level `cache:` section.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCacheSection {
+    dir: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -412,7 +467,29 @@ fn build(
         &spec.space,
     )?;
     let mut budget = budget(&cx, &raw.budget)?;
-    let command = command(&cx, raw.command, raw.shell, raw.workdir, raw.env, &spec)?;
+    let (raw_command, pipeline) = match (raw.command, raw.stages) {
+        (Some(_), Some(_)) => {
+            return Err(cx.at("stages", "give `command` or `stages`, not both".into()));
+        }
+        (Some(command), None) => (command, None),
+        (None, Some(stages)) => {
+            let workdir = raw
+                .workdir
+                .as_ref()
+                .map(|w| cx.dir().join(w))
+                .unwrap_or(cx.dir());
+            let pipeline = pipeline(&cx, stages, raw.cache, &workdir, &spec)?;
+            // The stages have their own commands; the plain trial template is unused.
+            (RawCommand::Argv(vec!["true".into()]), Some(pipeline))
+        }
+        (None, None) => {
+            return Err(ConfigError::file(
+                cx.path,
+                "no command: add `command: python train.py {args}` (or `stages:`)".into(),
+            ));
+        }
+    };
+    let command = command(&cx, raw_command, raw.shell, raw.workdir, raw.env, &spec)?;
     let trials_dir = trials_dir(&cx, raw.trials_dir)?;
     let concurrency_set = raw.resources.max_concurrent.is_some();
     let mut process = resources(&cx, command, raw.resources, raw.report)?;
@@ -441,6 +518,7 @@ fn build(
         early_stopping,
         notes,
         enqueue,
+        pipeline,
     })
 }
 
@@ -667,6 +745,244 @@ fn command(
         workdir,
         env,
     })
+}
+
+/// Names every stage command knows; a cached stage may not use the trial's own.
+const TRIAL_PLACEHOLDERS: [&str; 3] = ["trial_dir", "trial_id", "trial_number"];
+
+/// The `stages:` section as a pipeline: each stage checked, the DAG sorted so that each stage
+/// comes after those it needs, and a cycle, an unknown `needs` or param, or a cached stage
+/// reading what it does not declare refused at its line.
+fn pipeline(
+    cx: &Ctx<'_>,
+    stages: BTreeMap<String, RawStage>,
+    cache: RawCacheSection,
+    workdir: &Path,
+    spec: &StudySpec,
+) -> Result<hyperion_runtime::PipelineConfig, ConfigError> {
+    use hyperion_runtime::{PipelineConfig, StageConfig};
+    if stages.is_empty() {
+        return Err(cx.at("stages", "no stages: give at least one".into()));
+    }
+    let names: Vec<&str> = stages.keys().map(String::as_str).collect();
+    for (name, stage) in &stages {
+        let at = |field: &str| format!("stages.{name}.{field}");
+        for need in &stage.needs {
+            if !stages.contains_key(need) {
+                let hint = closest(need, names.iter().copied())
+                    .map(|k| format!("; did you mean `{k}`?"))
+                    .unwrap_or_default();
+                return Err(cx.at(
+                    &at("needs"),
+                    format!("stage `{name}` needs `{need}`, which is not a stage{hint}"),
+                ));
+            }
+        }
+        for param in &stage.params {
+            if spec.space.get(param).is_none() {
+                return Err(cx.at(
+                    &at("params"),
+                    format!("stage `{name}`: `{param}` is not one of the parameters"),
+                ));
+            }
+        }
+        if let Some(executor) = stage.executor.as_deref().filter(|e| *e != "local") {
+            return Err(cx.at(
+                &at("executor"),
+                format!("stage `{name}`: executor `{executor}`: stages run locally for now"),
+            ));
+        }
+        if stage.max_concurrent == Some(0) {
+            return Err(cx.at(&at("max_concurrent"), "must be at least 1".into()));
+        }
+    }
+    let order = topological(&stages).map_err(|cycle| {
+        cx.at(
+            &format!("stages.{}", cycle[0]),
+            format!("the stages form a cycle: {}", cycle.join(" → ")),
+        )
+    })?;
+    let index: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let mut built = Vec::new();
+    for name in &order {
+        let stage = &stages[*name];
+        let at = |field: &str| format!("stages.{name}.{field}");
+        let cached = !matches!(stage.cache, Some(RawStageCache::On(false)));
+        let argv = match &stage.command {
+            RawCommand::Argv(argv) => argv.clone(),
+            RawCommand::Line(line) if stage.shell => vec![line.clone()],
+            RawCommand::Line(line) => split_words(line).map_err(|e| cx.at(&at("command"), e))?,
+        };
+        if argv.is_empty() || argv[0].trim().is_empty() {
+            return Err(cx.at(
+                &at("command"),
+                format!("stage `{name}`: the command is empty"),
+            ));
+        }
+        check_stage_placeholders(name, &argv, stage, cached, spec)
+            .map_err(|e| cx.at(&at("command"), e))?;
+        let paths = |field: &str, list: &[String]| -> Result<Vec<(String, PathBuf)>, ConfigError> {
+            list.iter()
+                .map(|p| {
+                    let path = workdir.join(p);
+                    if path.exists() {
+                        Ok((p.clone(), path))
+                    } else {
+                        Err(cx.at(
+                            &at(field),
+                            format!("stage `{name}`: {} does not exist", path.display()),
+                        ))
+                    }
+                })
+                .collect()
+        };
+        built.push(StageConfig {
+            name: (*name).to_owned(),
+            argv,
+            shell: stage.shell,
+            env: stage.env.clone(),
+            needs: stage.needs.iter().map(|n| index[n.as_str()]).collect(),
+            params: stage.params.clone(),
+            code: paths("code", &stage.code)?,
+            inputs: paths("inputs", &stage.inputs)?,
+            outputs: stage.outputs.clone(),
+            cache: cached,
+            version: match &stage.cache {
+                Some(RawStageCache::Salted { version }) => Some(version.clone()),
+                _ => None,
+            },
+            max_concurrent: stage.max_concurrent,
+            retries: stage.retries,
+        });
+    }
+    let reporters: Vec<usize> = order
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| stages[**n].reports)
+        .map(|(i, _)| i)
+        .collect();
+    let sinks: Vec<usize> = (0..built.len())
+        .filter(|i| !built.iter().any(|s| s.needs.contains(i)))
+        .collect();
+    let reporter = match (reporters.as_slice(), sinks.as_slice()) {
+        ([one], _) => *one,
+        ([], [one]) => *one,
+        ([], _) => {
+            return Err(cx.at(
+                "stages",
+                "several stages end the pipeline: mark the one that reports the objective with \
+                 `reports: true`"
+                    .into(),
+            ));
+        }
+        _ => return Err(cx.at("stages", "only one stage may say `reports: true`".into())),
+    };
+    if built[reporter..].len() > 1 {
+        // The trial ends with the reporter: what would follow it never runs.
+        let after = &built[reporter + 1].name;
+        return Err(cx.at(
+            &format!("stages.{after}"),
+            format!(
+                "stage `{after}` would run after `{}`, which reports the objective and ends the trial",
+                built[reporter].name
+            ),
+        ));
+    }
+    let cache_dir = cx
+        .dir()
+        .join(cache.dir.as_deref().unwrap_or(".hyperion/cache"));
+    Ok(PipelineConfig {
+        stages: built,
+        reporter,
+        cache_dir,
+    })
+}
+
+/// The stages in an order where each comes after those it needs (ties by name), or a cycle.
+fn topological(stages: &BTreeMap<String, RawStage>) -> Result<Vec<&str>, Vec<String>> {
+    let mut order: Vec<&str> = Vec::new();
+    while order.len() < stages.len() {
+        let next = stages.iter().find(|(name, stage)| {
+            !order.contains(&name.as_str())
+                && stage.needs.iter().all(|n| order.contains(&n.as_str()))
+        });
+        match next {
+            Some((name, _)) => order.push(name),
+            None => {
+                // Every stage left needs another one left: follow `needs` until one repeats.
+                let mut path: Vec<String> = Vec::new();
+                let mut at = stages
+                    .keys()
+                    .find(|n| !order.contains(&n.as_str()))
+                    .expect("a stage is left")
+                    .clone();
+                while !path.contains(&at) {
+                    path.push(at.clone());
+                    at = stages[&at]
+                        .needs
+                        .iter()
+                        .find(|n| !order.contains(&n.as_str()))
+                        .expect("it needs a stage left")
+                        .clone();
+                }
+                let start = path.iter().position(|p| *p == at).unwrap_or(0);
+                let mut cycle = path[start..].to_vec();
+                cycle.push(at);
+                return Err(cycle);
+            }
+        }
+    }
+    Ok(order)
+}
+
+/// A stage's placeholders: `{out}`, `{in.S}` for a stage it needs, `{args}` and the
+/// parameters; a cached stage only the parameters it declares, and none of the trial's own.
+fn check_stage_placeholders(
+    name: &str,
+    argv: &[String],
+    stage: &RawStage,
+    cached: bool,
+    spec: &StudySpec,
+) -> Result<(), String> {
+    for element in argv {
+        hyperion_runtime::substitute(element, |placeholder| {
+            let known = match placeholder {
+                "out" | "args" | "args_no_hyphens" | "study" => true,
+                p if p.starts_with("in.") => stage.needs.iter().any(|n| *n == p[3..]),
+                p if TRIAL_PLACEHOLDERS.contains(&p) => {
+                    if cached {
+                        return Err(format!(
+                            "stage `{name}` is cached, so it cannot use `{{{p}}}`: its output would \
+                             depend on the trial (declare `cache: false` for a stage with side effects)"
+                        ));
+                    }
+                    true
+                }
+                p if spec.space.get(p).is_some() => {
+                    if cached && !stage.params.iter().any(|d| d == p) {
+                        return Err(format!(
+                            "stage `{name}` uses `{{{p}}}` but does not declare it: add it to its \
+                             `params`, so that it is part of the stage's cache key"
+                        ));
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if known {
+                Ok(String::new())
+            } else if let Some(upstream) = placeholder.strip_prefix("in.") {
+                Err(format!(
+                    "stage `{name}` uses `{{{placeholder}}}` but does not need `{upstream}`"
+                ))
+            } else {
+                Err(format!(
+                    "stage `{name}`: unknown placeholder `{{{placeholder}}}`"
+                ))
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// `trials_dir`, relative to the study file: a directory, or not there yet.

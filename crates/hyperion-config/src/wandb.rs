@@ -11,6 +11,10 @@ pub(crate) fn is_wandb(tree: &Value) -> bool {
     let Some(map) = tree.as_object() else {
         return false;
     };
+    // W&B has no pipelines: a file with stages is Hyperion's, whatever its parameters look like.
+    if map.contains_key("stages") {
+        return false;
+    }
     if WANDB_ONLY.iter().any(|k| map.contains_key(*k)) || map.get("method") == Some(&json!("bayes"))
     {
         return true;

@@ -159,6 +159,8 @@ pub struct Placeholders<'a> {
     pub number: TrialNumber,
     pub id: u64,
     pub study: &'a str,
+    /// More names a pipeline stage knows (`out`, `in.prepare`), with their values.
+    pub extra: &'a [(String, String)],
 }
 
 /// The trial's argv from the template. With `shell`, the template is joined and run by
@@ -200,6 +202,12 @@ pub fn render_argv(
                     "trial_number" => vars.number.to_string(),
                     "trial_id" => vars.id.to_string(),
                     "study" => vars.study.to_owned(),
+                    name if vars.extra.iter().any(|(k, _)| k == name) => vars
+                        .extra
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default(),
                     // An inactive conditional parameter is empty.
                     name => vars
                         .params
@@ -281,6 +289,7 @@ pub fn prepare(
         number: trial.number,
         id: trial.id.0,
         study,
+        extra: &[],
     };
     let argv = render_argv(&config.argv, config.shell, &vars)?;
     Ok(Prepared { dir, restore, argv })
@@ -743,6 +752,7 @@ mod tests {
             number: TrialNumber(0),
             id: 1,
             study: "s",
+            extra: &[],
         };
         let argv = render_argv(&["run".into(), "{args}".into()], false, &vars).unwrap();
         assert_eq!(argv, ["run", "--lr=0.5", "--layers=3", "--extra=1"]);

@@ -8,8 +8,11 @@
 //! path, panic or early return leaves a trial running; and a [`watchdog`] process kills the
 //! groups if the run's process dies without dropping them (SIGKILL, a crash).
 
+mod pipeline;
 mod watch;
 mod watchdog;
+
+pub use pipeline::PipelineDispatcher;
 
 use std::collections::{HashMap, VecDeque};
 use std::os::unix::process::CommandExt;

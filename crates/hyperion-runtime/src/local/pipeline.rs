@@ -1,0 +1,719 @@
+//! The pipeline dispatcher: each trial is a pipeline of stage processes on this machine, a
+//! cached stage computed once for every trial (and study) whose key it is.
+//!
+//! A trial's stages run one after another in the pipeline's order. Before a stage starts its
+//! key is looked up: a hit skips it, a miss claims it and queues it for a slot, and a key
+//! another trial or process is computing leaves the trial waiting *without a slot* until that
+//! claim ends (a commit here wakes the waiters at once; a claim of another process is looked at
+//! again every tick). Slots (`max_concurrent` processes, and each stage's own limit) go to
+//! started trials' stages before a new trial is taken: `has_room` counts the queued ones.
+//!
+//! Stage processes are followed by the same watcher as plain trials, on a channel of this
+//! dispatcher's: one thread (the pump) turns their exits into commits and next stages, and
+//! passes the reporting stage's lines and metrics, and the trial's end, to the loop.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use hyperion_cache::{Cache, Claim, Lookup};
+use hyperion_core::{Launch, SearchSpace, Trial, TrialNumber};
+use nix::sys::signal::Signal;
+
+use super::ProcessGroup;
+use super::watch::{Watch, Watcher};
+use super::watchdog::Watchdog;
+use crate::controller::{Dispatcher, Exit, Message};
+use crate::pipeline::PipelineConfig;
+use crate::protocol::{self, MetricsTail, Placeholders, ProcessConfig};
+use crate::study::Outcome;
+use crate::{ActiveTrial, Error};
+
+/// How long a claim holds without a heartbeat; the pump renews its claims every tick.
+const LEASE: Duration = Duration::from_secs(30);
+/// The pump's tick: heartbeats, and another look at keys other processes compute.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Runs trials as pipelines of processes on this machine (see the module's docs).
+#[derive(Debug)]
+pub struct PipelineDispatcher {
+    shared: Arc<Mutex<Shared>>,
+    /// Wakes the pump to end it.
+    wake: Sender<Message>,
+    pump: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    pipeline: Arc<PipelineConfig>,
+    cache: Arc<Cache>,
+    config: ProcessConfig,
+    study: String,
+    /// Each code and input path's digest, taken once when the run starts.
+    digests: BTreeMap<PathBuf, String>,
+    watcher: Watcher,
+    watchdog: Arc<Watchdog>,
+    flows: HashMap<TrialNumber, Flow>,
+    /// Trials with a stage ready to start, in the order they became ready.
+    queued: VecDeque<TrialNumber>,
+    /// Processes running, in all and per stage.
+    running: usize,
+    per_stage: Vec<usize>,
+    /// The stage processes' channel (the pump reads it) and the loop's.
+    stage_tx: Sender<Message>,
+    loop_tx: Option<Sender<Message>>,
+    /// Set when the dispatcher is dropped: the pump ends.
+    closing: bool,
+}
+
+/// A trial on its way through the pipeline.
+#[derive(Debug)]
+struct Flow {
+    trial: Trial,
+    space: SearchSpace,
+    objectives: Vec<String>,
+    /// The stage it is at.
+    stage: usize,
+    /// Each finished stage's output directory and digest.
+    outputs: Vec<Option<(PathBuf, String)>>,
+    at: At,
+}
+
+#[derive(Debug)]
+enum At {
+    /// Its stage may start when a slot is free: with a claim for a cached stage.
+    Queued(Option<Claim>),
+    /// Another trial or process computes its stage's key.
+    Waiting,
+    Running {
+        group: ProcessGroup,
+        claim: Option<Claim>,
+        dir: PathBuf,
+    },
+    /// Ended: its exit went to the loop.
+    Done,
+}
+
+impl PipelineDispatcher {
+    /// Opens the cache, digests the stages' code and inputs, and starts the pump.
+    pub fn new(
+        study: &str,
+        config: &ProcessConfig,
+        pipeline: &PipelineConfig,
+    ) -> Result<Self, Error> {
+        let config = config.ready()?;
+        let cache = Cache::open(&pipeline.cache_dir).map_err(|e| Error::Config(e.to_string()))?;
+        let digests = pipeline.digests().map_err(Error::Config)?;
+        let watcher = Watcher::start().map_err(|source| Error::System {
+            what: "start the thread that follows the stages",
+            source,
+        })?;
+        let watchdog = Watchdog::start().map_err(|source| Error::System {
+            what: "start the process that kills the stages if the run dies",
+            source,
+        })?;
+        let (stage_tx, stage_rx) = mpsc::channel();
+        let shared = Arc::new(Mutex::new(Shared {
+            per_stage: vec![0; pipeline.stages.len()],
+            pipeline: Arc::new(pipeline.clone()),
+            cache: Arc::new(cache),
+            config,
+            study: study.to_owned(),
+            digests,
+            watcher,
+            watchdog: Arc::new(watchdog),
+            flows: HashMap::new(),
+            queued: VecDeque::new(),
+            running: 0,
+            stage_tx: stage_tx.clone(),
+            loop_tx: None,
+            closing: false,
+        }));
+        let pump = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("hyperion-pipeline".into())
+                .spawn(move || {
+                    let pumped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        pump(&shared, &stage_rx)
+                    }));
+                    if pumped.is_err() {
+                        // The loop must not wait for exits that will never come.
+                        lock(&shared).send(Message::Failed(Error::System {
+                            what: "run the pipeline's stages",
+                            source: std::io::Error::other("its thread panicked"),
+                        }));
+                    }
+                })
+                .map_err(|source| Error::System {
+                    what: "start the pipeline's thread",
+                    source,
+                })?
+        };
+        Ok(PipelineDispatcher {
+            shared,
+            wake: stage_tx,
+            pump: Some(pump),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        lock(&self.shared)
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for PipelineDispatcher {
+    fn drop(&mut self) {
+        let mut shared = self.lock();
+        let numbers: Vec<TrialNumber> = shared.flows.keys().copied().collect();
+        for number in numbers {
+            shared.forget(number);
+        }
+        shared.loop_tx = None;
+        shared.closing = true;
+        drop(shared);
+        let _ = self.wake.send(Message::Tick);
+        if let Some(pump) = self.pump.take() {
+            let _ = pump.join();
+        }
+    }
+}
+
+/// The pump: stage exits become commits and next stages; ticks renew leases and look again at
+/// keys other processes compute.
+fn pump(shared: &Mutex<Shared>, rx: &Receiver<Message>) {
+    let mut next_tick = Instant::now() + TICK;
+    loop {
+        let message = match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+            Ok(message) => Some(message),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut shared = lock(shared);
+        if shared.closing {
+            return;
+        }
+        match message {
+            Some(Message::Exited { number, exit }) => shared.stage_exited(number, exit),
+            Some(message) => shared.pass_on(message),
+            None => {}
+        }
+        if Instant::now() >= next_tick {
+            shared.tick();
+            next_tick = Instant::now() + TICK;
+        }
+        shared.start_queued();
+    }
+}
+
+impl Shared {
+    fn has_room(&self) -> bool {
+        let max = self.config.max_concurrent.max(1);
+        // Waiting trials hold no slot, but not without end: at most as many again.
+        self.running + self.queued.len() < max && self.flows.len() < 2 * max
+    }
+
+    fn send(&self, message: Message) {
+        if let Some(tx) = &self.loop_tx {
+            let _ = tx.send(message);
+        }
+    }
+
+    /// A line or metric of a stage: the reporting stage's go to the loop.
+    fn pass_on(&self, message: Message) {
+        let number = match &message {
+            Message::Output { number, .. }
+            | Message::Metrics { number, .. }
+            | Message::Malformed { number, .. } => *number,
+            _ => return,
+        };
+        if let Some(flow) = self.flows.get(&number)
+            && flow.stage == self.pipeline.reporter
+        {
+            self.send(message);
+        }
+    }
+
+    /// Ends the trial with `exit`.
+    fn finish(&mut self, number: TrialNumber, exit: Exit) {
+        if let Some(flow) = self.flows.get_mut(&number) {
+            flow.at = At::Done;
+        }
+        self.queued.retain(|n| *n != number);
+        self.send(Message::Exited { number, exit });
+    }
+
+    fn fail(&mut self, number: TrialNumber, error: String) {
+        self.finish(number, Exit::Returned(Outcome::Failed { error }));
+    }
+
+    /// Takes trial `number` to its next stage that is not done: hits are skipped, a miss is
+    /// queued with its claim, a key being computed elsewhere leaves it waiting.
+    fn advance(&mut self, number: TrialNumber) {
+        let pipeline = self.pipeline.clone();
+        loop {
+            let Some(flow) = self.flows.get(&number) else {
+                return;
+            };
+            let index = flow.stage;
+            let stage = &pipeline.stages[index];
+            if !stage.cache {
+                self.queue(number, None);
+                return;
+            }
+            let upstream = stage
+                .needs
+                .iter()
+                .filter_map(|&n| {
+                    let (_, digest) = flow.outputs[n].as_ref()?;
+                    Some((pipeline.stages[n].name.clone(), digest.clone()))
+                })
+                .collect();
+            let material = stage.material(&flow.trial.params, &self.digests, upstream);
+            match self.cache.lookup(&material, LEASE, stage.retries) {
+                Ok(Lookup::Hit(entry)) => {
+                    let reporter = index == pipeline.reporter;
+                    let dir = entry.dir.clone();
+                    self.link(number, index, &dir);
+                    if reporter {
+                        self.replay(number, &dir);
+                        self.finish(number, success());
+                        return;
+                    }
+                    let flow = self.flows.get_mut(&number).expect("looked up");
+                    flow.outputs[index] = Some((entry.out(), entry.digest));
+                    flow.stage += 1;
+                }
+                Ok(Lookup::Run(claim)) => {
+                    self.queue(number, Some(claim));
+                    return;
+                }
+                Ok(Lookup::Wait) => {
+                    self.flows.get_mut(&number).expect("looked up").at = At::Waiting;
+                    return;
+                }
+                Ok(Lookup::Failed(error)) => {
+                    let name = stage.name.clone();
+                    self.fail(number, format!("stage `{name}` failed: {error}"));
+                    return;
+                }
+                Err(e) => {
+                    self.fail(number, e.to_string());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn queue(&mut self, number: TrialNumber, claim: Option<Claim>) {
+        if let Some(flow) = self.flows.get_mut(&number) {
+            flow.at = At::Queued(claim);
+            self.queued.push_back(number);
+        }
+    }
+
+    /// Starts queued stages while slots are free, oldest first; one whose stage is at its own
+    /// limit lets the next go.
+    fn start_queued(&mut self) {
+        let max = self.config.max_concurrent.max(1);
+        let mut i = 0;
+        while self.running < max && i < self.queued.len() {
+            let number = self.queued[i];
+            let Some(flow) = self.flows.get(&number) else {
+                self.queued.remove(i);
+                continue;
+            };
+            let stage = flow.stage;
+            if self.pipeline.stages[stage]
+                .max_concurrent
+                .is_some_and(|m| self.per_stage[stage] >= m)
+            {
+                i += 1;
+                continue;
+            }
+            self.queued.remove(i);
+            self.start(number);
+        }
+    }
+
+    /// Starts trial `number`'s stage: in its claim's directory when cached, in the trial's
+    /// directory otherwise.
+    fn start(&mut self, number: TrialNumber) {
+        let pipeline = self.pipeline.clone();
+        let flow = self.flows.get_mut(&number).expect("queued");
+        let At::Queued(claim) = std::mem::replace(&mut flow.at, At::Done) else {
+            return;
+        };
+        let index = flow.stage;
+        let stage = &pipeline.stages[index];
+        let trial_dir = protocol::trial_dir(&self.config.trials_dir, number);
+        let dir = match &claim {
+            Some(claim) => claim.dir.clone(),
+            None => trial_dir.join(&stage.name),
+        };
+        let out = dir.join("out");
+        let params = if stage.cache {
+            stage.own_params(&flow.trial.params)
+        } else {
+            (*flow.trial.params).clone()
+        };
+        let mut extra = vec![("out".to_string(), out.display().to_string())];
+        for &n in &stage.needs {
+            if let Some((path, _)) = &flow.outputs[n] {
+                extra.push((
+                    format!("in.{}", pipeline.stages[n].name),
+                    path.display().to_string(),
+                ));
+            }
+        }
+        let vars = Placeholders {
+            params: &params,
+            space: &flow.space,
+            trial_dir: &trial_dir,
+            number,
+            id: flow.trial.id.0,
+            study: &self.study,
+            extra: &extra,
+        };
+        let objectives = flow.objectives.clone();
+        let trial_id = flow.trial.id.0;
+        let argv = std::fs::create_dir_all(&out)
+            .map_err(|e| format!("cannot create {}: {e}", out.display()))
+            .and_then(|()| protocol::render_argv(&stage.argv, stage.shell, &vars));
+        let started = argv.and_then(|argv| {
+            let mut command = Command::new(&argv[0]);
+            command
+                .args(&argv[1..])
+                .current_dir(&self.config.workdir)
+                .envs(&self.config.env)
+                .envs(&stage.env)
+                .env("HYPERION_STUDY", &self.study)
+                .env("HYPERION_STAGE", &stage.name)
+                .env("HYPERION_OUT", &out)
+                .env(
+                    "HYPERION_PARAMS",
+                    serde_json::to_string(&params).unwrap_or_default(),
+                )
+                .env("HYPERION_METRICS_FILE", dir.join("metrics.jsonl"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0);
+            if !stage.cache {
+                command
+                    .env("HYPERION_TRIAL_ID", trial_id.to_string())
+                    .env("HYPERION_TRIAL_NUMBER", number.to_string())
+                    .env("HYPERION_TRIAL_DIR", &trial_dir);
+            }
+            std::fs::File::create(dir.join("metrics.jsonl"))
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let child = command
+                .spawn()
+                .map_err(|e| format!("cannot start `{}`: {e}", argv[0]))?;
+            let group = ProcessGroup::new(child.id(), &self.watchdog);
+            let watch = Watch {
+                number,
+                child,
+                metrics: MetricsTail::new(dir.join("metrics.jsonl"), objectives.clone()),
+                dir: dir.clone(),
+                parse: protocol::stdout_parser(&self.config, objectives),
+                reaped: group.reaped.clone(),
+                tx: self.stage_tx.clone(),
+            };
+            self.watcher.add(watch)?;
+            Ok(group)
+        });
+        match started {
+            Ok(group) => {
+                self.flows.get_mut(&number).expect("queued").at = At::Running { group, claim, dir };
+                self.running += 1;
+                self.per_stage[index] += 1;
+            }
+            Err(e) => {
+                let error = format!("stage `{}`: {e}", stage.name);
+                if let Some(claim) = &claim {
+                    let _ = self.cache.fail(claim, &error);
+                }
+                self.fail(number, error);
+            }
+        }
+    }
+
+    /// A stage process ended: commit and go on, or end the trial.
+    fn stage_exited(&mut self, number: TrialNumber, exit: Exit) {
+        let Some(flow) = self.flows.get_mut(&number) else {
+            return;
+        };
+        let At::Running { claim, dir, .. } = std::mem::replace(&mut flow.at, At::Done) else {
+            return;
+        };
+        let index = flow.stage;
+        self.running -= 1;
+        self.per_stage[index] -= 1;
+        let pipeline = self.pipeline.clone();
+        let stage = &pipeline.stages[index];
+        let name = stage.name.clone();
+        let reporter = index == pipeline.reporter;
+        let ok = matches!(&exit, Exit::Process { status: Ok(s), .. } if s.success());
+        if !ok {
+            let error = match &exit {
+                Exit::Process {
+                    status: Ok(status),
+                    stderr_tail,
+                    ..
+                } => match status.signal() {
+                    Some(signal) => format!("killed by signal {signal}"),
+                    None => format!(
+                        "exit code {}{}",
+                        status.code().unwrap_or(-1),
+                        protocol::stderr_summary(stderr_tail)
+                    ),
+                },
+                other => format!("{other:?}"),
+            };
+            if let Some(claim) = &claim {
+                let _ = self.cache.fail(claim, &error);
+            }
+            self.wake_waiters();
+            if reporter {
+                // The loop reads the reporter's exit as a plain trial's.
+                return self.finish(number, exit);
+            }
+            return self.fail(number, format!("stage `{name}`: {error}"));
+        }
+        let committed = match &claim {
+            Some(claim) => self
+                .cache
+                .commit(claim, &stage.outputs)
+                .map(|entry| (entry.dir.clone(), entry.out(), entry.digest))
+                .map_err(|e| {
+                    let _ = self.cache.fail(claim, &e.to_string());
+                    e.to_string()
+                }),
+            None => {
+                let out = dir.join("out");
+                match stage.outputs.iter().find(|o| !out.join(o).exists()) {
+                    Some(missing) => {
+                        Err(format!("the stage exited 0 but did not write `{missing}`"))
+                    }
+                    None => hyperion_cache::digest::of_path(&out)
+                        .map(|d| (dir.clone(), out, d))
+                        .map_err(|e| e.to_string()),
+                }
+            }
+        };
+        self.wake_waiters();
+        let (entry_dir, out, digest) = match committed {
+            Ok(c) => c,
+            Err(e) => return self.fail(number, format!("stage `{name}`: {e}")),
+        };
+        if claim.is_some() {
+            self.link(number, index, &entry_dir);
+        }
+        if reporter {
+            return self.finish(number, exit);
+        }
+        let flow = self.flows.get_mut(&number).expect("running");
+        flow.outputs[index] = Some((out, digest));
+        flow.stage += 1;
+        self.advance(number);
+    }
+
+    /// Shows a cached stage's entry in the trial's directory as `<trial>/<stage>`.
+    fn link(&self, number: TrialNumber, index: usize, entry: &std::path::Path) {
+        let trial_dir = protocol::trial_dir(&self.config.trials_dir, number);
+        let link = trial_dir.join(&self.pipeline.stages[index].name);
+        let _ = std::fs::create_dir_all(&trial_dir);
+        let _ = std::fs::remove_file(&link);
+        let _ = std::os::unix::fs::symlink(entry, &link);
+    }
+
+    /// The metrics a cached reporting stage wrote, sent as if it ran now.
+    fn replay(&self, number: TrialNumber, dir: &std::path::Path) {
+        let Some(flow) = self.flows.get(&number) else {
+            return;
+        };
+        let mut tail = MetricsTail::new(dir.join("metrics.jsonl"), flow.objectives.clone());
+        for record in tail.read() {
+            self.send(Message::metrics(number, record));
+        }
+    }
+
+    /// A claim ended: the trials waiting for a key look again.
+    fn wake_waiters(&mut self) {
+        let waiting: Vec<TrialNumber> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| matches!(f.at, At::Waiting))
+            .map(|(n, _)| *n)
+            .collect();
+        for number in waiting {
+            self.advance(number);
+        }
+    }
+
+    fn tick(&mut self) {
+        let claims: Vec<&Claim> = self
+            .flows
+            .values()
+            .filter_map(|f| match &f.at {
+                At::Running { claim, .. } | At::Queued(claim) => claim.as_ref(),
+                _ => None,
+            })
+            .collect();
+        self.cache.heartbeat(claims, LEASE);
+        self.wake_waiters();
+    }
+
+    /// Drops trial `number`: its process is killed, its claim given back.
+    fn forget(&mut self, number: TrialNumber) {
+        self.queued.retain(|n| *n != number);
+        if let Some(flow) = self.flows.remove(&number) {
+            let index = flow.stage;
+            match flow.at {
+                At::Running { group, claim, .. } => {
+                    self.running -= 1;
+                    self.per_stage[index] -= 1;
+                    drop(group);
+                    if let Some(claim) = claim {
+                        let _ = self.cache.release(&claim);
+                    }
+                }
+                At::Queued(Some(claim)) => {
+                    let _ = self.cache.release(&claim);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn signal(&mut self, number: TrialNumber, signal: Signal) {
+        let Some(flow) = self.flows.get(&number) else {
+            return;
+        };
+        match &flow.at {
+            At::Running { group, .. } => group.signal(signal),
+            At::Done => {}
+            // Not running: it ends now, as a process stopped by that signal would.
+            _ => {
+                let claim = match std::mem::replace(
+                    &mut self.flows.get_mut(&number).expect("found").at,
+                    At::Done,
+                ) {
+                    At::Queued(claim) => claim,
+                    _ => None,
+                };
+                if let Some(claim) = claim {
+                    let _ = self.cache.release(&claim);
+                }
+                self.queued.retain(|n| *n != number);
+                self.send(Message::Exited {
+                    number,
+                    exit: Exit::Process {
+                        status: Ok(ExitStatus::from_raw(signal as i32)),
+                        stderr_tail: Vec::new(),
+                        at: Instant::now(),
+                    },
+                });
+            }
+        }
+    }
+}
+
+/// A stage that was not run but found: its exit, as a process's exit 0.
+fn success() -> Exit {
+    Exit::Process {
+        status: Ok(ExitStatus::from_raw(0)),
+        stderr_tail: Vec::new(),
+        at: Instant::now(),
+    }
+}
+
+impl<'s> Dispatcher<'s> for PipelineDispatcher {
+    fn has_room(&self) -> bool {
+        self.lock().has_room()
+    }
+
+    fn launch(
+        &mut self,
+        trial: ActiveTrial<'s>,
+        tx: &Sender<Message>,
+    ) -> Result<Option<Launch>, String> {
+        let spec = trial.study().spec();
+        let objectives: Vec<String> = spec.objectives.iter().map(|o| o.metric.clone()).collect();
+        let mut shared = self.lock();
+        shared.loop_tx = Some(tx.clone());
+        let number = trial.number();
+        let trial_dir = protocol::trial_dir(&shared.config.trials_dir, number);
+        std::fs::create_dir_all(&trial_dir)
+            .and_then(|()| {
+                std::fs::write(
+                    trial_dir.join("params.json"),
+                    serde_json::to_vec_pretty(&*trial.trial().params).unwrap_or_default(),
+                )
+            })
+            .map_err(|e| format!("cannot prepare {}: {e}", trial_dir.display()))?;
+        let stages = shared.pipeline.stages.len();
+        shared.flows.insert(
+            number,
+            Flow {
+                trial: trial.trial().clone(),
+                space: spec.space.clone(),
+                objectives,
+                stage: 0,
+                outputs: vec![None; stages],
+                at: At::Waiting,
+            },
+        );
+        shared.advance(number);
+        shared.start_queued();
+        // Stage processes come and go: a dead run's are killed by the watchdog, so no launch
+        // is recorded for a later run to clean up.
+        Ok(None)
+    }
+
+    fn stop(&mut self, number: TrialNumber) {
+        self.lock().signal(number, Signal::SIGTERM);
+    }
+
+    fn kill(&mut self, number: TrialNumber) {
+        self.lock().signal(number, Signal::SIGKILL);
+    }
+
+    fn release(&mut self, number: TrialNumber) {
+        let mut shared = self.lock();
+        shared.forget(number);
+        shared.start_queued();
+    }
+}
+
+impl crate::Study {
+    /// Runs the study's trials as pipelines on this machine (see [`PipelineDispatcher`]).
+    pub fn run_pipeline(
+        &self,
+        config: &ProcessConfig,
+        pipeline: &PipelineConfig,
+        budget: &crate::Budget,
+        recovery: &crate::Recovery,
+        control: &crate::RunControl,
+    ) -> Result<crate::Summary, Error> {
+        let mut dispatcher = PipelineDispatcher::new(self.name(), config, pipeline)?;
+        let options = crate::RunOptions {
+            budget: budget.clone(),
+            recovery: recovery.clone(),
+            trial_timeout: config.trial_timeout,
+            kill_grace: config.kill_grace,
+            max_concurrent: config.max_concurrent,
+            max_trials_here: None,
+        };
+        self.run_with(&mut dispatcher, &options, control)
+    }
+}

@@ -1,0 +1,120 @@
+//! A trial as a pipeline of stages (prepare → train → eval), as a study file's `stages:`
+//! declares it: checked when the file loads (`hyperion-config`), run by
+//! [`crate::local::PipelineDispatcher`], each cached stage's output kept by its key in a
+//! [`hyperion_cache::Cache`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use hyperion_cache::KeyMaterial;
+use hyperion_core::Params;
+
+/// The stages of a study's trials, in an order where each comes after those it needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineConfig {
+    pub stages: Vec<StageConfig>,
+    /// The stage whose metrics are the trial's: its objective and its intermediate values (the
+    /// early-stopping rules read those).
+    pub reporter: usize,
+    /// Where the cache's entries and index are (`cache.dir`, by default `.hyperion/cache` next
+    /// to the study file).
+    pub cache_dir: PathBuf,
+}
+
+impl PipelineConfig {
+    /// The digest of every stage's code and input paths, by path.
+    pub fn digests(&self) -> Result<BTreeMap<PathBuf, String>, String> {
+        let mut digests = BTreeMap::new();
+        for stage in &self.stages {
+            for (name, path) in stage.code.iter().chain(&stage.inputs) {
+                let digest = hyperion_cache::digest::of_path(path).map_err(|e| {
+                    format!(
+                        "stage `{}`: cannot read `{name}` ({}): {e}",
+                        stage.name,
+                        path.display()
+                    )
+                })?;
+                digests.insert(path.clone(), digest);
+            }
+        }
+        Ok(digests)
+    }
+
+    /// The stage named `name`.
+    pub fn stage(&self, name: &str) -> Option<&StageConfig> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+/// One stage: a command with what it reads and writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageConfig {
+    pub name: String,
+    /// The template: today's placeholders, `{out}` (its output directory) and `{in.STAGE}`
+    /// (the output of a stage it needs, read-only).
+    pub argv: Vec<String>,
+    pub shell: bool,
+    pub env: BTreeMap<String, String>,
+    /// The stages it needs, as indices into [`PipelineConfig::stages`] (all earlier).
+    pub needs: Vec<usize>,
+    /// The parameters that reach its command and environment, and its key.
+    pub params: Vec<String>,
+    /// Files and directories whose content matters, as written (relative to the working
+    /// directory) and resolved.
+    pub code: Vec<(String, PathBuf)>,
+    pub inputs: Vec<(String, PathBuf)>,
+    /// Paths under `{out}` that must exist when it exits 0.
+    pub outputs: Vec<String>,
+    /// False for a stage with side effects: it runs for every trial, in the trial's directory.
+    pub cache: bool,
+    /// The user's salt of the key.
+    pub version: Option<String>,
+    /// Its processes at once, across trials (none: only the study's limit).
+    pub max_concurrent: Option<usize>,
+    /// Runs after a failure, in all (not once per trial waiting for it).
+    pub retries: u32,
+}
+
+impl StageConfig {
+    /// The key material of this stage for a trial with `params`, given each code and input
+    /// path's digest and the output digests of the stages it needs (by name).
+    pub fn material(
+        &self,
+        params: &Params,
+        digests: &BTreeMap<PathBuf, String>,
+        upstream: BTreeMap<String, String>,
+    ) -> KeyMaterial {
+        let paths = |list: &[(String, PathBuf)]| -> BTreeMap<String, String> {
+            list.iter()
+                .map(|(name, path)| (name.clone(), digests.get(path).cloned().unwrap_or_default()))
+                .collect()
+        };
+        KeyMaterial {
+            schema: hyperion_cache::key::SCHEMA,
+            stage: self.name.clone(),
+            argv: self.argv.clone(),
+            shell: self.shell,
+            env: self.env.clone(),
+            params: self
+                .params
+                .iter()
+                .filter_map(|p| {
+                    let value = serde_json::to_value(params.get(p)?).ok()?;
+                    Some((p.clone(), value))
+                })
+                .collect(),
+            code: paths(&self.code),
+            inputs: paths(&self.inputs),
+            upstream,
+            version: self.version.clone(),
+        }
+    }
+
+    /// The trial's params this stage declares: all it sees.
+    pub fn own_params(&self, params: &Params) -> Params {
+        self.params
+            .iter()
+            .filter_map(|p| Some((p.clone(), params.get(p)?.clone())))
+            .collect()
+    }
+}
