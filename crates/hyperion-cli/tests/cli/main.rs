@@ -6,6 +6,7 @@ mod cluster;
 mod controller;
 mod early_stopping;
 mod first_hour;
+mod pipeline;
 mod protocol;
 mod resume;
 mod slurm;

@@ -536,13 +536,18 @@ impl Shared {
         let _ = std::os::unix::fs::symlink(entry, &link);
     }
 
-    /// The metrics a cached reporting stage wrote, sent as if it ran now.
+    /// The metrics a cached reporting stage wrote (its metrics file, then its stdout's metric
+    /// lines), sent as if it ran now.
     fn replay(&self, number: TrialNumber, dir: &std::path::Path) {
         let Some(flow) = self.flows.get(&number) else {
             return;
         };
         let mut tail = MetricsTail::new(dir.join("metrics.jsonl"), flow.objectives.clone());
-        for record in tail.read() {
+        let mut records = tail.read();
+        let parse = protocol::stdout_parser(&self.config, flow.objectives.clone());
+        let stdout = std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default();
+        records.extend(stdout.lines().flat_map(&parse));
+        for record in records {
             self.send(Message::metrics(number, record));
         }
     }

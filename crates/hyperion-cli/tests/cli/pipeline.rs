@@ -1,0 +1,223 @@
+//! `stages:`: trials as pipelines whose stages are cached by content across trials and studies.
+//! Each stage script appends a line to `count/STAGE.log`, so that executions can be counted.
+
+use crate::{Sandbox, state, stderr};
+
+const PREP: &str = "#!/bin/sh\necho run >> count/prepare.log\nsleep \"${SLEEP:-0}\"\n\
+                    echo \"features $1\" > \"$2/features.txt\"\n";
+const TRAIN: &str = "#!/bin/sh\necho run >> count/train.log\n\
+                     cat \"$1/features.txt\" > \"$3/model.txt\"\necho \"lr $2\" >> \"$3/model.txt\"\n";
+const EVAL: &str = "#!/bin/sh\necho run >> count/eval.log\n\
+                    awk 'NR==1{n=$2} NR==2{lr=$2} END{printf \"HYPERION_METRIC {\\\"loss\\\": %f}\\n\", n*lr}' \"$1/model.txt\"\n";
+
+fn sandbox() -> Sandbox {
+    let s = Sandbox::new();
+    s.write("prep.sh", PREP);
+    s.write("train.sh", TRAIN);
+    s.write("eval.sh", EVAL);
+    std::fs::create_dir(s.path().join("count")).unwrap();
+    s
+}
+
+/// A grid over `n_features` and `lr` whose trials are prepare → train → eval.
+fn study(name: &str, features: &str, lrs: &str, concurrent: u32, env: &str) -> String {
+    format!(
+        "name: {name}\nmethod: grid\nmetric: {{name: loss, goal: minimize}}\n\
+         parameters:\n  n_features: {{type: categorical, choices: [{features}]}}\n  \
+         lr: {{type: categorical, choices: [{lrs}]}}\n\
+         resources: {{max_concurrent: {concurrent}}}\nenv: {{{env}}}\n\
+         stages:\n  \
+         prepare:\n    command: ./prep.sh {{n_features}} {{out}}\n    params: [n_features]\n    \
+         code: [prep.sh]\n    outputs: [features.txt]\n  \
+         train:\n    command: ./train.sh {{in.prepare}} {{lr}} {{out}}\n    needs: [prepare]\n    \
+         params: [lr]\n    code: [train.sh]\n  \
+         eval:\n    command: ./eval.sh {{in.train}}\n    needs: [train]\n    code: [eval.sh]\n"
+    )
+}
+
+fn runs(s: &Sandbox, stage: &str) -> usize {
+    std::fs::read_to_string(s.path().join(format!("count/{stage}.log")))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+fn counts(s: &Sandbox) -> [usize; 3] {
+    [runs(s, "prepare"), runs(s, "train"), runs(s, "eval")]
+}
+
+#[test]
+fn a_grid_computes_each_shared_stage_once_and_a_second_study_reuses_it() {
+    let s = sandbox();
+    s.run(&study("grid", "1, 2, 3", "0.1, 0.2, 0.3", 9, ""), &["-q"]);
+    assert_eq!(counts(&s), [3, 9, 9], "prepare once per n_features");
+    let trials = s.trials("grid");
+    assert_eq!(trials.len(), 9);
+    for t in &trials {
+        assert_eq!(state(t), "completed", "{t}");
+        let n = t["params"]["n_features"].as_f64().unwrap();
+        let lr = t["params"]["lr"].as_f64().unwrap();
+        let loss = t["values"][0].as_f64().unwrap();
+        assert!(
+            (loss - n * lr).abs() < 1e-6,
+            "trial {t}: the eval read its own train"
+        );
+    }
+    // Each trial's directory shows its stages' entries.
+    let features = s.trial_dir("grid", 4).join("prepare/out/features.txt");
+    assert!(
+        std::fs::read_to_string(features)
+            .unwrap()
+            .starts_with("features ")
+    );
+
+    let stats = s.hyperion_json(&["cache", "stats", "--json"]);
+    let prepare = stats.iter().find(|e| e["stage"] == "prepare").unwrap();
+    assert_eq!(
+        (prepare["runs"].as_u64(), prepare["hits"].as_u64()),
+        (Some(3), Some(6))
+    );
+
+    // Another study, other learning rates, the same cache: no prepare at all.
+    s.write("other.yaml", &study("other", "1, 2, 3", "0.5, 0.7", 9, ""));
+    let out = s.hyperion(&["run", "other.yaml", "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(counts(&s), [3, 15, 15]);
+}
+
+#[test]
+fn concurrent_trials_needing_one_stage_run_it_once() {
+    let s = sandbox();
+    for round in 0..20 {
+        let name = format!("round{round}");
+        let text = study(
+            &name,
+            "7",
+            "0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8",
+            8,
+            "SLEEP: '0.3'",
+        );
+        s.write("study.yaml", &text);
+        let out = s.hyperion(&["run", "study.yaml", "-q"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            runs(&s, "prepare"),
+            round + 1,
+            "round {round}: prepare ran twice"
+        );
+        assert!(s.trials(&name).iter().all(|t| state(t) == "completed"));
+        let forget = s.hyperion(&["cache", "forget", "prepare"]);
+        assert!(forget.status.success(), "{}", stderr(&forget));
+    }
+}
+
+#[test]
+fn a_change_that_leaves_a_stage_output_alike_reruns_only_that_stage() {
+    let s = sandbox();
+    s.run(&study("first", "1, 2", "0.1", 2, ""), &["-q"]);
+    assert_eq!(counts(&s), [2, 2, 2]);
+    // A comment in prep.sh: prepare's key changes, its output does not.
+    s.write("prep.sh", &format!("{PREP}# a comment\n"));
+    let explain = s.hyperion(&["cache", "explain", "study.yaml", "0", "prepare"]);
+    let text = String::from_utf8_lossy(&explain.stdout).into_owned();
+    assert!(text.contains("code.prep.sh:"), "{text}");
+    s.write("second.yaml", &study("second", "1, 2", "0.1", 2, ""));
+    let out = s.hyperion(&["run", "second.yaml", "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        counts(&s),
+        [4, 2, 2],
+        "train and eval found by their inputs' bytes"
+    );
+    let explain = s.hyperion(&["cache", "explain", "second.yaml", "0", "train"]);
+    let text = String::from_utf8_lossy(&explain.stdout).into_owned();
+    assert!(text.contains("in the cache (nothing changed)"), "{text}");
+    assert!(s.trials("second").iter().all(|t| state(t) == "completed"));
+}
+
+#[test]
+fn a_failing_shared_stage_is_retried_as_often_as_it_may_not_once_per_trial() {
+    let s = sandbox();
+    s.write(
+        "prep.sh",
+        "#!/bin/sh\necho run >> count/prepare.log\necho broken >&2\nexit 3\n",
+    );
+    let text = study("broken", "1", "0.1, 0.2, 0.3", 3, "").replace(
+        "outputs: [features.txt]",
+        "outputs: [features.txt]\n    retries: 1",
+    );
+    s.run(&text, &["-q"]);
+    assert_eq!(
+        counts(&s),
+        [2, 0, 0],
+        "one run and one retry for all three trials"
+    );
+    for t in s.trials("broken") {
+        assert_eq!(state(&t), "failed");
+        let error = t["state"]["error"].as_str().unwrap();
+        assert!(
+            error.contains("stage `prepare`") && error.contains("exit code 3"),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn a_pipeline_that_reads_what_it_does_not_declare_is_refused_at_its_line() {
+    let s = sandbox();
+    let base = study("bad", "1", "0.1", 1, "");
+    // (the file, the text on the line the error names, the message)
+    let cases = [
+        (
+            base.replace("needs: [prepare]", "needs: [prepar]"),
+            "needs: [prepar]",
+            "stage `train` needs `prepar`, which is not a stage; did you mean `prepare`?",
+        ),
+        (
+            base.replace("params: [lr]", "params: [lr, depth]"),
+            "params: [lr, depth]",
+            "stage `train`: `depth` is not one of the parameters",
+        ),
+        (
+            base.replace(
+                "./prep.sh {n_features} {out}",
+                "./prep.sh {n_features} {lr} {out}",
+            ),
+            "command: ./prep.sh",
+            "stage `prepare` uses `{lr}` but does not declare it",
+        ),
+        (
+            base.replace(
+                "./prep.sh {n_features} {out}",
+                "./prep.sh {trial_dir} {out}",
+            ),
+            "command: ./prep.sh",
+            "stage `prepare` is cached, so it cannot use `{trial_dir}`",
+        ),
+        (
+            base.replace(
+                "params: [n_features]",
+                "params: [n_features]\n    needs: [eval]",
+            ),
+            "  eval:",
+            "the stages form a cycle: eval → train → prepare → eval",
+        ),
+        (
+            base.replace("./eval.sh {in.train}", "./eval.sh {in.prepare}"),
+            "command: ./eval.sh",
+            "stage `eval` uses `{in.prepare}` but does not need `prepare`",
+        ),
+    ];
+    for (text, on, message) in cases {
+        let line = text
+            .lines()
+            .position(|l| l.starts_with(on) || l.trim_start().starts_with(on));
+        let line = line.expect("the line is in the file") + 1;
+        let error = s.run_error(&text);
+        assert!(
+            error.contains(&format!("study.yaml:{line}:")),
+            "line {line}: {error}"
+        );
+        assert!(error.contains(message), "expected `{message}` in: {error}");
+    }
+    assert_eq!(counts(&s), [0, 0, 0], "nothing ran");
+}
