@@ -61,7 +61,7 @@ fn a_bad_range_names_the_parameter() {
 fn a_missing_or_nonexistent_command_is_refused_before_anything_runs() {
     let s = with_study();
     let e = s.run_error(&GOOD.replace("command: [sh, trial.sh]\n", ""));
-    assert!(e.contains("missing field `command`"), "{e}");
+    assert!(e.contains("no command: add `command:"), "{e}");
     let e = s.run_error(&GOOD.replace("[sh, trial.sh]", "[trian.sh]"));
     assert!(
         e.contains("command: `trian.sh` is not a command found on PATH"),

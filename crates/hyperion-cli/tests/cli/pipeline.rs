@@ -221,3 +221,26 @@ fn a_pipeline_that_reads_what_it_does_not_declare_is_refused_at_its_line() {
     }
     assert_eq!(counts(&s), [0, 0, 0], "nothing ran");
 }
+
+#[test]
+fn a_stage_limit_holds_across_trials() {
+    let s = sandbox();
+    // Two evals at once would find the other's lock.
+    s.write(
+        "eval.sh",
+        &format!(
+            "#!/bin/sh\nmkdir count/eval.lock || echo overlap >> count/overlap.log\nsleep 0.1\n\
+             rmdir count/eval.lock\n{}",
+            EVAL.trim_start_matches("#!/bin/sh\n")
+        ),
+    );
+    let text = study("limited", "1, 2", "0.1, 0.2, 0.3", 4, "")
+        .replace("needs: [train]", "needs: [train]\n    max_concurrent: 1");
+    s.run(&text, &["-q"]);
+    assert_eq!(counts(&s), [2, 6, 6]);
+    assert!(
+        !s.path().join("count/overlap.log").exists(),
+        "two evals ran at once"
+    );
+    assert!(s.trials("limited").iter().all(|t| state(t) == "completed"));
+}

@@ -479,8 +479,16 @@ impl Shared {
                 },
                 other => format!("{other:?}"),
             };
+            let signalled =
+                matches!(&exit, Exit::Process { status: Ok(s), .. } if s.signal().is_some());
             if let Some(claim) = &claim {
-                let _ = self.cache.fail(claim, &error);
+                // A stage stopped by a signal (a pruned trial, a timeout, a kill) did not fail:
+                // its key is free for the next trial that needs it.
+                let _ = if signalled {
+                    self.cache.release(claim)
+                } else {
+                    self.cache.fail(claim, &error)
+                };
             }
             self.wake_waiters();
             if reporter {
