@@ -353,7 +353,7 @@ fn a_bad_range_names_the_parameter_and_its_line() {
 #[test]
 fn a_missing_or_unknown_command_is_an_error() {
     let e = Dir::new().error(&BASIC.replace("command: [sh, -c, 'exit 0', '{args}']\n", ""));
-    assert!(e.contains("missing field `command`"), "{e}");
+    assert!(e.contains("no command: add `command:"), "{e}");
     let e = Dir::new().error(&BASIC.replace("[sh, -c,", "[no-such-program-xyz, -c,"));
     assert!(
         e.contains("command: `no-such-program-xyz` is not a command found on PATH"),

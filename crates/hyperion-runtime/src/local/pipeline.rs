@@ -707,26 +707,3 @@ impl<'s> Dispatcher<'s> for PipelineDispatcher {
         shared.start_queued();
     }
 }
-
-impl crate::Study {
-    /// Runs the study's trials as pipelines on this machine (see [`PipelineDispatcher`]).
-    pub fn run_pipeline(
-        &self,
-        config: &ProcessConfig,
-        pipeline: &PipelineConfig,
-        budget: &crate::Budget,
-        recovery: &crate::Recovery,
-        control: &crate::RunControl,
-    ) -> Result<crate::Summary, Error> {
-        let mut dispatcher = PipelineDispatcher::new(self.name(), config, pipeline)?;
-        let options = crate::RunOptions {
-            budget: budget.clone(),
-            recovery: recovery.clone(),
-            trial_timeout: config.trial_timeout,
-            kill_grace: config.kill_grace,
-            max_concurrent: config.max_concurrent,
-            max_trials_here: None,
-        };
-        self.run_with(&mut dispatcher, &options, control)
-    }
-}
