@@ -51,6 +51,7 @@ pub fn status(store: &Arc<dyn Store>, study: Option<&str>, json: bool) -> Result
                 "trials": c.total(),
                 "completed": c.completed,
                 "running": c.running,
+                "phases": store.phases(record.id)?,
                 "pending": c.pending,
                 "pruned": c.pruned,
                 "failed": c.failed,
@@ -78,6 +79,11 @@ pub fn status(store: &Arc<dyn Store>, study: Option<&str>, json: bool) -> Result
             c.pruned,
             c.failed
         );
+        let phases = store.phases(record.id)?;
+        if !phases.is_empty() {
+            let phases: Vec<String> = phases.iter().map(|(p, n)| format!("{n} {p}")).collect();
+            let _ = writeln!(text, "  running: {}", phases.join(", "));
+        }
         for trial in best_of(store, record)? {
             let _ = writeln!(
                 text,
@@ -155,7 +161,7 @@ pub fn trials(
                     .collect();
                 let mut row = vec![
                     t.number.to_string(),
-                    state_text(&t.state),
+                    t.phase().unwrap_or_else(|| state_text(&t.state)),
                     t.values
                         .as_ref()
                         .map(|v| {
@@ -508,7 +514,12 @@ pub fn trial(
         out(&(serde_json::to_string_pretty(&value)? + "\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut text = format!("trial {} of \"{study}\": {}\n", t.number, t.state.name());
+    let phase = t.phase().map(|p| format!(" ({p})")).unwrap_or_default();
+    let mut text = format!(
+        "trial {} of \"{study}\": {}{phase}\n",
+        t.number,
+        t.state.name()
+    );
     match &t.state {
         TrialState::Failed { error } => {
             let _ = writeln!(text, "error:\n  {}", error.replace('\n', "\n  "));
@@ -533,6 +544,16 @@ pub fn trial(
             .map(|(s, v)| format!("{s}: {v}"))
             .collect();
         let _ = writeln!(text, "reported: {}", steps.join(", "));
+    }
+    if !t.stages.is_empty() {
+        let _ = writeln!(text, "stages:");
+        for s in &t.stages {
+            let status = serde_json::to_value(s.status).unwrap_or_default();
+            let status = status.as_str().unwrap_or_default().replace('_', " ");
+            let cached = if s.cached { " (cached)" } else { "" };
+            let key = s.key.as_deref().unwrap_or("not cached");
+            let _ = writeln!(text, "  {}: {status}{cached}  {key}", s.stage);
+        }
     }
     if let Some(parent) = t.parent {
         let _ = writeln!(text, "continues trial {parent} (generation {})", t.depth);

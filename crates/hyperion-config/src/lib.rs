@@ -269,6 +269,9 @@ struct RawStage {
     max_concurrent: Option<usize>,
     #[serde(default)]
     retries: u32,
+    /// Among stages ready to run, a higher priority goes first.
+    #[serde(default)]
+    priority: i32,
     #[serde(default)]
     executor: Option<String>,
 }
@@ -853,6 +856,7 @@ fn pipeline(
             },
             max_concurrent: stage.max_concurrent,
             retries: stage.retries,
+            priority: stage.priority,
         });
     }
     let reporters: Vec<usize> = order

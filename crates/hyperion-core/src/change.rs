@@ -77,6 +77,11 @@ pub enum Change {
     /// A running trial's process started: where, so that a later run on the same machine can
     /// kill what is left of it once its own run is gone.
     TrialLaunched { number: TrialNumber, launch: Launch },
+    /// A pipeline trial's stages, as far as it got (they replace the ones recorded before).
+    StagesRecorded {
+        number: TrialNumber,
+        stages: Vec<crate::StageRun>,
+    },
 }
 
 /// Where a trial's process group runs. The group is the one to kill only while its leader is
@@ -125,6 +130,7 @@ impl Change {
             Change::SettingsRecorded { .. } => "settings_recorded",
             Change::StopRequested { .. } => "stop_requested",
             Change::TrialLaunched { .. } => "trial_launched",
+            Change::StagesRecorded { .. } => "stages_recorded",
         }
     }
 
@@ -138,6 +144,7 @@ impl Change {
                 | Change::SettingsRecorded { .. }
                 | Change::StopRequested { .. }
                 | Change::TrialLaunched { .. }
+                | Change::StagesRecorded { .. }
         )
     }
 }

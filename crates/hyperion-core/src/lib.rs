@@ -20,6 +20,7 @@ mod distribution;
 mod error;
 mod event;
 mod space;
+mod stage;
 mod study;
 mod trial;
 mod value;
@@ -30,6 +31,7 @@ pub use distribution::{CategoricalDistribution, Distribution, FloatDistribution,
 pub use error::Error;
 pub use event::{Event, EventKind, StopReason};
 pub use space::{Condition, Param, SearchSpace, SearchSpaceBuilder};
+pub use stage::{StageRun, StageStatus, lifecycle};
 pub use study::{
     Direction, Objective, StudyId, StudySpec, check_name, dominates, dominates_minimizing,
 };

@@ -167,6 +167,9 @@ pub struct Trial {
     /// Where its process ran: the machine and the trial's directory there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch: Option<crate::Launch>,
+    /// A pipeline trial's stages as far as it got, in the pipeline's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<crate::StageRun>,
 }
 
 impl Trial {
@@ -200,6 +203,10 @@ impl Trial {
             "datetime_complete": t.finished_at.map(|at| at.rfc3339()),
             "duration_s": t.duration().map(|d| d.as_secs_f64()),
         });
+        if !t.stages.is_empty() {
+            record["phase"] = serde_json::json!(t.phase());
+            record["stages"] = serde_json::json!(t.stages);
+        }
         for (o, v) in spec.objectives.iter().zip(&values) {
             record[&o.metric] = serde_json::json!(v);
         }
@@ -210,6 +217,15 @@ impl Trial {
             }
         }
         record
+    }
+
+    /// An unfinished pipeline trial's lifecycle state (`IN_TRAINING`, …; see
+    /// [`crate::lifecycle`]); `None` once it finished, or for a trial without stages.
+    pub fn phase(&self) -> Option<String> {
+        if self.state.is_finished() {
+            return None;
+        }
+        crate::lifecycle(&self.stages)
     }
 
     /// Running time: from start to finish, or to now while running.

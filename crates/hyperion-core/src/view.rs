@@ -276,6 +276,7 @@ impl StudyView {
                     started_at: running.then_some(at),
                     finished_at: None,
                     launch: None,
+                    stages: Vec::new(),
                 });
                 *self.counts.slot(state) += 1;
                 if retry_of.is_some() || parent.is_some() {
@@ -360,6 +361,9 @@ impl StudyView {
             Change::SettingsRecorded { settings } => self.settings = Some(settings.clone()),
             Change::TrialLaunched { number, launch } => {
                 self.trial_mut(*number)?.launch = Some(launch.clone());
+            }
+            Change::StagesRecorded { number, stages } => {
+                self.trial_mut(*number)?.stages = stages.clone();
             }
             Change::StopRequested { kill, .. } => {
                 if *kill {

@@ -42,6 +42,11 @@ pub enum Message {
         line: String,
         why: String,
     },
+    /// A pipeline trial moved on: its stages, as far as it got.
+    Stages {
+        number: TrialNumber,
+        stages: Vec<hyperion_core::StageRun>,
+    },
     /// A trial's process or thread ended; nothing about it follows.
     Exited { number: TrialNumber, exit: Exit },
     /// A stop request (Ctrl-C, a signal, `hyperion stop`, [`Study::stop`]).
@@ -502,6 +507,12 @@ impl Study {
                             number,
                             message: note,
                         });
+                    }
+                }
+                Some(Message::Stages { number, stages }) => {
+                    if running.contains_key(&number) {
+                        let change = Change::StagesRecorded { number, stages };
+                        self.store().log(self.record.id, &change)?;
                     }
                 }
                 Some(Message::Exited { number, exit }) => {

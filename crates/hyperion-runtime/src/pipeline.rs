@@ -73,6 +73,8 @@ pub struct StageConfig {
     pub max_concurrent: Option<usize>,
     /// Runs after a failure, in all (not once per trial waiting for it).
     pub retries: u32,
+    /// Among stages ready to run, a higher priority goes first (then the one ready first).
+    pub priority: i32,
 }
 
 impl StageConfig {

@@ -83,6 +83,20 @@ pub(crate) fn counts_of(rows: impl IntoIterator<Item = (String, i64)>) -> hyperi
     counts
 }
 
+/// Lifecycle counts from the `stages` column of running trials.
+pub(crate) fn phases_of(
+    rows: impl IntoIterator<Item = String>,
+) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+    let mut phases = std::collections::BTreeMap::new();
+    for text in rows {
+        let stages: Vec<hyperion_core::StageRun> = from_json("stages", &text)?;
+        if let Some(phase) = hyperion_core::lifecycle(&stages) {
+            *phases.entry(phase).or_default() += 1;
+        }
+    }
+    Ok(phases)
+}
+
 /// The numbers of a page of `limit` trials from `first`, as `[lo, hi)` for SQL: numbers are
 /// dense, so a page is a range of numbers, read through the indexes.
 pub(crate) fn number_range(first: u64, limit: u64) -> (i64, i64) {
@@ -92,7 +106,7 @@ pub(crate) fn number_range(first: u64, limit: u64) -> (i64, i64) {
 
 /// A trial's columns as both SQL backends store them (`SELECT id, number, state, prune_step,
 /// message, params, objective_values, parent, depth, retry_of, created_at, started_at,
-/// finished_at, metrics, launch`).
+/// finished_at, metrics, launch, stages`).
 pub(crate) struct TrialRow {
     pub id: i64,
     pub number: i64,
@@ -109,6 +123,7 @@ pub(crate) struct TrialRow {
     pub finished_at: Option<i64>,
     pub metrics: Option<String>,
     pub launch: Option<String>,
+    pub stages: Option<String>,
 }
 
 impl TrialRow {
@@ -137,6 +152,11 @@ impl TrialRow {
             started_at: time(self.started_at),
             finished_at: time(self.finished_at),
             launch: self.launch.map(|l| from_json("launch", &l)).transpose()?,
+            stages: self
+                .stages
+                .map(|s| from_json("stages", &s))
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 }

@@ -725,6 +725,35 @@ pub fn the_change_log_rebuilds_the_trials(store: &dyn Store) {
         Some(launch),
         "where a trial runs is kept with it"
     );
+    let stage = |stage: &str, status| hyperion_core::StageRun {
+        stage: stage.into(),
+        status,
+        cached: stage == "prepare",
+        key: Some(format!("b3:{stage}")),
+    };
+    use hyperion_core::StageStatus::{Done, Queued, Running};
+    for stages in [
+        vec![stage("prepare", Done), stage("train", Queued)],
+        vec![stage("prepare", Done), stage("train", Running)],
+    ] {
+        let change = Change::StagesRecorded {
+            number: launched,
+            stages,
+        };
+        store.log(study, &change).unwrap();
+    }
+    let trial = store.trial(study, launched).unwrap();
+    assert_eq!(
+        trial.stages,
+        [stage("prepare", Done), stage("train", Running)],
+        "a pipeline trial's stages are kept with it, the latest replacing the others"
+    );
+    assert_eq!(trial.phase().as_deref(), Some("IN_TRAINING"));
+    assert_eq!(
+        store.phases(study).unwrap(),
+        [("IN_TRAINING".to_string(), 1)].into(),
+        "running trials are counted by their lifecycle state"
+    );
 
     let log = store.changes_since(study, 0).unwrap();
     let seqs: Vec<u64> = log.iter().map(|c| c.seq).collect();

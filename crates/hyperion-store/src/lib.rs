@@ -35,6 +35,7 @@ mod memory;
 pub mod pg;
 mod sqlite;
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -219,6 +220,7 @@ impl NewTrial {
             started_at: (!self.pending).then_some(at),
             finished_at: None,
             launch: None,
+            stages: Vec::new(),
         }
     }
 }
@@ -450,6 +452,18 @@ pub trait Store: Send + Sync + Debug {
             counts.add(&trial.state);
         }
         Ok(counts)
+    }
+
+    /// How many running pipeline trials are at each lifecycle state (`IN_TRAINING`, …; see
+    /// [`hyperion_core::lifecycle`]), reading the running trials' stages only.
+    fn phases(&self, study: StudyId) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut phases = BTreeMap::new();
+        for trial in self.trials(study)? {
+            if let Some(phase) = trial.phase() {
+                *phases.entry(phase).or_default() += 1;
+            }
+        }
+        Ok(phases)
     }
 
     /// Trials `first`, `first + 1`, … up to `limit` of them (numbers are dense: a page of the

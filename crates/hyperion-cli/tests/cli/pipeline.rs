@@ -244,3 +244,102 @@ fn a_stage_limit_holds_across_trials() {
     );
     assert!(s.trials("limited").iter().all(|t| state(t) == "completed"));
 }
+
+#[test]
+fn trained_trials_wait_for_a_busy_eval_which_a_free_slot_serves_before_a_new_trial() {
+    let s = sandbox();
+    // One eval at a time, slower than training; with lr 0.3 it exits 0 without the loss.
+    s.write(
+        "eval.sh",
+        &format!(
+            "{}\"$HB\" status lifecycle >> count/status.log\nsleep 0.3\n\
+             grep -q 'lr 0.3' \"$1/model.txt\" && exit 0\n{}",
+            EVAL.lines()
+                .take(2)
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
+            EVAL.lines().nth(2).unwrap()
+        ),
+    );
+    // More trials than the run takes at once (twice its slots), so that some start late.
+    let lrs = "0.1, 0.2, 0.3, 0.4, 0.5, 0.6";
+    let hb = format!("HB: {}", env!("CARGO_BIN_EXE_hyperion"));
+    let text = study("lifecycle", "1, 2", lrs, 4, &hb).replace(
+        "needs: [train]",
+        "needs: [train]\n    max_concurrent: 1\n    cache: false",
+    );
+    s.run(&text, &["-q"]);
+    assert_eq!(counts(&s), [2, 12, 12]);
+
+    // The store's log, in order: each trial's stages as they moved, and the trials' creation.
+    let store = hyperion_store::SqliteStore::open(s.path().join(".hyperion/hyperion.db")).unwrap();
+    use hyperion_store::Store as _;
+    let study = store.study("lifecycle").unwrap().id;
+    let mut latest: std::collections::BTreeMap<u64, Vec<hyperion_core::StageRun>> =
+        Default::default();
+    let (mut seen_waiting_for_eval, mut created) = (0, 0);
+    for logged in store.changes_since(study, 0).unwrap() {
+        match logged.change {
+            hyperion_core::Change::StagesRecorded { number, stages } => {
+                latest.insert(number.0, stages);
+            }
+            hyperion_core::Change::TrialFinished { number, .. } => {
+                latest.remove(&number.0);
+            }
+            hyperion_core::Change::TrialCreated { number, .. } => {
+                let phases: Vec<String> = latest
+                    .values()
+                    .filter_map(|s| hyperion_core::lifecycle(s))
+                    .collect();
+                let waiting = phases
+                    .iter()
+                    .filter(|p| *p == "TRAINING_DONE_NO_EVAL")
+                    .count();
+                let evaluating = phases.iter().filter(|p| *p == "IN_EVAL").count();
+                assert!(
+                    waiting == 0 || evaluating == 1,
+                    "trial {number} started while an eval could run: {phases:?}"
+                );
+                seen_waiting_for_eval = seen_waiting_for_eval.max(waiting);
+                created += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(created, 12);
+    // What `hyperion status` said while the evals ran.
+    let status = std::fs::read_to_string(s.path().join("count/status.log")).unwrap();
+    assert!(
+        status.lines().any(|l| l.starts_with("  running: ")
+            && l.contains("1 IN_EVAL")
+            && l.contains("TRAINING_DONE_NO_EVAL")),
+        "{status}"
+    );
+    assert!(
+        seen_waiting_for_eval >= 1,
+        "with evals one at a time, trained trials wait for theirs"
+    );
+
+    let trials = s.trials("lifecycle");
+    for t in &trials {
+        let stages: Vec<&str> = t["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["status"].as_str().unwrap())
+            .collect();
+        if t["params"]["lr"].as_f64() == Some(0.3) {
+            assert_eq!(state(t), "failed");
+            assert!(
+                crate::error(t).starts_with(
+                    "EVAL_DONE_NOT_COMPLETED: stage `eval` exited 0 but never reported \"loss\""
+                ),
+                "{t}"
+            );
+            assert_eq!(stages, ["done", "done", "not_completed"], "{t}");
+        } else {
+            assert_eq!(state(t), "completed", "{t}");
+            assert_eq!(stages, ["done", "done", "done"], "{t}");
+        }
+    }
+}

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hyperion_cache::{Cache, Claim, Lookup};
-use hyperion_core::{Launch, SearchSpace, Trial, TrialNumber};
+use hyperion_core::{Launch, SearchSpace, StageRun, StageStatus, Trial, TrialNumber};
 use nix::sys::signal::Signal;
 
 use super::ProcessGroup;
@@ -81,6 +81,12 @@ struct Flow {
     /// Each finished stage's output directory and digest.
     outputs: Vec<Option<(PathBuf, String)>>,
     at: At,
+    /// Its stages as far as it got, for the store; `unsent` when they changed since the loop
+    /// last had them.
+    stages: Vec<StageRun>,
+    unsent: bool,
+    /// The objectives its reporting stage reported.
+    reported: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug)]
@@ -211,14 +217,66 @@ fn pump(shared: &Mutex<Shared>, rx: &Receiver<Message>) {
             next_tick = Instant::now() + TICK;
         }
         shared.start_queued();
+        shared.send_stages();
     }
 }
 
 impl Shared {
+    /// Room for a new trial: a slot that no started trial's ready stage could take. Waiting
+    /// trials, and those whose next stage is at its own limit (`TRAINING_DONE_NO_EVAL` behind
+    /// a busy eval), hold no slot, but not without end: at most as many again.
     fn has_room(&self) -> bool {
         let max = self.config.max_concurrent.max(1);
-        // Waiting trials hold no slot, but not without end: at most as many again.
-        self.running + self.queued.len() < max && self.flows.len() < 2 * max
+        let ready = self.queued.iter().filter(|n| self.may_start(**n)).count();
+        self.running + ready < max && self.flows.len() < 2 * max
+    }
+
+    /// Whether trial `number`'s stage is below its own limit.
+    fn may_start(&self, number: TrialNumber) -> bool {
+        self.flows.get(&number).is_some_and(|flow| {
+            let stage = flow.stage;
+            (self.pipeline.stages[stage].max_concurrent).is_none_or(|m| self.per_stage[stage] < m)
+        })
+    }
+
+    /// Records where trial `number`'s current stage is (keeping the key it had, when `key` is
+    /// `None`); the loop gets it with the next [`Shared::send_stages`].
+    fn record(
+        &mut self,
+        number: TrialNumber,
+        status: StageStatus,
+        cached: bool,
+        key: Option<String>,
+    ) {
+        let Some(flow) = self.flows.get_mut(&number) else {
+            return;
+        };
+        let index = flow.stage;
+        let key = key.or_else(|| flow.stages.get(index).and_then(|r| r.key.clone()));
+        flow.stages.truncate(index);
+        flow.stages.push(StageRun {
+            stage: self.pipeline.stages[index].name.clone(),
+            status,
+            cached,
+            key,
+        });
+        flow.unsent = true;
+    }
+
+    /// Gives the loop the stages that changed, one message per trial whatever the steps since.
+    fn send_stages(&mut self) {
+        let mut sent = Vec::new();
+        for (number, flow) in &mut self.flows {
+            if std::mem::take(&mut flow.unsent) {
+                sent.push(Message::Stages {
+                    number: *number,
+                    stages: flow.stages.clone(),
+                });
+            }
+        }
+        for message in sent {
+            self.send(message);
+        }
     }
 
     fn send(&self, message: Message) {
@@ -228,26 +286,41 @@ impl Shared {
     }
 
     /// A line or metric of a stage: the reporting stage's go to the loop.
-    fn pass_on(&self, message: Message) {
+    fn pass_on(&mut self, message: Message) {
         let number = match &message {
             Message::Output { number, .. }
             | Message::Metrics { number, .. }
             | Message::Malformed { number, .. } => *number,
             _ => return,
         };
-        if let Some(flow) = self.flows.get(&number)
-            && flow.stage == self.pipeline.reporter
-        {
-            self.send(message);
-        }
+        self.report(message, number);
     }
 
-    /// Ends the trial with `exit`.
+    /// Sends a message of trial `number`'s reporting stage, noting the objectives it reports.
+    fn report(&mut self, message: Message, number: TrialNumber) {
+        let Some(flow) = self.flows.get_mut(&number) else {
+            return;
+        };
+        if flow.stage != self.pipeline.reporter {
+            return;
+        }
+        if let Message::Metrics { record, .. } = &message {
+            let reported = record.1.keys().filter(|k| flow.objectives.contains(k));
+            flow.reported.extend(reported.cloned());
+        }
+        self.send(message);
+    }
+
+    /// Ends the trial with `exit`. The slot it frees goes to a started trial's ready stage
+    /// first, and the loop hears of that (and of every stage recorded) before the end, so its
+    /// log shows the order.
     fn finish(&mut self, number: TrialNumber, exit: Exit) {
         if let Some(flow) = self.flows.get_mut(&number) {
             flow.at = At::Done;
         }
         self.queued.retain(|n| *n != number);
+        self.start_queued();
+        self.send_stages();
         self.send(Message::Exited { number, exit });
     }
 
@@ -266,6 +339,7 @@ impl Shared {
             let index = flow.stage;
             let stage = &pipeline.stages[index];
             if !stage.cache {
+                self.record(number, StageStatus::Queued, false, None);
                 self.queue(number, None);
                 return;
             }
@@ -278,11 +352,13 @@ impl Shared {
                 })
                 .collect();
             let material = stage.material(&flow.trial.params, &self.digests, upstream);
+            let key = Some(material.key());
             match self.cache.lookup(&material, LEASE, stage.retries) {
                 Ok(Lookup::Hit(entry)) => {
                     let reporter = index == pipeline.reporter;
                     let dir = entry.dir.clone();
                     self.link(number, index, &dir);
+                    self.record(number, StageStatus::Done, true, key);
                     if reporter {
                         self.replay(number, &dir);
                         self.finish(number, success());
@@ -293,19 +369,23 @@ impl Shared {
                     flow.stage += 1;
                 }
                 Ok(Lookup::Run(claim)) => {
+                    self.record(number, StageStatus::Queued, false, key);
                     self.queue(number, Some(claim));
                     return;
                 }
                 Ok(Lookup::Wait) => {
+                    self.record(number, StageStatus::Waiting, false, key);
                     self.flows.get_mut(&number).expect("looked up").at = At::Waiting;
                     return;
                 }
                 Ok(Lookup::Failed(error)) => {
                     let name = stage.name.clone();
+                    self.record(number, StageStatus::Failed, false, key);
                     self.fail(number, format!("stage `{name}` failed: {error}"));
                     return;
                 }
                 Err(e) => {
+                    self.record(number, StageStatus::Failed, false, key);
                     self.fail(number, e.to_string());
                     return;
                 }
@@ -320,26 +400,20 @@ impl Shared {
         }
     }
 
-    /// Starts queued stages while slots are free, oldest first; one whose stage is at its own
-    /// limit lets the next go.
+    /// Starts queued stages while slots are free: the highest `priority` first, then the
+    /// oldest; one whose stage is at its own limit lets the next go.
     fn start_queued(&mut self) {
         let max = self.config.max_concurrent.max(1);
-        let mut i = 0;
-        while self.running < max && i < self.queued.len() {
-            let number = self.queued[i];
-            let Some(flow) = self.flows.get(&number) else {
-                self.queued.remove(i);
-                continue;
+        self.queued.retain(|n| self.flows.contains_key(n));
+        while self.running < max {
+            let priority = |n: &TrialNumber| self.pipeline.stages[self.flows[n].stage].priority;
+            let next = (0..self.queued.len())
+                .filter(|&i| self.may_start(self.queued[i]))
+                .max_by_key(|&i| (priority(&self.queued[i]), std::cmp::Reverse(i)));
+            let Some(i) = next else {
+                return;
             };
-            let stage = flow.stage;
-            if self.pipeline.stages[stage]
-                .max_concurrent
-                .is_some_and(|m| self.per_stage[stage] >= m)
-            {
-                i += 1;
-                continue;
-            }
-            self.queued.remove(i);
+            let number = self.queued.remove(i).expect("an index of the queue");
             self.start(number);
         }
     }
@@ -436,12 +510,14 @@ impl Shared {
                 self.flows.get_mut(&number).expect("queued").at = At::Running { group, claim, dir };
                 self.running += 1;
                 self.per_stage[index] += 1;
+                self.record(number, StageStatus::Running, false, None);
             }
             Err(e) => {
                 let error = format!("stage `{}`: {e}", stage.name);
                 if let Some(claim) = &claim {
                     let _ = self.cache.fail(claim, &error);
                 }
+                self.record(number, StageStatus::Failed, false, None);
                 self.fail(number, error);
             }
         }
@@ -481,6 +557,9 @@ impl Shared {
             };
             let signalled =
                 matches!(&exit, Exit::Process { status: Ok(s), .. } if s.signal().is_some());
+            if !signalled {
+                self.record(number, StageStatus::Failed, false, None);
+            }
             if let Some(claim) = &claim {
                 // A stage stopped by a signal (a pruned trial, a timeout, a kill) did not fail:
                 // its key is free for the next trial that needs it.
@@ -496,6 +575,20 @@ impl Shared {
                 return self.finish(number, exit);
             }
             return self.fail(number, format!("stage `{name}`: {error}"));
+        }
+        if reporter && let Some(missing) = self.unreported(number) {
+            // A failure of the stage, as a non-zero exit is: not a result to keep.
+            self.record(number, StageStatus::NotCompleted, false, None);
+            let phase = hyperion_core::lifecycle(&self.flows[&number].stages).unwrap_or_default();
+            let error = format!(
+                "{phase}: stage `{name}` exited 0 but never reported {missing} (append {{{missing}: …}} \
+                 to $HYPERION_METRICS_FILE, or print a metric line)"
+            );
+            if let Some(claim) = &claim {
+                let _ = self.cache.fail(claim, &error);
+            }
+            self.wake_waiters();
+            return self.fail(number, error);
         }
         let committed = match &claim {
             Some(claim) => self
@@ -521,8 +614,12 @@ impl Shared {
         self.wake_waiters();
         let (entry_dir, out, digest) = match committed {
             Ok(c) => c,
-            Err(e) => return self.fail(number, format!("stage `{name}`: {e}")),
+            Err(e) => {
+                self.record(number, StageStatus::Failed, false, None);
+                return self.fail(number, format!("stage `{name}`: {e}"));
+            }
         };
+        self.record(number, StageStatus::Done, false, None);
         if claim.is_some() {
             self.link(number, index, &entry_dir);
         }
@@ -533,6 +630,16 @@ impl Shared {
         flow.outputs[index] = Some((out, digest));
         flow.stage += 1;
         self.advance(number);
+    }
+
+    /// The first objective trial `number`'s reporting stage did not report, quoted.
+    fn unreported(&self, number: TrialNumber) -> Option<String> {
+        let flow = self.flows.get(&number)?;
+        let missing = flow
+            .objectives
+            .iter()
+            .find(|o| !flow.reported.contains(*o))?;
+        Some(format!("\"{missing}\""))
     }
 
     /// Shows a cached stage's entry in the trial's directory as `<trial>/<stage>`.
@@ -546,7 +653,7 @@ impl Shared {
 
     /// The metrics a cached reporting stage wrote (its metrics file, then its stdout's metric
     /// lines), sent as if it ran now.
-    fn replay(&self, number: TrialNumber, dir: &std::path::Path) {
+    fn replay(&mut self, number: TrialNumber, dir: &std::path::Path) {
         let Some(flow) = self.flows.get(&number) else {
             return;
         };
@@ -556,7 +663,7 @@ impl Shared {
         let stdout = std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default();
         records.extend(stdout.lines().flat_map(&parse));
         for record in records {
-            self.send(Message::metrics(number, record));
+            self.report(Message::metrics(number, record), number);
         }
     }
 
@@ -684,10 +791,14 @@ impl<'s> Dispatcher<'s> for PipelineDispatcher {
                 stage: 0,
                 outputs: vec![None; stages],
                 at: At::Waiting,
+                stages: Vec::new(),
+                unsent: false,
+                reported: Default::default(),
             },
         );
         shared.advance(number);
         shared.start_queued();
+        shared.send_stages();
         // Stage processes come and go: a dead run's are killed by the watchdog, so no launch
         // is recorded for a later run to clean up.
         Ok(None)

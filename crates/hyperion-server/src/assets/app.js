@@ -245,7 +245,8 @@ function trialTable(path, name, study) {
 
   const cell = {
     number: (t) => el("td", { class: "num" }, String(t.number)),
-    state: (t) => el("td", { class: `state-${t.state}` }, t.state),
+    // A running pipeline trial shows where it is: IN_TRAINING, TRAINING_DONE_NO_EVAL, …
+    state: (t) => el("td", { class: `state-${t.state}` }, t.phase || t.state),
     value: (t) => el("td", { class: "num" }, t.values ? t.values.map(fmt).join(", ") : ""),
     duration: (t) => el("td", { class: "num" }, t.duration_s === null ? "" : `${t.duration_s.toFixed(1)} s`),
   };
@@ -569,7 +570,7 @@ async function trialPage(name, number) {
   }
   const link = (n) => el("a", { href: `#/s/${encodeURIComponent(name)}/t/${n}` }, `#${n}`);
   page(
-    el("h1", {}, `Trial ${t.number}`, " ", el("span", { class: `state-${t.state}`, id: "trial-state" }, t.state)),
+    el("h1", {}, `Trial ${t.number}`, " ", el("span", { class: `state-${t.state}`, id: "trial-state" }, t.phase || t.state)),
     el("section", {}, el("h2", {}, "Result"), rows([
       ["values", t.values ? t.values.map(fmt).join(", ") : null],
       ["error", t.error], ["pruned", t.reason], ["at step", t.step],
@@ -579,6 +580,10 @@ async function trialPage(name, number) {
       ["host", t.host], ["directory", t.directory], ["retries trial", t.retry_of]])),
     lineage.length ? el("section", {}, el("h2", {}, "Lineage"), el("p", { id: "lineage" },
       "continues ", lineage.flatMap((n, i) => (i ? [" ← ", link(n)] : [link(n)])))) : null,
+    t.stages ? el("section", {}, el("h2", {}, "Stages"), el("table", { id: "stages" },
+      el("thead", {}, el("tr", {}, ["stage", "status", "key"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, t.stages.map((s) => el("tr", {}, el("td", {}, s.stage),
+        el("td", {}, s.status.replace("_", " ") + (s.cached ? " (cached)" : "")), el("td", {}, s.key || "not cached")))))) : null,
     el("section", {}, el("h2", {}, "Parameters"), el("div", { id: "trial-params" }, rows(Object.entries(t.params)))),
     Object.keys(t.metrics || {}).length ? el("section", {}, el("h2", {}, "Metrics"), rows(Object.entries(t.metrics))) : null,
     steps.length ? el("section", {}, el("h2", {}, "Learning curve"),

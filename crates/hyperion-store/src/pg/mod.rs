@@ -47,11 +47,15 @@ use url::PgUrl;
 macro_rules! trial_columns {
     () => {
         "id, number, state, prune_step, message, params, objective_values, parent, depth, \
-         retry_of, created_at, started_at, finished_at, metrics, launch"
+         retry_of, created_at, started_at, finished_at, metrics, launch, stages"
     };
 }
 
-/// The columns that follow a trial's own (15) in [`trial_from_row`]'s order: its intermediate
+/// How many columns [`trial_columns!`] and [`extras!`] have.
+const TRIAL_COLUMNS: usize = 16;
+const EXTRAS: usize = 5;
+
+/// The columns that follow a trial's own (16) in [`trial_from_row`]'s order: its intermediate
 /// values and user attributes as arrays, for the trial `$2` (or the one given) of study `$1`.
 macro_rules! extras {
     () => {
@@ -550,15 +554,17 @@ impl PgStore {
             return self.on_conn(|tx| Err(tx.not_finishable(study, finish.number)));
         }
         let finished = with_extras(trial_from_row(&row)?, &row)?;
+        // The columns after the trial's and its extras: `l.n_trials, l.n_retries, l.at, …`.
+        const L: usize = TRIAL_COLUMNS + EXTRAS;
         let created = if batch.numbers.is_empty() {
             None
         } else {
-            self.created_from(study, new, max_trials, &batch, &row, 20, made)?
+            self.created_from(study, new, max_trials, &batch, &row, L, made)?
         };
         // The changes before its own, read under the lock, if they are all there.
-        let last_seq = row.get::<_, i64>(25) as u64;
+        let last_seq = row.get::<_, i64>(L + 5) as u64;
         let (seqs, ats, texts): (Vec<i64>, Vec<i64>, Vec<String>) =
-            (row.get(26), row.get(27), row.get(28));
+            (row.get(L + 6), row.get(L + 7), row.get(L + 8));
         if seqs.len() as u64 != last_seq.saturating_sub(cursor) {
             return Ok((finished, created, None));
         }
@@ -570,7 +576,7 @@ impl PgStore {
                 change: from_json("change", &text)?,
             });
         }
-        let at = Timestamp(row.get::<_, i64>(22) as u64);
+        let at = Timestamp(row.get::<_, i64>(L + 2) as u64);
         changes.push(LoggedChange {
             seq: last_seq + 1,
             at,
@@ -1007,14 +1013,14 @@ fn literal(text: &str) -> Result<String> {
 
 /// `trial` with its intermediate values and user attributes from the [`extras!`] of `row`.
 fn with_extras(mut trial: Trial, row: &Row) -> Result<Trial, StoreError> {
-    let steps: Vec<i64> = row.get(15);
-    let values: Vec<f64> = row.get(16);
-    let others: Vec<Option<String>> = row.get(17);
+    let steps: Vec<i64> = row.get(TRIAL_COLUMNS);
+    let values: Vec<f64> = row.get(TRIAL_COLUMNS + 1);
+    let others: Vec<Option<String>> = row.get(TRIAL_COLUMNS + 2);
     for ((step, value), others) in steps.into_iter().zip(values).zip(others) {
         add_intermediate(&mut trial, step, value, others)?;
     }
-    let keys: Vec<String> = row.get(18);
-    let values: Vec<String> = row.get(19);
+    let keys: Vec<String> = row.get(TRIAL_COLUMNS + 3);
+    let values: Vec<String> = row.get(TRIAL_COLUMNS + 4);
     for (key, value) in keys.into_iter().zip(values) {
         trial
             .user_attrs
@@ -1040,6 +1046,7 @@ fn trial_from_row(r: &Row) -> Result<Trial, StoreError> {
         finished_at: r.get(12),
         metrics: r.get(13),
         launch: r.get(14),
+        stages: r.get(15),
     }
     .into_trial()
 }
@@ -1389,11 +1396,21 @@ impl Store for PgStore {
         check_log_only(change)?;
         self.write(study, |tx, _, locked| {
             // Kept with the trial too, for who inspects it from elsewhere.
-            if let Change::TrialLaunched { number, launch } = change {
-                tx.exec(
+            let kept = match change {
+                Change::TrialLaunched { number, launch } => Some((
                     "UPDATE trials SET launch = $3 WHERE study_id = $1 AND number = $2",
-                    &[&(study.0 as i64), &(number.0 as i64), &to_json(launch)],
-                )?;
+                    number,
+                    to_json(launch),
+                )),
+                Change::StagesRecorded { number, stages } => Some((
+                    "UPDATE trials SET stages = $3 WHERE study_id = $1 AND number = $2",
+                    number,
+                    to_json(stages),
+                )),
+                _ => None,
+            };
+            if let Some((update, number, value)) = kept {
+                tx.exec(update, &[&(study.0 as i64), &(number.0 as i64), &value])?;
             }
             tx.append(locked.at, change);
             Ok(())
@@ -1671,6 +1688,21 @@ impl Store for PgStore {
         Ok(crate::columns::counts_of(
             rows.iter().map(|r| (r.get(0), r.get(1))),
         ))
+    }
+
+    fn phases(
+        &self,
+        study: StudyId,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        self.spec(study)?;
+        let rows = self.on_conn(|tx| {
+            tx.query(
+                "SELECT stages FROM trials WHERE study_id = $1 AND state = 'running' \
+                 AND stages IS NOT NULL",
+                &[&(study.0 as i64)],
+            )
+        })?;
+        crate::columns::phases_of(rows.iter().map(|r| r.get(0)))
     }
 
     fn best_trial(&self, study: StudyId) -> Result<Option<Trial>, StoreError> {

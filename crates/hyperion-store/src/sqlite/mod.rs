@@ -540,14 +540,23 @@ impl Store for SqliteStore {
         check_log_only(change)?;
         self.write(study, |tx, _| {
             // Kept with the trial too, for who inspects it from elsewhere.
-            if let Change::TrialLaunched { number, launch } = change {
-                tx.prepare_cached(
+            let kept = match change {
+                Change::TrialLaunched { number, launch } => Some((
                     "UPDATE trials SET launch = ?3 WHERE study_id = ?1 AND number = ?2",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![study.0 as i64, number.0 as i64, to_json(launch)])
-                })
-                .map_err(sql)?;
+                    number,
+                    to_json(launch),
+                )),
+                Change::StagesRecorded { number, stages } => Some((
+                    "UPDATE trials SET stages = ?3 WHERE study_id = ?1 AND number = ?2",
+                    number,
+                    to_json(stages),
+                )),
+                _ => None,
+            };
+            if let Some((update, number, value)) = kept {
+                tx.prepare_cached(update)
+                    .and_then(|mut s| s.execute(params![study.0 as i64, number.0 as i64, value]))
+                    .map_err(sql)?;
             }
             append(tx, study, Timestamp::now(), change)
         })
@@ -780,6 +789,25 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(sql)?;
             Ok(crate::columns::counts_of(rows))
+        })
+    }
+
+    fn phases(
+        &self,
+        study: StudyId,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        self.read(study, |conn, _| {
+            let mut s = conn
+                .prepare_cached(
+                    "SELECT stages FROM trials WHERE study_id = ?1 AND state = 'running' AND stages IS NOT NULL",
+                )
+                .map_err(sql)?;
+            let rows = s
+                .query_map([study.0 as i64], |r| r.get::<_, String>(0))
+                .map_err(sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql)?;
+            crate::columns::phases_of(rows)
         })
     }
 

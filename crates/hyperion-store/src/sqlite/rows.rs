@@ -115,7 +115,7 @@ pub(super) fn insert_trial(
 }
 
 pub(super) const TRIAL_COLUMNS: &str = "id, number, state, prune_step, message, params, objective_values, parent, depth, \
-                                        retry_of, created_at, started_at, finished_at, metrics, launch";
+                                        retry_of, created_at, started_at, finished_at, metrics, launch, stages";
 
 pub(super) fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Trial, StoreError>> {
     let row = TrialRow {
@@ -135,6 +135,7 @@ pub(super) fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<T
         finished_at: r.get(12)?,
         metrics: r.get(13)?,
         launch: r.get(14)?,
+        stages: r.get(15)?,
     };
     Ok(row.into_trial())
 }

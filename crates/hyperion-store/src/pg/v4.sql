@@ -1,0 +1,4 @@
+-- Schema version 4 of a PostgreSQL store (as version 6 of an SQLite store): a pipeline trial's
+-- stages as far as it got (a JSON array in the pipeline's order: each stage's name, status,
+-- whether it was a cache hit, and its key; NULL for a trial that is not a pipeline's).
+ALTER TABLE trials ADD COLUMN stages TEXT;
