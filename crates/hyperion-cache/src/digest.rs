@@ -30,6 +30,19 @@ pub fn of_path(path: &Path) -> io::Result<String> {
     }
 }
 
+/// Each file under `dir` (by its path relative to it) with its size and digest.
+pub fn files(dir: &Path) -> io::Result<std::collections::BTreeMap<String, String>> {
+    let mut lines = Vec::new();
+    manifest(dir, "", &mut lines)?;
+    Ok(lines
+        .into_iter()
+        .filter_map(|line| {
+            let (path, rest) = line.split_once('\t')?;
+            Some((path.to_owned(), rest.to_owned()))
+        })
+        .collect())
+}
+
 /// The bytes of every file under `dir`.
 pub fn size_of(dir: &Path) -> u64 {
     let Ok(entries) = fs::read_dir(dir) else {

@@ -76,6 +76,8 @@ impl Entry {
 pub struct Claim {
     pub key: String,
     pub epoch: i64,
+    /// Who needs it (pinned with the entry once committed).
+    pub holder: String,
     /// Where the stage runs: its output goes to `dir/out`.
     pub dir: PathBuf,
 }
@@ -97,6 +99,20 @@ pub enum Lookup {
     Wait,
     /// It failed as many times as it may: the last error.
     Failed(String),
+}
+
+/// What [`Cache::gc`] did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Collected {
+    /// Temporary directories of claims that are over.
+    pub tmp_removed: usize,
+    /// Entries removed to get under the size, least recently used first.
+    pub evicted: usize,
+    /// Entries over the size that a live run's unfinished trial needs.
+    pub kept_in_use: usize,
+    /// The ready entries' bytes before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
 }
 
 /// One stage's figures in `hyperion cache stats`.
@@ -133,6 +149,14 @@ CREATE TABLE IF NOT EXISTS entries (
     runs          INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS entries_by_stage ON entries (stage, created_at);
+-- The entries a live run's unfinished trials need (their stages' outputs so far): gc keeps them.
+CREATE TABLE IF NOT EXISTS pins (
+    key     TEXT NOT NULL,
+    owner   TEXT NOT NULL,                -- host:pid of the run
+    holder  TEXT NOT NULL,                -- the study and trial, as the run names them
+    PRIMARY KEY (key, owner, holder)
+);
+CREATE INDEX IF NOT EXISTS pins_by_holder ON pins (owner, holder);
 ";
 
 fn now_ms() -> i64 {
@@ -228,8 +252,15 @@ impl Cache {
 
     /// Looks `material`'s key up and claims it when it is missing (see [`Lookup`]); `lease`
     /// is how long the claim holds without a [`Cache::heartbeat`], `retries` how many more
-    /// times a failed stage runs.
-    pub fn lookup(&self, material: &KeyMaterial, lease: Duration, retries: u32) -> Result<Lookup> {
+    /// times a failed stage runs. A hit is pinned for `holder` in the same transaction, so
+    /// that no [`Cache::gc`] evicts it in between (see [`Cache::pin`]).
+    pub fn lookup(
+        &self,
+        material: &KeyMaterial,
+        lease: Duration,
+        retries: u32,
+        holder: &str,
+    ) -> Result<Lookup> {
         let key = material.key();
         let now = now_ms();
         let lease_until = now + lease.as_millis() as i64;
@@ -268,6 +299,7 @@ impl Cache {
         let claim = |epoch: i64| Claim {
             key: key.clone(),
             epoch,
+            holder: holder.to_owned(),
             dir: self.tmp_dir(&key, epoch),
         };
         let outcome = match row {
@@ -295,6 +327,7 @@ impl Cache {
                                 params![key, now],
                             )
                             .map_err(|e| self.wrap(e))?;
+                            self.pin_in(&tx, &key, holder)?;
                             tx.commit().map_err(|e| self.wrap(e))?;
                             return Ok(Lookup::Hit(Entry { key, dir, digest }));
                         }
@@ -314,6 +347,7 @@ impl Cache {
                 } else if let Some(entry) = self.adopt(&key, epoch) {
                     // The dead claimant finished: its work is kept.
                     self.mark_ready(&tx, &entry, now)?;
+                    self.pin_in(&tx, &key, holder)?;
                     tx.commit().map_err(|e| self.wrap(e))?;
                     return Ok(Lookup::Hit(entry));
                 } else {
@@ -432,7 +466,11 @@ impl Cache {
             }
             Err(e) => return Err(fail(format!("cannot move the output into place: {e}"))),
         };
-        self.mark_ready(&self.conn(), &entry, now_ms())?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.wrap(e))?;
+        self.mark_ready(&tx, &entry, now_ms())?;
+        self.pin_in(&tx, &entry.key, &claim.holder)?;
+        tx.commit().map_err(|e| self.wrap(e))?;
         Ok(entry)
     }
 
@@ -544,6 +582,89 @@ impl Cache {
                 .map_err(|e| self.wrap(e))?;
         }
         Ok(keys.len())
+    }
+
+    /// Notes that `holder` (a trial of this run) needs entry `key`, so that [`Cache::gc`]
+    /// keeps it while this process lives. Lookups and commits pin what they return.
+    fn pin_in(&self, conn: &Connection, key: &str, holder: &str) -> Result<()> {
+        conn.execute(
+            "INSERT OR IGNORE INTO pins (key, owner, holder) VALUES (?1, ?2, ?3)",
+            params![key, self.owner, holder],
+        )
+        .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    /// `holder` of this run needs nothing any more.
+    pub fn unpin(&self, holder: &str) -> Result<()> {
+        self.conn()
+            .execute(
+                "DELETE FROM pins WHERE owner = ?1 AND holder = ?2",
+                params![self.owner, holder],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    /// Removes the temporary directories no live claim owns and, with `max_bytes`, the least
+    /// recently used ready entries until the rest fit, never one a live run's trial needs.
+    pub fn gc(&self, max_bytes: Option<u64>) -> Result<Collected> {
+        let mut collected = Collected {
+            tmp_removed: self.clean_tmp()?,
+            ..Collected::default()
+        };
+        let conn = self.conn();
+        let query = |sql: &str| -> Result<Vec<(String, String)>> {
+            let mut statement = conn.prepare(sql).map_err(|e| self.wrap(e))?;
+            let rows: Vec<(String, String)> = statement
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| self.wrap(e))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| self.wrap(e))?;
+            Ok(rows)
+        };
+        // Pins of runs that are gone hold nothing.
+        let mut pinned = std::collections::BTreeSet::new();
+        for (key, owner) in query("SELECT key, owner FROM pins")? {
+            if is_dead(&owner, &self.owner) {
+                conn.execute("DELETE FROM pins WHERE owner = ?1", [&owner])
+                    .map_err(|e| self.wrap(e))?;
+            } else {
+                pinned.insert(key);
+            }
+        }
+        let ready = query(
+            "SELECT key, CAST(bytes AS TEXT) FROM entries WHERE state = 'ready' \
+             ORDER BY last_used_at, key",
+        )?;
+        let sizes: Vec<(String, u64)> = (ready.into_iter())
+            .map(|(key, bytes)| (key, bytes.parse().unwrap_or(0)))
+            .collect();
+        let mut total: u64 = sizes.iter().map(|(_, b)| b).sum();
+        collected.bytes_before = total;
+        if let Some(max) = max_bytes {
+            for (key, bytes) in sizes {
+                if total <= max {
+                    break;
+                }
+                if pinned.contains(&key) {
+                    collected.kept_in_use += 1;
+                    continue;
+                }
+                // The row first: a lookup that finds no row computes the stage again, one that
+                // finds a row without its files does too (`done.json` is checked).
+                conn.execute(
+                    "DELETE FROM entries WHERE key = ?1 AND state = 'ready'",
+                    [&key],
+                )
+                .map_err(|e| self.wrap(e))?;
+                let _ = fs::remove_dir_all(self.entry_dir(&key));
+                total -= bytes;
+                collected.evicted += 1;
+            }
+        }
+        collected.bytes_after = total;
+        Ok(collected)
     }
 
     /// Removes the temporary directories no live claim owns; returns how many.

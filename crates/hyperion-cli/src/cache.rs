@@ -31,10 +31,25 @@ enum CacheCommand {
         trial: u64,
         stage: String,
     },
-    /// Remove the temporary directories no live claim owns.
-    Gc,
+    /// Remove the temporary directories no live claim owns and, with `--max-size`, the least
+    /// recently used entries until the rest fit (never one a live run's trial needs).
+    Gc {
+        /// `500M`, `20G`, `1.5GiB`, or bytes.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+    },
     /// Remove an entry (by key) or every entry of a stage.
     Forget { what: String },
+    /// Run a stage again for each trial that has its output here (one trial per distinct
+    /// output), and report the ones whose bytes differ: a stage that is not deterministic.
+    Verify {
+        /// The study file.
+        file: PathBuf,
+        stage: String,
+        /// Only this trial's.
+        #[arg(long)]
+        trial: Option<u64>,
+    },
 }
 
 pub fn cache(storage: Option<String>, args: CacheArgs) -> Result<ExitCode> {
@@ -55,9 +70,24 @@ pub fn cache(storage: Option<String>, args: CacheArgs) -> Result<ExitCode> {
                 }
             }
         }
-        CacheCommand::Gc => {
-            let removed = open(args.dir.as_deref().unwrap_or(&default))?.clean_tmp()?;
-            println!("removed {removed} temporary directories");
+        CacheCommand::Gc { max_size } => {
+            let c = open(args.dir.as_deref().unwrap_or(&default))?.gc(max_size)?;
+            println!(
+                "removed {} temporary directories and {} entries: {} → {} bytes{}",
+                c.tmp_removed,
+                c.evicted,
+                c.bytes_before,
+                c.bytes_after,
+                match c.kept_in_use {
+                    0 => String::new(),
+                    n => format!(" ({n} entries kept: a running trial needs them)"),
+                }
+            );
+            if let Some(max) = max_size.filter(|max| c.bytes_after > *max) {
+                eprintln!(
+                    "warning: the cache is still over {max} bytes: running trials need the rest"
+                );
+            }
         }
         CacheCommand::Forget { what } => {
             let removed = open(args.dir.as_deref().unwrap_or(&default))?.forget(&what)?;
@@ -69,8 +99,137 @@ pub fn cache(storage: Option<String>, args: CacheArgs) -> Result<ExitCode> {
         CacheCommand::Explain { file, trial, stage } => {
             return explain(storage, args.dir, &file, trial, &stage);
         }
+        CacheCommand::Verify { file, stage, trial } => {
+            return verify(storage, &file, &stage, trial);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `500M`, `20G`, `1.5GiB`, `1000`: bytes, by powers of 1024 (`K`, `M`, `G`, `T`, with or
+/// without `B` or `iB`).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size: write 500M, 20G or a number of bytes"
+            ));
+        }
+    };
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: write 500M, 20G or a number of bytes"))?;
+    Ok((number * (1u64 << shift) as f64) as u64)
+}
+
+/// A trial's stage as this machine ran it: the study file, its pipeline's stage, and the
+/// trial's directory and params.
+struct TrialStage<'a> {
+    file: &'a hyperion_config::StudyFile,
+    stage: usize,
+    trials_dir: &'a Path,
+    number: u64,
+    params: hyperion_core::Params,
+}
+
+/// The study file at `path`, which must have stages, and its trials' directory here.
+fn pipeline_study(
+    storage: Option<&str>,
+    path: &Path,
+) -> Result<(hyperion_config::StudyFile, PathBuf)> {
+    let file = hyperion_config::load(path, &[])?;
+    if file.pipeline.is_none() {
+        anyhow::bail!("{} has no `stages:`", path.display());
+    }
+    let trials_dir = match &file.trials_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let url = crate::store_url(storage)?;
+            crate::study_dir(&url, &file.spec.name)?.join("trials")
+        }
+    };
+    Ok((file, trials_dir))
+}
+
+impl<'a> TrialStage<'a> {
+    fn load(
+        file: &'a hyperion_config::StudyFile,
+        trials_dir: &'a Path,
+        number: u64,
+        name: &str,
+    ) -> Result<Self> {
+        let pipeline = file.pipeline.as_ref().expect("a pipeline study");
+        let stage = (pipeline.stages.iter().position(|s| s.name == name)).with_context(|| {
+            let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
+            format!(
+                "no stage `{name}` in {} (its stages: {})",
+                file.path.display(),
+                names.join(", ")
+            )
+        })?;
+        let trial_dir = trials_dir.join(number.to_string());
+        let params =
+            serde_json::from_slice(&std::fs::read(trial_dir.join("params.json")).with_context(
+                || format!("trial {number} has not run here ({})", trial_dir.display()),
+            )?)?;
+        Ok(TrialStage {
+            file,
+            stage,
+            trials_dir,
+            number,
+            params,
+        })
+    }
+
+    fn pipeline(&self) -> &hyperion_runtime::PipelineConfig {
+        self.file.pipeline.as_ref().expect("checked when loaded")
+    }
+
+    fn config(&self) -> &hyperion_runtime::StageConfig {
+        &self.pipeline().stages[self.stage]
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.trials_dir.join(self.number.to_string())
+    }
+
+    /// The digest of stage `name`'s output in this trial: as committed, or as it is.
+    fn output_digest(&self, name: &str) -> Result<String> {
+        let dir = self.dir().join(name);
+        match std::fs::read(dir.join("done.json")) {
+            Ok(bytes) => Ok(
+                serde_json::from_slice::<serde_json::Value>(&bytes)?["digest"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            Err(_) => hyperion_cache::digest::of_path(&dir.join("out")).with_context(|| {
+                format!("trial {} has no output of stage `{name}` yet", self.number)
+            }),
+        }
+    }
+
+    /// The stage's key material as it would be now.
+    fn material(&self) -> Result<hyperion_cache::KeyMaterial> {
+        let pipeline = self.pipeline();
+        let mut upstream = std::collections::BTreeMap::new();
+        for &need in &self.config().needs {
+            let need = &pipeline.stages[need].name;
+            upstream.insert(need.clone(), self.output_digest(need)?);
+        }
+        let digests = pipeline.digests().map_err(anyhow::Error::msg)?;
+        Ok(self.config().material(&self.params, &digests, upstream))
+    }
 }
 
 /// The key of trial `trial`'s stage `name` as it would be now, against the cache.
@@ -81,48 +240,10 @@ fn explain(
     trial: u64,
     name: &str,
 ) -> Result<ExitCode> {
-    let file = hyperion_config::load(path, &[])?;
-    let pipeline = file
-        .pipeline
-        .as_ref()
-        .with_context(|| format!("{} has no `stages:`", path.display()))?;
-    let stage = pipeline.stage(name).with_context(|| {
-        let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
-        format!(
-            "no stage `{name}` in {} (its stages: {})",
-            path.display(),
-            names.join(", ")
-        )
-    })?;
-    let trials_dir = match &file.trials_dir {
-        Some(dir) => dir.clone(),
-        None => {
-            let url = crate::store_url(storage.as_deref())?;
-            crate::study_dir(&url, &file.spec.name)?.join("trials")
-        }
-    };
-    let trial_dir = trials_dir.join(trial.to_string());
-    let params: hyperion_core::Params = serde_json::from_slice(
-        &std::fs::read(trial_dir.join("params.json"))
-            .with_context(|| format!("trial {trial} has not run here ({})", trial_dir.display()))?,
-    )?;
-    let mut upstream = std::collections::BTreeMap::new();
-    for &need in &stage.needs {
-        let need = &pipeline.stages[need].name;
-        let done = trial_dir.join(need).join("done.json");
-        let digest = match std::fs::read(&done) {
-            Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)?["digest"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            Err(_) => hyperion_cache::digest::of_path(&trial_dir.join(need).join("out"))
-                .with_context(|| format!("trial {trial} has no output of stage `{need}` yet"))?,
-        };
-        upstream.insert(need.clone(), digest);
-    }
-    let digests = pipeline.digests().map_err(anyhow::Error::msg)?;
-    let material = stage.material(&params, &digests, upstream);
-    let cache = Cache::open(dir.as_deref().unwrap_or(&pipeline.cache_dir))?;
+    let (file, trials_dir) = pipeline_study(storage.as_deref(), path)?;
+    let at = TrialStage::load(&file, &trials_dir, trial, name)?;
+    let material = at.material()?;
+    let cache = Cache::open(dir.as_deref().unwrap_or(&at.pipeline().cache_dir))?;
     let key = material.key();
     match cache.explain(&material)? {
         None => println!("{key}: in the cache (nothing changed)"),
@@ -134,4 +255,125 @@ fn explain(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs stage `name` again for each trial that has its output here (or trial `only`), one
+/// trial per distinct output, into a scratch directory, and compares the bytes.
+fn verify(storage: Option<String>, path: &Path, name: &str, only: Option<u64>) -> Result<ExitCode> {
+    let (file, trials_dir) = pipeline_study(storage.as_deref(), path)?;
+    let mut numbers: Vec<u64> = match only {
+        Some(n) => vec![n],
+        None => std::fs::read_dir(&trials_dir)
+            .with_context(|| format!("no trial has run here ({})", trials_dir.display()))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|n: &u64| {
+                trials_dir
+                    .join(n.to_string())
+                    .join(name)
+                    .join("out")
+                    .is_dir()
+            })
+            .collect(),
+    };
+    numbers.sort();
+    if numbers.is_empty() {
+        anyhow::bail!(
+            "no trial has an output of stage `{name}` here ({})",
+            trials_dir.display()
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut differing = 0;
+    for number in numbers {
+        let at = TrialStage::load(&file, &trials_dir, number, name)?;
+        let recorded = at.dir().join(name);
+        if !seen.insert(std::fs::canonicalize(&recorded).unwrap_or(recorded.clone())) {
+            continue;
+        }
+        let expected = at.output_digest(name)?;
+        let again = rerun(&at)?;
+        let key = at.material()?.key();
+        let digest = hyperion_cache::digest::of_path(&again.join("out"))?;
+        if digest == expected {
+            println!("{key} `{name}` of trial {number}: the same bytes again");
+        } else {
+            differing += 1;
+            let before = hyperion_cache::digest::files(&recorded.join("out"))?;
+            let now = hyperion_cache::digest::files(&again.join("out"))?;
+            let mut paths: Vec<&String> = before.keys().chain(now.keys()).collect();
+            paths.sort();
+            paths.dedup();
+            let changed: Vec<&str> = (paths.into_iter())
+                .filter(|p| before.get(*p) != now.get(*p))
+                .map(String::as_str)
+                .collect();
+            println!(
+                "{key} `{name}` of trial {number}: NOT deterministic: {} differ{}",
+                changed.join(", "),
+                if changed.len() == 1 { "s" } else { "" }
+            );
+        }
+        let _ = std::fs::remove_dir_all(&again);
+    }
+    Ok(if differing == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Runs the stage of `at` once more, with its trial's upstream outputs, into a scratch
+/// directory in the cache's `tmp/` (which `gc` clears if this dies); returns the directory.
+fn rerun(at: &TrialStage) -> Result<PathBuf> {
+    let pipeline = at.pipeline();
+    let stage = at.config();
+    let scratch = pipeline.cache_dir.join("tmp").join(format!(
+        "verify-{}-{}-{}",
+        stage.name,
+        at.number,
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(scratch.join("out"))
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    let mut extra = vec![("out".to_string(), scratch.join("out").display().to_string())];
+    for &need in &stage.needs {
+        let need = &pipeline.stages[need].name;
+        extra.push((
+            format!("in.{need}"),
+            at.dir().join(need).join("out").display().to_string(),
+        ));
+    }
+    let params = if stage.cache {
+        stage.own_params(&at.params)
+    } else {
+        at.params.clone()
+    };
+    let trial_dir = at.dir();
+    let vars = hyperion_runtime::protocol::Placeholders {
+        params: &params,
+        space: &at.file.spec.space,
+        trial_dir: &trial_dir,
+        number: hyperion_core::TrialNumber(at.number),
+        id: 0,
+        study: &at.file.spec.name,
+        extra: &extra,
+    };
+    let mut command = stage
+        .command(&at.file.process, &vars, &scratch)
+        .map_err(anyhow::Error::msg)?;
+    let output = command
+        .output()
+        .with_context(|| format!("cannot start stage `{}`", stage.name))?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "stage `{}` of trial {} failed when run again ({}): {}",
+            stage.name,
+            at.number,
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(scratch)
 }

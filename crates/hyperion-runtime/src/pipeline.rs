@@ -112,6 +112,40 @@ impl StageConfig {
         }
     }
 
+    /// The stage's process for the trial `vars` describes, to run in `dir` (its output goes to
+    /// `dir/out`, its metrics file is `dir/metrics.jsonl`): the argv filled in, the working
+    /// directory and the environment. Only an uncached stage learns which trial it is.
+    pub fn command(
+        &self,
+        process: &crate::protocol::ProcessConfig,
+        vars: &crate::protocol::Placeholders,
+        dir: &std::path::Path,
+    ) -> Result<std::process::Command, String> {
+        let argv = crate::protocol::render_argv(&self.argv, self.shell, vars)?;
+        let mut command = std::process::Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .current_dir(&process.workdir)
+            .envs(&process.env)
+            .envs(&self.env)
+            .env("HYPERION_STUDY", vars.study)
+            .env("HYPERION_STAGE", &self.name)
+            .env("HYPERION_OUT", dir.join("out"))
+            .env(
+                "HYPERION_PARAMS",
+                serde_json::to_string(vars.params).unwrap_or_default(),
+            )
+            .env("HYPERION_METRICS_FILE", dir.join("metrics.jsonl"))
+            .stdin(std::process::Stdio::null());
+        if !self.cache {
+            command
+                .env("HYPERION_TRIAL_ID", vars.id.to_string())
+                .env("HYPERION_TRIAL_NUMBER", vars.number.to_string())
+                .env("HYPERION_TRIAL_DIR", vars.trial_dir);
+        }
+        Ok(command)
+    }
+
     /// The trial's params this stage declares: all it sees.
     pub fn own_params(&self, params: &Params) -> Params {
         self.params

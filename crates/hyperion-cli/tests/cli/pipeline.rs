@@ -343,3 +343,170 @@ fn trained_trials_wait_for_a_busy_eval_which_a_free_slot_serves_before_a_new_tri
         }
     }
 }
+
+#[test]
+fn a_killed_run_resumes_each_trial_at_its_first_stage_not_done() {
+    let s = sandbox();
+    // While `hang` exists, lr 0.3's train and lr 0.4's eval hang (in a child, which must die
+    // with the run), so that the run is killed with one train and one eval under way.
+    let hang = |stage: &str, when: &str, script: &str| {
+        let (count, rest) = script.split_once("log\n").unwrap();
+        format!(
+            "{count}log\nif [ -e hang ] && {when}; then\n  \
+             sleep 30 & echo $! > sleeper-{stage}; wait\nfi\n{rest}"
+        )
+    };
+    s.write("train.sh", &hang("train", "[ \"$2\" = 0.3 ]", TRAIN));
+    s.write(
+        "eval.sh",
+        &hang("eval", "grep -q 'lr 0.4' \"$1/model.txt\"", EVAL),
+    );
+    s.write("hang", "");
+    let text = study("resumed", "1", "0.1, 0.2, 0.3, 0.4", 4, "")
+        + "recovery: {heartbeat: 100ms, grace: 500ms}\n";
+    s.write("study.yaml", &text);
+    let mut child = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let listed = s.hyperion(&["trials", "resumed", "--format", "json"]);
+        let trials: Vec<serde_json::Value> =
+            serde_json::from_slice(&listed.stdout).unwrap_or_default();
+        let completed = trials.iter().filter(|t| state(t) == "completed").count();
+        let hanging = ["train", "eval"].map(|st| s.path().join(format!("sleeper-{st}")).exists());
+        if completed == 2 && hanging == [true; 2] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got there"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for stage in ["train", "eval"] {
+        let pid = std::fs::read_to_string(s.path().join(format!("sleeper-{stage}"))).unwrap();
+        let proc = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while proc.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the hanging {stage} outlived the killed run"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    assert_eq!(counts(&s), [1, 4, 3]);
+    let before: Vec<serde_json::Value> = (s.trials("resumed").into_iter())
+        .filter(|t| state(t) == "completed")
+        .collect();
+
+    std::fs::remove_file(s.path().join("hang")).unwrap();
+    s.run(&text, &["-q"]);
+    // Prepare untouched; the interrupted train once more; the evals of the two trials that
+    // had not completed (lr 0.4's train is found in the cache).
+    assert_eq!(counts(&s), [1, 5, 5]);
+    let trials = s.trials("resumed");
+    let mut completed: Vec<f64> = (trials.iter())
+        .filter(|t| state(t) == "completed")
+        .map(|t| t["params"]["lr"].as_f64().unwrap())
+        .collect();
+    completed.sort_by(f64::total_cmp);
+    assert_eq!(completed, [0.1, 0.2, 0.3, 0.4]);
+    for t in &before {
+        let now = &trials[t["number"].as_u64().unwrap() as usize];
+        assert_eq!(now, t, "a trial completed before the kill is untouched");
+    }
+
+    // The killed train's temporary directory is left until `cache gc`.
+    let tmp = s.path().join(".hyperion/cache/tmp");
+    let output = s.hyperion(&["cache", "gc"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_random_stage_is_shared_as_one_output_verify_finds_it_and_gc_spares_what_runs() {
+    let s = sandbox();
+    // prepare writes random bytes, slowly enough that the four trials needing it wait for one.
+    s.write(
+        "prep.sh",
+        "#!/bin/sh\necho run >> count/prepare.log\nsleep 0.3\n\
+         od -An -N16 -tx1 /dev/urandom | tr -d ' \\n' > \"$2/features.txt\"\n\
+         echo >> \"$2/features.txt\"\n",
+    );
+    s.run(&study("noisy", "1", "0.1, 0.2, 0.3, 0.4", 4, ""), &["-q"]);
+    assert_eq!(runs(&s, "prepare"), 1);
+    let seen: std::collections::BTreeSet<String> = (0..4)
+        .map(|n| {
+            let model = s.trial_dir("noisy", n).join("train/out/model.txt");
+            let text = std::fs::read_to_string(model).unwrap();
+            text.lines().next().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        seen.len(),
+        1,
+        "every trial read the same features: {seen:?}"
+    );
+
+    let verify = s.hyperion(&["cache", "verify", "study.yaml", "prepare"]);
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(1), "{said}{}", stderr(&verify));
+    assert!(
+        said.contains("`prepare` of trial 0: NOT deterministic: features.txt differs"),
+        "{said}"
+    );
+    assert_eq!(said.lines().count(), 1, "one output, verified once: {said}");
+    let verify = s.hyperion(&["cache", "verify", "study.yaml", "train", "--trial", "2"]);
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{said}{}", stderr(&verify));
+    assert!(
+        said.contains("`train` of trial 2: the same bytes again"),
+        "{said}"
+    );
+
+    // A run whose eval waits: gc down to nothing keeps what its trial needs.
+    s.write(
+        "eval.sh",
+        &format!(
+            "#!/bin/sh\ntouch waiting\nwhile [ ! -e go ]; do sleep 0.05; done\n{}",
+            EVAL.trim_start_matches("#!/bin/sh\n")
+        ),
+    );
+    s.write("study.yaml", &study("held", "2", "0.5", 1, ""));
+    let mut held = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !s.path().join("waiting").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the eval never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let gc = s.hyperion(&["cache", "gc", "--max-size", "0"]);
+    let said = String::from_utf8_lossy(&gc.stdout);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert!(
+        said.contains("(2 entries kept: a running trial needs them)"),
+        "{said}"
+    );
+    for stage in ["prepare", "train"] {
+        let kept = s.trial_dir("held", 0).join(stage).join("done.json");
+        assert!(kept.exists(), "the waiting trial's {stage} was evicted");
+    }
+    assert!(
+        !s.trial_dir("noisy", 0).join("prepare/done.json").exists(),
+        "a finished study's entries go"
+    );
+    s.write("go", "");
+    assert!(held.wait().unwrap().success());
+    assert_eq!(state(&s.trials("held")[0]), "completed");
+
+    let gc = s.hyperion(&["cache", "gc", "--max-size", "1K"]);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    let stats = s.hyperion_json(&["cache", "stats", "--json"]);
+    let bytes: u64 = stats.iter().map(|e| e["bytes"].as_u64().unwrap()).sum();
+    assert!(bytes <= 1024, "{stats:?}");
+}

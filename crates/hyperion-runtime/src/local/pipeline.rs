@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -353,7 +353,8 @@ impl Shared {
                 .collect();
             let material = stage.material(&flow.trial.params, &self.digests, upstream);
             let key = Some(material.key());
-            match self.cache.lookup(&material, LEASE, stage.retries) {
+            let holder = self.holder(number);
+            match self.cache.lookup(&material, LEASE, stage.retries, &holder) {
                 Ok(Lookup::Hit(entry)) => {
                     let reporter = index == pipeline.reporter;
                     let dir = entry.dir.clone();
@@ -458,40 +459,19 @@ impl Shared {
             extra: &extra,
         };
         let objectives = flow.objectives.clone();
-        let trial_id = flow.trial.id.0;
-        let argv = std::fs::create_dir_all(&out)
+        let command = std::fs::create_dir_all(&out)
             .map_err(|e| format!("cannot create {}: {e}", out.display()))
-            .and_then(|()| protocol::render_argv(&stage.argv, stage.shell, &vars));
-        let started = argv.and_then(|argv| {
-            let mut command = Command::new(&argv[0]);
+            .and_then(|()| stage.command(&self.config, &vars, &dir));
+        let started = command.and_then(|mut command| {
             command
-                .args(&argv[1..])
-                .current_dir(&self.config.workdir)
-                .envs(&self.config.env)
-                .envs(&stage.env)
-                .env("HYPERION_STUDY", &self.study)
-                .env("HYPERION_STAGE", &stage.name)
-                .env("HYPERION_OUT", &out)
-                .env(
-                    "HYPERION_PARAMS",
-                    serde_json::to_string(&params).unwrap_or_default(),
-                )
-                .env("HYPERION_METRICS_FILE", dir.join("metrics.jsonl"))
-                .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .process_group(0);
-            if !stage.cache {
-                command
-                    .env("HYPERION_TRIAL_ID", trial_id.to_string())
-                    .env("HYPERION_TRIAL_NUMBER", number.to_string())
-                    .env("HYPERION_TRIAL_DIR", &trial_dir);
-            }
             std::fs::File::create(dir.join("metrics.jsonl"))
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             let child = command
                 .spawn()
-                .map_err(|e| format!("cannot start `{}`: {e}", argv[0]))?;
+                .map_err(|e| format!("cannot start `{}`: {e}", command.get_program().display()))?;
             let group = ProcessGroup::new(child.id(), &self.watchdog);
             let watch = Watch {
                 number,
@@ -693,8 +673,14 @@ impl Shared {
         self.wake_waiters();
     }
 
-    /// Drops trial `number`: its process is killed, its claim given back.
+    /// What the cache calls trial `number` when it pins the entries the trial needs.
+    fn holder(&self, number: TrialNumber) -> String {
+        format!("{}/{number}", self.study)
+    }
+
+    /// Drops trial `number`: its process is killed, its claim given back, its entries unpinned.
     fn forget(&mut self, number: TrialNumber) {
+        let _ = self.cache.unpin(&self.holder(number));
         self.queued.retain(|n| *n != number);
         if let Some(flow) = self.flows.remove(&number) {
             let index = flow.stage;
