@@ -5,6 +5,7 @@
 mod dashboard;
 mod fuzz;
 mod mlp;
+mod pipeline;
 mod postgres;
 mod pruning;
 mod samplers;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Some("pruning") => pruning::run(quick),
         Some("samplers") => samplers::run(quick),
         Some("dashboard") => dashboard::run(quick),
+        Some("pipeline-engine") => pipeline::run(quick),
         // `tpe-cost [SIZE]`: one size alone, for a profiler.
         Some("tpe-cost") => match args.get(1).and_then(|n| n.parse().ok()) {
             Some(size) => tpe::cost(&[size]),
@@ -46,7 +48,8 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: hyperion-bench SUITE [--quick] | hyperion-bench fuzz [SECONDS] [FINDINGS_FILE]\n\
-                 suites: overhead, store, launch, tpe, pruning, postgres, samplers, dashboard"
+                 suites: overhead, store, launch, tpe, pruning, postgres, samplers, dashboard, \
+                 pipeline-engine"
             );
             return ExitCode::from(2);
         }

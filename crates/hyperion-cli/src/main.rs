@@ -3,6 +3,7 @@
 mod analysis;
 mod ask_tell;
 mod cache;
+mod manifest;
 mod run;
 mod show;
 
@@ -88,6 +89,13 @@ enum Commands {
     },
     /// The best trial of a study (the Pareto front with several metrics).
     Best {
+        study: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The runs of a study: when and where each ran, its git commit, its code's digests and
+    /// its command line.
+    Runs {
         study: String,
         #[arg(long)]
         json: bool,
@@ -255,6 +263,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         ),
         Commands::Best { study, json } => {
             show::best(&open_store(storage.as_deref())?, &study, json)
+        }
+        Commands::Runs { study, json } => {
+            manifest::runs(&open_store(storage.as_deref())?, &study, json)
         }
         Commands::Decisions { study, trial, json } => {
             show::decisions(&open_store(storage.as_deref())?, &study, trial, json)

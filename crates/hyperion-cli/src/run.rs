@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// say after fixing what made them fail.
     #[arg(long)]
     retry_failed: bool,
+    /// Go on although the code the trials run differs from the study's last run's (the study
+    /// then mixes both versions; `hyperion runs STUDY` lists what each run ran).
+    #[arg(long)]
+    accept_code_change: bool,
 }
 
 /// How a run shows itself.
@@ -159,6 +163,11 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
         None => crate::study_dir(&url, &name)?.join("trials"),
     };
     let study = open_from_file(&file, store, &args.file)?;
+    let mut manifest = crate::manifest::begin(&file, &args.overrides);
+    let earlier = study.view()?.runs().to_vec();
+    crate::manifest::check(&name, &earlier, &manifest, args.accept_code_change)?;
+    let (store, id) = (study.store().clone(), study.record_id());
+    crate::manifest::record(&store, id, &manifest)?;
     let budget = file.budget.or(&study.settings().budget);
     let grid = matches!(file.sampler, hyperion_samplers::SamplerConfig::Grid { .. });
     if budget.max_trials.is_none() && budget.max_time.is_none() && budget.target.is_none() && !grid
@@ -188,7 +197,10 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
         max_trials_here: None,
         pipeline: file.pipeline.as_ref(),
     };
-    execute(study, &process, run, &args.show, &again)
+    let result = execute(study, &process, run, &args.show, &again);
+    manifest.ended_at = Some(hyperion_core::Timestamp::now());
+    crate::manifest::record(&store, id, &manifest)?;
+    result
 }
 
 /// `hyperion create`: the study a file describes, created or with its settings updated, and

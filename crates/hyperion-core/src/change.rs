@@ -61,6 +61,13 @@ pub enum Change {
         state: TrialState,
         values: Option<Vec<f64>>,
     },
+    /// A completed trial was evaluated again (`hyperion reeval`): its values are now these, of
+    /// objective version `version` (1, 2, …; a trial never revised is at version 0).
+    ValuesRevised {
+        number: TrialNumber,
+        values: Vec<f64>,
+        version: u32,
+    },
     /// A policy (scheduler, controller) decided something, and why.
     DecisionRecorded(Decision),
     /// A sampler persisted part of its state (what it cannot derive from the trials).
@@ -77,6 +84,8 @@ pub enum Change {
     /// A running trial's process started: where, so that a later run on the same machine can
     /// kill what is left of it once its own run is gone.
     TrialLaunched { number: TrialNumber, launch: Launch },
+    /// A run of the study started, or ended (the same id again, with `ended_at`).
+    RunRecorded { run: crate::RunManifest },
     /// A pipeline trial's stages, as far as it got (they replace the ones recorded before).
     StagesRecorded {
         number: TrialNumber,
@@ -125,12 +134,14 @@ impl Change {
             Change::UserAttrSet { .. } => "user_attr_set",
             Change::MetricsKept { .. } => "metrics_kept",
             Change::TrialFinished { .. } => "trial_finished",
+            Change::ValuesRevised { .. } => "values_revised",
             Change::DecisionRecorded(_) => "decision_recorded",
             Change::SamplerStateSet { .. } => "sampler_state_set",
             Change::SettingsRecorded { .. } => "settings_recorded",
             Change::StopRequested { .. } => "stop_requested",
             Change::TrialLaunched { .. } => "trial_launched",
             Change::StagesRecorded { .. } => "stages_recorded",
+            Change::RunRecorded { .. } => "run_recorded",
         }
     }
 
@@ -145,6 +156,7 @@ impl Change {
                 | Change::StopRequested { .. }
                 | Change::TrialLaunched { .. }
                 | Change::StagesRecorded { .. }
+                | Change::RunRecorded { .. }
         )
     }
 }

@@ -19,6 +19,7 @@ mod change;
 mod distribution;
 mod error;
 mod event;
+mod run;
 mod space;
 mod stage;
 mod study;
@@ -30,6 +31,7 @@ pub use change::{Change, Decision, DecisionAction, Job, Launch, LoggedChange, Pr
 pub use distribution::{CategoricalDistribution, Distribution, FloatDistribution, IntDistribution};
 pub use error::Error;
 pub use event::{Event, EventKind, StopReason};
+pub use run::{GitState, RunManifest};
 pub use space::{Condition, Param, SearchSpace, SearchSpaceBuilder};
 pub use stage::{StageRun, StageStatus, lifecycle};
 pub use study::{

@@ -143,6 +143,10 @@ pub struct Trial {
     pub params: Arc<Params>,
     /// One value per objective, set when the trial completes. Always finite.
     pub values: Option<Vec<f64>>,
+    /// Which evaluation `values` come from: 0 as the trial completed, 1, 2, … after each
+    /// re-evaluation (`hyperion reeval`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub objective_version: u32,
     /// Intermediate values of the first objective by step (`report`); a later report of a step
     /// replaces it.
     pub intermediate: BTreeMap<u64, f64>,
@@ -188,6 +192,7 @@ impl Trial {
             "state": t.state.name(),
             "value": (spec.objectives.len() == 1).then(|| values.first().copied()).flatten(),
             "values": t.values,
+            "objective_version": t.objective_version,
             "params": &*t.params,
             "error": error,
             "reason": reason,
@@ -258,4 +263,8 @@ impl Trial {
     pub fn last_report(&self) -> Option<(u64, f64)> {
         self.intermediate.iter().next_back().map(|(&s, &v)| (s, v))
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

@@ -80,6 +80,8 @@ pub struct StudyView {
     stopped: std::collections::HashMap<TrialNumber, String>,
     /// The define-by-run parameters every completed trial has (`None` before the first).
     common: Option<BTreeSet<String>>,
+    /// The study's runs, in the order they started.
+    runs: Vec<crate::RunManifest>,
 }
 
 /// What the runs of a study were asked to do by a [`Change::StopRequested`].
@@ -113,6 +115,7 @@ impl StudyView {
             last_kill: 0,
             stopped: Default::default(),
             common: None,
+            runs: Vec::new(),
         }
     }
 
@@ -205,6 +208,11 @@ impl StudyView {
     pub fn settings(&self) -> Option<&serde_json::Value> {
         self.settings.as_ref()
     }
+
+    /// The study's runs ([`Change::RunRecorded`]), in the order they started.
+    pub fn runs(&self) -> &[crate::RunManifest] {
+        &self.runs
+    }
     /// The strongest stop request recorded after sequence number `since` (a run passes the
     /// cursor it started at, so it obeys only the requests made while it runs).
     pub fn stop_requested_since(&self, since: u64) -> Option<StopRequest> {
@@ -277,6 +285,7 @@ impl StudyView {
                     finished_at: None,
                     launch: None,
                     stages: Vec::new(),
+                    objective_version: 0,
                 });
                 *self.counts.slot(state) += 1;
                 if retry_of.is_some() || parent.is_some() {
@@ -362,9 +371,29 @@ impl StudyView {
             Change::TrialLaunched { number, launch } => {
                 self.trial_mut(*number)?.launch = Some(launch.clone());
             }
+            Change::ValuesRevised {
+                number,
+                values,
+                version,
+            } => {
+                let trial = self.trial_mut(*number)?;
+                trial.values = Some(values.clone());
+                trial.objective_version = *version;
+                // Any completed trial may now be the best: fold them again.
+                self.best = None;
+                self.pareto.clear();
+                for n in self.completed.clone() {
+                    let values = self.trials[n.index()].values.clone().unwrap_or_default();
+                    self.update_best(n, &values);
+                }
+            }
             Change::StagesRecorded { number, stages } => {
                 self.trial_mut(*number)?.stages = stages.clone();
             }
+            Change::RunRecorded { run } => match self.runs.iter_mut().find(|r| r.id == run.id) {
+                Some(earlier) => *earlier = run.clone(),
+                None => self.runs.push(run.clone()),
+            },
             Change::StopRequested { kill, .. } => {
                 if *kill {
                     self.last_kill = logged.seq;

@@ -106,7 +106,7 @@ pub(crate) fn number_range(first: u64, limit: u64) -> (i64, i64) {
 
 /// A trial's columns as both SQL backends store them (`SELECT id, number, state, prune_step,
 /// message, params, objective_values, parent, depth, retry_of, created_at, started_at,
-/// finished_at, metrics, launch, stages`).
+/// finished_at, metrics, launch, stages, objective_version`).
 pub(crate) struct TrialRow {
     pub id: i64,
     pub number: i64,
@@ -124,6 +124,7 @@ pub(crate) struct TrialRow {
     pub metrics: Option<String>,
     pub launch: Option<String>,
     pub stages: Option<String>,
+    pub objective_version: i64,
 }
 
 impl TrialRow {
@@ -152,6 +153,7 @@ impl TrialRow {
             started_at: time(self.started_at),
             finished_at: time(self.finished_at),
             launch: self.launch.map(|l| from_json("launch", &l)).transpose()?,
+            objective_version: self.objective_version as u32,
             stages: self
                 .stages
                 .map(|s| from_json("stages", &s))

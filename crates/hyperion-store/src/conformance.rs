@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             user_attrs_and_lineage_are_kept,
             the_change_log_rebuilds_the_trials,
             best_trial_follows_the_direction,
+            a_revision_replaces_a_completed_trials_values_and_the_best_follows,
             stale_trials_fail_and_are_retried_up_to_max_retries,
             heartbeats_keep_trials_alive,
             a_retry_takes_the_place_of_the_trial_it_retries_in_the_budget,
@@ -774,6 +775,43 @@ pub fn the_change_log_rebuilds_the_trials(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
+}
+
+pub fn a_revision_replaces_a_completed_trials_values_and_the_best_follows(store: &dyn Store) {
+    let study = store.create_study(&spec("min")).unwrap().id;
+    let first = complete(store, study, 1.0);
+    let second = complete(store, study, 2.0);
+    assert_eq!(store.best_trial(study).unwrap().unwrap().number, first);
+    store.revise_values(study, second, &[0.5], 1).unwrap();
+    store.revise_values(study, first, &[3.0], 1).unwrap();
+    let best = store.best_trial(study).unwrap().unwrap();
+    assert_eq!(
+        (best.number, best.values, best.objective_version),
+        (second, Some(vec![0.5]), 1)
+    );
+
+    let running = create(store, study);
+    let refused = store.revise_values(study, running, &[0.1], 1).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("it is running: only a completed trial"),
+        "{refused}"
+    );
+    assert!(store.revise_values(study, second, &[f64::NAN], 2).is_err());
+    assert!(store.revise_values(study, second, &[1.0, 2.0], 2).is_err());
+    assert_eq!(store.trial(study, second).unwrap().values, Some(vec![0.5]));
+
+    let mut view = StudyView::new(study, spec("min"));
+    for change in store.changes_since(study, 0).unwrap() {
+        view.apply(&change, &mut Vec::new()).unwrap();
+    }
+    assert_eq!(
+        view.best_trial().unwrap().number,
+        second,
+        "the log replays the revisions"
+    );
+    assert_eq!(view.trials(), store.trials(study).unwrap().as_slice());
 }
 
 pub fn best_trial_follows_the_direction(store: &dyn Store) {

@@ -122,6 +122,11 @@ fn replay<'c>(
                 to.set_user_attr(id, *number, key, value)?;
             }
             Change::MetricsKept { number, metrics } => to.keep_metrics(id, *number, metrics)?,
+            Change::ValuesRevised {
+                number,
+                values,
+                version,
+            } => to.revise_values(id, *number, values, *version)?,
             Change::TrialFinished {
                 number,
                 state,

@@ -221,6 +221,7 @@ impl NewTrial {
             finished_at: None,
             launch: None,
             stages: Vec::new(),
+            objective_version: 0,
         }
     }
 }
@@ -404,6 +405,17 @@ pub trait Store: Send + Sync + Debug {
         state: TrialState,
         values: Option<Vec<f64>>,
     ) -> Result<Trial, StoreError>;
+
+    /// Replaces the values of completed trial `number` with a re-evaluation's (one finite
+    /// value per objective), as objective version `version`; the best trial follows. Any
+    /// other state is [`StoreError::InvalidValues`] and changes nothing.
+    fn revise_values(
+        &self,
+        study: StudyId,
+        number: TrialNumber,
+        values: &[f64],
+        version: u32,
+    ) -> Result<(), StoreError>;
 
     /// [`Store::finish_trial`] of `finish`, then [`Store::create_trial`] of `new`, then
     /// [`Store::changes_since`] `cursor`: what a worker does when a trial ends and it starts
@@ -628,6 +640,22 @@ pub fn check_report(
 }
 
 /// Checks `values` for completing a trial of a study with `objectives` objectives.
+/// A revision's values: the trial is completed, and they are one finite value per objective.
+pub fn check_revision(
+    number: TrialNumber,
+    state: &str,
+    values: &[f64],
+    objectives: usize,
+) -> Result<(), StoreError> {
+    if state != "completed" {
+        return Err(StoreError::InvalidValues {
+            number,
+            reason: format!("it is {state}: only a completed trial is evaluated again"),
+        });
+    }
+    check_values(number, &TrialState::Completed, Some(values), objectives)
+}
+
 pub fn check_values(
     number: TrialNumber,
     state: &TrialState,

@@ -392,6 +392,24 @@ impl Store for MemoryStore {
         })
     }
 
+    fn revise_values(
+        &self,
+        study: StudyId,
+        number: TrialNumber,
+        values: &[f64],
+        version: u32,
+    ) -> Result<(), StoreError> {
+        self.with(study, |data, _| {
+            let state = data.trial(number)?.state.name();
+            crate::check_revision(number, state, values, data.record.spec.objectives.len())?;
+            data.record(Change::ValuesRevised {
+                number,
+                values: values.to_vec(),
+                version,
+            })
+        })
+    }
+
     fn changes_since(&self, study: StudyId, cursor: u64) -> Result<Vec<LoggedChange>, StoreError> {
         self.with(study, |data, _| {
             Ok(data.log.get(cursor as usize..).unwrap_or_default().to_vec())

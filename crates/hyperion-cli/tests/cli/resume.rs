@@ -282,3 +282,69 @@ fn enqueued_points_run_first_and_a_rerun_does_not_add_them_again() {
     assert_eq!(again[..3], first[..]);
     assert!(!again[3..].contains(&(0.25, 2)), "not enqueued twice");
 }
+
+#[test]
+fn each_run_is_recorded_and_a_run_with_other_code_stops_unless_accepted() {
+    let s = Sandbox::new();
+    s.write("trial.sh", "echo 'HYPERION_METRIC {\"loss\": 1}'\n");
+    let git = |args: &[&str]| {
+        let done = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(s.path())
+            .output()
+            .unwrap();
+        assert!(done.status.success(), "git {args:?}");
+        String::from_utf8(done.stdout).unwrap().trim().to_owned()
+    };
+    git(&["init", "-q"]);
+    s.write(".gitignore", ".hyperion/\n");
+    s.write("study.yaml", SLOW);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "first"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    s.run(SLOW, &["budget.max_trials=2"]);
+
+    let runs = s.hyperion_json(&["runs", "r", "--json"]);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["git"]["commit"], head.as_str());
+    assert_eq!(runs[0]["git"]["dirty"], false);
+    assert!(runs[0]["ended_at"].is_u64(), "{}", runs[0]);
+    assert_eq!(runs[0]["overrides"][0], "budget.max_trials=2");
+    let digest = runs[0]["code"]["trial.sh"].as_str().unwrap().to_owned();
+    assert!(digest.starts_with("b3:"));
+
+    // The script changes: the next run stops before any trial, naming the file.
+    s.write("trial.sh", "echo 'HYPERION_METRIC {\"loss\": 2}'\n");
+    s.write("study.yaml", SLOW);
+    let output = s.hyperion(&["run", "study.yaml", "budget.max_trials=4"]);
+    assert!(!output.status.success());
+    let said = crate::stderr(&output);
+    assert!(said.contains("the code differs from run 1's"), "{said}");
+    assert!(
+        said.contains(&format!("trial.sh: {}", &digest[..15])),
+        "{said}"
+    );
+    assert!(said.contains("--accept-code-change"), "{said}");
+    assert_eq!(s.trials("r").len(), 2, "nothing ran");
+
+    let output = s.hyperion(&[
+        "run",
+        "study.yaml",
+        "-q",
+        "budget.max_trials=4",
+        "--accept-code-change",
+    ]);
+    assert!(output.status.success(), "{}", crate::stderr(&output));
+    assert_eq!(s.trials("r").len(), 4);
+    let runs = s.hyperion_json(&["runs", "r", "--json"]);
+    assert_eq!(runs.len(), 2, "the refused run is not one");
+    assert_eq!(runs[1]["git"]["dirty"], true);
+    assert_ne!(runs[1]["code"]["trial.sh"], runs[0]["code"]["trial.sh"]);
+    let listed = s.hyperion(&["runs", "r"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("run 2: ") && listed.contains("(dirty)"),
+        "{listed}"
+    );
+}

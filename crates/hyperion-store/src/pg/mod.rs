@@ -47,15 +47,15 @@ use url::PgUrl;
 macro_rules! trial_columns {
     () => {
         "id, number, state, prune_step, message, params, objective_values, parent, depth, \
-         retry_of, created_at, started_at, finished_at, metrics, launch, stages"
+         retry_of, created_at, started_at, finished_at, metrics, launch, stages, objective_version"
     };
 }
 
 /// How many columns [`trial_columns!`] and [`extras!`] have.
-const TRIAL_COLUMNS: usize = 16;
+const TRIAL_COLUMNS: usize = 17;
 const EXTRAS: usize = 5;
 
-/// The columns that follow a trial's own (16) in [`trial_from_row`]'s order: its intermediate
+/// The columns that follow a trial's own (17) in [`trial_from_row`]'s order: its intermediate
 /// values and user attributes as arrays, for the trial `$2` (or the one given) of study `$1`.
 macro_rules! extras {
     () => {
@@ -1047,6 +1047,7 @@ fn trial_from_row(r: &Row) -> Result<Trial, StoreError> {
         metrics: r.get(13),
         launch: r.get(14),
         stages: r.get(15),
+        objective_version: r.get(16),
     }
     .into_trial()
 }
@@ -1516,6 +1517,37 @@ impl Store for PgStore {
                 metrics: metrics.clone(),
             };
             tx.append(at, &change);
+            Ok(())
+        })
+    }
+
+    fn revise_values(
+        &self,
+        study: StudyId,
+        number: TrialNumber,
+        values: &[f64],
+        version: u32,
+    ) -> Result<(), StoreError> {
+        self.write(study, |tx, spec, locked| {
+            let state = tx.state_of(study, number)?;
+            crate::check_revision(number, &state, values, spec.objectives.len())?;
+            tx.exec(
+                "UPDATE trials SET objective_values = $3, value0 = $4, objective_version = $5 \
+                 WHERE study_id = $1 AND number = $2",
+                &[
+                    &(study.0 as i64),
+                    &(number.0 as i64),
+                    &to_json(&values),
+                    &values.first().copied(),
+                    &i64::from(version),
+                ],
+            )?;
+            let change = Change::ValuesRevised {
+                number,
+                values: values.to_vec(),
+                version,
+            };
+            tx.append(locked.at, &change);
             Ok(())
         })
     }

@@ -675,6 +675,39 @@ impl Store for SqliteStore {
         })
     }
 
+    fn revise_values(
+        &self,
+        study: StudyId,
+        number: TrialNumber,
+        values: &[f64],
+        version: u32,
+    ) -> Result<(), StoreError> {
+        self.write(study, |tx, spec| {
+            let state = state_of(tx, study, number)?;
+            crate::check_revision(number, &state, values, spec.objectives.len())?;
+            tx.prepare_cached(
+                "UPDATE trials SET objective_values = ?3, value0 = ?4, objective_version = ?5 \
+                 WHERE study_id = ?1 AND number = ?2",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    study.0 as i64,
+                    number.0 as i64,
+                    to_json(&values),
+                    values.first().copied(),
+                    version
+                ])
+            })
+            .map_err(sql)?;
+            let change = Change::ValuesRevised {
+                number,
+                values: values.to_vec(),
+                version,
+            };
+            append(tx, study, Timestamp::now(), &change)
+        })
+    }
+
     fn changes_since(&self, study: StudyId, cursor: u64) -> Result<Vec<LoggedChange>, StoreError> {
         self.read(study, |conn, _| {
             let mut s = conn

@@ -115,7 +115,7 @@ pub(super) fn insert_trial(
 }
 
 pub(super) const TRIAL_COLUMNS: &str = "id, number, state, prune_step, message, params, objective_values, parent, depth, \
-                                        retry_of, created_at, started_at, finished_at, metrics, launch, stages";
+                                        retry_of, created_at, started_at, finished_at, metrics, launch, stages, objective_version";
 
 pub(super) fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Trial, StoreError>> {
     let row = TrialRow {
@@ -136,6 +136,7 @@ pub(super) fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<T
         metrics: r.get(13)?,
         launch: r.get(14)?,
         stages: r.get(15)?,
+        objective_version: r.get(16)?,
     };
     Ok(row.into_trial())
 }
