@@ -205,18 +205,8 @@ impl<'a> TrialStage<'a> {
 
     /// The digest of stage `name`'s output in this trial: as committed, or as it is.
     fn output_digest(&self, name: &str) -> Result<String> {
-        let dir = self.dir().join(name);
-        match std::fs::read(dir.join("done.json")) {
-            Ok(bytes) => Ok(
-                serde_json::from_slice::<serde_json::Value>(&bytes)?["digest"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            ),
-            Err(_) => hyperion_cache::digest::of_path(&dir.join("out")).with_context(|| {
-                format!("trial {} has no output of stage `{name}` yet", self.number)
-            }),
-        }
+        crate::reeval::output_digest(&self.dir().join(name))
+            .with_context(|| format!("trial {} has no output of stage `{name}` yet", self.number))
     }
 
     /// The stage's key material as it would be now.
@@ -360,20 +350,34 @@ fn rerun(at: &TrialStage) -> Result<PathBuf> {
         study: &at.file.spec.name,
         extra: &extra,
     };
-    let mut command = stage
-        .command(&at.file.process, &vars, &scratch)
-        .map_err(anyhow::Error::msg)?;
-    let output = command
-        .output()
-        .with_context(|| format!("cannot start stage `{}`", stage.name))?;
-    if !output.status.success() {
-        anyhow::bail!(
-            "stage `{}` of trial {} failed when run again ({}): {}",
-            stage.name,
-            at.number,
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
+    run_stage(stage, &at.file.process, &vars, &scratch)
+        .with_context(|| format!("trial {}, run again", at.number))?;
     Ok(scratch)
+}
+
+/// Runs `stage` once for the trial `vars` describes, in `dir` (its output in `dir/out`, its
+/// logs and metrics beside), guarded so that it dies with this process.
+pub fn run_stage(
+    stage: &hyperion_runtime::StageConfig,
+    process: &hyperion_runtime::ProcessConfig,
+    vars: &hyperion_runtime::protocol::Placeholders,
+    dir: &Path,
+) -> Result<()> {
+    let mut command = stage
+        .command(process, vars, dir)
+        .map_err(anyhow::Error::msg)?;
+    let log = |name: &str| {
+        std::fs::File::create(dir.join(name))
+            .with_context(|| format!("cannot create {}", dir.join(name).display()))
+    };
+    command
+        .stdout(log("stdout.log")?)
+        .stderr(log("stderr.log")?);
+    let status = hyperion_runtime::run_guarded(&mut command)
+        .with_context(|| format!("cannot start stage `{}`", stage.name))?;
+    if !status.success() {
+        let tail = hyperion_runtime::protocol::stderr_tail(dir, 5).unwrap_or_default();
+        anyhow::bail!("stage `{}` failed ({status}): {}", stage.name, tail.trim());
+    }
+    Ok(())
 }

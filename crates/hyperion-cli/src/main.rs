@@ -4,6 +4,7 @@ mod analysis;
 mod ask_tell;
 mod cache;
 mod manifest;
+mod reeval;
 mod run;
 mod show;
 
@@ -191,6 +192,9 @@ enum Commands {
     },
     /// The cache of pipeline stages: `stats`, `explain FILE TRIAL STAGE`, `gc`, `forget KEY|STAGE`.
     Cache(cache::CacheArgs),
+    /// Run a pipeline study's reporting stage again for its completed trials and record the
+    /// new values as a new objective version, which the samplers and `best` then use.
+    Reeval(reeval::ReevalArgs),
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
 }
@@ -335,6 +339,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             None => ask_tell::report(&open_store(storage.as_deref())?, args),
         },
         Commands::Cache(args) => cache::cache(storage, args),
+        Commands::Reeval(args) => reeval::reeval(storage, args),
         Commands::Plot(args) => analysis::plot(&open_store(storage.as_deref())?, args),
         Commands::Importance {
             study,

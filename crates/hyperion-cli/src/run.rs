@@ -164,8 +164,14 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
     };
     let study = open_from_file(&file, store, &args.file)?;
     let mut manifest = crate::manifest::begin(&file, &args.overrides);
-    let earlier = study.view()?.runs().to_vec();
-    crate::manifest::check(&name, &earlier, &manifest, args.accept_code_change)?;
+    let (earlier, completed) = {
+        let view = study.view()?;
+        (view.runs().to_vec(), view.counts().completed)
+    };
+    // With nothing completed there is nothing to mix new code with.
+    if completed > 0 {
+        crate::manifest::check(&name, &earlier, &manifest, args.accept_code_change)?;
+    }
     let (store, id) = (study.store().clone(), study.record_id());
     crate::manifest::record(&store, id, &manifest)?;
     let budget = file.budget.or(&study.settings().budget);
@@ -366,7 +372,7 @@ pub fn submit_workers(storage: Option<String>, args: SubmitWorkersArgs) -> Resul
 /// A study file with its overrides (its notes printed), and the store it names. The command
 /// line wins over the file, which wins over the nearest store above the file (a new one beside
 /// it): the same file finds its study from any directory.
-fn load(
+pub(crate) fn load(
     storage: Option<String>,
     path: &std::path::Path,
     overrides: &[String],

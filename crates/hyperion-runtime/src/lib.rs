@@ -29,7 +29,7 @@ mod threads;
 pub use bus::EventBus;
 pub use controller::{Dispatcher, Exit, Message, RunControl, RunOptions, check_limits};
 pub use error::Error;
-pub use local::{LocalDispatcher, PipelineDispatcher};
+pub use local::{LocalDispatcher, PipelineDispatcher, run_guarded};
 pub use machine::this_host;
 pub use optimize::{Budget, IntoValues, OptimizeConfig, Recovery, Summary, TrialError};
 pub use pipeline::{PipelineConfig, StageConfig};

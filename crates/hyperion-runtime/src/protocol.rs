@@ -305,6 +305,20 @@ pub fn stdout_parser(config: &ProcessConfig, objectives: Vec<String>) -> Parse {
     Box::new(move |line: &str| parse_stdout(line, &prefix, regex.as_ref(), &objectives))
 }
 
+/// The metric records a finished stage left in `dir`: its metrics file's, then the metric lines
+/// of its `stdout.log`.
+pub fn records_in(
+    dir: &Path,
+    config: &ProcessConfig,
+    objectives: &[String],
+) -> Vec<Result<Record, Malformed>> {
+    let mut records = MetricsTail::new(dir.join("metrics.jsonl"), objectives.to_vec()).read();
+    let parse = stdout_parser(config, objectives.to_vec());
+    let stdout = std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default();
+    records.extend(stdout.lines().flat_map(&parse));
+    records
+}
+
 /// The last lines of a trial's stderr for its error: the last one first (it usually says what
 /// went wrong), then the tail; empty without stderr.
 pub fn stderr_summary(tail: &[String]) -> String {

@@ -510,3 +510,53 @@ fn a_random_stage_is_shared_as_one_output_verify_finds_it_and_gc_spares_what_run
     let bytes: u64 = stats.iter().map(|e| e["bytes"].as_u64().unwrap()).sum();
     assert!(bytes <= 1024, "{stats:?}");
 }
+
+#[test]
+fn reeval_reruns_only_the_changed_eval_and_its_values_become_a_new_objective_version() {
+    let s = sandbox();
+    let text = study("again", "1, 2", "0.1, 0.2", 4, "");
+    s.run(&text, &["-q"]);
+    assert_eq!(counts(&s), [2, 4, 4]);
+    let before = s.trials("again");
+
+    // The eval now reports ten times the loss.
+    s.write("eval.sh", &EVAL.replace("n*lr}", "n*lr*10}"));
+    let explain = s.hyperion(&["cache", "explain", "study.yaml", "0", "eval"]);
+    let said = String::from_utf8_lossy(&explain.stdout);
+    assert!(said.contains("code.eval.sh: b3:"), "{said}");
+    let output = s.hyperion(&["reeval", "study.yaml"]);
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{said}{}", stderr(&output));
+    assert!(
+        said.contains("4 with new values (objective version 1), 0 unchanged, 0 failed"),
+        "{said}"
+    );
+    assert_eq!(counts(&s), [2, 4, 8], "eval alone ran again");
+    for (t, old) in s.trials("again").iter().zip(&before) {
+        assert_eq!(t["objective_version"], 1, "{t}");
+        let (new, old) = (
+            t["values"][0].as_f64().unwrap(),
+            old["values"][0].as_f64().unwrap(),
+        );
+        assert!((new - 10.0 * old).abs() < 1e-9, "{new} vs {old}");
+    }
+    let best = s.hyperion(&["best", "again", "--json"]);
+    let best: serde_json::Value = serde_json::from_slice(&best.stdout).unwrap();
+    assert!(
+        (best["values"][0].as_f64().unwrap() - 1.0).abs() < 1e-9,
+        "{best}"
+    );
+    let explain = s.hyperion(&["cache", "explain", "study.yaml", "0", "eval"]);
+    assert!(String::from_utf8_lossy(&explain.stdout).contains("in the cache (nothing changed)"));
+
+    // Nothing changed since: nothing runs, nothing is revised.
+    let output = s.hyperion(&["reeval", "study.yaml"]);
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains("0 with new values (objective version 2), 4 unchanged"),
+        "{said}"
+    );
+    assert_eq!(counts(&s), [2, 4, 8]);
+    // The next run goes on with the code reeval ran, not against it.
+    s.run(&text, &["-q"]);
+}

@@ -230,6 +230,20 @@ impl Drop for ProcessGroup {
     }
 }
 
+/// Runs `command` to its end in a process group of its own that dies with this process,
+/// however this process ends (for the one-off stage runs of `hyperion reeval` and `hyperion
+/// cache verify`).
+pub fn run_guarded(
+    command: &mut std::process::Command,
+) -> std::io::Result<std::process::ExitStatus> {
+    let watchdog = Arc::new(Watchdog::start()?);
+    let mut child = command.process_group(0).spawn()?;
+    let group = ProcessGroup::new(child.id(), &watchdog);
+    let status = child.wait();
+    *group.reaped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    status
+}
+
 impl crate::Study {
     /// Runs the study's trials as processes on this machine (see [`LocalDispatcher`]) until
     /// the budget is spent, the sampler is exhausted or `control` stops it.

@@ -637,11 +637,7 @@ impl Shared {
         let Some(flow) = self.flows.get(&number) else {
             return;
         };
-        let mut tail = MetricsTail::new(dir.join("metrics.jsonl"), flow.objectives.clone());
-        let mut records = tail.read();
-        let parse = protocol::stdout_parser(&self.config, flow.objectives.clone());
-        let stdout = std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default();
-        records.extend(stdout.lines().flat_map(&parse));
+        let records = protocol::records_in(dir, &self.config, &flow.objectives);
         for record in records {
             self.report(Message::metrics(number, record), number);
         }
