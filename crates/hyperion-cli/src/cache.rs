@@ -203,20 +203,16 @@ impl<'a> TrialStage<'a> {
         self.trials_dir.join(self.number.to_string())
     }
 
-    /// The digest of stage `name`'s output in this trial: as committed, or as it is.
-    fn output_digest(&self, name: &str) -> Result<String> {
-        crate::reeval::output_digest(&self.dir().join(name))
-            .with_context(|| format!("trial {} has no output of stage `{name}` yet", self.number))
+    /// Where the stage's output is in this trial's directory.
+    fn recorded(&self) -> PathBuf {
+        self.config().trial_path(&self.dir())
     }
 
     /// The stage's key material as it would be now.
     fn material(&self) -> Result<hyperion_cache::KeyMaterial> {
         let pipeline = self.pipeline();
-        let mut upstream = std::collections::BTreeMap::new();
-        for &need in &self.config().needs {
-            let need = &pipeline.stages[need].name;
-            upstream.insert(need.clone(), self.output_digest(need)?);
-        }
+        let upstream = crate::reeval::upstream_of(pipeline, self.stage, &self.dir())
+            .with_context(|| format!("trial {}", self.number))?;
         let digests = pipeline.digests().map_err(anyhow::Error::msg)?;
         Ok(self.config().material(&self.params, &digests, upstream))
     }
@@ -258,11 +254,8 @@ fn verify(storage: Option<String>, path: &Path, name: &str, only: Option<u64>) -
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .filter(|n: &u64| {
-                trials_dir
-                    .join(n.to_string())
-                    .join(name)
-                    .join("out")
-                    .is_dir()
+                let at = TrialStage::load(&file, &trials_dir, *n, name);
+                at.is_ok_and(|at| at.recorded().join("out").is_dir())
             })
             .collect(),
     };
@@ -277,11 +270,11 @@ fn verify(storage: Option<String>, path: &Path, name: &str, only: Option<u64>) -
     let mut differing = 0;
     for number in numbers {
         let at = TrialStage::load(&file, &trials_dir, number, name)?;
-        let recorded = at.dir().join(name);
+        let recorded = at.recorded();
         if !seen.insert(std::fs::canonicalize(&recorded).unwrap_or(recorded.clone())) {
             continue;
         }
-        let expected = at.output_digest(name)?;
+        let expected = crate::reeval::output_digest(&recorded)?;
         let again = rerun(&at)?;
         let key = at.material()?.key();
         let digest = hyperion_cache::digest::of_path(&again.join("out"))?;
@@ -328,13 +321,7 @@ fn rerun(at: &TrialStage) -> Result<PathBuf> {
     std::fs::create_dir_all(scratch.join("out"))
         .with_context(|| format!("cannot create {}", scratch.display()))?;
     let mut extra = vec![("out".to_string(), scratch.join("out").display().to_string())];
-    for &need in &stage.needs {
-        let need = &pipeline.stages[need].name;
-        extra.push((
-            format!("in.{need}"),
-            at.dir().join(need).join("out").display().to_string(),
-        ));
-    }
+    extra.extend(pipeline.inputs(at.stage, &at.dir()));
     let params = if stage.cache {
         stage.own_params(&at.params)
     } else {

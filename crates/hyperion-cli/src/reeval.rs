@@ -162,20 +162,8 @@ impl Reeval<'_> {
         let stage = &pipeline.stages[pipeline.reporter];
         let trial_dir =
             hyperion_runtime::protocol::trial_dir(&self.process.trials_dir, trial.number);
-        let mut upstream = std::collections::BTreeMap::new();
-        let mut extra = Vec::new();
-        for &need in &stage.needs {
-            let need = &pipeline.stages[need].name;
-            let dir = trial_dir.join(need);
-            let digest = output_digest(&dir).with_context(|| {
-                format!(
-                    "its `{need}` output is not on this machine ({})",
-                    dir.display()
-                )
-            })?;
-            upstream.insert(need.clone(), digest);
-            extra.push((format!("in.{need}"), dir.join("out").display().to_string()));
-        }
+        let upstream = upstream_of(pipeline, pipeline.reporter, &trial_dir)?;
+        let extra = pipeline.inputs(pipeline.reporter, &trial_dir);
         let params = if stage.cache {
             stage.own_params(&trial.params)
         } else {
@@ -254,6 +242,29 @@ impl Reeval<'_> {
             })
             .collect()
     }
+}
+
+/// The output digests of the stages that stage `index` needs, by name, from the trial's
+/// directory `trial_dir` (where the run that ran them put them).
+pub fn upstream_of(
+    pipeline: &hyperion_runtime::PipelineConfig,
+    index: usize,
+    trial_dir: &Path,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut upstream = std::collections::BTreeMap::new();
+    for &need in &pipeline.stages[index].needs {
+        let need = &pipeline.stages[need];
+        let dir = need.trial_path(trial_dir);
+        let digest = output_digest(&dir).with_context(|| {
+            format!(
+                "no output of stage `{}` here ({})",
+                need.name,
+                dir.display()
+            )
+        })?;
+        upstream.insert(need.name.clone(), digest);
+    }
+    Ok(upstream)
 }
 
 /// The digest of a stage's output in a trial's directory: as committed, or as it is.

@@ -272,6 +272,9 @@ struct RawStage {
     /// Among stages ready to run, a higher priority goes first.
     #[serde(default)]
     priority: i32,
+    /// `{fold: [0, 1, 2]}`: one item of the stage per value, each cached by itself.
+    #[serde(default)]
+    foreach: Option<BTreeMap<String, Vec<serde_json::Value>>>,
     #[serde(default)]
     executor: Option<String>,
 }
@@ -798,6 +801,9 @@ fn pipeline(
         if stage.max_concurrent == Some(0) {
             return Err(cx.at(&at("max_concurrent"), "must be at least 1".into()));
         }
+        if let Some(foreach) = &stage.foreach {
+            foreach_items(name, foreach, spec).map_err(|e| cx.at(&at("foreach"), e))?;
+        }
     }
     let order = topological(&stages).map_err(|cycle| {
         cx.at(
@@ -805,7 +811,18 @@ fn pipeline(
             format!("the stages form a cycle: {}", cycle.join(" → ")),
         )
     })?;
-    let index: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    // A foreach stage is one stage per item, side by side: `train[0]`, `train[1]`, …; a stage
+    // that needs it needs them all.
+    let mut index: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut at_index = 0;
+    for name in &order {
+        let items = match &stages[*name].foreach {
+            Some(foreach) => foreach.values().next().map_or(1, Vec::len),
+            None => 1,
+        };
+        index.insert(name, (at_index..at_index + items).collect());
+        at_index += items;
+    }
     let mut built = Vec::new();
     for name in &order {
         let stage = &stages[*name];
@@ -824,50 +841,88 @@ fn pipeline(
         }
         check_stage_placeholders(name, &argv, stage, cached, spec)
             .map_err(|e| cx.at(&at("command"), e))?;
-        let paths = |field: &str, list: &[String]| -> Result<Vec<(String, PathBuf)>, ConfigError> {
-            list.iter()
-                .map(|p| {
-                    let path = workdir.join(p);
-                    if path.exists() {
-                        Ok((p.clone(), path))
-                    } else {
-                        Err(cx.at(
-                            &at(field),
-                            format!("stage `{name}`: {} does not exist", path.display()),
-                        ))
-                    }
-                })
-                .collect()
+        let items: Vec<Option<hyperion_runtime::pipeline::Item>> = match &stage.foreach {
+            Some(foreach) => foreach_items(name, foreach, spec)
+                .map_err(|e| cx.at(&at("foreach"), e))?
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => vec![None],
         };
-        built.push(StageConfig {
-            name: (*name).to_owned(),
-            argv,
-            shell: stage.shell,
-            env: stage.env.clone(),
-            needs: stage.needs.iter().map(|n| index[n.as_str()]).collect(),
-            params: stage.params.clone(),
-            code: paths("code", &stage.code)?,
-            inputs: paths("inputs", &stage.inputs)?,
-            outputs: stage.outputs.clone(),
-            cache: cached,
-            version: match &stage.cache {
-                Some(RawStageCache::Salted { version }) => Some(version.clone()),
-                _ => None,
-            },
-            max_concurrent: stage.max_concurrent,
-            retries: stage.retries,
-            priority: stage.priority,
-        });
+        for item in items {
+            // An item's paths may name it: `folds/{fold}.csv`.
+            let paths =
+                |field: &str, list: &[String]| -> Result<Vec<(String, PathBuf)>, ConfigError> {
+                    list.iter()
+                        .map(|p| {
+                            let p = match &item {
+                                Some(item) => p.replace(&format!("{{{}}}", item.var), &item.text),
+                                None => p.clone(),
+                            };
+                            let path = workdir.join(&p);
+                            if path.exists() {
+                                Ok((p, path))
+                            } else {
+                                Err(cx.at(
+                                    &at(field),
+                                    format!("stage `{name}`: {} does not exist", path.display()),
+                                ))
+                            }
+                        })
+                        .collect()
+                };
+            built.push(StageConfig {
+                name: match &item {
+                    Some(item) => format!("{name}[{}]", item.text),
+                    None => (*name).to_owned(),
+                },
+                argv: argv.clone(),
+                shell: stage.shell,
+                env: stage.env.clone(),
+                needs: stage
+                    .needs
+                    .iter()
+                    .flat_map(|n| index[n.as_str()].clone())
+                    .collect(),
+                params: stage.params.clone(),
+                code: paths("code", &stage.code)?,
+                inputs: paths("inputs", &stage.inputs)?,
+                outputs: stage.outputs.clone(),
+                cache: cached,
+                version: match &stage.cache {
+                    Some(RawStageCache::Salted { version }) => Some(version.clone()),
+                    _ => None,
+                },
+                max_concurrent: stage.max_concurrent,
+                retries: stage.retries,
+                priority: stage.priority,
+                item,
+            });
+        }
     }
     let reporters: Vec<usize> = order
         .iter()
-        .enumerate()
-        .filter(|(_, n)| stages[**n].reports)
-        .map(|(i, _)| i)
+        .filter(|n| stages[**n].reports)
+        .flat_map(|n| index[*n].clone())
         .collect();
     let sinks: Vec<usize> = (0..built.len())
         .filter(|i| !built.iter().any(|s| s.needs.contains(i)))
         .collect();
+    let ends = if reporters.is_empty() {
+        &sinks
+    } else {
+        &reporters
+    };
+    if let Some(&item) = ends.iter().find(|&&i| built[i].item.is_some()) {
+        let name = built[item].group();
+        return Err(cx.at(
+            &format!("stages.{name}"),
+            format!(
+                "stage `{name}` runs for each item, so it cannot report the trial's objective: \
+                 add a stage that needs it and reports (say, the mean over the items)"
+            ),
+        ));
+    }
     let reporter = match (reporters.as_slice(), sinks.as_slice()) {
         ([one], _) => *one,
         ([], [one]) => *one,
@@ -900,6 +955,56 @@ fn pipeline(
         reporter,
         cache_dir,
     })
+}
+
+/// The items of a `foreach: {VAR: [values]}`: one variable, not a parameter, and distinct
+/// scalar values.
+fn foreach_items(
+    name: &str,
+    foreach: &BTreeMap<String, Vec<serde_json::Value>>,
+    spec: &StudySpec,
+) -> Result<Vec<hyperion_runtime::pipeline::Item>, String> {
+    let [(var, values)] = foreach.iter().collect::<Vec<_>>()[..] else {
+        return Err(format!(
+            "stage `{name}`: `foreach` takes one variable and its values, as `{{fold: [0, 1, 2]}}`"
+        ));
+    };
+    if spec.space.get(var).is_some() {
+        return Err(format!(
+            "stage `{name}`: the foreach variable `{var}` is also a parameter; give it another name"
+        ));
+    }
+    if values.is_empty() {
+        return Err(format!("stage `{name}`: `foreach.{var}` has no values"));
+    }
+    let mut items: Vec<hyperion_runtime::pipeline::Item> = Vec::new();
+    for value in values {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            other => {
+                return Err(format!(
+                    "stage `{name}`: `foreach.{var}` values are numbers or strings, not {other}"
+                ));
+            }
+        };
+        if text.is_empty() || text.contains(['/', '[', ']']) || text == "." || text == ".." {
+            return Err(format!(
+                "stage `{name}`: `foreach.{var}` value {value} cannot name a directory"
+            ));
+        }
+        if items.iter().any(|i| i.text == text) {
+            return Err(format!("stage `{name}`: `foreach.{var}` has {value} twice"));
+        }
+        items.push(hyperion_runtime::pipeline::Item {
+            stage: name.to_owned(),
+            var: var.clone(),
+            value: value.clone(),
+            text,
+        });
+    }
+    Ok(items)
 }
 
 /// The stages in an order where each comes after those it needs (ties by name), or a cycle.
@@ -950,8 +1055,10 @@ fn check_stage_placeholders(
 ) -> Result<(), String> {
     for element in argv {
         hyperion_runtime::substitute(element, |placeholder| {
+            let item = stage.foreach.as_ref().and_then(|f| f.keys().next());
             let known = match placeholder {
                 "out" | "args" | "args_no_hyphens" | "study" => true,
+                p if item.is_some_and(|var| var == p) => true,
                 p if p.starts_with("in.") => stage.needs.iter().any(|n| *n == p[3..]),
                 p if TRIAL_PLACEHOLDERS.contains(&p) => {
                     if cached {

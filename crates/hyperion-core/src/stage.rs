@@ -36,6 +36,12 @@ pub enum StageStatus {
 /// common `train → eval` pair has the sweep controller's names: `IN_TRAINING`,
 /// `TRAINING_DONE_NO_EVAL`, `IN_EVAL`. `None` for a trial that is not a pipeline's.
 pub fn lifecycle(stages: &[StageRun]) -> Option<String> {
+    // Stages that run side by side (the items of a foreach stage): the last that runs.
+    let running = (stages.iter().rev())
+        .find(|s| matches!(s.status, StageStatus::Running | StageStatus::Waiting));
+    if let Some(stage) = running {
+        return Some(format!("IN_{}", label(&stage.stage)));
+    }
     let last = stages.last()?;
     let name = label(&last.stage);
     Some(match last.status {
@@ -53,8 +59,10 @@ pub fn lifecycle(stages: &[StageRun]) -> Option<String> {
     })
 }
 
-/// A stage's name in a lifecycle state: upper case, `train` as `TRAINING`.
+/// A stage's name in a lifecycle state: upper case, `train` as `TRAINING`; an item as its
+/// stage (`train[3]` as `TRAINING`).
 fn label(stage: &str) -> String {
+    let stage = stage.split_once('[').map_or(stage, |(name, _)| name);
     match stage {
         "train" | "training" => "TRAINING".into(),
         "eval" | "evaluate" | "evaluation" => "EVAL".into(),
@@ -111,5 +119,12 @@ mod tests {
             "EVAL_DONE_NOT_COMPLETED"
         );
         assert_eq!(at(&[("fine-tune", Failed)]).unwrap(), "FINE_TUNE_FAILED");
+        let folds = [
+            prepared,
+            ("train[0]", Running),
+            ("train[1]", Done),
+            ("train[2]", Queued),
+        ];
+        assert_eq!(at(&folds).unwrap(), "IN_TRAINING", "items run side by side");
     }
 }

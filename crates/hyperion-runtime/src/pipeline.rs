@@ -4,7 +4,7 @@
 //! [`hyperion_cache::Cache`].
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use hyperion_cache::KeyMaterial;
 use hyperion_core::Params;
@@ -40,9 +40,30 @@ impl PipelineConfig {
         Ok(digests)
     }
 
-    /// The stage named `name`.
+    /// The stage named `name` (a foreach stage: its first item).
     pub fn stage(&self, name: &str) -> Option<&StageConfig> {
-        self.stages.iter().find(|s| s.name == name)
+        self.stages
+            .iter()
+            .find(|s| s.name == name || s.group() == name)
+    }
+
+    /// The `{in.STAGE}` placeholders of stage `index` in the trial directory `trial_dir`: a
+    /// stage it needs as its `out/` there, a foreach stage as the directory of its items (each
+    /// `VALUE/out`).
+    pub fn inputs(&self, index: usize, trial_dir: &Path) -> Vec<(String, String)> {
+        let mut inputs: Vec<(String, String)> = Vec::new();
+        for &need in &self.stages[index].needs {
+            let need = &self.stages[need];
+            let (name, path) = match &need.item {
+                Some(item) => (&item.stage, trial_dir.join(&item.stage)),
+                None => (&need.name, trial_dir.join(&need.name).join("out")),
+            };
+            let placeholder = format!("in.{name}");
+            if !inputs.iter().any(|(p, _)| *p == placeholder) {
+                inputs.push((placeholder, path.display().to_string()));
+            }
+        }
+        inputs
     }
 }
 
@@ -75,9 +96,36 @@ pub struct StageConfig {
     pub retries: u32,
     /// Among stages ready to run, a higher priority goes first (then the one ready first).
     pub priority: i32,
+    /// For one item of a `foreach` stage (named `stage[text]`): which.
+    pub item: Option<Item>,
+}
+
+/// One item of a `foreach` stage: its variable's value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    /// The foreach stage's name, as the study file gives it.
+    pub stage: String,
+    pub var: String,
+    pub value: serde_json::Value,
+    /// The value as its placeholder and its directory write it.
+    pub text: String,
 }
 
 impl StageConfig {
+    /// The stage's name in the study file: an item's foreach stage.
+    pub fn group(&self) -> &str {
+        self.item.as_ref().map_or(&self.name, |i| &i.stage)
+    }
+
+    /// Where the stage's directory is in a trial's directory: `STAGE`, or `STAGE/VALUE` for an
+    /// item (a link to its cache entry, or the directory an uncached stage runs in).
+    pub fn trial_path(&self, trial_dir: &Path) -> PathBuf {
+        match &self.item {
+            Some(item) => trial_dir.join(&item.stage).join(&item.text),
+            None => trial_dir.join(&self.name),
+        }
+    }
+
     /// The key material of this stage for a trial with `params`, given each code and input
     /// path's digest and the output digests of the stages it needs (by name).
     pub fn material(
@@ -91,20 +139,24 @@ impl StageConfig {
                 .map(|(name, path)| (name.clone(), digests.get(path).cloned().unwrap_or_default()))
                 .collect()
         };
+        let mut own: BTreeMap<String, serde_json::Value> = self
+            .params
+            .iter()
+            .filter_map(|p| {
+                let value = serde_json::to_value(params.get(p)?).ok()?;
+                Some((p.clone(), value))
+            })
+            .collect();
+        if let Some(item) = &self.item {
+            own.insert(item.var.clone(), item.value.clone());
+        }
         KeyMaterial {
             schema: hyperion_cache::key::SCHEMA,
-            stage: self.name.clone(),
+            stage: self.group().to_owned(),
             argv: self.argv.clone(),
             shell: self.shell,
             env: self.env.clone(),
-            params: self
-                .params
-                .iter()
-                .filter_map(|p| {
-                    let value = serde_json::to_value(params.get(p)?).ok()?;
-                    Some((p.clone(), value))
-                })
-                .collect(),
+            params: own,
             code: paths(&self.code),
             inputs: paths(&self.inputs),
             upstream,
@@ -121,7 +173,15 @@ impl StageConfig {
         vars: &crate::protocol::Placeholders,
         dir: &std::path::Path,
     ) -> Result<std::process::Command, String> {
-        let argv = crate::protocol::render_argv(&self.argv, self.shell, vars)?;
+        let mut extra = vars.extra.to_vec();
+        if let Some(item) = &self.item {
+            extra.push((item.var.clone(), item.text.clone()));
+        }
+        let vars = crate::protocol::Placeholders {
+            extra: &extra,
+            ..*vars
+        };
+        let argv = crate::protocol::render_argv(&self.argv, self.shell, &vars)?;
         let mut command = std::process::Command::new(&argv[0]);
         command
             .args(&argv[1..])
@@ -130,6 +190,10 @@ impl StageConfig {
             .envs(&self.env)
             .env("HYPERION_STUDY", vars.study)
             .env("HYPERION_STAGE", &self.name)
+            .env(
+                "HYPERION_ITEM",
+                self.item.as_ref().map_or("", |i| i.text.as_str()),
+            )
             .env("HYPERION_OUT", dir.join("out"))
             .env(
                 "HYPERION_PARAMS",

@@ -206,6 +206,35 @@ fn a_pipeline_that_reads_what_it_does_not_declare_is_refused_at_its_line() {
             "command: ./eval.sh",
             "stage `eval` uses `{in.prepare}` but does not need `prepare`",
         ),
+        (
+            base.replace("params: [lr]", "params: [lr]\n    foreach: {lr: [1, 2]}"),
+            "foreach: {lr",
+            "stage `train`: the foreach variable `lr` is also a parameter",
+        ),
+        (
+            base.replace(
+                "params: [lr]",
+                "params: [lr]\n    foreach: {a: [1], b: [2]}",
+            ),
+            "foreach: {a",
+            "stage `train`: `foreach` takes one variable and its values",
+        ),
+        (
+            base.replace(
+                "code: [eval.sh]",
+                "code: [eval.sh]\n    foreach: {seed: [1, 1]}",
+            ),
+            "foreach: {seed",
+            "stage `eval`: `foreach.seed` has 1 twice",
+        ),
+        (
+            base.replace(
+                "code: [eval.sh]",
+                "code: [eval.sh]\n    foreach: {seed: [1, 2]}",
+            ),
+            "  eval:",
+            "stage `eval` runs for each item, so it cannot report the trial's objective",
+        ),
     ];
     for (text, on, message) in cases {
         let line = text
@@ -559,4 +588,75 @@ fn reeval_reruns_only_the_changed_eval_and_its_values_become_a_new_objective_ver
     assert_eq!(counts(&s), [2, 4, 8]);
     // The next run goes on with the code reeval ran, not against it.
     s.run(&text, &["-q"]);
+}
+
+#[test]
+fn a_foreach_stage_runs_one_cached_item_per_fold_and_its_fan_in_averages_them() {
+    let s = sandbox();
+    std::fs::create_dir(s.path().join("folds")).unwrap();
+    for fold in 0..5 {
+        s.write(&format!("folds/{fold}.txt"), &format!("{}\n", fold + 1));
+    }
+    s.write(
+        "train.sh",
+        "#!/bin/sh\necho \"run $2\" >> count/train.log\ntouch count/running.$$\n\
+         ls count/running.* | wc -l >> count/overlap.log\nsleep 0.2\nrm count/running.$$\n\
+         awk -v lr=\"$1\" '{printf \"%f\\n\", $1 * lr}' \"folds/$2.txt\" > \"$3/score.txt\"\n",
+    );
+    s.write(
+        "eval.sh",
+        "#!/bin/sh\necho run >> count/eval.log\n\
+         cat \"$1\"/*/out/score.txt | awk '{s += $1} END{printf \"HYPERION_METRIC {\\\"loss\\\": %f}\\n\", s / NR}'\n",
+    );
+    let text = |name: &str| {
+        format!(
+            "name: {name}\nmethod: grid\nmetric: {{name: loss, goal: minimize}}\n\
+             parameters:\n  lr: {{type: categorical, choices: [0.1, 0.2]}}\n\
+             resources: {{max_concurrent: 4}}\n\
+             stages:\n  \
+             train:\n    command: ./train.sh {{lr}} {{fold}} {{out}}\n    params: [lr]\n    \
+             foreach: {{fold: [0, 1, 2, 3, 4]}}\n    inputs: ['folds/{{fold}}.txt']\n    \
+             code: [train.sh]\n    max_concurrent: 3\n  \
+             eval:\n    command: ./eval.sh {{in.train}}\n    needs: [train]\n    code: [eval.sh]\n"
+        )
+    };
+    s.run(&text("folds"), &["-q"]);
+    assert_eq!(
+        (runs(&s, "train"), runs(&s, "eval")),
+        (10, 2),
+        "5 folds a trial"
+    );
+    let overlap = std::fs::read_to_string(s.path().join("count/overlap.log")).unwrap();
+    let most = overlap
+        .lines()
+        .map(|l| l.trim().parse::<u32>().unwrap())
+        .max();
+    assert!(
+        matches!(most, Some(2..=3)),
+        "folds run side by side, at most 3 (the stage's max_concurrent) at once: {most:?}"
+    );
+    for t in s.trials("folds") {
+        assert_eq!(state(&t), "completed", "{t}");
+        let lr = t["params"]["lr"].as_f64().unwrap();
+        let loss = t["values"][0].as_f64().unwrap();
+        assert!((loss - 3.0 * lr).abs() < 1e-6, "the mean of the folds: {t}");
+        let stages = t["stages"].as_array().unwrap();
+        assert_eq!(stages.len(), 6, "{t}");
+        assert_eq!(stages[3]["stage"], "train[3]");
+    }
+    let fold = s.trial_dir("folds", 1).join("train/3/out/score.txt");
+    assert_eq!(std::fs::read_to_string(fold).unwrap(), "0.800000\n");
+
+    // One fold's data changes: a study over the same cache runs that fold again, and the evals.
+    s.write("folds/3.txt", "9\n");
+    std::fs::write(s.path().join("count/train.log"), "").unwrap();
+    s.run(&text("folds-again"), &["-q"]);
+    let train = std::fs::read_to_string(s.path().join("count/train.log")).unwrap();
+    assert_eq!(train, "run 3\nrun 3\n", "fold 3 alone, once per lr");
+    assert_eq!(runs(&s, "eval"), 4);
+    for t in s.trials("folds-again") {
+        let lr = t["params"]["lr"].as_f64().unwrap();
+        let loss = t["values"][0].as_f64().unwrap();
+        assert!((loss - 4.0 * lr).abs() < 1e-6, "(1+2+3+9+5)/5 × lr: {t}");
+    }
 }

@@ -58,11 +58,17 @@ struct Shared {
     watcher: Watcher,
     watchdog: Arc<Watchdog>,
     flows: HashMap<TrialNumber, Flow>,
-    /// Trials with a stage ready to start, in the order they became ready.
-    queued: VecDeque<TrialNumber>,
-    /// Processes running, in all and per stage.
+    /// Stages ready to start (trial, stage), in the order they became ready.
+    queued: VecDeque<(TrialNumber, usize)>,
+    /// Processes running, in all and per stage limit (the items of a foreach stage share
+    /// one: `limit_of` maps a stage to it).
     running: usize,
     per_stage: Vec<usize>,
+    limit_of: Vec<usize>,
+    /// The watcher follows processes, not trials: each stage process gets an id of its own,
+    /// which it reports as its "trial number".
+    procs: HashMap<TrialNumber, (TrialNumber, usize)>,
+    next_proc: u64,
     /// The stage processes' channel (the pump reads it) and the loop's.
     stage_tx: Sender<Message>,
     loop_tx: Option<Sender<Message>>,
@@ -76,31 +82,33 @@ struct Flow {
     trial: Trial,
     space: SearchSpace,
     objectives: Vec<String>,
-    /// The stage it is at.
-    stage: usize,
+    /// Where each stage is.
+    at: Vec<At>,
     /// Each finished stage's output directory and digest.
     outputs: Vec<Option<(PathBuf, String)>>,
-    at: At,
-    /// Its stages as far as it got, for the store; `unsent` when they changed since the loop
+    /// Its stages as far as they got, for the store; `unsent` when they changed since the loop
     /// last had them.
-    stages: Vec<StageRun>,
+    stages: Vec<Option<StageRun>>,
     unsent: bool,
     /// The objectives its reporting stage reported.
     reported: std::collections::BTreeSet<String>,
+    /// Its exit went to the loop.
+    ended: bool,
 }
 
 #[derive(Debug)]
 enum At {
-    /// Its stage may start when a slot is free: with a claim for a cached stage.
+    /// A stage it needs is not done.
+    Blocked,
+    /// It may start when a slot is free: with a claim for a cached stage.
     Queued(Option<Claim>),
-    /// Another trial or process computes its stage's key.
+    /// Another trial or process computes its key.
     Waiting,
     Running {
         group: ProcessGroup,
         claim: Option<Claim>,
         dir: PathBuf,
     },
-    /// Ended: its exit went to the loop.
     Done,
 }
 
@@ -123,8 +131,18 @@ impl PipelineDispatcher {
             source,
         })?;
         let (stage_tx, stage_rx) = mpsc::channel();
+        let limit_of = (pipeline.stages.iter())
+            .map(|s| {
+                (pipeline.stages.iter())
+                    .position(|t| t.group() == s.group())
+                    .unwrap_or(0)
+            })
+            .collect();
         let shared = Arc::new(Mutex::new(Shared {
             per_stage: vec![0; pipeline.stages.len()],
+            limit_of,
+            procs: HashMap::new(),
+            next_proc: 0,
             pipeline: Arc::new(pipeline.clone()),
             cache: Arc::new(cache),
             config,
@@ -208,7 +226,11 @@ fn pump(shared: &Mutex<Shared>, rx: &Receiver<Message>) {
             return;
         }
         match message {
-            Some(Message::Exited { number, exit }) => shared.stage_exited(number, exit),
+            Some(Message::Exited { number, exit }) => {
+                if let Some((trial, stage)) = shared.procs.remove(&number) {
+                    shared.stage_exited(trial, stage, exit);
+                }
+            }
             Some(message) => shared.pass_on(message),
             None => {}
         }
@@ -227,23 +249,24 @@ impl Shared {
     /// a busy eval), hold no slot, but not without end: at most as many again.
     fn has_room(&self) -> bool {
         let max = self.config.max_concurrent.max(1);
-        let ready = self.queued.iter().filter(|n| self.may_start(**n)).count();
+        let ready = (self.queued.iter())
+            .filter(|(_, i)| self.may_start(*i))
+            .count();
         self.running + ready < max && self.flows.len() < 2 * max
     }
 
-    /// Whether trial `number`'s stage is below its own limit.
-    fn may_start(&self, number: TrialNumber) -> bool {
-        self.flows.get(&number).is_some_and(|flow| {
-            let stage = flow.stage;
-            (self.pipeline.stages[stage].max_concurrent).is_none_or(|m| self.per_stage[stage] < m)
-        })
+    /// Whether stage `index` is below its own limit.
+    fn may_start(&self, index: usize) -> bool {
+        let limit = self.limit_of[index];
+        (self.pipeline.stages[index].max_concurrent).is_none_or(|m| self.per_stage[limit] < m)
     }
 
-    /// Records where trial `number`'s current stage is (keeping the key it had, when `key` is
+    /// Records where stage `index` of trial `number` is (keeping the key it had, when `key` is
     /// `None`); the loop gets it with the next [`Shared::send_stages`].
     fn record(
         &mut self,
         number: TrialNumber,
+        index: usize,
         status: StageStatus,
         cached: bool,
         key: Option<String>,
@@ -251,10 +274,8 @@ impl Shared {
         let Some(flow) = self.flows.get_mut(&number) else {
             return;
         };
-        let index = flow.stage;
-        let key = key.or_else(|| flow.stages.get(index).and_then(|r| r.key.clone()));
-        flow.stages.truncate(index);
-        flow.stages.push(StageRun {
+        let key = key.or_else(|| flow.stages[index].as_ref().and_then(|r| r.key.clone()));
+        flow.stages[index] = Some(StageRun {
             stage: self.pipeline.stages[index].name.clone(),
             status,
             cached,
@@ -270,7 +291,7 @@ impl Shared {
             if std::mem::take(&mut flow.unsent) {
                 sent.push(Message::Stages {
                     number: *number,
-                    stages: flow.stages.clone(),
+                    stages: flow.stages.iter().flatten().cloned().collect(),
                 });
             }
         }
@@ -285,15 +306,34 @@ impl Shared {
         }
     }
 
-    /// A line or metric of a stage: the reporting stage's go to the loop.
+    /// A line or metric of a stage process: the reporting stage's go to the loop, as its
+    /// trial's.
     fn pass_on(&mut self, message: Message) {
-        let number = match &message {
-            Message::Output { number, .. }
-            | Message::Metrics { number, .. }
-            | Message::Malformed { number, .. } => *number,
+        let (proc, message) = match message {
+            Message::Output {
+                number,
+                stderr,
+                line,
+            } => (
+                number,
+                Message::Output {
+                    number,
+                    stderr,
+                    line,
+                },
+            ),
+            Message::Metrics { number, record } => (number, Message::Metrics { number, record }),
+            Message::Malformed { number, line, why } => {
+                (number, Message::Malformed { number, line, why })
+            }
             _ => return,
         };
-        self.report(message, number);
+        let Some(&(number, index)) = self.procs.get(&proc) else {
+            return;
+        };
+        if index == self.pipeline.reporter {
+            self.report(renumber(message, number), number);
+        }
     }
 
     /// Sends a message of trial `number`'s reporting stage, noting the objectives it reports.
@@ -301,9 +341,6 @@ impl Shared {
         let Some(flow) = self.flows.get_mut(&number) else {
             return;
         };
-        if flow.stage != self.pipeline.reporter {
-            return;
-        }
         if let Message::Metrics { record, .. } = &message {
             let reported = record.1.keys().filter(|k| flow.objectives.contains(k));
             flow.reported.extend(reported.cloned());
@@ -311,14 +348,17 @@ impl Shared {
         self.send(message);
     }
 
-    /// Ends the trial with `exit`. The slot it frees goes to a started trial's ready stage
-    /// first, and the loop hears of that (and of every stage recorded) before the end, so its
-    /// log shows the order.
+    /// Ends the trial with `exit`: what it still runs is stopped. The slot it frees goes to a
+    /// started trial's ready stage first, and the loop hears of that (and of every stage
+    /// recorded) before the end, so its log shows the order.
     fn finish(&mut self, number: TrialNumber, exit: Exit) {
-        if let Some(flow) = self.flows.get_mut(&number) {
-            flow.at = At::Done;
+        let Some(flow) = self.flows.get_mut(&number) else {
+            return;
+        };
+        if std::mem::replace(&mut flow.ended, true) {
+            return;
         }
-        self.queued.retain(|n| *n != number);
+        self.stop_stages(number);
         self.start_queued();
         self.send_stages();
         self.send(Message::Exited { number, exit });
@@ -328,20 +368,71 @@ impl Shared {
         self.finish(number, Exit::Returned(Outcome::Failed { error }));
     }
 
-    /// Takes trial `number` to its next stage that is not done: hits are skipped, a miss is
-    /// queued with its claim, a key being computed elsewhere leaves it waiting.
+    /// Kills trial `number`'s running stages and gives back its claims.
+    fn stop_stages(&mut self, number: TrialNumber) {
+        self.queued.retain(|(n, _)| *n != number);
+        let Some(flow) = self.flows.get_mut(&number) else {
+            return;
+        };
+        let mut freed = Vec::new();
+        for (index, at) in flow.at.iter_mut().enumerate() {
+            match std::mem::replace(at, At::Blocked) {
+                At::Running { group, claim, .. } => {
+                    drop(group);
+                    freed.push((index, claim, true));
+                }
+                At::Queued(claim) => freed.push((index, claim, false)),
+                At::Done => *at = At::Done,
+                _ => {}
+            }
+        }
+        for (index, claim, running) in freed {
+            if running {
+                self.running -= 1;
+                self.per_stage[self.limit_of[index]] -= 1;
+            }
+            if let Some(claim) = claim {
+                let _ = self.cache.release(&claim);
+            }
+        }
+        self.procs.retain(|_, (n, _)| *n != number);
+    }
+
+    /// Takes trial `number`'s stages as far as they go: each stage whose needs are done is
+    /// looked up; hits are done at once, a miss is queued with its claim, a key being computed
+    /// elsewhere leaves the stage waiting. The reporting stage done ends the trial.
     fn advance(&mut self, number: TrialNumber) {
         let pipeline = self.pipeline.clone();
+        // Each stage is looked up once per call: a key computed elsewhere stays waiting.
+        let mut looked = vec![false; pipeline.stages.len()];
         loop {
             let Some(flow) = self.flows.get(&number) else {
                 return;
             };
-            let index = flow.stage;
+            if flow.ended {
+                return;
+            }
+            if matches!(flow.at[pipeline.reporter], At::Done) {
+                return self.finish(number, success());
+            }
+            let ready = (0..pipeline.stages.len()).find(|&i| {
+                !looked[i]
+                    && matches!(flow.at[i], At::Blocked | At::Waiting)
+                    && pipeline.stages[i]
+                        .needs
+                        .iter()
+                        .all(|&n| matches!(flow.at[n], At::Done))
+            });
+            let Some(index) = ready else {
+                return;
+            };
+            looked[index] = true;
+            let waiting_before = matches!(flow.at[index], At::Waiting);
             let stage = &pipeline.stages[index];
             if !stage.cache {
-                self.record(number, StageStatus::Queued, false, None);
-                self.queue(number, None);
-                return;
+                self.record(number, index, StageStatus::Queued, false, None);
+                self.queue(number, index, None);
+                continue;
             }
             let upstream = stage
                 .needs
@@ -356,48 +447,44 @@ impl Shared {
             let holder = self.holder(number);
             match self.cache.lookup(&material, LEASE, stage.retries, &holder) {
                 Ok(Lookup::Hit(entry)) => {
-                    let reporter = index == pipeline.reporter;
-                    let dir = entry.dir.clone();
-                    self.link(number, index, &dir);
-                    self.record(number, StageStatus::Done, true, key);
-                    if reporter {
-                        self.replay(number, &dir);
-                        self.finish(number, success());
-                        return;
+                    self.link(number, index, &entry.dir);
+                    self.record(number, index, StageStatus::Done, true, key);
+                    if index == pipeline.reporter {
+                        self.replay(number, &entry.dir);
                     }
                     let flow = self.flows.get_mut(&number).expect("looked up");
                     flow.outputs[index] = Some((entry.out(), entry.digest));
-                    flow.stage += 1;
+                    flow.at[index] = At::Done;
                 }
                 Ok(Lookup::Run(claim)) => {
-                    self.record(number, StageStatus::Queued, false, key);
-                    self.queue(number, Some(claim));
-                    return;
+                    self.record(number, index, StageStatus::Queued, false, key);
+                    self.queue(number, index, Some(claim));
                 }
                 Ok(Lookup::Wait) => {
-                    self.record(number, StageStatus::Waiting, false, key);
-                    self.flows.get_mut(&number).expect("looked up").at = At::Waiting;
-                    return;
+                    if !waiting_before {
+                        self.record(number, index, StageStatus::Waiting, false, key);
+                    }
+                    // Other stages of the trial go on meanwhile; this one is looked at again
+                    // when a claim ends.
+                    self.flows.get_mut(&number).expect("looked up").at[index] = At::Waiting;
                 }
                 Ok(Lookup::Failed(error)) => {
                     let name = stage.name.clone();
-                    self.record(number, StageStatus::Failed, false, key);
-                    self.fail(number, format!("stage `{name}` failed: {error}"));
-                    return;
+                    self.record(number, index, StageStatus::Failed, false, key);
+                    return self.fail(number, format!("stage `{name}` failed: {error}"));
                 }
                 Err(e) => {
-                    self.record(number, StageStatus::Failed, false, key);
-                    self.fail(number, e.to_string());
-                    return;
+                    self.record(number, index, StageStatus::Failed, false, key);
+                    return self.fail(number, e.to_string());
                 }
             }
         }
     }
 
-    fn queue(&mut self, number: TrialNumber, claim: Option<Claim>) {
+    fn queue(&mut self, number: TrialNumber, index: usize, claim: Option<Claim>) {
         if let Some(flow) = self.flows.get_mut(&number) {
-            flow.at = At::Queued(claim);
-            self.queued.push_back(number);
+            flow.at[index] = At::Queued(claim);
+            self.queued.push_back((number, index));
         }
     }
 
@@ -405,34 +492,35 @@ impl Shared {
     /// oldest; one whose stage is at its own limit lets the next go.
     fn start_queued(&mut self) {
         let max = self.config.max_concurrent.max(1);
-        self.queued.retain(|n| self.flows.contains_key(n));
+        self.queued.retain(|(n, i)| {
+            (self.flows.get(n)).is_some_and(|f| !f.ended && matches!(f.at[*i], At::Queued(_)))
+        });
         while self.running < max {
-            let priority = |n: &TrialNumber| self.pipeline.stages[self.flows[n].stage].priority;
+            let priority = |i: usize| self.pipeline.stages[i].priority;
             let next = (0..self.queued.len())
-                .filter(|&i| self.may_start(self.queued[i]))
-                .max_by_key(|&i| (priority(&self.queued[i]), std::cmp::Reverse(i)));
-            let Some(i) = next else {
+                .filter(|&q| self.may_start(self.queued[q].1))
+                .max_by_key(|&q| (priority(self.queued[q].1), std::cmp::Reverse(q)));
+            let Some(q) = next else {
                 return;
             };
-            let number = self.queued.remove(i).expect("an index of the queue");
-            self.start(number);
+            let (number, index) = self.queued.remove(q).expect("an index of the queue");
+            self.start(number, index);
         }
     }
 
-    /// Starts trial `number`'s stage: in its claim's directory when cached, in the trial's
-    /// directory otherwise.
-    fn start(&mut self, number: TrialNumber) {
+    /// Starts stage `index` of trial `number`: in its claim's directory when cached, in the
+    /// trial's directory otherwise.
+    fn start(&mut self, number: TrialNumber, index: usize) {
         let pipeline = self.pipeline.clone();
         let flow = self.flows.get_mut(&number).expect("queued");
-        let At::Queued(claim) = std::mem::replace(&mut flow.at, At::Done) else {
+        let At::Queued(claim) = std::mem::replace(&mut flow.at[index], At::Blocked) else {
             return;
         };
-        let index = flow.stage;
         let stage = &pipeline.stages[index];
         let trial_dir = protocol::trial_dir(&self.config.trials_dir, number);
         let dir = match &claim {
             Some(claim) => claim.dir.clone(),
-            None => trial_dir.join(&stage.name),
+            None => stage.trial_path(&trial_dir),
         };
         let out = dir.join("out");
         let params = if stage.cache {
@@ -441,14 +529,7 @@ impl Shared {
             (*flow.trial.params).clone()
         };
         let mut extra = vec![("out".to_string(), out.display().to_string())];
-        for &n in &stage.needs {
-            if let Some((path, _)) = &flow.outputs[n] {
-                extra.push((
-                    format!("in.{}", pipeline.stages[n].name),
-                    path.display().to_string(),
-                ));
-            }
-        }
+        extra.extend(pipeline.inputs(index, &trial_dir));
         let vars = Placeholders {
             params: &params,
             space: &flow.space,
@@ -459,6 +540,7 @@ impl Shared {
             extra: &extra,
         };
         let objectives = flow.objectives.clone();
+        let proc = TrialNumber(self.next_proc);
         let command = std::fs::create_dir_all(&out)
             .map_err(|e| format!("cannot create {}: {e}", out.display()))
             .and_then(|()| stage.command(&self.config, &vars, &dir));
@@ -474,7 +556,7 @@ impl Shared {
                 .map_err(|e| format!("cannot start `{}`: {e}", command.get_program().display()))?;
             let group = ProcessGroup::new(child.id(), &self.watchdog);
             let watch = Watch {
-                number,
+                number: proc,
                 child,
                 metrics: MetricsTail::new(dir.join("metrics.jsonl"), objectives.clone()),
                 dir: dir.clone(),
@@ -487,33 +569,36 @@ impl Shared {
         });
         match started {
             Ok(group) => {
-                self.flows.get_mut(&number).expect("queued").at = At::Running { group, claim, dir };
+                self.next_proc += 1;
+                self.procs.insert(proc, (number, index));
+                self.flows.get_mut(&number).expect("queued").at[index] =
+                    At::Running { group, claim, dir };
                 self.running += 1;
-                self.per_stage[index] += 1;
-                self.record(number, StageStatus::Running, false, None);
+                self.per_stage[self.limit_of[index]] += 1;
+                self.record(number, index, StageStatus::Running, false, None);
             }
             Err(e) => {
                 let error = format!("stage `{}`: {e}", stage.name);
                 if let Some(claim) = &claim {
                     let _ = self.cache.fail(claim, &error);
                 }
-                self.record(number, StageStatus::Failed, false, None);
+                self.record(number, index, StageStatus::Failed, false, None);
                 self.fail(number, error);
             }
         }
     }
 
-    /// A stage process ended: commit and go on, or end the trial.
-    fn stage_exited(&mut self, number: TrialNumber, exit: Exit) {
+    /// Stage `index` of trial `number` ended: commit and go on, or end the trial.
+    fn stage_exited(&mut self, number: TrialNumber, index: usize, exit: Exit) {
         let Some(flow) = self.flows.get_mut(&number) else {
             return;
         };
-        let At::Running { claim, dir, .. } = std::mem::replace(&mut flow.at, At::Done) else {
+        let At::Running { claim, dir, .. } = std::mem::replace(&mut flow.at[index], At::Blocked)
+        else {
             return;
         };
-        let index = flow.stage;
         self.running -= 1;
-        self.per_stage[index] -= 1;
+        self.per_stage[self.limit_of[index]] -= 1;
         let pipeline = self.pipeline.clone();
         let stage = &pipeline.stages[index];
         let name = stage.name.clone();
@@ -538,7 +623,7 @@ impl Shared {
             let signalled =
                 matches!(&exit, Exit::Process { status: Ok(s), .. } if s.signal().is_some());
             if !signalled {
-                self.record(number, StageStatus::Failed, false, None);
+                self.record(number, index, StageStatus::Failed, false, None);
             }
             if let Some(claim) = &claim {
                 // A stage stopped by a signal (a pruned trial, a timeout, a kill) did not fail:
@@ -558,8 +643,14 @@ impl Shared {
         }
         if reporter && let Some(missing) = self.unreported(number) {
             // A failure of the stage, as a non-zero exit is: not a result to keep.
-            self.record(number, StageStatus::NotCompleted, false, None);
-            let phase = hyperion_core::lifecycle(&self.flows[&number].stages).unwrap_or_default();
+            self.record(number, index, StageStatus::NotCompleted, false, None);
+            let stages: Vec<StageRun> = self.flows[&number]
+                .stages
+                .iter()
+                .flatten()
+                .cloned()
+                .collect();
+            let phase = hyperion_core::lifecycle(&stages).unwrap_or_default();
             let error = format!(
                 "{phase}: stage `{name}` exited 0 but never reported {missing} (append {{{missing}: …}} \
                  to $HYPERION_METRICS_FILE, or print a metric line)"
@@ -595,20 +686,18 @@ impl Shared {
         let (entry_dir, out, digest) = match committed {
             Ok(c) => c,
             Err(e) => {
-                self.record(number, StageStatus::Failed, false, None);
+                self.record(number, index, StageStatus::Failed, false, None);
                 return self.fail(number, format!("stage `{name}`: {e}"));
             }
         };
-        self.record(number, StageStatus::Done, false, None);
+        self.record(number, index, StageStatus::Done, false, None);
         if claim.is_some() {
             self.link(number, index, &entry_dir);
         }
-        if reporter {
-            return self.finish(number, exit);
+        if let Some(flow) = self.flows.get_mut(&number) {
+            flow.outputs[index] = Some((out, digest));
+            flow.at[index] = At::Done;
         }
-        let flow = self.flows.get_mut(&number).expect("running");
-        flow.outputs[index] = Some((out, digest));
-        flow.stage += 1;
         self.advance(number);
     }
 
@@ -622,11 +711,14 @@ impl Shared {
         Some(format!("\"{missing}\""))
     }
 
-    /// Shows a cached stage's entry in the trial's directory as `<trial>/<stage>`.
+    /// Shows a cached stage's entry in the trial's directory as `<trial>/<stage>` (an item's
+    /// as `<trial>/<stage>/<value>`).
     fn link(&self, number: TrialNumber, index: usize, entry: &std::path::Path) {
         let trial_dir = protocol::trial_dir(&self.config.trials_dir, number);
-        let link = trial_dir.join(&self.pipeline.stages[index].name);
-        let _ = std::fs::create_dir_all(&trial_dir);
+        let link = self.pipeline.stages[index].trial_path(&trial_dir);
+        if let Some(parent) = link.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
         let _ = std::fs::remove_file(&link);
         let _ = std::os::unix::fs::symlink(entry, &link);
     }
@@ -648,7 +740,7 @@ impl Shared {
         let waiting: Vec<TrialNumber> = self
             .flows
             .iter()
-            .filter(|(_, f)| matches!(f.at, At::Waiting))
+            .filter(|(_, f)| !f.ended && f.at.iter().any(|a| matches!(a, At::Waiting)))
             .map(|(n, _)| *n)
             .collect();
         for number in waiting {
@@ -660,7 +752,8 @@ impl Shared {
         let claims: Vec<&Claim> = self
             .flows
             .values()
-            .filter_map(|f| match &f.at {
+            .flat_map(|f| f.at.iter())
+            .filter_map(|at| match at {
                 At::Running { claim, .. } | At::Queued(claim) => claim.as_ref(),
                 _ => None,
             })
@@ -674,59 +767,53 @@ impl Shared {
         format!("{}/{number}", self.study)
     }
 
-    /// Drops trial `number`: its process is killed, its claim given back, its entries unpinned.
+    /// Drops trial `number`: its processes are killed, its claims given back, its entries
+    /// unpinned.
     fn forget(&mut self, number: TrialNumber) {
         let _ = self.cache.unpin(&self.holder(number));
-        self.queued.retain(|n| *n != number);
-        if let Some(flow) = self.flows.remove(&number) {
-            let index = flow.stage;
-            match flow.at {
-                At::Running { group, claim, .. } => {
-                    self.running -= 1;
-                    self.per_stage[index] -= 1;
-                    drop(group);
-                    if let Some(claim) = claim {
-                        let _ = self.cache.release(&claim);
-                    }
-                }
-                At::Queued(Some(claim)) => {
-                    let _ = self.cache.release(&claim);
-                }
-                _ => {}
-            }
-        }
+        self.stop_stages(number);
+        self.flows.remove(&number);
     }
 
     fn signal(&mut self, number: TrialNumber, signal: Signal) {
         let Some(flow) = self.flows.get(&number) else {
             return;
         };
-        match &flow.at {
-            At::Running { group, .. } => group.signal(signal),
-            At::Done => {}
-            // Not running: it ends now, as a process stopped by that signal would.
-            _ => {
-                let claim = match std::mem::replace(
-                    &mut self.flows.get_mut(&number).expect("found").at,
-                    At::Done,
-                ) {
-                    At::Queued(claim) => claim,
-                    _ => None,
-                };
-                if let Some(claim) = claim {
-                    let _ = self.cache.release(&claim);
-                }
-                self.queued.retain(|n| *n != number);
-                self.send(Message::Exited {
-                    number,
-                    exit: Exit::Process {
-                        status: Ok(ExitStatus::from_raw(signal as i32)),
-                        stderr_tail: Vec::new(),
-                        at: Instant::now(),
-                    },
-                });
+        if flow.ended {
+            return;
+        }
+        let mut running = false;
+        for at in &flow.at {
+            if let At::Running { group, .. } = at {
+                group.signal(signal);
+                running = true;
             }
         }
+        if !running {
+            // Nothing runs: it ends now, as a process stopped by that signal would.
+            self.finish(
+                number,
+                Exit::Process {
+                    status: Ok(ExitStatus::from_raw(signal as i32)),
+                    stderr_tail: Vec::new(),
+                    at: Instant::now(),
+                },
+            );
+        }
+    }
+}
+
+/// `message` as trial `number`'s (the watcher numbers processes).
+fn renumber(message: Message, number: TrialNumber) -> Message {
+    match message {
+        Message::Output { stderr, line, .. } => Message::Output {
+            number,
+            stderr,
+            line,
+        },
+        Message::Metrics { record, .. } => Message::Metrics { number, record },
+        Message::Malformed { line, why, .. } => Message::Malformed { number, line, why },
+        other => other,
     }
 }
 
@@ -770,12 +857,12 @@ impl<'s> Dispatcher<'s> for PipelineDispatcher {
                 trial: trial.trial().clone(),
                 space: spec.space.clone(),
                 objectives,
-                stage: 0,
+                at: (0..stages).map(|_| At::Blocked).collect(),
                 outputs: vec![None; stages],
-                at: At::Waiting,
-                stages: Vec::new(),
+                stages: vec![None; stages],
                 unsent: false,
                 reported: Default::default(),
+                ended: false,
             },
         );
         shared.advance(number);
