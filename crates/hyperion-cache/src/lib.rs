@@ -78,6 +78,8 @@ pub struct Claim {
     pub epoch: i64,
     /// Who needs it (pinned with the entry once committed).
     pub holder: String,
+    /// Its commit replaces a ready entry of the key ([`Cache::claim_again`]).
+    pub replace: bool,
     /// Where the stage runs: its output goes to `dir/out`.
     pub dir: PathBuf,
 }
@@ -300,6 +302,7 @@ impl Cache {
             key: key.clone(),
             epoch,
             holder: holder.to_owned(),
+            replace: false,
             dir: self.tmp_dir(&key, epoch),
         };
         let outcome = match row {
@@ -378,6 +381,70 @@ impl Cache {
         Ok(outcome)
     }
 
+    /// Claims `material`'s key to compute it again even when it is ready (`--from-stage`): the
+    /// commit replaces the entry. A key being computed by a live claimant is [`Lookup::Wait`].
+    pub fn claim_again(
+        &self,
+        material: &KeyMaterial,
+        lease: Duration,
+        holder: &str,
+    ) -> Result<Lookup> {
+        let key = material.key();
+        let now = now_ms();
+        let row: Option<(String, Option<String>, i64, Option<i64>)> = self
+            .conn()
+            .query_row(
+                "SELECT state, owner, epoch, lease_until FROM entries WHERE key = ?1",
+                [&key],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(|e| self.wrap(e))?;
+        let Some((state, owner, epoch, lease_until)) = row else {
+            return self.lookup(material, lease, 0, holder);
+        };
+        let owner = owner.unwrap_or_default();
+        let live = state == "running"
+            && lease_until.is_some_and(|l| l >= now)
+            && !is_dead(&owner, &self.owner);
+        if live {
+            return Ok(Lookup::Wait);
+        }
+        // Conditional on the epoch read: a claimant that came in between keeps its claim.
+        let taken = self
+            .conn()
+            .execute(
+                "UPDATE entries SET state = 'running', owner = ?2, epoch = ?3, lease_until = ?4, \
+                 attempts = 1, runs = runs + 1, error = NULL, last_used_at = ?5 \
+                 WHERE key = ?1 AND epoch = ?6",
+                params![
+                    key,
+                    self.owner,
+                    epoch + 1,
+                    now + lease.as_millis() as i64,
+                    now,
+                    epoch
+                ],
+            )
+            .map_err(|e| self.wrap(e))?;
+        if taken == 0 {
+            return Ok(Lookup::Wait);
+        }
+        let claim = Claim {
+            key: key.clone(),
+            epoch: epoch + 1,
+            holder: holder.to_owned(),
+            replace: true,
+            dir: self.tmp_dir(&key, epoch + 1),
+        };
+        let _ = fs::remove_dir_all(&claim.dir);
+        fs::create_dir_all(claim.out()).map_err(|e| CacheError::Entry {
+            key: key.clone(),
+            reason: format!("cannot create its temporary directory: {e}"),
+        })?;
+        Ok(Lookup::Run(claim))
+    }
+
     /// A committed entry left by a claimant that died before marking it ready, or its
     /// finished work in `tmp/` (exit 0, outputs checked), moved into place.
     fn adopt(&self, key: &str, epoch: i64) -> Option<Entry> {
@@ -451,6 +518,16 @@ impl Cache {
         let dir = self.entry_dir(&claim.key);
         if let Some(parent) = dir.parent() {
             fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+        }
+        if claim.replace {
+            // The entry computed again takes the place of the one before.
+            let old =
+                self.dir
+                    .join("tmp")
+                    .join(format!("{}.replaced.{}", hex(&claim.key), claim.epoch));
+            if fs::rename(&dir, &old).is_ok() {
+                let _ = fs::remove_dir_all(&old);
+            }
         }
         let entry = match fs::rename(&claim.dir, &dir) {
             Ok(()) => Entry {

@@ -204,3 +204,25 @@ fn gc_evicts_the_least_recently_used_until_under_the_size_but_never_what_a_live_
     assert!(hit(3), "the most recently used entry is kept");
     assert!(!hit(1) && !hit(2), "the others went, oldest first");
 }
+
+#[test]
+fn claiming_a_ready_key_again_replaces_its_entry_on_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let m = material("eval", 1);
+    let claim = run(&cache, &m);
+    fs::write(claim.out().join("a"), "first").unwrap();
+    cache.commit(&claim, &[]).unwrap();
+    let Lookup::Run(again) = cache.claim_again(&m, LEASE, "t").unwrap() else {
+        panic!("a ready key is claimed again");
+    };
+    assert_eq!(
+        cache.lookup(&m, LEASE, 0, "u").unwrap(),
+        Lookup::Wait,
+        "while it runs"
+    );
+    fs::write(again.out().join("a"), "second").unwrap();
+    let entry = cache.commit(&again, &[]).unwrap();
+    assert_eq!(fs::read_to_string(entry.out().join("a")).unwrap(), "second");
+    assert_eq!(cache.lookup(&m, LEASE, 0, "u").unwrap(), Lookup::Hit(entry));
+}

@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// then mixes both versions; `hyperion runs STUDY` lists what each run ran).
     #[arg(long)]
     accept_code_change: bool,
+    /// Compute this stage and those after it again for the trials this run runs, instead of
+    /// taking them from the cache (each key once).
+    #[arg(long, value_name = "STAGE")]
+    from_stage: Option<String>,
 }
 
 /// How a run shows itself.
@@ -196,12 +200,22 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
         );
     }
 
+    let mut pipeline = file.pipeline.clone();
+    if let Some(stage) = &args.from_stage {
+        let Some(pipeline) = pipeline.as_mut() else {
+            anyhow::bail!(
+                "--from-stage {stage}: {} has no `stages:`",
+                args.file.display()
+            );
+        };
+        pipeline.force_from(stage).map_err(anyhow::Error::msg)?;
+    }
     let again = format!("hyperion run {}", args.file.display());
     let run = Run {
         budget: &file.budget,
         recovery: &file.recovery,
         max_trials_here: None,
-        pipeline: file.pipeline.as_ref(),
+        pipeline: pipeline.as_ref(),
     };
     let result = execute(study, &process, run, &args.show, &again);
     manifest.ended_at = Some(hyperion_core::Timestamp::now());

@@ -951,6 +951,7 @@ fn pipeline(
         .dir()
         .join(cache.dir.as_deref().unwrap_or(".hyperion/cache"));
     Ok(PipelineConfig {
+        force: vec![false; built.len()],
         stages: built,
         reporter,
         cache_dir,

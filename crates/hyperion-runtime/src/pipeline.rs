@@ -19,6 +19,9 @@ pub struct PipelineConfig {
     /// Where the cache's entries and index are (`cache.dir`, by default `.hyperion/cache` next
     /// to the study file).
     pub cache_dir: PathBuf,
+    /// The stages this run computes again rather than take from the cache (`--from-stage`):
+    /// each key once per run.
+    pub force: Vec<bool>,
 }
 
 impl PipelineConfig {
@@ -38,6 +41,33 @@ impl PipelineConfig {
             }
         }
         Ok(digests)
+    }
+
+    /// Computes stage `name` and every stage after it (that needs it, directly or not) again in
+    /// this run, instead of taking them from the cache.
+    pub fn force_from(&mut self, name: &str) -> Result<(), String> {
+        if !self
+            .stages
+            .iter()
+            .any(|s| s.name == name || s.group() == name)
+        {
+            let names: Vec<&str> = self.stages.iter().map(|s| s.group()).collect();
+            let mut names = names;
+            names.dedup();
+            return Err(format!(
+                "--from-stage {name}: no such stage (the stages: {})",
+                names.join(", ")
+            ));
+        }
+        self.force = vec![false; self.stages.len()];
+        // Stages come after those they need: one pass finds everything downstream.
+        for i in 0..self.stages.len() {
+            let stage = &self.stages[i];
+            self.force[i] = stage.name == name
+                || stage.group() == name
+                || stage.needs.iter().any(|&n| self.force[n]);
+        }
+        Ok(())
     }
 
     /// The stage named `name` (a foreach stage: its first item).

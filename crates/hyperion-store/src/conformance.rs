@@ -1035,6 +1035,27 @@ pub fn settings_and_stop_requests_are_logged_and_trial_changes_are_refused(store
             },
         )
         .unwrap();
+    let mut run = hyperion_core::RunManifest {
+        id: "gpu-3-42-7".into(),
+        started_at: hyperion_core::Timestamp(7),
+        ended_at: None,
+        host: "gpu-3".into(),
+        command: vec!["hyperion".into(), "run".into(), "study.yaml".into()],
+        overrides: vec!["budget.max_trials=4".into()],
+        git: Some(hyperion_core::GitState {
+            commit: "0123abcd".into(),
+            dirty: true,
+        }),
+        code: [("train.py".to_string(), "b3:00ff".to_string())].into(),
+        version: "0.1.0".into(),
+    };
+    store
+        .log(study, &Change::RunRecorded { run: run.clone() })
+        .unwrap();
+    run.ended_at = Some(hyperion_core::Timestamp(9));
+    store
+        .log(study, &Change::RunRecorded { run: run.clone() })
+        .unwrap();
     let before = store.changes_since(study, 0).unwrap().len();
     let forged = Change::TrialFinished {
         number: n,
@@ -1056,6 +1077,7 @@ pub fn settings_and_stop_requests_are_logged_and_trial_changes_are_refused(store
         view.apply(&change, &mut Vec::new()).unwrap();
     }
     assert_eq!(view.settings(), Some(&settings));
+    assert_eq!(view.runs(), [run], "a run's end replaces its start");
     assert_eq!(
         view.stop_requested_since(0),
         Some(hyperion_core::StopRequest::Kill)

@@ -660,3 +660,31 @@ fn a_foreach_stage_runs_one_cached_item_per_fold_and_its_fan_in_averages_them() 
         assert!((loss - 4.0 * lr).abs() < 1e-6, "(1+2+3+9+5)/5 × lr: {t}");
     }
 }
+
+#[test]
+fn from_stage_computes_that_stage_and_those_after_it_again_once_per_key() {
+    let s = sandbox();
+    s.run(&study("first", "1, 2", "0.1, 0.2", 4, ""), &["-q"]);
+    assert_eq!(counts(&s), [2, 4, 4]);
+    // The same points in another study: all from the cache, unless told otherwise.
+    s.run(&study("second", "1, 2", "0.1, 0.2", 4, ""), &["-q"]);
+    assert_eq!(counts(&s), [2, 4, 4]);
+    s.run(
+        &study("third", "1, 2", "0.1, 0.2", 4, ""),
+        &["-q", "--from-stage", "train"],
+    );
+    assert_eq!(
+        counts(&s),
+        [2, 8, 8],
+        "train and eval again, each key once; prepare not"
+    );
+    assert!(s.trials("third").iter().all(|t| state(t) == "completed"));
+
+    let output = s.hyperion(&["run", "study.yaml", "--from-stage", "trian"]);
+    assert!(!output.status.success());
+    let said = stderr(&output);
+    assert!(
+        said.contains("--from-stage trian: no such stage (the stages: prepare, train, eval)"),
+        "{said}"
+    );
+}

@@ -69,6 +69,8 @@ struct Shared {
     /// which it reports as its "trial number".
     procs: HashMap<TrialNumber, (TrialNumber, usize)>,
     next_proc: u64,
+    /// The keys of forced stages (`--from-stage`) this run claimed to compute again.
+    refreshed: std::collections::HashSet<String>,
     /// The stage processes' channel (the pump reads it) and the loop's.
     stage_tx: Sender<Message>,
     loop_tx: Option<Sender<Message>>,
@@ -143,6 +145,7 @@ impl PipelineDispatcher {
             limit_of,
             procs: HashMap::new(),
             next_proc: 0,
+            refreshed: Default::default(),
             pipeline: Arc::new(pipeline.clone()),
             cache: Arc::new(cache),
             config,
@@ -443,9 +446,20 @@ impl Shared {
                 })
                 .collect();
             let material = stage.material(&flow.trial.params, &self.digests, upstream);
-            let key = Some(material.key());
+            let key = material.key();
             let holder = self.holder(number);
-            match self.cache.lookup(&material, LEASE, stage.retries, &holder) {
+            let looked_up =
+                if pipeline.force.get(index) == Some(&true) && !self.refreshed.contains(&key) {
+                    let claimed = self.cache.claim_again(&material, LEASE, &holder);
+                    if let Ok(Lookup::Run(_)) = &claimed {
+                        self.refreshed.insert(key.clone());
+                    }
+                    claimed
+                } else {
+                    self.cache.lookup(&material, LEASE, stage.retries, &holder)
+                };
+            let key = Some(key);
+            match looked_up {
                 Ok(Lookup::Hit(entry)) => {
                     self.link(number, index, &entry.dir);
                     self.record(number, index, StageStatus::Done, true, key);
