@@ -245,7 +245,11 @@ struct RawRecovery {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStage {
-    command: RawCommand,
+    #[serde(default)]
+    command: Option<RawCommand>,
+    /// Another pipeline file whose stages this one stands for.
+    #[serde(default)]
+    uses: Option<String>,
     #[serde(default)]
     shell: bool,
     #[serde(default)]
@@ -770,6 +774,7 @@ fn pipeline(
     if stages.is_empty() {
         return Err(cx.at("stages", "no stages: give at least one".into()));
     }
+    let stages = inline_uses(cx, stages, &cx.dir(), &mut Vec::new())?;
     let names: Vec<&str> = stages.keys().map(String::as_str).collect();
     for (name, stage) in &stages {
         let at = |field: &str| format!("stages.{name}.{field}");
@@ -829,9 +834,17 @@ fn pipeline(
         let at = |field: &str| format!("stages.{name}.{field}");
         let cached = !matches!(stage.cache, Some(RawStageCache::On(false)));
         let argv = match &stage.command {
-            RawCommand::Argv(argv) => argv.clone(),
-            RawCommand::Line(line) if stage.shell => vec![line.clone()],
-            RawCommand::Line(line) => split_words(line).map_err(|e| cx.at(&at("command"), e))?,
+            Some(RawCommand::Argv(argv)) => argv.clone(),
+            Some(RawCommand::Line(line)) if stage.shell => vec![line.clone()],
+            Some(RawCommand::Line(line)) => {
+                split_words(line).map_err(|e| cx.at(&at("command"), e))?
+            }
+            None => {
+                return Err(cx.at(
+                    &format!("stages.{name}"),
+                    format!("stage `{name}` has no `command` (or `uses`)"),
+                ));
+            }
         };
         if argv.is_empty() || argv[0].trim().is_empty() {
             return Err(cx.at(
@@ -956,6 +969,102 @@ fn pipeline(
         reporter,
         cache_dir,
     })
+}
+
+/// The stages with each `uses: FILE` stage replaced by that file's `stages:` (recursively),
+/// named `STAGE.SUB`: the file's first stages need what the using stage needs, and a stage
+/// that needs the using stage needs the file's last one (its `{in.STAGE}` is that one's output).
+fn inline_uses(
+    cx: &Ctx<'_>,
+    stages: BTreeMap<String, RawStage>,
+    dir: &Path,
+    using: &mut Vec<PathBuf>,
+) -> Result<BTreeMap<String, RawStage>, ConfigError> {
+    let mut inlined = BTreeMap::new();
+    // Each using stage and the stage that stands for its output.
+    let mut outputs: BTreeMap<String, String> = BTreeMap::new();
+    for (name, stage) in stages {
+        let Some(file) = stage.uses.clone() else {
+            inlined.insert(name, stage);
+            continue;
+        };
+        let at = format!("stages.{name}.uses");
+        if stage.command.is_some() || !stage.params.is_empty() || stage.foreach.is_some() {
+            return Err(cx.at(
+                &at,
+                format!(
+                    "stage `{name}` uses {file}: it takes only `needs` (its stages have the rest)"
+                ),
+            ));
+        }
+        let path = dir.join(&file);
+        let canonical = std::fs::canonicalize(&path).map_err(|e| {
+            cx.at(
+                &at,
+                format!("stage `{name}`: cannot read {}: {e}", path.display()),
+            )
+        })?;
+        if using.contains(&canonical) {
+            return Err(cx.at(&at, format!("stage `{name}`: {file} uses itself")));
+        }
+        let tree = layers::load_tree(&path, &mut Vec::new())?;
+        let in_file = |message: String| cx.at(&at, format!("{}: {message}", path.display()));
+        let sub: BTreeMap<String, RawStage> = match tree.get("stages") {
+            Some(stages) => serde_json::from_value(stages.clone())
+                .map_err(|e| in_file(format!("stages: {e}")))?,
+            None => return Err(in_file("no `stages:`".into())),
+        };
+        using.push(canonical);
+        let sub = inline_uses(cx, sub, path.parent().unwrap_or(dir), using)?;
+        using.pop();
+        let ends: Vec<&String> = (sub.keys())
+            .filter(|s| !sub.values().any(|t| t.needs.contains(s)))
+            .collect();
+        let [end] = ends[..] else {
+            return Err(in_file(format!(
+                "its stages end in {} stages; `{name}` stands for one (the output its dependents read)",
+                ends.len()
+            )));
+        };
+        outputs.insert(name.clone(), format!("{name}.{end}"));
+        let names: Vec<String> = sub.keys().cloned().collect();
+        for (sub_name, mut s) in sub {
+            s.needs = if s.needs.is_empty() {
+                stage.needs.clone()
+            } else {
+                s.needs.iter().map(|n| format!("{name}.{n}")).collect()
+            };
+            // Its outputs are read by the using pipeline's stages, not reported by it.
+            s.reports = false;
+            for other in &names {
+                rename_input(&mut s, other, &format!("{name}.{other}"));
+            }
+            inlined.insert(format!("{name}.{sub_name}"), s);
+        }
+    }
+    for stage in inlined.values_mut() {
+        for (using, output) in &outputs {
+            for need in stage.needs.iter_mut().filter(|n| *n == using) {
+                *need = output.clone();
+            }
+            rename_input(stage, using, output);
+        }
+    }
+    Ok(inlined)
+}
+
+/// `{in.FROM}` in `stage`'s command as `{in.TO}`.
+fn rename_input(stage: &mut RawStage, from: &str, to: &str) {
+    let (from, to) = (format!("{{in.{from}}}"), format!("{{in.{to}}}"));
+    match &mut stage.command {
+        Some(RawCommand::Argv(argv)) => {
+            for word in argv {
+                *word = word.replace(&from, &to);
+            }
+        }
+        Some(RawCommand::Line(line)) => *line = line.replace(&from, &to),
+        None => {}
+    }
 }
 
 /// The items of a `foreach: {VAR: [values]}`: one variable, not a parameter, and distinct

@@ -688,3 +688,54 @@ fn from_stage_computes_that_stage_and_those_after_it_again_once_per_key() {
         "{said}"
     );
 }
+
+#[test]
+fn a_stage_that_uses_another_pipeline_file_runs_its_stages_cached_alike() {
+    let s = sandbox();
+    std::fs::create_dir(s.path().join("pipelines")).unwrap();
+    s.write(
+        "select.sh",
+        "#!/bin/sh\necho run >> count/select.log\nhead -1 \"$1/features.txt\" > \"$2/features.txt\"\n",
+    );
+    // Its first stage reads nothing of the using pipeline; its last is what `{in.features}` is.
+    s.write(
+        "pipelines/features.yaml",
+        "stages:\n  \
+         raw:\n    command: ./prep.sh {n_features} {out}\n    params: [n_features]\n    \
+         code: [prep.sh]\n    outputs: [features.txt]\n  \
+         select:\n    command: ./select.sh {in.raw} {out}\n    needs: [raw]\n    code: [select.sh]\n",
+    );
+    let text = study("nested", "1, 2", "0.1, 0.2, 0.3", 6, "")
+        .replace(
+            "  prepare:\n    command: ./prep.sh {n_features} {out}\n    params: [n_features]\n    \
+             code: [prep.sh]\n    outputs: [features.txt]\n",
+            "  features:\n    uses: pipelines/features.yaml\n",
+        )
+        .replace("{in.prepare}", "{in.features}")
+        .replace("needs: [prepare]", "needs: [features]");
+    s.run(&text, &["-q"]);
+    assert_eq!(
+        (runs(&s, "prepare"), runs(&s, "select")),
+        (2, 2),
+        "once per n_features"
+    );
+    assert_eq!((runs(&s, "train"), runs(&s, "eval")), (6, 6));
+    for t in s.trials("nested") {
+        assert_eq!(state(&t), "completed", "{t}");
+        let names: Vec<&str> = (t["stages"].as_array().unwrap().iter())
+            .map(|s| s["stage"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["features.raw", "features.select", "train", "eval"]);
+    }
+
+    // A file that uses itself is refused, naming it.
+    s.write(
+        "pipelines/loop.yaml",
+        "stages:\n  again:\n    uses: loop.yaml\n",
+    );
+    let error = s.run_error(&text.replace("pipelines/features.yaml", "pipelines/loop.yaml"));
+    assert!(
+        error.contains("stage `again`: loop.yaml uses itself"),
+        "{error}"
+    );
+}
