@@ -289,7 +289,7 @@ pub fn worker(storage: Option<String>, args: WorkerArgs) -> Result<ExitCode> {
         budget: &hyperion_runtime::Budget::default(),
         recovery: &settings.recovery,
         max_trials_here: args.max_trials_here,
-        pipeline: None,
+        pipeline: settings.pipeline.as_ref(),
     };
     execute(study, &process, run, &args.show, &again)
 }
@@ -558,10 +558,10 @@ pub fn builder(file: &hyperion_config::StudyFile, store: Arc<dyn Store>) -> Stud
         .budget(file.budget.clone())
         .recovery(file.recovery.clone())
         .store(store);
-    // A pipeline's stages are not a trial template a worker could run (yet): workers refuse
-    // such a study.
-    if file.pipeline.is_none() {
-        builder = builder.trial_template(absolute_workdir(&file.process));
+    // The pipeline goes with the template, so that `hyperion worker` runs the same stages.
+    builder = builder.trial_template(absolute_workdir(&file.process));
+    if let Some(pipeline) = &file.pipeline {
+        builder = builder.pipeline(pipeline.clone().absolute());
     }
     if let Some(seed) = file.seed {
         builder = builder.seed(seed);

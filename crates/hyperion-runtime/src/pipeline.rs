@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use hyperion_cache::KeyMaterial;
 use hyperion_core::Params;
 
-/// The stages of a study's trials, in an order where each comes after those it needs.
-#[derive(Clone, Debug, PartialEq)]
+/// The stages of a study's trials, in an order where each comes after those it needs. Kept in
+/// the study's settings (with its trial template), so that a worker runs them as `run` does.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PipelineConfig {
     pub stages: Vec<StageConfig>,
     /// The stage whose metrics are the trial's: its objective and its intermediate values (the
@@ -20,7 +21,8 @@ pub struct PipelineConfig {
     /// to the study file).
     pub cache_dir: PathBuf,
     /// The stages this run computes again rather than take from the cache (`--from-stage`):
-    /// each key once per run.
+    /// each key once per run. A property of one run: never recorded.
+    #[serde(skip)]
     pub force: Vec<bool>,
 }
 
@@ -41,6 +43,18 @@ impl PipelineConfig {
             }
         }
         Ok(digests)
+    }
+
+    /// The same pipeline with every path absolute, for a worker started elsewhere.
+    pub fn absolute(mut self) -> Self {
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        self.cache_dir = absolute(&self.cache_dir);
+        for stage in &mut self.stages {
+            for (_, path) in stage.code.iter_mut().chain(stage.inputs.iter_mut()) {
+                *path = absolute(path);
+            }
+        }
+        self
     }
 
     /// Computes stage `name` and every stage after it (that needs it, directly or not) again in
@@ -98,7 +112,7 @@ impl PipelineConfig {
 }
 
 /// One stage: a command with what it reads and writes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StageConfig {
     pub name: String,
     /// The template: today's placeholders, `{out}` (its output directory) and `{in.STAGE}`
@@ -131,7 +145,7 @@ pub struct StageConfig {
 }
 
 /// One item of a `foreach` stage: its variable's value.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Item {
     /// The foreach stage's name, as the study file gives it.
     pub stage: String,

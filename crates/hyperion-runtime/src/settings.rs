@@ -32,6 +32,9 @@ pub struct StudySettings {
     /// How a trial runs as a process, for studies whose trials are commands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial: Option<ProcessConfig>,
+    /// With `trial`: the stages each trial is (a study file's `stages:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<crate::PipelineConfig>,
 }
 
 impl StudySettings {
@@ -46,6 +49,7 @@ impl StudySettings {
             recovery: Recovery::default(),
             description: None,
             trial: None,
+            pipeline: None,
         }
     }
 
@@ -131,6 +135,11 @@ impl StudySettings {
                 "trial",
                 json(serde_json::to_value(&self.trial)),
                 json(serde_json::to_value(&new.trial)),
+            ),
+            (
+                "pipeline",
+                json(serde_json::to_value(&self.pipeline)),
+                json(serde_json::to_value(&new.pipeline)),
             ),
         ] {
             key_changes(what, &old_json, &new_json, &mut leaves);

@@ -70,6 +70,7 @@ pub struct StudyBuilder {
     recovery: Option<Recovery>,
     description: Option<String>,
     trial: Option<ProcessConfig>,
+    pipeline: Option<crate::PipelineConfig>,
 }
 
 #[derive(Debug)]
@@ -153,6 +154,13 @@ impl StudyBuilder {
     /// study's trials.
     pub fn trial_template(mut self, template: ProcessConfig) -> Self {
         self.trial = Some(template);
+        self
+    }
+
+    /// With [`StudyBuilder::trial_template`]: each trial is this pipeline of stages, as
+    /// workers run it too.
+    pub fn pipeline(mut self, pipeline: crate::PipelineConfig) -> Self {
+        self.pipeline = Some(pipeline);
         self
     }
 
@@ -249,6 +257,7 @@ impl StudyBuilder {
         }
         if self.trial.is_some() {
             settings.trial = self.trial;
+            settings.pipeline = self.pipeline;
         }
         let settings_changes = match &recorded {
             Some(old) => old.changes_to(&settings)?,
@@ -318,6 +327,7 @@ impl Study {
             recovery: None,
             description: None,
             trial: None,
+            pipeline: None,
         }
     }
 

@@ -739,3 +739,35 @@ fn a_stage_that_uses_another_pipeline_file_runs_its_stages_cached_alike() {
         "{error}"
     );
 }
+
+#[test]
+fn workers_run_a_pipeline_study_from_its_stored_settings_and_share_its_cache() {
+    let s = sandbox();
+    let text = study("shared", "1, 2", "0.1, 0.2, 0.3", 2, "SLEEP: '0.3'");
+    s.write("study.yaml", &text);
+    let out = s.hyperion(&["create", "study.yaml", "--storage", "study.db"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Two workers on the study, neither with its file: each prepare runs once between them.
+    let workers: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            let worker = s.command(&["worker", "shared", "--storage", "study.db", "-q"]);
+            let mut worker = worker;
+            worker.spawn().unwrap()
+        })
+        .collect();
+    for worker in workers {
+        let out = worker.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(counts(&s), [2, 6, 6]);
+    let trials = s.hyperion_json(&[
+        "trials",
+        "shared",
+        "--format",
+        "json",
+        "--storage",
+        "study.db",
+    ]);
+    assert_eq!(trials.len(), 6);
+    assert!(trials.iter().all(|t| state(t) == "completed"), "{trials:?}");
+}
