@@ -488,3 +488,57 @@ fn a_study_of_two_objectives_shows_its_pareto_front() {
         10,
     );
 }
+
+#[test]
+fn a_pipeline_trial_shows_where_it_is_in_the_table_and_its_stages_on_its_page() {
+    let Some(browser) = browser() else { return };
+    let served = Served::new();
+    served.complete(2);
+    let number = served.study.ask().unwrap().number();
+    let stage = |stage: &str, status, cached| hyperion_core::StageRun {
+        stage: stage.into(),
+        status,
+        cached,
+        key: Some(format!("b3:{stage}-key")),
+    };
+    use hyperion_core::StageStatus::{Done, Running};
+    let stages = vec![stage("prepare", Done, true), stage("train", Running, false)];
+    (served.store)
+        .log(
+            served.study.record_id(),
+            &Change::StagesRecorded { number, stages },
+        )
+        .unwrap();
+
+    browser.open(&format!("{}/#/s/demo", served.base));
+    let state = browser.wait(
+        &format!(
+            "document.querySelector('#trials tbody tr.row[data-number=\"{number}\"] td:nth-child(2)')"
+        ),
+        &format!(
+            "document.querySelector('#trials tbody tr.row[data-number=\"{number}\"] td:nth-child(2)').textContent"
+        ),
+        20,
+    );
+    assert_eq!(state, "IN_TRAINING");
+
+    browser.open(&format!("{}/#/s/demo/t/{number}", served.base));
+    browser.wait(
+        &format!("document.body.dataset.ready === '#/s/demo/t/{number}'"),
+        "document.body.dataset.ready",
+        10,
+    );
+    assert_eq!(text(&browser, "#trial-state"), "IN_TRAINING");
+    let rows = browser.run(
+        "return [...document.querySelectorAll('#stages tbody tr')].map(tr => \
+         [...tr.querySelectorAll('td')].map(td => td.textContent))",
+    );
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            ["prepare", "done (cached)", "b3:prepare-key"],
+            ["train", "running", "b3:train-key"]
+        ])
+    );
+    screenshot(&browser, "dashboard-pipeline-trial");
+}
