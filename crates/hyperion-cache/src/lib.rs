@@ -209,11 +209,29 @@ impl Cache {
         };
         let conn = Connection::open(&index).map_err(wrap)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(wrap)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(wrap)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(wrap)?;
-        conn.execute_batch(SCHEMA).map_err(wrap)?;
+        // Processes opening a new cache together contend for it, and a switch to WAL does not
+        // wait for a lock as other statements do: try again, as the store does.
+        let prepare = || -> rusqlite::Result<()> {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.execute_batch(SCHEMA)
+        };
+        let (started, mut wait) = (std::time::Instant::now(), Duration::from_millis(5));
+        loop {
+            match prepare() {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && started.elapsed() < Duration::from_secs(30) =>
+                {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(wrap(e)),
+            }
+        }
         let host = fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "localhost".into());

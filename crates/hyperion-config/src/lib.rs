@@ -280,7 +280,18 @@ struct RawStage {
     #[serde(default)]
     foreach: Option<BTreeMap<String, Vec<serde_json::Value>>>,
     #[serde(default)]
+    resources: RawStageResources,
+    #[serde(default)]
     executor: Option<String>,
+}
+
+/// A stage's `resources`: what each of its processes holds while it runs.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStageResources {
+    /// GPUs from the study's `resources.gpus`.
+    #[serde(default)]
+    gpus: usize,
 }
 
 /// `cache: false`, or `cache: {version: "2"}` to salt the key.
@@ -503,6 +514,19 @@ fn build(
     let trials_dir = trials_dir(&cx, raw.trials_dir)?;
     let concurrency_set = raw.resources.max_concurrent.is_some();
     let mut process = resources(&cx, command, raw.resources, raw.report)?;
+    for stage in pipeline.iter().flat_map(|p| &p.stages) {
+        if stage.gpus > process.gpus.len() {
+            let name = stage.group();
+            return Err(cx.at(
+                &format!("stages.{name}.resources.gpus"),
+                format!(
+                    "stage `{name}` needs {} GPUs, but resources.gpus lists {}",
+                    stage.gpus,
+                    process.gpus.len()
+                ),
+            ));
+        }
+    }
     process.slurm = raw.slurm.map(|s| slurm(&cx, s)).transpose()?;
     let early_stopping = early_stopping(
         &cx,
@@ -909,6 +933,7 @@ fn pipeline(
                 max_concurrent: stage.max_concurrent,
                 retries: stage.retries,
                 priority: stage.priority,
+                gpus: stage.resources.gpus,
                 item,
             });
         }

@@ -82,6 +82,8 @@ pub struct StudyView {
     common: Option<BTreeSet<String>>,
     /// The study's runs, in the order they started.
     runs: Vec<crate::RunManifest>,
+    /// How many times completed trials' values were revised (`hyperion reeval`).
+    revisions: u64,
 }
 
 /// What the runs of a study were asked to do by a [`Change::StopRequested`].
@@ -116,6 +118,7 @@ impl StudyView {
             stopped: Default::default(),
             common: None,
             runs: Vec::new(),
+            revisions: 0,
         }
     }
 
@@ -207,6 +210,12 @@ impl StudyView {
     /// The settings last recorded ([`Change::SettingsRecorded`]), if any.
     pub fn settings(&self) -> Option<&serde_json::Value> {
         self.settings.as_ref()
+    }
+
+    /// How many times completed trials' values were revised ([`Change::ValuesRevised`]): a
+    /// cache of the completed trials' values is stale when this moved.
+    pub fn revisions(&self) -> u64 {
+        self.revisions
     }
 
     /// The study's runs ([`Change::RunRecorded`]), in the order they started.
@@ -379,6 +388,7 @@ impl StudyView {
                 let trial = self.trial_mut(*number)?;
                 trial.values = Some(values.clone());
                 trial.objective_version = *version;
+                self.revisions += 1;
                 // Any completed trial may now be the best: fold them again.
                 self.best = None;
                 self.pareto.clear();

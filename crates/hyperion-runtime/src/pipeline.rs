@@ -140,6 +140,10 @@ pub struct StageConfig {
     pub retries: u32,
     /// Among stages ready to run, a higher priority goes first (then the one ready first).
     pub priority: i32,
+    /// GPUs of the study's `resources.gpus` each of its processes holds
+    /// (`CUDA_VISIBLE_DEVICES`); none for most stages.
+    #[serde(default)]
+    pub gpus: usize,
     /// For one item of a `foreach` stage (named `stage[text]`): which.
     pub item: Option<Item>,
 }

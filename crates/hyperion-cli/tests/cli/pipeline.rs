@@ -750,14 +750,13 @@ fn workers_run_a_pipeline_study_from_its_stored_settings_and_share_its_cache() {
     // Two workers on the study, neither with its file: each prepare runs once between them.
     let workers: Vec<std::process::Child> = (0..2)
         .map(|_| {
-            let worker = s.command(&["worker", "shared", "--storage", "study.db", "-q"]);
-            let mut worker = worker;
-            worker.spawn().unwrap()
+            let mut worker = s.command(&["worker", "shared", "--storage", "study.db", "-q"]);
+            worker.stderr(std::process::Stdio::piped()).spawn().unwrap()
         })
         .collect();
     for worker in workers {
         let out = worker.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(out.status.success(), "{:?}: {}", out.status, stderr(&out));
     }
     assert_eq!(counts(&s), [2, 6, 6]);
     let trials = s.hyperion_json(&[
@@ -770,4 +769,49 @@ fn workers_run_a_pipeline_study_from_its_stored_settings_and_share_its_cache() {
     ]);
     assert_eq!(trials.len(), 6);
     assert!(trials.iter().all(|t| state(t) == "completed"), "{trials:?}");
+}
+
+#[test]
+fn a_stage_holds_the_gpus_it_asks_for_and_no_two_stages_share_one() {
+    let s = sandbox();
+    // Each train takes 2 of the 3 GPUs: a GPU directory that exists is a GPU in use.
+    s.write(
+        "train.sh",
+        &format!(
+            "#!/bin/sh\necho \"$CUDA_VISIBLE_DEVICES\" >> count/gpus.log\n\
+             for g in $(echo \"$CUDA_VISIBLE_DEVICES\" | tr ',' ' '); do \
+             mkdir count/gpu-$g || echo \"$g\" >> count/clash.log; done\nsleep 0.2\n\
+             for g in $(echo \"$CUDA_VISIBLE_DEVICES\" | tr ',' ' '); do rmdir count/gpu-$g; done\n{}",
+            TRAIN.trim_start_matches("#!/bin/sh\n")
+        ),
+    );
+    s.write(
+        "prep.sh",
+        &format!(
+            "#!/bin/sh\necho \"[$CUDA_VISIBLE_DEVICES]\" >> count/cpu.log\n{}",
+            PREP.trim_start_matches("#!/bin/sh\n")
+        ),
+    );
+    let text = study("gpus", "1", "0.1, 0.2, 0.3, 0.4", 4, "")
+        .replace(
+            "resources: {max_concurrent: 4}",
+            "resources: {max_concurrent: 4, gpus: [0, 1, 2]}",
+        )
+        .replace("params: [lr]", "params: [lr]\n    resources: {gpus: 2}");
+    s.run(&text, &["-q"]);
+    assert_eq!(counts(&s), [1, 4, 4]);
+    assert!(
+        !s.path().join("count/clash.log").exists(),
+        "two trains shared a GPU"
+    );
+    let seen = std::fs::read_to_string(s.path().join("count/gpus.log")).unwrap();
+    assert!(seen.lines().all(|l| l.split(',').count() == 2), "{seen}");
+    let cpu = std::fs::read_to_string(s.path().join("count/cpu.log")).unwrap();
+    assert_eq!(cpu, "[]\n", "a stage that asks for none sees none");
+
+    let error = s.run_error(&text.replace("gpus: 2}", "gpus: 4}"));
+    assert!(
+        error.contains("stage `train` needs 4 GPUs, but resources.gpus lists 3"),
+        "{error}"
+    );
 }

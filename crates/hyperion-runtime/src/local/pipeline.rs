@@ -71,6 +71,8 @@ struct Shared {
     next_proc: u64,
     /// The keys of forced stages (`--from-stage`) this run claimed to compute again.
     refreshed: std::collections::HashSet<String>,
+    /// The study's GPUs no stage process holds.
+    free_gpus: VecDeque<String>,
     /// The stage processes' channel (the pump reads it) and the loop's.
     stage_tx: Sender<Message>,
     loop_tx: Option<Sender<Message>>,
@@ -110,6 +112,7 @@ enum At {
         group: ProcessGroup,
         claim: Option<Claim>,
         dir: PathBuf,
+        gpus: Vec<String>,
     },
     Done,
 }
@@ -146,6 +149,7 @@ impl PipelineDispatcher {
             procs: HashMap::new(),
             next_proc: 0,
             refreshed: Default::default(),
+            free_gpus: config.gpus.iter().cloned().collect(),
             pipeline: Arc::new(pipeline.clone()),
             cache: Arc::new(cache),
             config,
@@ -258,10 +262,14 @@ impl Shared {
         self.running + ready < max && self.flows.len() < 2 * max
     }
 
-    /// Whether stage `index` is below its own limit.
+    /// Whether stage `index` is below its own limit, with the GPUs it needs free.
     fn may_start(&self, index: usize) -> bool {
+        let stage = &self.pipeline.stages[index];
         let limit = self.limit_of[index];
-        (self.pipeline.stages[index].max_concurrent).is_none_or(|m| self.per_stage[limit] < m)
+        stage
+            .max_concurrent
+            .is_none_or(|m| self.per_stage[limit] < m)
+            && self.free_gpus.len() >= stage.gpus
     }
 
     /// Records where stage `index` of trial `number` is (keeping the key it had, when `key` is
@@ -380,8 +388,11 @@ impl Shared {
         let mut freed = Vec::new();
         for (index, at) in flow.at.iter_mut().enumerate() {
             match std::mem::replace(at, At::Blocked) {
-                At::Running { group, claim, .. } => {
+                At::Running {
+                    group, claim, gpus, ..
+                } => {
                     drop(group);
+                    self.free_gpus.extend(gpus);
                     freed.push((index, claim, true));
                 }
                 At::Queued(claim) => freed.push((index, claim, false)),
@@ -558,11 +569,16 @@ impl Shared {
         let command = std::fs::create_dir_all(&out)
             .map_err(|e| format!("cannot create {}: {e}", out.display()))
             .and_then(|()| stage.command(&self.config, &vars, &dir));
+        let gpus: Vec<String> = self.free_gpus.drain(..stage.gpus).collect();
         let started = command.and_then(|mut command| {
             command
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .process_group(0);
+            // A stage sees the GPUs it holds, and no others.
+            if !self.config.gpus.is_empty() {
+                command.env("CUDA_VISIBLE_DEVICES", gpus.join(","));
+            }
             std::fs::File::create(dir.join("metrics.jsonl"))
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             let child = command
@@ -585,13 +601,18 @@ impl Shared {
             Ok(group) => {
                 self.next_proc += 1;
                 self.procs.insert(proc, (number, index));
-                self.flows.get_mut(&number).expect("queued").at[index] =
-                    At::Running { group, claim, dir };
+                self.flows.get_mut(&number).expect("queued").at[index] = At::Running {
+                    group,
+                    claim,
+                    dir,
+                    gpus,
+                };
                 self.running += 1;
                 self.per_stage[self.limit_of[index]] += 1;
                 self.record(number, index, StageStatus::Running, false, None);
             }
             Err(e) => {
+                self.free_gpus.extend(gpus);
                 let error = format!("stage `{}`: {e}", stage.name);
                 if let Some(claim) = &claim {
                     let _ = self.cache.fail(claim, &error);
@@ -607,10 +628,13 @@ impl Shared {
         let Some(flow) = self.flows.get_mut(&number) else {
             return;
         };
-        let At::Running { claim, dir, .. } = std::mem::replace(&mut flow.at[index], At::Blocked)
+        let At::Running {
+            claim, dir, gpus, ..
+        } = std::mem::replace(&mut flow.at[index], At::Blocked)
         else {
             return;
         };
+        self.free_gpus.extend(gpus);
         self.running -= 1;
         self.per_stage[self.limit_of[index]] -= 1;
         let pipeline = self.pipeline.clone();

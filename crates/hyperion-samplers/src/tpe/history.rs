@@ -15,8 +15,9 @@ use crate::numerics::cdf_table;
 /// The completed trials seen so far, with each parameter's values as a column on TPE's scale.
 #[derive(Debug, Default)]
 pub(super) struct History {
-    /// How many of the view's completed trials have been read.
+    /// How many of the view's completed trials have been read, and the view's revisions then.
     pub(super) seen: usize,
+    revisions: u64,
     /// One entry per completed trial with finite values: losses (to minimize) and params.
     pub(super) losses: Vec<Vec<f64>>,
     pub(super) params: Vec<Arc<Params>>,
@@ -32,6 +33,13 @@ pub(super) struct History {
 
 impl History {
     pub(super) fn update(&mut self, view: &StudyView) {
+        if view.revisions() != self.revisions {
+            // Values it read were revised (a re-evaluation): read them all again.
+            *self = History {
+                revisions: view.revisions(),
+                ..History::default()
+            };
+        }
         let directions: Vec<Direction> =
             view.spec().objectives.iter().map(|o| o.direction).collect();
         for t in view.completed().skip(self.seen) {
@@ -97,5 +105,56 @@ impl History {
             }
         }
         column
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyperion_core::{
+        Change, FloatDistribution, LoggedChange, Objective, ParamValue, SearchSpace, StudyId,
+        StudySpec, Timestamp, TrialId, TrialNumber, TrialState,
+    };
+
+    #[test]
+    fn values_revised_after_they_were_read_are_read_again() {
+        let space = SearchSpace::builder()
+            .param("x", FloatDistribution::new(0.0, 1.0))
+            .build()
+            .unwrap();
+        let spec = StudySpec::new("s", vec![Objective::minimize("loss")], space);
+        let mut view = StudyView::new(StudyId(1), spec);
+        let changes = [
+            Change::TrialCreated {
+                id: TrialId(1),
+                number: TrialNumber(0),
+                state: TrialState::Running,
+                params: Arc::new([("x".to_string(), ParamValue::Float(0.5))].into()),
+                parent: None,
+                depth: 0,
+                retry_of: None,
+            },
+            Change::TrialFinished {
+                number: TrialNumber(0),
+                state: TrialState::Completed,
+                values: Some(vec![2.0]),
+            },
+            Change::ValuesRevised {
+                number: TrialNumber(0),
+                values: vec![1.0],
+                version: 1,
+            },
+        ];
+        let mut history = History::default();
+        for (seq, change) in changes.into_iter().enumerate() {
+            let logged = LoggedChange {
+                seq: seq as u64 + 1,
+                at: Timestamp(seq as u64),
+                change,
+            };
+            view.apply(&logged, &mut Vec::new()).unwrap();
+            history.update(&view);
+        }
+        assert_eq!(history.losses, [[1.0]], "the revised value, once");
     }
 }
