@@ -821,10 +821,14 @@ fn pipeline(
                 ));
             }
         }
-        if let Some(executor) = stage.executor.as_deref().filter(|e| *e != "local") {
+        if let Some(executor) = stage
+            .executor
+            .as_deref()
+            .filter(|e| !["local", "slurm"].contains(e))
+        {
             return Err(cx.at(
                 &at("executor"),
-                format!("stage `{name}`: executor `{executor}`: stages run locally for now"),
+                format!("stage `{name}`: executor `{executor}` is not one of local, slurm"),
             ));
         }
         if stage.max_concurrent == Some(0) {
@@ -934,6 +938,7 @@ fn pipeline(
                 retries: stage.retries,
                 priority: stage.priority,
                 gpus: stage.resources.gpus,
+                executor: stage.executor.clone().unwrap_or_else(|| "local".into()),
                 item,
             });
         }

@@ -141,11 +141,19 @@ pub struct StageConfig {
     /// Among stages ready to run, a higher priority goes first (then the one ready first).
     pub priority: i32,
     /// GPUs of the study's `resources.gpus` each of its processes holds
-    /// (`CUDA_VISIBLE_DEVICES`); none for most stages.
+    /// (`CUDA_VISIBLE_DEVICES`); none for most stages. A Slurm stage asks Slurm for them.
     #[serde(default)]
     pub gpus: usize,
+    /// Where its processes run: `local`, or `slurm` (each a batch job, with the study's
+    /// `slurm:` options).
+    #[serde(default = "local")]
+    pub executor: String,
     /// For one item of a `foreach` stage (named `stage[text]`): which.
     pub item: Option<Item>,
+}
+
+fn local() -> String {
+    "local".into()
 }
 
 /// One item of a `foreach` stage: its variable's value.

@@ -815,3 +815,34 @@ fn a_stage_holds_the_gpus_it_asks_for_and_no_two_stages_share_one() {
         "{error}"
     );
 }
+
+#[test]
+fn a_stage_whose_executor_is_slurm_runs_as_a_batch_job_beside_local_stages() {
+    if !crate::slurm::slurm() {
+        return;
+    }
+    let s = sandbox();
+    s.write(
+        "train.sh",
+        &format!(
+            "#!/bin/sh\necho \"job ${{SLURM_JOB_ID:-none}}\" >> count/jobs.log\n{}",
+            TRAIN.trim_start_matches("#!/bin/sh\n")
+        ),
+    );
+    let name = crate::slurm::unique("stages");
+    let text = study(&name, "1", "0.1, 0.2", 2, "")
+        .replace("params: [lr]", "params: [lr]\n    executor: slurm")
+        + "slurm: {time: 5m}\n";
+    s.run(&text, &["-q"]);
+    assert_eq!(counts(&s), [1, 2, 2]);
+    let jobs = std::fs::read_to_string(s.path().join("count/jobs.log")).unwrap();
+    assert_eq!(jobs.lines().count(), 2, "{jobs}");
+    assert!(
+        jobs.lines()
+            .all(|l| l.trim_start_matches("job ").parse::<u64>().is_ok()),
+        "each train ran in a job: {jobs}"
+    );
+    for t in s.trials(&name) {
+        assert_eq!(state(&t), "completed", "{t}");
+    }
+}

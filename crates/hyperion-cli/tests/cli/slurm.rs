@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::{Sandbox, error, state, stderr};
 
 /// Whether to run the Slurm tests; says so when they are skipped.
-fn slurm() -> bool {
+pub(crate) fn slurm() -> bool {
     if std::env::var("HYPERION_TEST_SLURM").as_deref() == Ok("skip") {
         eprintln!("skipped: HYPERION_TEST_SLURM=skip");
         return false;
@@ -65,7 +65,7 @@ fn queue_is_empty(study: &str) {
 }
 
 /// A name no other run of the tests uses (Slurm's queue outlives a test run).
-fn unique(stem: &str) -> String {
+pub(crate) fn unique(stem: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -73,6 +73,8 @@ struct Shared {
     refreshed: std::collections::HashSet<String>,
     /// The study's GPUs no stage process holds.
     free_gpus: VecDeque<String>,
+    /// The batch jobs of the stages that run on Slurm (none when no stage does).
+    jobs: Option<crate::slurm::StageJobs>,
     /// The stage processes' channel (the pump reads it) and the loop's.
     stage_tx: Sender<Message>,
     loop_tx: Option<Sender<Message>>,
@@ -109,12 +111,19 @@ enum At {
     /// Another trial or process computes its key.
     Waiting,
     Running {
-        group: ProcessGroup,
+        runner: Runner,
         claim: Option<Claim>,
         dir: PathBuf,
         gpus: Vec<String>,
     },
     Done,
+}
+
+/// What runs a stage: a process group here, or a batch job (named by its process id).
+#[derive(Debug)]
+enum Runner {
+    Process(ProcessGroup),
+    Job(TrialNumber),
 }
 
 impl PipelineDispatcher {
@@ -135,6 +144,9 @@ impl PipelineDispatcher {
             what: "start the process that kills the stages if the run dies",
             source,
         })?;
+        let jobs = (pipeline.stages.iter().any(|s| s.executor == "slurm"))
+            .then(|| crate::slurm::StageJobs::new(&config))
+            .transpose()?;
         let (stage_tx, stage_rx) = mpsc::channel();
         let limit_of = (pipeline.stages.iter())
             .map(|s| {
@@ -150,6 +162,7 @@ impl PipelineDispatcher {
             next_proc: 0,
             refreshed: Default::default(),
             free_gpus: config.gpus.iter().cloned().collect(),
+            jobs,
             pipeline: Arc::new(pipeline.clone()),
             cache: Arc::new(cache),
             config,
@@ -269,7 +282,18 @@ impl Shared {
         stage
             .max_concurrent
             .is_none_or(|m| self.per_stage[limit] < m)
-            && self.free_gpus.len() >= stage.gpus
+            && self.free_gpus.len() >= self.local_gpus(index)
+    }
+
+    /// The GPUs of this machine a process of stage `index` holds: a Slurm stage's come from
+    /// Slurm.
+    fn local_gpus(&self, index: usize) -> usize {
+        let stage = &self.pipeline.stages[index];
+        if stage.executor == "slurm" {
+            0
+        } else {
+            stage.gpus
+        }
     }
 
     /// Records where stage `index` of trial `number` is (keeping the key it had, when `key` is
@@ -389,9 +413,15 @@ impl Shared {
         for (index, at) in flow.at.iter_mut().enumerate() {
             match std::mem::replace(at, At::Blocked) {
                 At::Running {
-                    group, claim, gpus, ..
+                    runner,
+                    claim,
+                    gpus,
+                    ..
                 } => {
-                    drop(group);
+                    if let (Runner::Job(proc), Some(jobs)) = (&runner, self.jobs.as_mut()) {
+                        jobs.cancel(*proc, None);
+                    }
+                    drop(runner);
                     self.free_gpus.extend(gpus);
                     freed.push((index, claim, true));
                 }
@@ -569,8 +599,19 @@ impl Shared {
         let command = std::fs::create_dir_all(&out)
             .map_err(|e| format!("cannot create {}: {e}", out.display()))
             .and_then(|()| stage.command(&self.config, &vars, &dir));
-        let gpus: Vec<String> = self.free_gpus.drain(..stage.gpus).collect();
+        let gpus: Vec<String> = self.free_gpus.drain(..self.local_gpus(index)).collect();
         let started = command.and_then(|mut command| {
+            std::fs::File::create(dir.join("metrics.jsonl"))
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let parse = protocol::stdout_parser(&self.config, objectives.clone());
+            if let (true, Some(jobs)) = (stage.executor == "slurm", self.jobs.as_mut()) {
+                let name = crate::slurm::job_name(&self.study, format!("{number}-{}", stage.name));
+                let tx = &self.stage_tx;
+                jobs.submit(
+                    proc, &name, &command, stage.gpus, &dir, objectives, parse, tx,
+                )?;
+                return Ok(Runner::Job(proc));
+            }
             command
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -579,8 +620,6 @@ impl Shared {
             if !self.config.gpus.is_empty() {
                 command.env("CUDA_VISIBLE_DEVICES", gpus.join(","));
             }
-            std::fs::File::create(dir.join("metrics.jsonl"))
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             let child = command
                 .spawn()
                 .map_err(|e| format!("cannot start `{}`: {e}", command.get_program().display()))?;
@@ -588,21 +627,21 @@ impl Shared {
             let watch = Watch {
                 number: proc,
                 child,
-                metrics: MetricsTail::new(dir.join("metrics.jsonl"), objectives.clone()),
+                metrics: MetricsTail::new(dir.join("metrics.jsonl"), objectives),
                 dir: dir.clone(),
-                parse: protocol::stdout_parser(&self.config, objectives),
+                parse,
                 reaped: group.reaped.clone(),
                 tx: self.stage_tx.clone(),
             };
             self.watcher.add(watch)?;
-            Ok(group)
+            Ok(Runner::Process(group))
         });
         match started {
-            Ok(group) => {
+            Ok(runner) => {
                 self.next_proc += 1;
                 self.procs.insert(proc, (number, index));
                 self.flows.get_mut(&number).expect("queued").at[index] = At::Running {
-                    group,
+                    runner,
                     claim,
                     dir,
                     gpus,
@@ -821,10 +860,29 @@ impl Shared {
             return;
         }
         let mut running = false;
+        let mut jobs = Vec::new();
         for at in &flow.at {
-            if let At::Running { group, .. } = at {
-                group.signal(signal);
-                running = true;
+            match at {
+                At::Running {
+                    runner: Runner::Process(group),
+                    ..
+                } => group.signal(signal),
+                At::Running {
+                    runner: Runner::Job(proc),
+                    ..
+                } => jobs.push(*proc),
+                _ => continue,
+            }
+            running = true;
+        }
+        if let Some(slurm) = self.jobs.as_mut() {
+            let name = if signal == Signal::SIGKILL {
+                "KILL"
+            } else {
+                "TERM"
+            };
+            for proc in jobs {
+                slurm.cancel(proc, Some(name));
             }
         }
         if !running {

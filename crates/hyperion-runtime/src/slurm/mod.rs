@@ -27,7 +27,7 @@ use crate::settings::seconds;
 use crate::{ActiveTrial, Error};
 use commands::{Outage, Refusal};
 use poll::Poller;
-use script::job_name;
+pub(crate) use script::job_name;
 
 /// A study file's `slurm:` section: how each trial's job is asked for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -311,6 +311,108 @@ impl SlurmDispatcher {
                     )));
                 }
             }
+        }
+    }
+}
+
+/// The stages of a pipeline that run as batch jobs (`executor: slurm`): each stage process a
+/// job, followed by the same poller as trials' jobs, which reports to the pipeline's channel
+/// as the local watcher does, under the pipeline's process id.
+#[derive(Debug)]
+pub(crate) struct StageJobs {
+    slurm: SlurmConfig,
+    time: Option<Duration>,
+    poller: Poller,
+    outage: Outage,
+}
+
+impl StageJobs {
+    pub(crate) fn new(config: &ProcessConfig) -> Result<Self, Error> {
+        commands::call("sbatch", &["--version".to_owned()]).map_err(slurm_error)?;
+        let slurm = config.slurm.clone().unwrap_or_default();
+        Ok(StageJobs {
+            time: slurm.time.or(config.trial_timeout),
+            slurm,
+            poller: Poller::start().map_err(|source| Error::System {
+                what: "start the thread that follows the stages' jobs",
+                source,
+            })?,
+            outage: Outage::default(),
+        })
+    }
+
+    /// Writes `command` (its program, arguments, working directory and the environment it
+    /// sets) as a job script in `dir` and submits it as job `name`, with `gpus` GPUs; the
+    /// job's lines, metrics and exit come on `tx` as process `proc`'s.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn submit(
+        &mut self,
+        proc: TrialNumber,
+        name: &str,
+        command: &std::process::Command,
+        gpus: usize,
+        dir: &Path,
+        objectives: Vec<String>,
+        parse: protocol::Parse,
+        tx: &Sender<Message>,
+    ) -> Result<String, String> {
+        let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+        let argv: Vec<String> = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(text)
+            .collect();
+        let mut env = Vec::new();
+        for (key, value) in command.get_envs() {
+            let (key, Some(value)) = (text(key), value) else {
+                continue;
+            };
+            if !script::exportable(&key) {
+                return Err(format!(
+                    "`{key}` cannot be exported to a Slurm job (a variable's name is letters, \
+                     digits and `_`)"
+                ));
+            }
+            env.push((key, text(value)));
+        }
+        let script_path = dir.join("job.sh");
+        std::fs::write(
+            &script_path,
+            script::job_script(name, &self.slurm.setup, &env, &argv),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", script_path.display()))?;
+        let workdir = command.get_current_dir().unwrap_or(dir);
+        let mut args = script::job_options(name, dir, workdir);
+        let mut slurm = self.slurm.clone();
+        if gpus > 0 {
+            (slurm.gpus_per_trial, slurm.gres) = (Some(gpus as u32), None);
+        }
+        args.extend(script::resource_options(&slurm, self.time));
+        args.push(script_path.display().to_string());
+        let id = commands::sbatch(&mut self.outage, &args, &[])
+            .map_err(|e| format!("sbatch refused the stage's job: {e}"))?;
+        self.poller.add(poll::Job {
+            number: proc,
+            id: id.clone(),
+            dir: dir.to_path_buf(),
+            objectives,
+            parse,
+            tx: tx.clone(),
+        });
+        Ok(id)
+    }
+
+    /// Cancels process `proc`'s job, with `signal` first (`scancel --signal`) or for good.
+    pub(crate) fn cancel(&mut self, proc: TrialNumber, signal: Option<&str>) {
+        let Some(id) = self.poller.cancelled(proc) else {
+            return;
+        };
+        let mut args: Vec<String> = signal
+            .map(|s| format!("--signal={s}"))
+            .into_iter()
+            .collect();
+        args.push(id.clone());
+        if let Err(e) = commands::call_patiently(&mut self.outage, "scancel", &args) {
+            eprintln!("warning: cannot cancel Slurm job {id}: {e}");
         }
     }
 }
