@@ -208,10 +208,12 @@ fn requested(controls: &[(&RunControl, u64)]) -> bool {
 }
 
 /// The trial an ask gave, if any; a spent budget or an exhausted sampler is noted instead.
+/// Both are a spent budget: the run still waits for the trials of other runs, which may come
+/// back as retries (a grid's point whose run was killed).
 fn took<'s>(
     asked: Result<Option<ActiveTrial<'s>>, Error>,
-    stop: &mut Option<StopReason>,
     budget_spent: &mut bool,
+    exhausted: &mut bool,
 ) -> Result<Option<ActiveTrial<'s>>, Error> {
     match asked {
         Ok(Some(trial)) => Ok(Some(trial)),
@@ -220,7 +222,7 @@ fn took<'s>(
             Ok(None)
         }
         Err(Error::Exhausted) => {
-            *stop = Some(StopReason::SpaceExhausted);
+            (*budget_spent, *exhausted) = (true, true);
             Ok(None)
         }
         Err(e) => Err(e),
@@ -355,6 +357,8 @@ impl Study {
         let mut running: BTreeMap<TrialNumber, Slot> =
             adopted.into_iter().map(|n| (n, Slot::new())).collect();
         let mut budget_spent = false;
+        // Whether the sampler has nothing left to propose (every grid point has a trial).
+        let mut exhausted = false;
         // The budget follows the settings other processes record meanwhile (`hyperion create`
         // with a new file), except for what this run was given.
         let mut budget = budget.clone();
@@ -413,7 +417,7 @@ impl Study {
                         break;
                     }
                     let asked = self.ask_within(budget.max_trials, recovery.grace);
-                    if let Some(trial) = took(asked, &mut stop, &mut budget_spent)? {
+                    if let Some(trial) = took(asked, &mut budget_spent, &mut exhausted)? {
                         trials_run += 1;
                         self.start(dispatcher, trial, tx, mine, &mut running)?;
                     }
@@ -430,7 +434,11 @@ impl Study {
                 if budget_spent {
                     let counts = self.sync()?.counts();
                     if counts.running == 0 && counts.pending == 0 {
-                        return Ok((trials_run, StopReason::MaxTrials, None));
+                        let reason = match exhausted {
+                            true => StopReason::SpaceExhausted,
+                            false => StopReason::MaxTrials,
+                        };
+                        return Ok((trials_run, reason, None));
                     }
                     // Another run's trials may still come back as retries: wait for them,
                     // woken by other processes' writes where the store can tell (else at the
@@ -608,7 +616,7 @@ impl Study {
                                     // Another run failed it as stale: nothing was created.
                                     Err(e) if e.settled_elsewhere() => {}
                                     asked => {
-                                        let asked = took(asked, &mut stop, &mut budget_spent)?;
+                                        let asked = took(asked, &mut budget_spent, &mut exhausted)?;
                                         if let Some(trial) = asked {
                                             trials_run += 1;
                                             self.start(dispatcher, trial, tx, mine, &mut running)?;

@@ -846,3 +846,74 @@ fn a_stage_whose_executor_is_slurm_runs_as_a_batch_job_beside_local_stages() {
         assert_eq!(state(&t), "completed", "{t}");
     }
 }
+
+#[test]
+fn a_slurm_stage_job_that_a_killed_run_left_is_cancelled_by_the_next_run() {
+    if !crate::slurm::slurm() {
+        return;
+    }
+    let s = sandbox();
+    // While `hang` exists, the train job sleeps (and says which job it is).
+    s.write(
+        "train.sh",
+        &format!(
+            "#!/bin/sh\nif [ -e hang ]; then echo \"$SLURM_JOB_ID\" > count/hanging; sleep 60; fi\n{}",
+            TRAIN.trim_start_matches("#!/bin/sh\n")
+        ),
+    );
+    s.write("hang", "");
+    let name = crate::slurm::unique("orphans");
+    let text = study(&name, "1", "0.1", 1, "")
+        .replace("params: [lr]", "params: [lr]\n    executor: slurm")
+        + "slurm: {time: 5m}\nrecovery: {heartbeat: 100ms, grace: 500ms}\n";
+    s.write("study.yaml", &text);
+    let mut run = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let hanging = s.path().join("count/hanging");
+    while !hanging.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the train job never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    run.kill().unwrap(); // SIGKILL: the job lives on
+    run.wait().unwrap();
+    let id = std::fs::read_to_string(&hanging).unwrap().trim().to_owned();
+    let job_state = |id: &str| {
+        let out = std::process::Command::new("squeue")
+            .args([
+                "--noheader",
+                "--states=all",
+                "--me",
+                "--Format=JobID:|,State:|",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| {
+                let (job, state) = l.split_once('|')?;
+                (job.trim() == id).then(|| state.trim_matches(|c| c == '|' || c == ' ').to_owned())
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(job_state(&id), "RUNNING", "the killed run's job runs on");
+
+    std::fs::remove_file(s.path().join("hang")).unwrap();
+    let output = s.run(&text, &["-q"]);
+    assert!(
+        stderr(&output).contains(&format!(
+            "cancelled 1 stage jobs that a run that is gone left behind ({id})"
+        )),
+        "{}",
+        stderr(&output)
+    );
+    assert_ne!(job_state(&id), "RUNNING");
+    let trials = s.trials(&name);
+    assert!(
+        trials.iter().any(|t| state(t) == "completed"),
+        "{trials:?}\n{}",
+        stderr(&output)
+    );
+}

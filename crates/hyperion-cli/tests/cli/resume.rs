@@ -348,3 +348,32 @@ fn each_run_is_recorded_and_a_run_with_other_code_stops_unless_accepted() {
         "{listed}"
     );
 }
+
+#[test]
+fn a_grid_point_whose_run_was_killed_runs_again_when_the_study_is_rerun_at_once() {
+    let s = Sandbox::new();
+    s.write(
+        "trial.sh",
+        "if [ -e hang ]; then touch started; sleep 30; fi\necho 'HYPERION_METRIC {\"loss\": 1}'\n",
+    );
+    let study = "name: g\ncommand: [sh, trial.sh, '{x}']\nmethod: grid\n\
+                 parameters: {x: {type: categorical, choices: [1]}}\n\
+                 metric: {name: loss, goal: minimize}\n\
+                 recovery: {heartbeat: 100ms, grace: 500ms}\n";
+    s.write("study.yaml", study);
+    s.write("hang", "");
+    let mut run = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.path().join("started").exists() {
+        assert!(Instant::now() < deadline, "the trial never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+    std::fs::remove_file(s.path().join("hang")).unwrap();
+    // Rerun at once, before the dead run's lease runs out: the run waits for it, then retries.
+    s.run(study, &["-q"]);
+    let trials = s.trials("g");
+    let completed = trials.iter().filter(|t| state(t) == "completed").count();
+    assert_eq!(completed, 1, "the grid's point ran again: {trials:?}");
+}

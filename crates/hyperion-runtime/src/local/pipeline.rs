@@ -145,7 +145,7 @@ impl PipelineDispatcher {
             source,
         })?;
         let jobs = (pipeline.stages.iter().any(|s| s.executor == "slurm"))
-            .then(|| crate::slurm::StageJobs::new(&config))
+            .then(|| crate::slurm::StageJobs::new(study, &config))
             .transpose()?;
         let (stage_tx, stage_rx) = mpsc::channel();
         let limit_of = (pipeline.stages.iter())
@@ -605,7 +605,8 @@ impl Shared {
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             let parse = protocol::stdout_parser(&self.config, objectives.clone());
             if let (true, Some(jobs)) = (stage.executor == "slurm", self.jobs.as_mut()) {
-                let name = crate::slurm::job_name(&self.study, format!("{number}-{}", stage.name));
+                let what = format!("{number}-{}", stage.name);
+                let name = crate::slurm::StageJobs::name(&self.study, &what);
                 let tx = &self.stage_tx;
                 jobs.submit(
                     proc, &name, &command, stage.gpus, &dir, objectives, parse, tx,

@@ -244,6 +244,9 @@ fn run(watches: Receiver<Followed>, woken: PipeReader) {
             }
             ready
         };
+        // An exit first: lines that came with it were written before it.
+        let mut ready = ready;
+        ready.sort_by_key(|(_, r)| !matches!(r, Ready::Exit));
         for (i, ready) in ready {
             let t = &mut trials[i];
             let number = t.watch.number;
@@ -283,20 +286,17 @@ fn run(watches: Receiver<Followed>, woken: PipeReader) {
                         t.err = None;
                     }
                 }
-                Ready::Exit => {
-                    let at = Instant::now();
-                    // The leader is a zombie: its pid still names the group while what is
-                    // left of the group is killed, and is reaped under the lock.
-                    let mut reaped = lock(&t.watch.reaped);
-                    let _ = killpg(Pid::from_raw(t.watch.child.id() as i32), Signal::SIGKILL);
-                    *reaped = true;
-                    t.status = Some((t.watch.child.wait(), at));
-                }
+                Ready::Exit => reap(t),
             }
         }
         let now = Instant::now();
         if now >= next_read {
             for t in &mut trials {
+                // A trial that exited before this read ended before any stop its last
+                // reports bring: its exit's time must say so.
+                if t.status.is_none() && has_exited(t) {
+                    reap(t);
+                }
                 send_metrics(t);
             }
             next_read = now + METRICS_POLL;
@@ -322,6 +322,27 @@ fn run(watches: Receiver<Followed>, woken: PipeReader) {
             }
         }
     }
+}
+
+/// Whether the trial's leader has exited, without waiting.
+fn has_exited(t: &Followed) -> bool {
+    let mut fds = [PollFd::new(&t.exit, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&now)).is_ok_and(|n| n > 0)
+}
+
+/// Notes the exit of the trial's leader, now.
+fn reap(t: &mut Followed) {
+    let at = Instant::now();
+    // The leader is a zombie: its pid still names the group while what is left of the group
+    // is killed, and is reaped under the lock.
+    let mut reaped = lock(&t.watch.reaped);
+    let _ = killpg(Pid::from_raw(t.watch.child.id() as i32), Signal::SIGKILL);
+    *reaped = true;
+    t.status = Some((t.watch.child.wait(), at));
 }
 
 fn send_metrics(t: &mut Followed) {

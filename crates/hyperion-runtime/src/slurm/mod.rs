@@ -327,10 +327,12 @@ pub(crate) struct StageJobs {
 }
 
 impl StageJobs {
-    pub(crate) fn new(config: &ProcessConfig) -> Result<Self, Error> {
+    /// Checks that Slurm is there, and cancels the stage jobs of `study` that a run on this
+    /// machine that is gone left behind.
+    pub(crate) fn new(study: &str, config: &ProcessConfig) -> Result<Self, Error> {
         commands::call("sbatch", &["--version".to_owned()]).map_err(slurm_error)?;
         let slurm = config.slurm.clone().unwrap_or_default();
-        Ok(StageJobs {
+        let mut jobs = StageJobs {
             time: slurm.time.or(config.trial_timeout),
             slurm,
             poller: Poller::start().map_err(|source| Error::System {
@@ -338,7 +340,62 @@ impl StageJobs {
                 source,
             })?,
             outage: Outage::default(),
-        })
+        };
+        jobs.cancel_left_behind(study)?;
+        Ok(jobs)
+    }
+
+    /// The name of process `what`'s job (`NUMBER-STAGE`): the study's job name with this run's
+    /// process and machine, so that a later run can tell the jobs of a dead one.
+    pub(crate) fn name(study: &str, what: &str) -> String {
+        job_name(
+            study,
+            format!("{what}.{}.{}", std::process::id(), crate::this_host()),
+        )
+    }
+
+    fn cancel_left_behind(&mut self, study: &str) -> Result<(), Error> {
+        let args = ["--me", "--noheader", "--Format=JobID:|,Name:500|"].map(String::from);
+        let listed =
+            commands::call_patiently(&mut self.outage, "squeue", &args).map_err(slurm_error)?;
+        let prefix = job_name(study, "");
+        let here = format!(".{}", crate::this_host());
+        let mut left = Vec::new();
+        for line in listed.lines() {
+            let mut fields = line.split('|').map(str::trim);
+            let (Some(id), Some(name)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let Some(rest) = name
+                .strip_prefix(&prefix)
+                .and_then(|r| r.strip_suffix(&here))
+            else {
+                continue;
+            };
+            let Some(pid) = rest
+                .rsplit_once('.')
+                .and_then(|(_, p)| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let gone = matches!(
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                Err(nix::errno::Errno::ESRCH)
+            );
+            if gone {
+                left.push(id.to_owned());
+            }
+        }
+        if !left.is_empty() {
+            commands::call_patiently(&mut self.outage, "scancel", &left).map_err(slurm_error)?;
+            eprintln!(
+                "note: study \"{study}\": cancelled {} stage jobs that a run that is gone left \
+                 behind ({})",
+                left.len(),
+                left.join(", ")
+            );
+        }
+        Ok(())
     }
 
     /// Writes `command` (its program, arguments, working directory and the environment it
