@@ -41,6 +41,15 @@ fn runs(s: &Sandbox, stage: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// Waits until a stage script wrote `path` (which it does once it runs), at most a minute.
+fn wait_for(path: &std::path::Path, otherwise: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !path.exists() {
+        assert!(std::time::Instant::now() < deadline, "{otherwise}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn counts(s: &Sandbox) -> [usize; 3] {
     [runs(s, "prepare"), runs(s, "train"), runs(s, "eval")]
 }
@@ -506,14 +515,7 @@ fn a_random_stage_is_shared_as_one_output_verify_finds_it_and_gc_spares_what_run
     );
     s.write("study.yaml", &study("held", "2", "0.5", 1, ""));
     let mut held = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !s.path().join("waiting").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the eval never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for(&s.path().join("waiting"), "the eval never started");
     let gc = s.hyperion(&["cache", "gc", "--max-size", "0"]);
     let said = String::from_utf8_lossy(&gc.stdout);
     assert!(gc.status.success(), "{}", stderr(&gc));
@@ -868,15 +870,8 @@ fn a_slurm_stage_job_that_a_killed_run_left_is_cancelled_by_the_next_run() {
         + "slurm: {time: 5m}\nrecovery: {heartbeat: 100ms, grace: 500ms}\n";
     s.write("study.yaml", &text);
     let mut run = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let hanging = s.path().join("count/hanging");
-    while !hanging.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the train job never ran"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for(&hanging, "the train job never ran");
     run.kill().unwrap(); // SIGKILL: the job lives on
     run.wait().unwrap();
     let id = std::fs::read_to_string(&hanging).unwrap().trim().to_owned();
