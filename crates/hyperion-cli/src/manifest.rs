@@ -12,8 +12,13 @@ use hyperion_store::Store;
 
 use crate::{find_study, out};
 
-/// The manifest of this run of `file`, before it starts.
-pub fn begin(file: &hyperion_config::StudyFile, overrides: &[String]) -> RunManifest {
+/// The manifest of this run of a study whose trials are `process` (or `pipeline`), before it
+/// starts.
+pub fn begin(
+    process: &hyperion_runtime::ProcessConfig,
+    pipeline: Option<&hyperion_runtime::PipelineConfig>,
+    overrides: &[String],
+) -> RunManifest {
     let started_at = Timestamp::now();
     let host = hyperion_runtime::this_host().to_owned();
     RunManifest {
@@ -23,8 +28,8 @@ pub fn begin(file: &hyperion_config::StudyFile, overrides: &[String]) -> RunMani
         host,
         command: std::env::args().collect(),
         overrides: overrides.to_vec(),
-        git: git(&file.process.workdir),
-        code: code(file),
+        git: git(&process.workdir),
+        code: code(process, pipeline),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     }
 }
@@ -88,16 +93,18 @@ fn git(workdir: &Path) -> Option<GitState> {
 
 /// The digests of the code the trials run: a pipeline's `code:` paths, or the files a plain
 /// command names (`train.py` in `python train.py …`).
-fn code(file: &hyperion_config::StudyFile) -> BTreeMap<String, String> {
-    let workdir = &file.process.workdir;
-    let paths: Vec<(String, std::path::PathBuf)> = match &file.pipeline {
+fn code(
+    process: &hyperion_runtime::ProcessConfig,
+    pipeline: Option<&hyperion_runtime::PipelineConfig>,
+) -> BTreeMap<String, String> {
+    let workdir = &process.workdir;
+    let paths: Vec<(String, std::path::PathBuf)> = match pipeline {
         Some(pipeline) => pipeline
             .stages
             .iter()
             .flat_map(|s| s.code.iter().cloned())
             .collect(),
-        None => file
-            .process
+        None => process
             .argv
             .iter()
             .filter(|word| !word.contains('{'))

@@ -18,8 +18,8 @@ const LEASE: Duration = Duration::from_secs(600);
 
 #[derive(clap::Args)]
 pub struct ReevalArgs {
-    /// The study file (its `stages:` say what to run).
-    file: PathBuf,
+    /// The study: its file, or its name in the store (which keeps its stages).
+    study: String,
     /// Only these completed trials (comma-separated numbers).
     #[arg(long, value_delimiter = ',', value_name = "N,…")]
     trials: Option<Vec<u64>>,
@@ -34,30 +34,72 @@ enum Again {
 }
 
 /// What every trial's evaluation shares.
-struct Reeval<'a> {
-    file: &'a hyperion_config::StudyFile,
+struct Reeval {
+    spec: hyperion_core::StudySpec,
+    pipeline: hyperion_runtime::PipelineConfig,
     process: hyperion_runtime::ProcessConfig,
     cache: Cache,
     digests: std::collections::BTreeMap<PathBuf, String>,
     objectives: Vec<String>,
 }
 
-pub fn reeval(storage: Option<String>, args: ReevalArgs) -> Result<ExitCode> {
-    let (file, url, store) = crate::run::load(storage, &args.file, &[])?;
-    let pipeline = file.pipeline.as_ref().with_context(|| {
-        format!(
-            "{} has no `stages:`: reeval runs a pipeline's reporting stage again",
-            args.file.display()
-        )
+/// The study to evaluate again: its store and record, how its trials run, and its stages.
+struct Opened {
+    store: std::sync::Arc<dyn hyperion_store::Store>,
+    record: hyperion_store::StudyRecord,
+    process: hyperion_runtime::ProcessConfig,
+    pipeline: Option<hyperion_runtime::PipelineConfig>,
+}
+
+/// The study to evaluate again, from its file or from the store.
+fn open(storage: Option<String>, study: &str) -> Result<Opened> {
+    let path = Path::new(study);
+    if path.is_file() {
+        let (file, url, store) = crate::run::load(storage, path, &[])?;
+        let record = crate::find_study(&store, &file.spec.name)?;
+        let mut process = file.process.clone();
+        process.trials_dir = match &file.trials_dir {
+            Some(dir) => dir.clone(),
+            None => crate::study_dir(&url, &file.spec.name)?.join("trials"),
+        };
+        let pipeline = file.pipeline;
+        return Ok(Opened {
+            store,
+            record,
+            process,
+            pipeline,
+        });
+    }
+    let url = crate::store_url(storage.as_deref())?;
+    let store = crate::open_store(Some(&url))?;
+    let record = crate::find_study(&store, study)?;
+    let settings = hyperion_runtime::Study::open(store.clone(), &record.spec.name)?
+        .settings()
+        .clone();
+    let mut process = settings.trial.with_context(|| {
+        format!("study \"{study}\" has no trial command: only a pipeline study is evaluated again")
     })?;
-    let name = &file.spec.name;
-    let record = crate::find_study(&store, name)?;
-    let mut process = file.process.clone();
-    process.trials_dir = match &file.trials_dir {
-        Some(dir) => dir.clone(),
-        None => crate::study_dir(&url, name)?.join("trials"),
-    };
-    let stage = &pipeline.stages[pipeline.reporter];
+    process.trials_dir = crate::study_dir(&url, &record.spec.name)?.join("trials");
+    Ok(Opened {
+        store,
+        record,
+        process,
+        pipeline: settings.pipeline,
+    })
+}
+
+pub fn reeval(storage: Option<String>, args: ReevalArgs) -> Result<ExitCode> {
+    let Opened {
+        store,
+        record,
+        process,
+        pipeline,
+    } = open(storage, &args.study)?;
+    let name = record.spec.name.clone();
+    let pipeline = pipeline.with_context(|| {
+        format!("study \"{name}\" has no `stages:`: reeval runs a pipeline's reporting stage again")
+    })?;
+    let stage = pipeline.stages[pipeline.reporter].clone();
     let trials: Vec<Trial> = (store.trials(record.id)?.into_iter())
         .filter(|t| t.state == TrialState::Completed)
         .filter(|t| (args.trials.as_ref()).is_none_or(|only| only.contains(&t.number.0)))
@@ -72,18 +114,16 @@ pub fn reeval(storage: Option<String>, args: ReevalArgs) -> Result<ExitCode> {
         .unwrap_or(0)
         + 1;
     // A run of the study's code like any: the next `hyperion run` compares with this one.
-    let mut manifest = crate::manifest::begin(&file, &[]);
+    let mut manifest = crate::manifest::begin(&process, Some(&pipeline), &[]);
     crate::manifest::record(&store, record.id, &manifest)?;
     let work = Reeval {
-        file: &file,
         cache: Cache::open(&pipeline.cache_dir)?,
         digests: pipeline.digests().map_err(anyhow::Error::msg)?,
-        objectives: file
-            .spec
-            .objectives
-            .iter()
+        objectives: (record.spec.objectives.iter())
             .map(|o| o.metric.clone())
             .collect(),
+        spec: record.spec.clone(),
+        pipeline,
         process,
     };
     // As many at once as the study and the stage allow.
@@ -143,9 +183,9 @@ pub fn reeval(storage: Option<String>, args: ReevalArgs) -> Result<ExitCode> {
     })
 }
 
-impl Reeval<'_> {
+impl Reeval {
     fn pipeline(&self) -> &hyperion_runtime::PipelineConfig {
-        self.file.pipeline.as_ref().expect("a pipeline study")
+        &self.pipeline
     }
 
     /// Runs the reporting stage for `trial` as it would run now: a cache hit when neither its
@@ -174,11 +214,11 @@ impl Reeval<'_> {
             extra.push(("out".into(), dir.join("out").display().to_string()));
             let vars = hyperion_runtime::protocol::Placeholders {
                 params: &params,
-                space: &self.file.spec.space,
+                space: &self.spec.space,
                 trial_dir: &trial_dir,
                 number: trial.number,
                 id: trial.id.0,
-                study: &self.file.spec.name,
+                study: &self.spec.name,
                 extra: &extra,
             };
             std::fs::create_dir_all(dir.join("out"))?;
@@ -192,7 +232,7 @@ impl Reeval<'_> {
             return Ok(Again::Values(run(&dir)?));
         }
         let material = stage.material(&trial.params, &self.digests, upstream);
-        let holder = format!("reeval/{}/{}", self.file.spec.name, trial.number);
+        let holder = format!("reeval/{}/{}", self.spec.name, trial.number);
         let link = trial_dir.join(&stage.name);
         let had = std::fs::canonicalize(&link).ok();
         let again = loop {

@@ -167,7 +167,8 @@ pub fn run(storage: Option<String>, args: RunArgs) -> Result<ExitCode> {
         None => crate::study_dir(&url, &name)?.join("trials"),
     };
     let study = open_from_file(&file, store, &args.file)?;
-    let mut manifest = crate::manifest::begin(&file, &args.overrides);
+    let mut manifest =
+        crate::manifest::begin(&file.process, file.pipeline.as_ref(), &args.overrides);
     let (earlier, completed) = {
         let view = study.view()?;
         (view.runs().to_vec(), view.counts().completed)

@@ -580,8 +580,9 @@ fn reeval_reruns_only_the_changed_eval_and_its_values_become_a_new_objective_ver
     let explain = s.hyperion(&["cache", "explain", "study.yaml", "0", "eval"]);
     assert!(String::from_utf8_lossy(&explain.stdout).contains("in the cache (nothing changed)"));
 
-    // Nothing changed since: nothing runs, nothing is revised.
-    let output = s.hyperion(&["reeval", "study.yaml"]);
+    // Nothing changed since: nothing runs, nothing is revised (the study named, not its file:
+    // the store keeps its stages).
+    let output = s.hyperion(&["reeval", "again"]);
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(
         said.contains("0 with new values (objective version 2), 4 unchanged"),
