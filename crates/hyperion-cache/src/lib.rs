@@ -172,6 +172,22 @@ fn hex(key: &str) -> &str {
     key.strip_prefix("b3:").unwrap_or(key)
 }
 
+/// The digest of `out/` that a committed entry's `done.json` in `dir` records.
+fn committed_digest(dir: &Path) -> Option<String> {
+    let done: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("done.json")).ok()?).ok()?;
+    Some(done.get("digest")?.as_str()?.to_owned())
+}
+
+/// The digest of a stage's output in `dir` (an entry, or an uncached stage's directory): as
+/// committed, or its `out/` as it is.
+pub fn output_digest(dir: &Path) -> std::io::Result<String> {
+    match committed_digest(dir) {
+        Some(digest) => Ok(digest),
+        None => digest::of_path(&dir.join("out")),
+    }
+}
+
 /// Whether `owner` (host:pid) is a process of this host that is gone.
 fn is_dead(owner: &str, here: &str) -> bool {
     let Some((host, pid)) = owner.rsplit_once(':') else {
@@ -477,11 +493,9 @@ impl Cache {
                 return None;
             }
         }
-        let done: serde_json::Value =
-            serde_json::from_slice(&fs::read(dir.join("done.json")).ok()?).ok()?;
         Some(Entry {
             key: key.to_owned(),
-            digest: done.get("digest")?.as_str()?.to_owned(),
+            digest: committed_digest(&dir)?,
             dir,
         })
     }
@@ -709,18 +723,19 @@ impl Cache {
             ..Collected::default()
         };
         let conn = self.conn();
-        let query = |sql: &str| -> Result<Vec<(String, String)>> {
-            let mut statement = conn.prepare(sql).map_err(|e| self.wrap(e))?;
-            let rows: Vec<(String, String)> = statement
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(|e| self.wrap(e))?
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| self.wrap(e))?;
-            Ok(rows)
-        };
+        fn query<T: rusqlite::types::FromSql>(
+            conn: &Connection,
+            sql: &str,
+        ) -> rusqlite::Result<Vec<(String, T)>> {
+            let mut statement = conn.prepare(sql)?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        }
         // Pins of runs that are gone hold nothing.
         let mut pinned = std::collections::BTreeSet::new();
-        for (key, owner) in query("SELECT key, owner FROM pins")? {
+        let pins =
+            query::<String>(&conn, "SELECT key, owner FROM pins").map_err(|e| self.wrap(e))?;
+        for (key, owner) in pins {
             if is_dead(&owner, &self.owner) {
                 conn.execute("DELETE FROM pins WHERE owner = ?1", [&owner])
                     .map_err(|e| self.wrap(e))?;
@@ -728,13 +743,14 @@ impl Cache {
                 pinned.insert(key);
             }
         }
-        let ready = query(
-            "SELECT key, CAST(bytes AS TEXT) FROM entries WHERE state = 'ready' \
-             ORDER BY last_used_at, key",
-        )?;
-        let sizes: Vec<(String, u64)> = (ready.into_iter())
-            .map(|(key, bytes)| (key, bytes.parse().unwrap_or(0)))
-            .collect();
+        let sizes: Vec<(String, u64)> = query::<i64>(
+            &conn,
+            "SELECT key, bytes FROM entries WHERE state = 'ready' ORDER BY last_used_at, key",
+        )
+        .map_err(|e| self.wrap(e))?
+        .into_iter()
+        .map(|(key, bytes)| (key, bytes.max(0) as u64))
+        .collect();
         let mut total: u64 = sizes.iter().map(|(_, b)| b).sum();
         collected.bytes_before = total;
         if let Some(max) = max_bytes {

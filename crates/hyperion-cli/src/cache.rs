@@ -211,8 +211,8 @@ impl<'a> TrialStage<'a> {
     /// The stage's key material as it would be now.
     fn material(&self) -> Result<hyperion_cache::KeyMaterial> {
         let pipeline = self.pipeline();
-        let upstream = crate::reeval::upstream_of(pipeline, self.stage, &self.dir())
-            .with_context(|| format!("trial {}", self.number))?;
+        let upstream = (pipeline.upstream_in(self.stage, &self.dir()))
+            .map_err(|e| anyhow::anyhow!("trial {}: {e}", self.number))?;
         let digests = pipeline.digests().map_err(anyhow::Error::msg)?;
         Ok(self.config().material(&self.params, &digests, upstream))
     }
@@ -274,7 +274,7 @@ fn verify(storage: Option<String>, path: &Path, name: &str, only: Option<u64>) -
         if !seen.insert(std::fs::canonicalize(&recorded).unwrap_or(recorded.clone())) {
             continue;
         }
-        let expected = crate::reeval::output_digest(&recorded)?;
+        let expected = hyperion_cache::output_digest(&recorded)?;
         let again = rerun(&at)?;
         let key = at.material()?.key();
         let digest = hyperion_cache::digest::of_path(&again.join("out"))?;
@@ -320,39 +320,25 @@ fn rerun(at: &TrialStage) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(scratch.join("out"))
         .with_context(|| format!("cannot create {}", scratch.display()))?;
-    let mut extra = vec![("out".to_string(), scratch.join("out").display().to_string())];
-    extra.extend(pipeline.inputs(at.stage, &at.dir()));
-    let params = if stage.cache {
-        stage.own_params(&at.params)
-    } else {
-        at.params.clone()
-    };
     let trial_dir = at.dir();
-    let vars = hyperion_runtime::protocol::Placeholders {
-        params: &params,
+    let trial = hyperion_runtime::TrialRef {
+        study: &at.file.spec.name,
         space: &at.file.spec.space,
-        trial_dir: &trial_dir,
         number: hyperion_core::TrialNumber(at.number),
         id: 0,
-        study: &at.file.spec.name,
-        extra: &extra,
+        params: &at.params,
+        dir: &trial_dir,
     };
-    run_stage(stage, &at.file.process, &vars, &scratch)
+    let command = (pipeline.command(at.stage, &at.file.process, &trial, &scratch))
+        .map_err(anyhow::Error::msg)?;
+    run_stage(&stage.name, command, &scratch)
         .with_context(|| format!("trial {}, run again", at.number))?;
     Ok(scratch)
 }
 
-/// Runs `stage` once for the trial `vars` describes, in `dir` (its output in `dir/out`, its
-/// logs and metrics beside), guarded so that it dies with this process.
-pub fn run_stage(
-    stage: &hyperion_runtime::StageConfig,
-    process: &hyperion_runtime::ProcessConfig,
-    vars: &hyperion_runtime::protocol::Placeholders,
-    dir: &Path,
-) -> Result<()> {
-    let mut command = stage
-        .command(process, vars, dir)
-        .map_err(anyhow::Error::msg)?;
+/// Runs stage `name`'s `command` once in `dir` (its output in `dir/out`, its logs and metrics
+/// beside), guarded so that it dies with this process.
+pub fn run_stage(name: &str, mut command: std::process::Command, dir: &Path) -> Result<()> {
     let log = |name: &str| {
         std::fs::File::create(dir.join(name))
             .with_context(|| format!("cannot create {}", dir.join(name).display()))
@@ -361,10 +347,10 @@ pub fn run_stage(
         .stdout(log("stdout.log")?)
         .stderr(log("stderr.log")?);
     let status = hyperion_runtime::run_guarded(&mut command)
-        .with_context(|| format!("cannot start stage `{}`", stage.name))?;
+        .with_context(|| format!("cannot start stage `{name}`"))?;
     if !status.success() {
         let tail = hyperion_runtime::protocol::stderr_tail(dir, 5).unwrap_or_default();
-        anyhow::bail!("stage `{}` failed ({status}): {}", stage.name, tail.trim());
+        anyhow::bail!("stage `{name}` failed ({status}): {}", tail.trim());
     }
     Ok(())
 }

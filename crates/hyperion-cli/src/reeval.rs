@@ -184,10 +184,6 @@ pub fn reeval(storage: Option<String>, args: ReevalArgs) -> Result<ExitCode> {
 }
 
 impl Reeval {
-    fn pipeline(&self) -> &hyperion_runtime::PipelineConfig {
-        &self.pipeline
-    }
-
     /// Runs the reporting stage for `trial` as it would run now: a cache hit when neither its
     /// key nor (for another trial's entry) its output changed.
     fn one(&self, trial: &Trial) -> Again {
@@ -198,31 +194,25 @@ impl Reeval {
     }
 
     fn try_one(&self, trial: &Trial) -> Result<Again> {
-        let pipeline = self.pipeline();
+        let pipeline = &self.pipeline;
         let stage = &pipeline.stages[pipeline.reporter];
         let trial_dir =
             hyperion_runtime::protocol::trial_dir(&self.process.trials_dir, trial.number);
-        let upstream = upstream_of(pipeline, pipeline.reporter, &trial_dir)?;
-        let extra = pipeline.inputs(pipeline.reporter, &trial_dir);
-        let params = if stage.cache {
-            stage.own_params(&trial.params)
-        } else {
-            (*trial.params).clone()
+        let upstream =
+            (pipeline.upstream_in(pipeline.reporter, &trial_dir)).map_err(anyhow::Error::msg)?;
+        let at = hyperion_runtime::TrialRef {
+            study: &self.spec.name,
+            space: &self.spec.space,
+            number: trial.number,
+            id: trial.id.0,
+            params: &trial.params,
+            dir: &trial_dir,
         };
         let run = |dir: &Path| -> Result<Vec<f64>> {
-            let mut extra = extra.clone();
-            extra.push(("out".into(), dir.join("out").display().to_string()));
-            let vars = hyperion_runtime::protocol::Placeholders {
-                params: &params,
-                space: &self.spec.space,
-                trial_dir: &trial_dir,
-                number: trial.number,
-                id: trial.id.0,
-                study: &self.spec.name,
-                extra: &extra,
-            };
             std::fs::create_dir_all(dir.join("out"))?;
-            crate::cache::run_stage(stage, &self.process, &vars, dir)?;
+            let command = (pipeline.command(pipeline.reporter, &self.process, &at, dir))
+                .map_err(anyhow::Error::msg)?;
+            crate::cache::run_stage(&stage.name, command, dir)?;
             self.values_in(dir)
         };
         if !stage.cache {
@@ -281,41 +271,5 @@ impl Reeval {
                 })
             })
             .collect()
-    }
-}
-
-/// The output digests of the stages that stage `index` needs, by name, from the trial's
-/// directory `trial_dir` (where the run that ran them put them).
-pub fn upstream_of(
-    pipeline: &hyperion_runtime::PipelineConfig,
-    index: usize,
-    trial_dir: &Path,
-) -> Result<std::collections::BTreeMap<String, String>> {
-    let mut upstream = std::collections::BTreeMap::new();
-    for &need in &pipeline.stages[index].needs {
-        let need = &pipeline.stages[need];
-        let dir = need.trial_path(trial_dir);
-        let digest = output_digest(&dir).with_context(|| {
-            format!(
-                "no output of stage `{}` here ({})",
-                need.name,
-                dir.display()
-            )
-        })?;
-        upstream.insert(need.name.clone(), digest);
-    }
-    Ok(upstream)
-}
-
-/// The digest of a stage's output in a trial's directory: as committed, or as it is.
-pub fn output_digest(dir: &Path) -> Result<String> {
-    match std::fs::read(dir.join("done.json")) {
-        Ok(bytes) => Ok(
-            serde_json::from_slice::<serde_json::Value>(&bytes)?["digest"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        ),
-        Err(_) => Ok(hyperion_cache::digest::of_path(&dir.join("out"))?),
     }
 }

@@ -32,7 +32,7 @@ pub use error::Error;
 pub use local::{LocalDispatcher, PipelineDispatcher, run_guarded};
 pub use machine::this_host;
 pub use optimize::{Budget, IntoValues, OptimizeConfig, Recovery, Summary, TrialError};
-pub use pipeline::{PipelineConfig, StageConfig};
+pub use pipeline::{PipelineConfig, StageConfig, TrialRef};
 pub use protocol::{DEFAULT_PREFIX, MetricRegex, ProcessConfig, human, substitute};
 pub use settings::{SettingsChange, StudySettings};
 pub use slurm::{SlurmConfig, SlurmDispatcher, WorkerArray};

@@ -84,11 +84,55 @@ impl PipelineConfig {
         Ok(())
     }
 
-    /// The stage named `name` (a foreach stage: its first item).
-    pub fn stage(&self, name: &str) -> Option<&StageConfig> {
-        self.stages
-            .iter()
-            .find(|s| s.name == name || s.group() == name)
+    /// The process of stage `index` for `trial`, to run in `dir` (its output `dir/out`): the
+    /// params it may see (a cached stage only its own), `{out}` and its `{in.STAGE}` inputs.
+    pub fn command(
+        &self,
+        index: usize,
+        process: &crate::protocol::ProcessConfig,
+        trial: &TrialRef,
+        dir: &Path,
+    ) -> Result<std::process::Command, String> {
+        let stage = &self.stages[index];
+        let params = match stage.cache {
+            true => stage.own_params(trial.params),
+            false => trial.params.clone(),
+        };
+        let mut extra = vec![("out".to_string(), dir.join("out").display().to_string())];
+        extra.extend(self.inputs(index, trial.dir));
+        let vars = crate::protocol::Placeholders {
+            params: &params,
+            space: trial.space,
+            trial_dir: trial.dir,
+            number: trial.number,
+            id: trial.id,
+            study: trial.study,
+            extra: &extra,
+        };
+        stage.command(process, &vars, dir)
+    }
+
+    /// The output digests of the stages that stage `index` needs, by name, from the trial's
+    /// directory `trial_dir` (where the run that ran them put them).
+    pub fn upstream_in(
+        &self,
+        index: usize,
+        trial_dir: &Path,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let mut upstream = BTreeMap::new();
+        for &need in &self.stages[index].needs {
+            let need = &self.stages[need];
+            let dir = need.trial_path(trial_dir);
+            let digest = hyperion_cache::output_digest(&dir).map_err(|e| {
+                format!(
+                    "no output of stage `{}` here ({}): {e}",
+                    need.name,
+                    dir.display()
+                )
+            })?;
+            upstream.insert(need.name.clone(), digest);
+        }
+        Ok(upstream)
     }
 
     /// The `{in.STAGE}` placeholders of stage `index` in the trial directory `trial_dir`: a
@@ -109,6 +153,18 @@ impl PipelineConfig {
         }
         inputs
     }
+}
+
+/// A trial as its stages' commands see it.
+#[derive(Clone, Copy, Debug)]
+pub struct TrialRef<'a> {
+    pub study: &'a str,
+    pub space: &'a hyperion_core::SearchSpace,
+    pub number: hyperion_core::TrialNumber,
+    pub id: u64,
+    pub params: &'a Params,
+    /// The trial's directory, where its stages' outputs are (or link to).
+    pub dir: &'a Path,
 }
 
 /// One stage: a command with what it reads and writes.

@@ -29,7 +29,7 @@ use super::watch::{Watch, Watcher};
 use super::watchdog::Watchdog;
 use crate::controller::{Dispatcher, Exit, Message};
 use crate::pipeline::PipelineConfig;
-use crate::protocol::{self, MetricsTail, Placeholders, ProcessConfig};
+use crate::protocol::{self, MetricsTail, ProcessConfig};
 use crate::study::Outcome;
 use crate::{ActiveTrial, Error};
 
@@ -344,23 +344,10 @@ impl Shared {
     /// A line or metric of a stage process: the reporting stage's go to the loop, as its
     /// trial's.
     fn pass_on(&mut self, message: Message) {
-        let (proc, message) = match message {
-            Message::Output {
-                number,
-                stderr,
-                line,
-            } => (
-                number,
-                Message::Output {
-                    number,
-                    stderr,
-                    line,
-                },
-            ),
-            Message::Metrics { number, record } => (number, Message::Metrics { number, record }),
-            Message::Malformed { number, line, why } => {
-                (number, Message::Malformed { number, line, why })
-            }
+        let proc = match &message {
+            Message::Output { number, .. }
+            | Message::Metrics { number, .. }
+            | Message::Malformed { number, .. } => *number,
             _ => return,
         };
         let Some(&(number, index)) = self.procs.get(&proc) else {
@@ -578,27 +565,19 @@ impl Shared {
             None => stage.trial_path(&trial_dir),
         };
         let out = dir.join("out");
-        let params = if stage.cache {
-            stage.own_params(&flow.trial.params)
-        } else {
-            (*flow.trial.params).clone()
-        };
-        let mut extra = vec![("out".to_string(), out.display().to_string())];
-        extra.extend(pipeline.inputs(index, &trial_dir));
-        let vars = Placeholders {
-            params: &params,
+        let trial = crate::TrialRef {
+            study: &self.study,
             space: &flow.space,
-            trial_dir: &trial_dir,
             number,
             id: flow.trial.id.0,
-            study: &self.study,
-            extra: &extra,
+            params: &flow.trial.params,
+            dir: &trial_dir,
         };
         let objectives = flow.objectives.clone();
         let proc = TrialNumber(self.next_proc);
         let command = std::fs::create_dir_all(&out)
             .map_err(|e| format!("cannot create {}: {e}", out.display()))
-            .and_then(|()| stage.command(&self.config, &vars, &dir));
+            .and_then(|()| pipeline.command(index, &self.config, &trial, &dir));
         let gpus: Vec<String> = self.free_gpus.drain(..self.local_gpus(index)).collect();
         let started = command.and_then(|mut command| {
             std::fs::File::create(dir.join("metrics.jsonl"))
