@@ -226,6 +226,24 @@ resources: {max_concurrent: 2, kill_grace: 1s}
 recovery: {heartbeat: 100ms, grace: 600ms, max_retries: 50}
 ";
 
+/// The pids the running trials of study `z` (in `s`) wrote, once there are `at_least` and the
+/// run has taken charge of both trials (their launches are recorded: the run knows their
+/// process groups). A trial's script can write its pid a moment before its run registers it.
+fn started_pids(s: &Sandbox, at_least: usize) -> Vec<i32> {
+    let found = pids(s.path(), at_least);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let listed = s.hyperion(&["trials", "z", "--format", "json"]);
+        let trials: Vec<serde_json::Value> =
+            serde_json::from_slice(&listed.stdout).unwrap_or_default();
+        if trials.len() == 2 && trials.iter().all(|t| t["launch"].is_object()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    found
+}
+
 fn pids(dir: &Path, at_least: usize) -> Vec<i32> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -281,7 +299,7 @@ fn sigterm_and_sighup_to_run_leave_no_trial_process() {
         s.write("trial.sh", SLEEPER);
         s.write("study.yaml", SLEEPERS);
         let run = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
-        let started = pids(s.path(), 4);
+        let started = started_pids(&s, 4);
         assert_eq!(started.len(), 4, "two trials and their grandchildren");
         signal(&run, name);
         let output = run.wait_with_output().unwrap();
@@ -307,7 +325,7 @@ fn a_sigkilled_run_takes_its_trials_with_it_and_the_next_run_retries_them() {
     s.write("trial.sh", SLEEPER);
     s.write("study.yaml", SLEEPERS);
     let mut run = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
-    let trials = pids(s.path(), 4);
+    let trials = started_pids(&s, 4);
     assert_eq!(trials.len(), 4);
     run.kill().unwrap();
     run.wait().unwrap();
@@ -330,7 +348,7 @@ fn the_run_after_a_sigkill_of_run_and_watchdog_kills_the_dead_runs_trials_then_r
     s.write("trial.sh", SLEEPER);
     s.write("study.yaml", SLEEPERS);
     let mut run = s.command(&["run", "study.yaml", "-q"]).spawn().unwrap();
-    let orphans = pids(s.path(), 4);
+    let orphans = started_pids(&s, 4);
     assert_eq!(orphans.len(), 4);
     let watchdog = watchdog_of(run.id() as i32).expect("the run has a watchdog");
     assert!(
